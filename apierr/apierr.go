@@ -1,0 +1,173 @@
+package apierr
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Meta Graph API error codes used on every path (Meta's SDKs read them; other
+// clients can switch on them as well).
+const (
+	CodeInvalidParameter = 100 // bad input
+	CodePermission       = 10  // token valid but not allowed for this resource
+	CodeNotFound         = 803 // unknown object (campaign, dataset)
+	CodeInvalidToken     = 190 // missing or unknown token
+	CodeTooMany          = 4   // rate limited / shed
+	CodeUnavailable      = 2   // temporarily unavailable (not ready, journal down)
+	CodeInternal         = 1   // unknown server error
+
+	SubcodeStaleEvent      = 2804003 // event_time too old
+	SubcodeFutureEvent     = 2804004 // event_time in the future
+	SubcodeTooLittleInfo   = 2804050 // no identifier that can be matched
+	SubcodeInvalidBatch    = 2804019 // malformed or invalid event batch
+	SubcodeTooManyEvents   = 2804008 // more than 1000 events
+	SubcodeUnknownDataset  = 2804001 // dataset not owned by the token
+	SubcodeMalformedBody   = 2804002 // body not JSON / form as expected
+	SubcodeUnsupportedType = 2804005 // encoding not supported
+)
+
+// Detail is one problem of a batch: the item's index (-1 when not about an
+// item), the JSON path of the field and the reason.
+type Detail struct {
+	Index  int
+	Field  string
+	Reason string
+}
+
+// Error is an API error. The zero Subcode is omitted from answers.
+type Error struct {
+	Status  int    // HTTP status
+	Type    string // Meta "type": OAuthException for token problems, else a readable class
+	Code    int    // Meta "code"
+	Subcode int    // Meta "error_subcode", 0 = none
+	Message string
+	Details []Detail
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// New is an error with the given status and Meta code; the type is derived.
+func New(status, code int, format string, args ...any) *Error {
+	return &Error{Status: status, Type: typeOf(code), Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// BadRequest is a 400 invalid-parameter error, e.g.
+// BadRequest("imp[0].id: missing").
+func BadRequest(format string, args ...any) *Error {
+	return New(400, CodeInvalidParameter, format, args...)
+}
+
+// Unauthorized is a 401 for a missing or unknown token.
+func Unauthorized(format string, args ...any) *Error {
+	return New(401, CodeInvalidToken, format, args...)
+}
+
+// Forbidden is a 403 for a token that may not touch the resource.
+func Forbidden(format string, args ...any) *Error {
+	return New(403, CodePermission, format, args...)
+}
+
+// NotFound is a 404.
+func NotFound(format string, args ...any) *Error {
+	return New(404, CodeNotFound, format, args...)
+}
+
+// Unavailable is a 503: not ready, or the journal cannot persist.
+func Unavailable(format string, args ...any) *Error {
+	return New(503, CodeUnavailable, format, args...)
+}
+
+// WithSubcode sets the Meta subcode and returns e.
+func (e *Error) WithSubcode(sub int) *Error { e.Subcode = sub; return e }
+
+func typeOf(code int) string {
+	switch code {
+	case CodeInvalidToken, CodePermission, CodeInvalidParameter:
+		return "OAuthException" // what Graph answers for these, and what the SDKs expect
+	case CodeNotFound:
+		return "GraphMethodException"
+	case CodeTooMany, CodeUnavailable:
+		return "OAuthException"
+	default:
+		return "InternalError"
+	}
+}
+
+// As returns err as an *Error, turning any other error into a 500.
+func As(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return New(500, CodeInternal, "internal error")
+}
+
+// AppendJSON appends the answer body for e:
+//
+//	{"error":{"message":...,"type":...,"code":...,"error_subcode":...,
+//	  "fbtrace_id":...,"details":[{"index":...,"field":...,"reason":...}]}}
+//
+// traceID is the request id, echoed as fbtrace_id as Meta does.
+func AppendJSON(dst []byte, e *Error, traceID string) []byte {
+	dst = append(dst, `{"error":{"message":`...)
+	dst = AppendString(dst, e.Message)
+	dst = append(dst, `,"type":`...)
+	dst = AppendString(dst, e.Type)
+	dst = append(dst, `,"code":`...)
+	dst = strconv.AppendInt(dst, int64(e.Code), 10)
+	if e.Subcode != 0 {
+		dst = append(dst, `,"error_subcode":`...)
+		dst = strconv.AppendInt(dst, int64(e.Subcode), 10)
+	}
+	dst = append(dst, `,"fbtrace_id":`...)
+	dst = AppendString(dst, traceID)
+	if len(e.Details) > 0 {
+		dst = append(dst, `,"details":[`...)
+		for i, d := range e.Details {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"index":`...)
+			dst = strconv.AppendInt(dst, int64(d.Index), 10)
+			dst = append(dst, `,"field":`...)
+			dst = AppendString(dst, d.Field)
+			dst = append(dst, `,"reason":`...)
+			dst = AppendString(dst, d.Reason)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
+	return append(dst, "}}"...)
+}
+
+const hex = "0123456789abcdef"
+
+// AppendString appends s as a JSON string literal (quotes, escapes; invalid
+// UTF-8 passes through byte for byte, control characters are \u-escaped).
+func AppendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' {
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

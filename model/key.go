@@ -1,0 +1,32 @@
+package model
+
+import (
+	"github.com/cespare/xxhash/v2"
+)
+
+// Key identifies one node of a segment's backoff chain: the campaign at level 0,
+// then one more feature value per level. Keys are stable across runs (they are
+// written to the journal and snapshots), so the hash below must never change.
+type Key uint64
+
+// RootKey is the level-0 key of a campaign.
+func RootKey(campaign string) Key {
+	return Key(mix(0x6370616665656400 ^ xxhash.Sum64String(campaign)))
+}
+
+// Child is the key of the node one level below k whose feature value is v.
+// It does not allocate.
+func (k Key) Child(v []byte) Key {
+	return Key(mix(uint64(k)*0x9e3779b97f4a7c15 ^ xxhash.Sum64(v)))
+}
+
+// mix is the splitmix64 finalizer: it spreads the bits of x so that keys of
+// siblings differ in every bit position.
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
