@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // Meta Graph API error codes used on every path (Meta's SDKs read them; other
@@ -170,4 +171,14 @@ func AppendString(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// traceNonce makes trace ids of different processes differ.
+var traceNonce = uint64(time.Now().UnixNano())
+
+// AppendTraceID appends the trace id of request number id (fasthttp's
+// RequestCtx.ID) — echoed as fbtrace_id and logged with 5xx answers.
+func AppendTraceID(dst []byte, id uint64) []byte {
+	x := (traceNonce ^ id*0x9e3779b97f4a7c15) | 1<<63
+	return strconv.AppendUint(dst, x, 36)
 }

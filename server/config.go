@@ -1,0 +1,391 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/cpafeed/cpafeed/configs"
+	"github.com/cpafeed/cpafeed/model"
+)
+
+// DefaultConfigPath is where `cpafeed serve` looks when --config is not given.
+// When no file exists there the embedded copy (configs.Default) is used.
+const DefaultConfigPath = "configs/cpafeed.yaml"
+
+// Config is the whole configuration of a cpafeed server: one typed struct,
+// loaded once, defaults in code (WithDefaults), every problem reported at once
+// (Validate). Each package takes its own part by value.
+type Config struct {
+	// Listen is HOST:PORT of the HTTP server. Default "127.0.0.1:8080".
+	Listen string `yaml:"listen"`
+	// DataDir holds the journal and snapshots. Default "./data".
+	DataDir string `yaml:"data_dir"`
+
+	Log      LogConfig      `yaml:"log"`
+	HTTP     HTTPConfig     `yaml:"http"`
+	Identity IdentityConfig `yaml:"identity"`
+
+	// Segments is the backoff chain below the campaign, coarse to fine; each
+	// level names one or more bid-request features. Default
+	// [[publisher] [bundle] [genre] [metro]].
+	Segments [][]string `yaml:"segments"`
+
+	Advertisers []Advertiser     `yaml:"advertisers"`
+	Bidders     []Bidder         `yaml:"bidders"`
+	Campaigns   []model.Campaign `yaml:"campaigns"`
+}
+
+// LogConfig configures log/slog.
+type LogConfig struct {
+	// Format is "text" (default) or "json".
+	Format string `yaml:"format"`
+	// Level is "debug", "info" (default), "warn" or "error".
+	Level string `yaml:"level"`
+}
+
+// HTTPConfig holds the limits of the HTTP server. fasthttp reads a zero
+// timeout as "unlimited"; here zero means "the default".
+type HTTPConfig struct {
+	// ReadTimeout bounds reading one request. Default 5s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing one answer. Default 5s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout bounds a keep-alive connection's wait for its next request.
+	// Default 60s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxBodyBytes is the largest body as sent, in bytes (413 beyond).
+	// Default 8 MiB.
+	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// MaxDecompressedBytes is the largest body after gzip/zstd decompression,
+	// in bytes (413 beyond). Default 32 MiB.
+	MaxDecompressedBytes int `yaml:"max_decompressed_bytes"`
+	// Concurrency is the most connections served at once. Default 10000.
+	Concurrency int `yaml:"concurrency"`
+}
+
+// IdentityConfig configures how identities are keyed.
+type IdentityConfig struct {
+	// Secret is the HMAC-SHA-256 key of every stored identity key. Required.
+	Secret string `yaml:"secret"`
+	// TCFVendorID, when > 0, must have TCF consent for an exposure under GDPR
+	// to enter the identity index. Default 0 (purposes 1 and 7 only).
+	TCFVendorID int `yaml:"tcf_vendor_id"`
+}
+
+// Advertiser is a tenant that posts conversions.
+type Advertiser struct {
+	Name     string   `yaml:"name"`
+	Token    string   `yaml:"token"`
+	Datasets []string `yaml:"datasets"`
+}
+
+// Bidder is a tenant that scores and reports exposures.
+type Bidder struct {
+	Name  string `yaml:"name"`
+	Token string `yaml:"token"`
+	// Campaigns it may score and report for; empty means every campaign.
+	Campaigns []string `yaml:"campaigns"`
+}
+
+// LoadConfig reads, expands, decodes, defaults and validates the file at
+// path. When path is DefaultConfigPath and no such file exists, the embedded
+// default is used. Every problem is reported in one error.
+func LoadConfig(path string) (Config, error) {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && path == DefaultConfigPath {
+		raw, err = configs.Default, nil
+	}
+	if err != nil {
+		return Config{}, fmt.Errorf("cannot read config: %w", err)
+	}
+	return ParseConfig(raw)
+}
+
+// ParseConfig is LoadConfig on bytes.
+func ParseConfig(raw []byte) (Config, error) {
+	var c Config
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	// Unknown fields (typos) are found by a strict decode of the file as
+	// written, so that their line numbers are right; values come from the
+	// tree after ${VAR} expansion.
+	var errs []error
+	var strict Config
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	var te *yaml.TypeError
+	if err := dec.Decode(&strict); errors.As(err, &te) {
+		for _, e := range te.Errors {
+			if strings.Contains(e, "not found in type") {
+				errs = append(errs, fmt.Errorf("config: %s", e))
+			}
+		}
+	}
+	errs = append(errs, expandEnv(&doc)...)
+	if err := doc.Decode(&c); err != nil && len(doc.Content) > 0 {
+		errs = append(errs, fmt.Errorf("config: %w", err))
+	}
+	if len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
+	}
+	c = c.WithDefaults()
+	if errs := c.Validate(); len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+// expandEnv replaces ${NAME} and ${NAME:-default} in every scalar value (not
+// in comments); an unset NAME without a default is a problem.
+func expandEnv(n *yaml.Node) []error {
+	var errs []error
+	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
+		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(m string) string {
+			sub := envRef.FindStringSubmatch(m)
+			if v, ok := os.LookupEnv(sub[1]); ok && v != "" {
+				return v
+			}
+			if sub[2] != "" {
+				return sub[3]
+			}
+			errs = append(errs, fmt.Errorf("config: line %d: environment variable %s is not set", n.Line, sub[1]))
+			return ""
+		})
+	}
+	for _, c := range n.Content {
+		errs = append(errs, expandEnv(c)...)
+	}
+	return errs
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	h := &c.HTTP
+	if h.ReadTimeout == 0 {
+		h.ReadTimeout = 5 * time.Second
+	}
+	if h.WriteTimeout == 0 {
+		h.WriteTimeout = 5 * time.Second
+	}
+	if h.IdleTimeout == 0 {
+		h.IdleTimeout = 60 * time.Second
+	}
+	if h.MaxBodyBytes == 0 {
+		h.MaxBodyBytes = 8 << 20
+	}
+	if h.MaxDecompressedBytes == 0 {
+		h.MaxDecompressedBytes = 32 << 20
+	}
+	if h.Concurrency == 0 {
+		h.Concurrency = 10000
+	}
+	if len(c.Segments) == 0 {
+		c.Segments = [][]string{{"publisher"}, {"bundle"}, {"genre"}, {"metro"}}
+	}
+	cs := make([]model.Campaign, len(c.Campaigns))
+	for i, cp := range c.Campaigns {
+		cs[i] = cp.WithDefaults()
+	}
+	c.Campaigns = cs
+	return c
+}
+
+// Validate reports every problem of c, each naming its YAML path.
+func (c Config) Validate() []error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: %s: %s", path, fmt.Sprintf(format, args...)))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "not HOST:PORT: %v", err)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "must be text or json, not %q", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
+	}
+	for name, d := range map[string]time.Duration{"http.read_timeout": c.HTTP.ReadTimeout, "http.write_timeout": c.HTTP.WriteTimeout, "http.idle_timeout": c.HTTP.IdleTimeout} {
+		if d < 0 {
+			bad(name, "must be > 0")
+		}
+	}
+	if c.HTTP.MaxBodyBytes < 0 || c.HTTP.MaxDecompressedBytes < 0 || c.HTTP.Concurrency < 0 {
+		bad("http", "limits must be > 0")
+	}
+	if c.HTTP.MaxDecompressedBytes < c.HTTP.MaxBodyBytes {
+		bad("http.max_decompressed_bytes", "must be >= max_body_bytes (%d)", c.HTTP.MaxBodyBytes)
+	}
+	if c.Identity.Secret == "" {
+		bad("identity.secret", "required")
+	}
+	if c.Identity.TCFVendorID < 0 {
+		bad("identity.tcf_vendor_id", "must be >= 0")
+	}
+
+	tokens := map[string]string{}
+	token := func(path, t string) {
+		if t == "" {
+			bad(path, "required")
+			return
+		}
+		if other, ok := tokens[t]; ok {
+			bad(path, "same token as %s", other)
+			return
+		}
+		tokens[t] = path
+	}
+	advertisers := map[string]bool{}
+	datasets := map[string]string{}
+	for i, a := range c.Advertisers {
+		p := fmt.Sprintf("advertisers[%d]", i)
+		if a.Name == "" {
+			bad(p+".name", "required")
+		} else if advertisers[a.Name] {
+			bad(p+".name", "duplicate advertiser %q", a.Name)
+		}
+		advertisers[a.Name] = true
+		token(p+".token", a.Token)
+		if len(a.Datasets) == 0 {
+			bad(p+".datasets", "at least one dataset id required")
+		}
+		for j, d := range a.Datasets {
+			if d == "" || strings.ContainsAny(d, "/?&# ") {
+				bad(fmt.Sprintf("%s.datasets[%d]", p, j), "invalid dataset id %q", d)
+			}
+			if other, ok := datasets[d]; ok {
+				bad(fmt.Sprintf("%s.datasets[%d]", p, j), "dataset %q already belongs to advertiser %q", d, other)
+			}
+			datasets[d] = a.Name
+		}
+	}
+	campaigns := map[string]bool{}
+	for i, cp := range c.Campaigns {
+		p := fmt.Sprintf("campaigns[%d]", i)
+		switch {
+		case cp.ID == "":
+			bad(p+".id", "required")
+		case strings.ContainsAny(cp.ID, "/,?&# "):
+			bad(p+".id", "must not contain / , ? & # or spaces: %q", cp.ID)
+		case campaigns[cp.ID]:
+			bad(p+".id", "duplicate campaign %q", cp.ID)
+		}
+		campaigns[cp.ID] = true
+		if !advertisers[cp.Advertiser] {
+			bad(p+".advertiser", "unknown advertiser %q", cp.Advertiser)
+		}
+		if cp.Event == "" {
+			bad(p+".event", "required")
+		}
+		if !(cp.TargetCPA > 0) {
+			bad(p+".target_cpa", "must be > 0")
+		}
+		if len(cp.Currency) != 3 {
+			bad(p+".currency", "must be an ISO 4217 code, not %q", cp.Currency)
+		}
+		if cp.Window <= 0 {
+			bad(p+".window", "must be > 0")
+		}
+		if cp.Credit != model.CreditLastTouch && cp.Credit != model.CreditLinear {
+			bad(p+".credit", "must be last_touch or linear, not %q", cp.Credit)
+		}
+		if cp.FloorCPM < 0 || cp.CapCPM < 0 || (cp.CapCPM > 0 && cp.CapCPM < cp.FloorCPM) {
+			bad(p+".cap_cpm", "floor_cpm and cap_cpm must be >= 0 with cap >= floor (0 = none)")
+		}
+		if !(cp.Pacing > 0) {
+			bad(p+".pacing", "must be > 0")
+		}
+		if cp.BidOn != "cvr" && cp.BidOn != "cvr_lo" {
+			bad(p+".bid_on", "must be cvr or cvr_lo, not %q", cp.BidOn)
+		}
+		if !(cp.PriorCVR > 0 && cp.PriorCVR < 1) {
+			bad(p+".prior_cvr", "must be in (0, 1)")
+		}
+	}
+	bidders := map[string]bool{}
+	for i, b := range c.Bidders {
+		p := fmt.Sprintf("bidders[%d]", i)
+		if b.Name == "" {
+			bad(p+".name", "required")
+		} else if bidders[b.Name] {
+			bad(p+".name", "duplicate bidder %q", b.Name)
+		}
+		bidders[b.Name] = true
+		token(p+".token", b.Token)
+		for j, id := range b.Campaigns {
+			if !campaigns[id] {
+				bad(fmt.Sprintf("%s.campaigns[%d]", p, j), "unknown campaign %q", id)
+			}
+		}
+	}
+	for i, lvl := range c.Segments {
+		if len(lvl) == 0 {
+			bad(fmt.Sprintf("segments[%d]", i), "a level names at least one feature")
+		}
+	}
+	return errs
+}
+
+// DevCredentials lists the paths of configured values that are development
+// defaults (tokens starting with "dev-", the default identity secret).
+func (c Config) DevCredentials() []string {
+	var out []string
+	isDev := func(s string) bool { return strings.HasPrefix(s, "dev-") }
+	if isDev(c.Identity.Secret) {
+		out = append(out, "identity.secret")
+	}
+	for i, a := range c.Advertisers {
+		if isDev(a.Token) {
+			out = append(out, fmt.Sprintf("advertisers[%d].token", i))
+		}
+	}
+	for i, b := range c.Bidders {
+		if isDev(b.Token) {
+			out = append(out, fmt.Sprintf("bidders[%d].token", i))
+		}
+	}
+	return out
+}
+
+// IsLoopback reports whether the listen address only accepts local
+// connections (127.0.0.0/8, ::1 or "localhost").
+func IsLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}

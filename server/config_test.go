@@ -1,0 +1,94 @@
+package server
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/cpafeed/cpafeed/configs"
+)
+
+func TestEmbeddedDefaultIsValid(t *testing.T) {
+	c, err := ParseConfig(configs.Default)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:8080" || c.DataDir != "./data" {
+		t.Fatalf("listen %q data %q", c.Listen, c.DataDir)
+	}
+	if len(c.Campaigns) != 2 || c.Campaigns[0].ID != "demo-ctv-purchase" || c.Campaigns[0].TargetCPA != 40 || c.Campaigns[1].Event != "CompleteRegistration" || c.Campaigns[1].TargetCPA != 8 {
+		t.Fatalf("demo campaigns: %+v", c.Campaigns)
+	}
+	if c.Advertisers[0].Token != "dev-advertiser-token" || c.Advertisers[0].Datasets[0] != "1234567890" || c.Bidders[0].Token != "dev-bidder-token" {
+		t.Fatalf("demo tenants: %+v %+v", c.Advertisers, c.Bidders)
+	}
+	if got := c.DevCredentials(); len(got) != 3 {
+		t.Fatalf("dev credentials %v", got)
+	}
+}
+
+func TestConfigEnvExpansion(t *testing.T) {
+	t.Setenv("CPAFEED_DEMO_BIDDER_TOKEN", "prod-bidder-secret")
+	c, err := ParseConfig(configs.Default)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Bidders[0].Token != "prod-bidder-secret" {
+		t.Fatalf("token %q", c.Bidders[0].Token)
+	}
+	if _, err := ParseConfig([]byte("identity: {secret: \"${CPAFEED_SURELY_UNSET_VAR}\"}\n")); err == nil || !strings.Contains(err.Error(), "CPAFEED_SURELY_UNSET_VAR is not set") {
+		t.Fatalf("unset variable: %v", err)
+	}
+}
+
+func TestConfigReportsEveryProblem(t *testing.T) {
+	raw := `
+listen: nonsense
+log: {format: xml}
+identity: {secret: s}
+advertisers:
+  - {name: a, token: t1, datasets: ["1"]}
+  - {name: a, token: t1, datasets: ["1"]}
+bidders:
+  - {name: b, token: t2, campaigns: [nope]}
+campaigns:
+  - {id: c1, advertiser: zz, event: "", target_cpa: 0, credit: first_touch}
+`
+	_, err := ParseConfig([]byte(raw))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		"listen: not HOST:PORT", "log.format: must be text or json",
+		"advertisers[1].name: duplicate advertiser", "advertisers[1].token: same token as advertisers[0].token",
+		"advertisers[1].datasets[0]: dataset \"1\" already belongs",
+		"campaigns[0].advertiser: unknown advertiser", "campaigns[0].event: required",
+		"campaigns[0].target_cpa: must be > 0", "campaigns[0].credit: must be last_touch or linear",
+		"bidders[0].campaigns[0]: unknown campaign \"nope\"",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+}
+
+func TestConfigUnknownField(t *testing.T) {
+	_, err := ParseConfig([]byte("identity: {secret: s}\nlisten_addr: 1\n"))
+	if err == nil || !strings.Contains(err.Error(), "listen_addr") {
+		t.Fatalf("unknown field not reported: %v", err)
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	f := func(in string, want bool) {
+		t.Helper()
+		if got := IsLoopback(in); got != want {
+			t.Fatalf("IsLoopback(%q) = %v", in, got)
+		}
+	}
+	f("127.0.0.1:8080", true)
+	f("localhost:1", true)
+	f("[::1]:80", true)
+	f("0.0.0.0:8080", false)
+	f(":8080", false)
+	f("10.0.0.1:80", false)
+}

@@ -1,0 +1,175 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/cpafeed/cpafeed/apierr"
+)
+
+// Server is one cpafeed process: its state, HTTP server and background loops.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	tenants *tenants
+	dec     *decoders
+	http    *fasthttp.Server
+	ready   atomic.Bool
+	started time.Time
+}
+
+// NewLogger builds the slog logger described by c.
+func NewLogger(c LogConfig, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// New builds a Server from a validated config. It refuses development
+// credentials on an address other than loopback and warns about them on
+// loopback.
+func New(cfg Config, logger *slog.Logger) (*Server, error) {
+	if dev := cfg.DevCredentials(); len(dev) > 0 {
+		if !IsLoopback(cfg.Listen) {
+			return nil, fmt.Errorf("refusing to listen on %s with development credentials (%s): set real ones, e.g. through environment variables", cfg.Listen, strings.Join(dev, ", "))
+		}
+		logger.Warn("development credentials configured; fine on loopback, never in production", "fields", strings.Join(dev, ","))
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     logger,
+		tenants: newTenants(cfg),
+		dec:     newDecoders(cfg.HTTP.MaxDecompressedBytes),
+		started: time.Now(),
+	}
+	s.http = &fasthttp.Server{
+		Handler:               s.handle,
+		ErrorHandler:          s.connError,
+		Name:                  "cpafeed",
+		ReadTimeout:           cfg.HTTP.ReadTimeout,
+		WriteTimeout:          cfg.HTTP.WriteTimeout,
+		IdleTimeout:           cfg.HTTP.IdleTimeout,
+		MaxRequestBodySize:    cfg.HTTP.MaxBodyBytes,
+		Concurrency:           cfg.HTTP.Concurrency,
+		NoDefaultServerHeader: true,
+		NoDefaultDate:         true,
+		CloseOnShutdown:       true,
+		ReduceMemoryUsage:     false,
+		Logger:                slogPrinter{logger},
+	}
+	return s, nil
+}
+
+// Serve serves HTTP on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
+
+// Recover rebuilds the in-memory state from disk and marks the server ready.
+func (s *Server) Recover() error {
+	s.ready.Store(true)
+	return nil
+}
+
+// Ready reports whether the state is rebuilt and ingest is accepted.
+func (s *Server) Ready() bool { return s.ready.Load() }
+
+// Shutdown stops accepting connections, waits for in-flight requests (until
+// ctx ends) and flushes the state to disk.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.ready.Store(false)
+	return s.http.ShutdownWithContext(ctx)
+}
+
+// Run listens on cfg.Listen, recovers state, serves until ctx is done, then
+// shuts down gracefully. It returns nil after a clean shutdown.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	s, err := New(cfg, logger)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("cannot listen: %w", err)
+	}
+	logger.Info("cpafeed listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.Serve(ln) }()
+
+	start := time.Now()
+	if err := s.Recover(); err != nil {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Shutdown(shutdownCtx)
+		return fmt.Errorf("cannot recover state: %w", err)
+	}
+	logger.Info("cpafeed ready", "recovery", time.Since(start).Round(time.Millisecond).String())
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		if err != nil {
+			return fmt.Errorf("http server stopped: %w", err)
+		}
+	}
+	logger.Info("cpafeed shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	logger.Info("cpafeed stopped")
+	return nil
+}
+
+// slogPrinter adapts slog to fasthttp's Logger.
+type slogPrinter struct{ l *slog.Logger }
+
+func (p slogPrinter) Printf(format string, args ...any) {
+	p.l.Warn("http", "msg", fmt.Sprintf(format, args...))
+}
+
+// connError answers errors fasthttp finds before a handler runs (body too
+// large, malformed request, timeouts) with the JSON error shape.
+func (s *Server) connError(ctx *fasthttp.RequestCtx, err error) {
+	httpConnRefused.Inc()
+	var e *apierr.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		e = apierr.New(413, apierr.CodeInvalidParameter, "body: larger than %d bytes", s.cfg.HTTP.MaxBodyBytes)
+	default:
+		var te interface{ Timeout() bool }
+		if errors.As(err, &te) && te.Timeout() {
+			e = apierr.New(408, apierr.CodeInvalidParameter, "request: not read within %s", s.cfg.HTTP.ReadTimeout)
+		} else {
+			e = apierr.BadRequest("request: malformed HTTP: %v", err)
+		}
+	}
+	s.writeError(ctx, e)
+}
+
+// writeError writes err in the API's one error shape.
+func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
+	e := apierr.As(err)
+	if e.Status >= 500 {
+		s.log.Error("request failed", "path", string(ctx.Path()), "status", e.Status, "err", err.Error())
+	}
+	ctx.Response.Reset()
+	ctx.SetStatusCode(e.Status)
+	ctx.SetContentType("application/json")
+	if e.Status == 401 {
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="cpafeed"`)
+	}
+	ctx.SetBody(apierr.AppendJSON(nil, e, traceID(ctx)))
+}

@@ -1,0 +1,81 @@
+package server
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+)
+
+// tenant is who a token belongs to: an advertiser or a bidder.
+type tenant struct {
+	name       string
+	advertiser bool                // else a bidder
+	datasets   []string            // advertisers: owned dataset ids
+	campaigns  map[string]struct{} // bidders: allowed campaigns; nil = all
+	token      []byte
+}
+
+// tenants resolves bearer tokens. Lookups go through the SHA-256 of the
+// token, so the map's timing depends on a digest, not on the secret; the
+// final comparison is constant time.
+type tenants struct {
+	byDigest map[[sha256.Size]byte]*tenant
+}
+
+func newTenants(c Config) *tenants {
+	t := &tenants{byDigest: map[[sha256.Size]byte]*tenant{}}
+	for _, a := range c.Advertisers {
+		t.byDigest[sha256.Sum256([]byte(a.Token))] = &tenant{name: a.Name, advertiser: true, datasets: a.Datasets, token: []byte(a.Token)}
+	}
+	for _, b := range c.Bidders {
+		tn := &tenant{name: b.Name, token: []byte(b.Token)}
+		if len(b.Campaigns) > 0 {
+			tn.campaigns = map[string]struct{}{}
+			for _, id := range b.Campaigns {
+				tn.campaigns[id] = struct{}{}
+			}
+		}
+		t.byDigest[sha256.Sum256([]byte(b.Token))] = tn
+	}
+	return t
+}
+
+// lookup returns the tenant of token, or nil.
+func (t *tenants) lookup(token []byte) *tenant {
+	if len(token) == 0 {
+		return nil
+	}
+	tn := t.byDigest[sha256.Sum256(token)]
+	if tn == nil || subtle.ConstantTimeCompare(tn.token, token) != 1 {
+		return nil
+	}
+	return tn
+}
+
+// Advertiser implements conversions.Tenants.
+func (t *tenants) Advertiser(token []byte) (string, bool) {
+	if tn := t.lookup(token); tn != nil && tn.advertiser {
+		return tn.name, true
+	}
+	return "", false
+}
+
+// mayUse reports whether a bidder tenant may score or report for campaign.
+func (tn *tenant) mayUse(campaign string) bool {
+	if tn.advertiser {
+		return false
+	}
+	if tn.campaigns == nil {
+		return true
+	}
+	_, ok := tn.campaigns[campaign]
+	return ok
+}
+
+// bearer returns the token of an "Authorization: Bearer <token>" header.
+func bearer(h []byte) []byte {
+	const p = "Bearer "
+	if len(h) > len(p) && (string(h[:len(p)]) == p || string(h[:len(p)]) == "bearer ") {
+		return h[len(p):]
+	}
+	return nil
+}
