@@ -1,0 +1,154 @@
+package signals
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/cpafeed/cpafeed/model"
+)
+
+func collect(x *Index, key uint64, since, until int64) []int64 {
+	var ts []int64
+	x.Visit(key, since, until, func(_ uint64, e IndexedExposure) bool {
+		ts = append(ts, e.TS)
+		return true
+	})
+	return ts
+}
+
+func eq(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestIndexVisitNewestFirstWithinRange(t *testing.T) {
+	x := NewIndex(IndexConfig{MaxExposures: 100})
+	ifa, ip := ID{IDIFA, 11}, ID{IDIP, 22}
+	x.Add(IndexedExposure{TS: 1000, Leaf: 1}, []ID{ifa, ip})
+	x.Add(IndexedExposure{TS: 2000, Leaf: 2}, []ID{ip})
+	x.Add(IndexedExposure{TS: 3000, Leaf: 3}, []ID{ifa})
+	f := func(key uint64, since, until int64, want ...int64) {
+		t.Helper()
+		if got := collect(x, key, since, until); !eq(got, want) {
+			t.Fatalf("Visit(%d, %d, %d) = %v, want %v", key, since, until, got, want)
+		}
+	}
+	f(11, 0, 5000, 3000, 1000)
+	f(22, 0, 5000, 2000, 1000)
+	f(22, 1500, 5000, 2000)
+	f(11, 0, 2999, 1000)
+	f(33, 0, 5000)
+}
+
+func TestIndexVisitStopsWhenAsked(t *testing.T) {
+	x := NewIndex(IndexConfig{MaxExposures: 10})
+	for i := range 5 {
+		x.Add(IndexedExposure{TS: int64(i)}, []ID{{IDIP, 7}})
+	}
+	n := 0
+	x.Visit(7, 0, 100, func(uint64, IndexedExposure) bool { n++; return n < 2 })
+	if n != 2 {
+		t.Fatalf("visited %d", n)
+	}
+}
+
+func TestIndexEvictsOldestWhenFull(t *testing.T) {
+	x := NewIndex(IndexConfig{MaxExposures: 4})
+	for i := 1; i <= 10; i++ {
+		x.Add(IndexedExposure{TS: int64(i)}, []ID{{IDIP, 1}, {IDIFA, uint64(100 + i)}})
+	}
+	if got := collect(x, 1, 0, 100); !eq(got, []int64{10, 9, 8, 7}) {
+		t.Fatalf("after wrap: %v", got)
+	}
+	if got := collect(x, 101, 0, 100); len(got) != 0 {
+		t.Fatalf("evicted exposure still found: %v", got)
+	}
+	if got := collect(x, 108, 0, 100); !eq(got, []int64{8}) {
+		t.Fatalf("live exposure lost: %v", got)
+	}
+	if st := x.Stats(); st.Exposures != 4 {
+		t.Fatalf("stats %+v", st)
+	}
+	// Sweep drops the keys whose exposures are all gone.
+	if n := x.Sweep(10); n != 6 {
+		t.Fatalf("swept %d keys, want 6", n)
+	}
+}
+
+func TestIndexPostingRingWrap(t *testing.T) {
+	// Many identities per exposure make postings wrap before exposures do.
+	x := NewIndex(IndexConfig{MaxExposures: 3, MaxIDsPerExposure: 6})
+	for i := 1; i <= 20; i++ {
+		ids := []ID{{IDIP, 1}}
+		for j := range 5 {
+			ids = append(ids, ID{IDEID, uint64(1000*i + j)})
+		}
+		x.Add(IndexedExposure{TS: int64(i)}, ids)
+	}
+	got := collect(x, 1, 0, 100)
+	if len(got) == 0 || got[0] != 20 {
+		t.Fatalf("newest exposure not found: %v", got)
+	}
+	for _, ts := range got {
+		if ts < 18 {
+			t.Fatalf("evicted exposure %d found: %v", ts, got)
+		}
+	}
+}
+
+func TestIndexDeleteHidesExposureFromEveryKey(t *testing.T) {
+	x := NewIndex(IndexConfig{MaxExposures: 10})
+	x.Add(IndexedExposure{TS: 1}, []ID{{IDIFA, 5}, {IDIP, 6}})
+	x.Add(IndexedExposure{TS: 2}, []ID{{IDIP, 6}})
+	if n := x.Delete([]uint64{5}); n != 1 {
+		t.Fatalf("deleted %d", n)
+	}
+	if got := collect(x, 6, 0, 10); !eq(got, []int64{2}) {
+		t.Fatalf("deleted exposure reachable through the IP: %v", got)
+	}
+	if got := collect(x, 5, 0, 10); len(got) != 0 {
+		t.Fatalf("deleted key still found: %v", got)
+	}
+}
+
+func TestIndexSweepByAge(t *testing.T) {
+	x := NewIndex(IndexConfig{MaxExposures: 10})
+	x.Add(IndexedExposure{TS: 100}, []ID{{IDIP, 1}})
+	x.Add(IndexedExposure{TS: 100 + 7*86400}, []ID{{IDIP, 2}})
+	if n := x.Sweep(100 + 7*86400 + 1); n != 1 {
+		t.Fatalf("swept %d", n)
+	}
+	if x.Stats().Identities != 1 {
+		t.Fatal("young key swept")
+	}
+}
+
+func TestIndexConcurrent(t *testing.T) {
+	x := NewIndex(IndexConfig{MaxExposures: 1000})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				key := uint64(i%50 + 1)
+				if w%2 == 0 {
+					x.Add(IndexedExposure{TS: int64(i), Leaf: model.Key(i)}, []ID{{IDIP, key}})
+				} else {
+					x.Visit(key, 0, 1<<40, func(uint64, IndexedExposure) bool { return true })
+				}
+				if i%500 == 0 {
+					x.Sweep(int64(i))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
