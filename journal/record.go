@@ -282,3 +282,5 @@ func scanSegment(s *segReader, expected, limit uint64, last bool, onRecord func(
 
 // noLimit is the limit of the last segment.
 const noLimit = math.MaxUint64
+
+func crc32c(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }

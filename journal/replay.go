@@ -239,7 +239,7 @@ func (j *Journal) replaySegment(s *segment, limit uint64, last bool, from uint64
 		}
 		j.setSize(s, goodEnd)
 	}
-	if !last {
+	if !last && f != nil {
 		f.Close()
 		f = nil
 	}
