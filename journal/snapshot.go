@@ -25,8 +25,12 @@ import (
 //	        CRC32-C of bytes 0..36 uint32
 //	zstd stream of the content
 //	trailer (40 bytes): magic "CPAFSEND", content bytes uint64, compressed
-//	        bytes uint64, xxhash64 of the content uint64, reserved uint32,
-//	        CRC32-C of bytes 0..36 uint32
+//	        bytes uint64, xxhash64 of the content uint64, CRC32-C of the
+//	        compressed bytes uint32, CRC32-C of bytes 0..36 uint32
+//
+// The content checksum proves the content; the compressed-bytes checksum
+// also catches flips in the zstd stream that decode to the same content
+// (padding bits), so that every damaged file is reported.
 const (
 	snapshotHeaderSize  = 40
 	snapshotTrailerSize = 40
@@ -149,6 +153,7 @@ func writeSnapshotFile(f *os.File, lsn uint64, created time.Time, write func(w i
 	binary.LittleEndian.PutUint64(t[8:], uint64(hw.n))
 	binary.LittleEndian.PutUint64(t[16:], uint64(cw.n))
 	binary.LittleEndian.PutUint64(t[24:], hw.h.Sum64())
+	binary.LittleEndian.PutUint32(t[32:], cw.crc)
 	binary.LittleEndian.PutUint32(t[36:], crc32.Checksum(t[:36], castagnoli))
 	if _, err := bw.Write(t[:]); err != nil {
 		return 0, 0, fmt.Errorf("cannot write snapshot: %w", err)
@@ -162,14 +167,17 @@ func writeSnapshotFile(f *os.File, lsn uint64, created time.Time, write func(w i
 	return hw.n, cw.n, nil
 }
 
+// countWriter counts and CRCs the compressed stream.
 type countWriter struct {
-	w io.Writer
-	n int64
+	w   io.Writer
+	n   int64
+	crc uint32
 }
 
 func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
+	c.crc = crc32.Update(c.crc, castagnoli, p[:n])
 	return n, err
 }
 
@@ -270,7 +278,8 @@ type snapshotHeader struct {
 
 type snapshotTrailer struct {
 	raw, compressed int64
-	sum             uint64
+	sum             uint64 // xxhash64 of the content
+	crc             uint32 // CRC32-C of the compressed stream
 }
 
 func parseSnapshotHeader(h []byte) (snapshotHeader, error) {
@@ -297,6 +306,7 @@ func parseSnapshotTrailer(t []byte) (snapshotTrailer, error) {
 		raw:        int64(binary.LittleEndian.Uint64(t[8:])),
 		compressed: int64(binary.LittleEndian.Uint64(t[16:])),
 		sum:        binary.LittleEndian.Uint64(t[24:]),
+		crc:        binary.LittleEndian.Uint32(t[32:]),
 	}
 	if tr.raw < 0 || tr.compressed < 0 {
 		return snapshotTrailer{}, errors.New("trailer lengths out of range")
@@ -377,7 +387,8 @@ func readSnapshot(r io.ReaderAt, size int64, lsn uint64, name string, read func(
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	br := bufio.NewReaderSize(io.NewSectionReader(r, snapshotHeaderSize, tr.compressed), 256<<10)
+	cr := &crcReader{r: io.NewSectionReader(r, snapshotHeaderSize, tr.compressed)}
+	br := bufio.NewReaderSize(cr, 256<<10)
 	// Concurrency 2: a snapshot is read at start, when nothing else runs, so
 	// decoding overlaps with read applying the content.
 	dec, err := zstd.NewReader(br, zstd.WithDecoderMaxMemory(snapshotMaxWindow), zstd.WithDecoderConcurrency(2))
@@ -397,8 +408,24 @@ func readSnapshot(r io.ReaderAt, size int64, lsn uint64, name string, read func(
 		return fmt.Errorf("%w: %s: %d content bytes, the trailer says %d", ErrCorruptSnapshot, name, vr.n, tr.raw)
 	case vr.h.Sum64() != tr.sum:
 		return fmt.Errorf("%w: %s: content checksum mismatch", ErrCorruptSnapshot, name)
+	case cr.n != tr.compressed || cr.crc != tr.crc:
+		return fmt.Errorf("%w: %s: compressed stream checksum mismatch", ErrCorruptSnapshot, name)
 	}
 	return readErr
+}
+
+// crcReader counts and CRCs the compressed stream as it is read.
+type crcReader struct {
+	r   io.Reader
+	n   int64
+	crc uint32
+}
+
+func (c *crcReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	c.crc = crc32.Update(c.crc, castagnoli, p[:n])
+	return n, err
 }
 
 // verifyReader counts and hashes what passes through and keeps the first
