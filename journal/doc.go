@@ -73,7 +73,9 @@
 // the flusher fdatasyncs every FsyncInterval (and before leaving a segment).
 // An acknowledged record survives kill -9 of the process, but a power loss
 // can lose the last interval of acknowledged records (Replay then truncates
-// the torn tail). A failed periodic fsync is logged, counted and retried.
+// the torn tail). A failed periodic fsync is logged, counted and retried;
+// one that fails when leaving a full segment fails that flush instead, so
+// that only the last segment can ever have a torn tail.
 //
 // In both modes a failed write or fsync fails the unacknowledged records
 // (undo called, Wait errors), the segment is truncated back to its last good

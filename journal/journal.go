@@ -107,19 +107,18 @@ type Journal struct {
 	closeCh  chan struct{}
 	done     chan struct{}
 
-	mu       sync.Mutex
-	cond     sync.Cond
-	pending  batch
-	nextLSN  uint64
-	acked    uint64 // Wait succeeds for LSN <= acked (fsynced, or written in interval mode)
-	durable  uint64 // fsynced
-	epoch    uint64
-	fails    [failHistory]failure
-	failing  bool
-	ready    bool // Replay succeeded, the flusher runs
-	appended bool
-	closing  bool
-	closed   bool // the flusher has exited
+	mu      sync.Mutex
+	cond    sync.Cond
+	pending batch
+	nextLSN uint64
+	acked   uint64 // Wait succeeds for LSN <= acked (fsynced, or written in interval mode)
+	durable uint64 // fsynced
+	epoch   uint64
+	fails   [failHistory]failure
+	failing bool
+	ready   bool // Replay succeeded, the flusher runs
+	closing bool
+	closed  bool // the flusher has exited
 }
 
 // Open opens (creating it if needed) the journal in opts.Dir/journal and
@@ -255,7 +254,6 @@ func (j *Journal) Append(rec []byte, undo func()) (lsn, epoch uint64, err error)
 	if undo != nil {
 		p.undos = append(p.undos, undo)
 	}
-	j.appended = true
 	j.mu.Unlock()
 	if wasEmpty {
 		select {

@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
+	"slices"
 )
 
 // Record frame (little endian), see doc.go:
@@ -38,14 +39,17 @@ const readWindow = 1 << 20
 // appendFrame appends the frame of one record to dst. payloadCRC must be the
 // CRC32-C of payload (computed by the caller, outside any lock).
 func appendFrame(dst []byte, kind byte, lsn uint64, payload []byte, payloadCRC uint32) []byte {
-	var h [headerSize]byte
+	// The header is built in place: a local array would escape (crc32 calls
+	// through a function value) and cost an allocation per record.
+	n := len(dst)
+	dst = slices.Grow(dst, headerSize+len(payload))[:n+headerSize]
+	h := dst[n:]
 	copy(h[0:4], recordMagic[:])
-	h[4] = kind
+	h[4], h[5], h[6], h[7] = kind, 0, 0, 0
 	binary.LittleEndian.PutUint32(h[8:], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(h[12:], payloadCRC)
 	binary.LittleEndian.PutUint64(h[16:], lsn)
 	binary.LittleEndian.PutUint32(h[24:], crc32.Checksum(h[:24], castagnoli))
-	dst = append(dst, h[:]...)
 	return append(dst, payload...)
 }
 
@@ -181,6 +185,7 @@ func (s *segReader) read(off int64) (rec record, ok bool, err error) {
 
 // resync finds the first valid frame at or after off that accept takes.
 func (s *segReader) resync(off int64, accept func(*record) bool) (record, bool, error) {
+	var r record
 	for s.size-off >= headerSize {
 		var w []byte
 		if off >= s.boff && off+headerSize <= s.boff+int64(len(s.buf)) {
@@ -198,7 +203,9 @@ func (s *segReader) resync(off int64, accept func(*record) bool) (record, bool, 
 			continue
 		}
 		cand := off + int64(i)
-		r, ok, err := s.read(cand)
+		var ok bool
+		var err error
+		r, ok, err = s.read(cand)
 		if err != nil {
 			return record{}, false, err
 		}
@@ -230,8 +237,11 @@ type anomaly struct {
 // after the segment.
 func scanSegment(s *segReader, expected, limit uint64, last bool, onRecord func(*record) error, onAnomaly func(anomaly) error) (next uint64, goodEnd int64, err error) {
 	var off int64
+	var r record // one variable for all: &r escapes through the callbacks
 	for off < s.size {
-		r, ok, err := s.read(off)
+		var ok bool
+		var err error
+		r, ok, err = s.read(off)
 		if err != nil {
 			return expected, off, err
 		}

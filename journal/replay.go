@@ -124,6 +124,7 @@ func (j *Journal) Replay(from uint64, fn func(lsn uint64, rec []byte) error) (Re
 		rep.Dropped = append(rep.Dropped, DroppedRange{Segment: segs[0].path, LSN: from, Records: a.lost})
 		j.log.Warn("journal: repair: records missing before the first segment, marked as lost", "segment", segs[0].path, "first_lsn", from, "records", a.lost)
 	}
+	var buf []byte // the read window, shared by the segments
 	for i := first; i < len(segs); i++ {
 		s := segs[i]
 		last := i == len(segs)-1
@@ -131,7 +132,7 @@ func (j *Journal) Replay(from uint64, fn func(lsn uint64, rec []byte) error) (Re
 		if !last {
 			limit = segs[i+1].first
 		}
-		next, f, err := j.replaySegment(s, limit, last, from, fn, &rep)
+		next, f, err := j.replaySegment(s, limit, last, from, fn, &rep, &buf)
 		if err != nil {
 			return rep, err
 		}
@@ -165,7 +166,7 @@ func (j *Journal) Replay(from uint64, fn func(lsn uint64, rec []byte) error) (Re
 // replaySegment scans one segment, repairs or truncates it as needed and
 // returns the LSN expected after it. The last segment's file is returned
 // open for appending.
-func (j *Journal) replaySegment(s *segment, limit uint64, last bool, from uint64, fn func(uint64, []byte) error, rep *ReplayReport) (uint64, file, error) {
+func (j *Journal) replaySegment(s *segment, limit uint64, last bool, from uint64, fn func(uint64, []byte) error, rep *ReplayReport, buf *[]byte) (uint64, file, error) {
 	flag := os.O_RDONLY
 	if last {
 		flag = os.O_RDWR
@@ -206,7 +207,9 @@ func (j *Journal) replaySegment(s *segment, limit uint64, last bool, from uint64
 		return nil
 	}
 	r := newSegReader(f, s.size)
+	r.buf = (*buf)[:0]
 	next, goodEnd, err := scanSegment(r, s.first, limit, last, onRecord, onAnomaly)
+	*buf = r.buf
 	if err != nil {
 		f.Close()
 		var ce *callbackError
