@@ -526,8 +526,8 @@ func (j *Journal) truncateBack() {
 	}
 }
 
-// startSegment makes a new segment whose first record is first the current
-// one. The old one is fsynced first, so that only the last segment can ever
+// startSegment creates the segment whose first record is LSN first and
+// makes it the current one. The old one is fsynced first, so that only the last segment can ever
 // have a torn tail.
 func (j *Journal) startSegment(first uint64) error {
 	if err := j.syncCurrent(); err != nil {
