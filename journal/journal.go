@@ -49,7 +49,8 @@ func segmentName(first uint64) string { return fmt.Sprintf("%020d.wal", first) }
 type batch struct {
 	buf         []byte
 	undos       []func()
-	first, last uint64 // LSNs; n == 0 means empty
+	applies     []func() // in LSN order; only records that have one
+	first, last uint64   // LSNs; n == 0 means empty
 	n           int
 }
 
@@ -60,6 +61,8 @@ func (b *batch) reset() {
 	b.buf = b.buf[:0]
 	clear(b.undos)
 	b.undos = b.undos[:0]
+	clear(b.applies)
+	b.applies = b.applies[:0]
 	b.first, b.last, b.n = 0, 0, 0
 }
 
@@ -102,16 +105,19 @@ type Journal struct {
 	spare    batch
 	closeErr error
 
-	kick     chan struct{}
-	rotateCh chan chan rotateResult
-	closeCh  chan struct{}
-	done     chan struct{}
+	kick        chan struct{}
+	applyCh     chan applyBatch // flusher -> applier, in LSN order
+	applierExit chan struct{}   // closed when the applier exits
+	rotateCh    chan chan rotateResult
+	closeCh     chan struct{}
+	done        chan struct{}
 
 	mu      sync.Mutex
 	cond    sync.Cond
 	pending batch
 	nextLSN uint64
-	acked   uint64 // Wait succeeds for LSN <= acked (fsynced, or written in interval mode)
+	acked   uint64 // durable for the ack: fsynced, or written in interval mode
+	applied uint64 // Wait succeeds for LSN <= applied: acked, and its apply ran
 	durable uint64 // fsynced
 	epoch   uint64
 	fails   [failHistory]failure
@@ -119,6 +125,8 @@ type Journal struct {
 	ready   bool // Replay succeeded, the flusher runs
 	closing bool
 	closed  bool // the flusher has exited
+
+	applierDone bool // the applier has exited
 }
 
 // Open opens (creating it if needed) the journal in opts.Dir/journal and
@@ -142,17 +150,19 @@ func open(opts Options, fsys fileSystem) (*Journal, error) {
 		return nil, err
 	}
 	j := &Journal{
-		opts:     opts,
-		log:      opts.Logger,
-		fs:       fsys,
-		dir:      dir,
-		lock:     lock,
-		always:   opts.Fsync == FsyncAlways,
-		kick:     make(chan struct{}, 1),
-		rotateCh: make(chan chan rotateResult),
-		closeCh:  make(chan struct{}),
-		done:     make(chan struct{}),
-		nextLSN:  1,
+		opts:        opts,
+		log:         opts.Logger,
+		fs:          fsys,
+		dir:         dir,
+		lock:        lock,
+		always:      opts.Fsync == FsyncAlways,
+		kick:        make(chan struct{}, 1),
+		applyCh:     make(chan applyBatch, 64),
+		applierExit: make(chan struct{}),
+		rotateCh:    make(chan chan rotateResult),
+		closeCh:     make(chan struct{}),
+		done:        make(chan struct{}),
+		nextLSN:     1,
 	}
 	j.cond.L = &j.mu
 	if err := j.findSegments(); err != nil {
@@ -225,6 +235,17 @@ func (j *Journal) addDisk(delta int64) {
 // Append fails fast with an ErrFlushFailed error while a failed flush is
 // being rolled back.
 func (j *Journal) Append(rec []byte, undo func()) (lsn, epoch uint64, err error) {
+	return j.AppendApply(rec, undo, nil)
+}
+
+// AppendApply is Append with an apply function: once rec is durable, apply
+// runs on the journal's applier goroutine, in LSN order with the applies of
+// every other record, and Wait for rec returns only after it ran. This is how
+// the in-memory state follows the log in exactly the order a replay will
+// see: live and replayed state cannot diverge. apply must not call Append,
+// Wait, Rotate or Close; it may take the caller's locks. It never runs for a
+// record whose undo ran.
+func (j *Journal) AppendApply(rec []byte, undo, apply func()) (lsn, epoch uint64, err error) {
 	if len(rec) > j.opts.MaxRecordBytes {
 		return 0, 0, fmt.Errorf("%w: %d bytes, the limit (journal.max_record_bytes) is %d", ErrTooLarge, len(rec), j.opts.MaxRecordBytes)
 	}
@@ -254,6 +275,9 @@ func (j *Journal) Append(rec []byte, undo func()) (lsn, epoch uint64, err error)
 	if undo != nil {
 		p.undos = append(p.undos, undo)
 	}
+	if apply != nil {
+		p.applies = append(p.applies, apply)
+	}
 	j.mu.Unlock()
 	if wasEmpty {
 		select {
@@ -275,7 +299,8 @@ func (j *Journal) Tail() (lsn, epoch uint64) {
 }
 
 // Wait blocks until every record <= lsn is durable (fsynced in "always"
-// mode, written to the OS in "interval" mode) and returns nil. It returns an
+// mode, written to the OS in "interval" mode) and its apply (AppendApply)
+// ran, and returns nil. It returns an
 // ErrFlushFailed error if a flush failed after epoch while a record <= lsn
 // was not yet durable: such records are gone and their undo was called. It
 // returns ErrClosed if the journal closed first.
@@ -284,15 +309,25 @@ func (j *Journal) Wait(lsn, epoch uint64) error {
 	defer j.mu.Unlock()
 	for {
 		if epoch != j.epoch {
-			return j.epochErrLocked(lsn, epoch)
+			if err := j.epochErrLocked(lsn, epoch); err != nil {
+				return err
+			}
+			// Acknowledged before the failure: wait for its apply only.
+			for lsn > j.applied && !j.applierDone {
+				j.cond.Wait()
+			}
+			if lsn > j.applied {
+				return ErrClosed
+			}
+			return nil
 		}
-		if lsn <= j.acked {
+		if lsn <= j.applied {
 			return nil
 		}
 		if lsn >= j.nextLSN {
 			return fmt.Errorf("journal: Wait(%d): no such record, the tail is %d", lsn, j.nextLSN-1)
 		}
-		if j.closed {
+		if j.applierDone {
 			return ErrClosed
 		}
 		j.cond.Wait()
@@ -415,7 +450,12 @@ func (j *Journal) Close() error {
 
 // run is the flusher: the only goroutine that writes segment files.
 func (j *Journal) run() {
-	defer close(j.done)
+	go j.applier()
+	defer func() {
+		close(j.applyCh)
+		<-j.applierExit
+		close(j.done)
+	}()
 	var tick <-chan time.Time
 	if !j.always {
 		t := time.NewTicker(j.opts.FsyncInterval)
@@ -509,12 +549,37 @@ func (j *Journal) flush(b *batch) error {
 	j.mu.Lock()
 	j.acked = b.last
 	j.durable = j.synced
-	j.cond.Broadcast()
 	j.mu.Unlock()
+	j.applyCh <- applyBatch{fns: append([]func(){}, b.applies...), last: b.last}
 	recordsTotal.Add(b.n)
 	bytesTotal.Add(len(b.buf))
 	flushesTotal.Inc()
 	return nil
+}
+
+// applyBatch is what the flusher hands the applier after a durable flush.
+type applyBatch struct {
+	fns  []func()
+	last uint64
+}
+
+// applier runs the applies of durable records in LSN order and then lets
+// their waiters go.
+func (j *Journal) applier() {
+	defer close(j.applierExit)
+	for ab := range j.applyCh {
+		for _, fn := range ab.fns {
+			fn()
+		}
+		j.mu.Lock()
+		j.applied = ab.last
+		j.cond.Broadcast()
+		j.mu.Unlock()
+	}
+	j.mu.Lock()
+	j.applierDone = true
+	j.cond.Broadcast()
+	j.mu.Unlock()
 }
 
 // truncateBack cuts the current segment back to its last good size after a

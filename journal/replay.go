@@ -152,7 +152,7 @@ func (j *Journal) Replay(from uint64, fn func(lsn uint64, rec []byte) error) (Re
 	j.written, j.synced = rep.NextLSN-1, rep.NextLSN-1
 	j.mu.Lock()
 	j.nextLSN = rep.NextLSN
-	j.acked, j.durable = rep.NextLSN-1, rep.NextLSN-1
+	j.acked, j.durable, j.applied = rep.NextLSN-1, rep.NextLSN-1, rep.NextLSN-1
 	j.ready = true
 	j.mu.Unlock()
 	go j.run()
