@@ -327,7 +327,7 @@ func fixtures(t testing.TB) map[string][]byte {
 			out[strings.TrimSuffix(filepath.Base(f), ".json")] = b
 		}
 	}
-	if len(out) < 11 {
+	if len(out) < 17 {
 		t.Fatalf("found only %d request fixtures", len(out))
 	}
 	return out

@@ -61,11 +61,8 @@ var trickyRequests = []string{
 	`[]`,
 	`"x"`,
 	`5`,
-	// huge and deep ext blobs
-	`{"id":"r","imp":[{"id":"1","ext":{"a":[` + strings.Repeat(`{"b":[1,2.5e10,"x\"y",true,false,null]},`, 300) + `{}]}}]}`,
-	`{"id":"r","imp":[{"id":"1"}],"ext":` + strings.Repeat("[", 9998) + strings.Repeat("]", 9998) + `}`,
-	`{"id":"r","imp":[{"id":"1"}],"ext":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `}`,
-	`{"id":"r","imp":[{"id":"1"}],"ext":` + strings.Repeat(`{"a":`, 10000) + "1" + strings.Repeat("}", 10000) + `}`,
+	// nesting (the deep ones are in bigRequests)
+	`{"id":"r","imp":[{"id":"1"}],"ext":` + strings.Repeat(`[{"a":`, 40) + "1" + strings.Repeat("}]", 40) + `}`,
 	// invalid UTF-8
 	"{\"id\":\"r\xff\",\"imp\":[{\"id\":\"\xc3\"}],\"app\":{\"bundle\":\"\xed\xa0\x80x\xf4\x90\x80\x80\"}}",
 	"{\"id\":\"r\",\"imp\":[{\"id\":\"1\"}],\"app\":{\"bund\xffle\":\"x\"}}",
@@ -87,8 +84,17 @@ var trickyRequests = []string{
 	"{\"id\":\"r\",\"imp\":[{\"id\":\"1\"}]}\x00",
 	`{"id":"r","imp":[{"id":"1"}],"ext":tru}`,
 	`{"id":"r" "imp":[]}`,
-	`{"id":"r","imp":[{"id":"1"}],"ext":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`,
 	"{\"id\":\"r\",\"imp\":[{\"id\":\"1\"}]\v}",
+}
+
+// bigRequests are like trickyRequests but too big to be good fuzz seeds:
+// encoding/json's nesting limit (10000) and a large ext blob.
+var bigRequests = []string{
+	`{"id":"r","imp":[{"id":"1","ext":{"a":[` + strings.Repeat(`{"b":[1,2.5e10,"x\"y",true,false,null]},`, 300) + `{}]}}]}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":` + strings.Repeat("[", 9998) + strings.Repeat("]", 9998) + `}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":` + strings.Repeat(`{"a":`, 10000) + "1" + strings.Repeat("}", 10000) + `}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`,
 }
 
 func TestExtractMatchesReference(t *testing.T) {
@@ -102,7 +108,7 @@ func TestExtractMatchesReference(t *testing.T) {
 			compareExtract(t, all[name], dirty)
 		})
 	}
-	for _, in := range trickyRequests {
+	for _, in := range append(trickyRequests, bigRequests...) {
 		compareExtract(t, []byte(in), dirty)
 	}
 }
