@@ -1,6 +1,8 @@
 package signals
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
@@ -69,18 +71,71 @@ func (s *scanner) fail() {
 }
 
 func (s *scanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\n', '\t', '\r':
-			s.i++
-		default:
-			return
+	b, i := s.b, s.i
+	for i < len(b) && b[i] <= ' ' {
+		if i+8 <= len(b) {
+			// Find the first byte that is not a JSON space, eight at a
+			// time (newline plus indentation is the common run).
+			if m := notSpace8(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			i += 8
+			continue
 		}
+		switch b[i] {
+		case ' ', '\n', '\t', '\r':
+			i++
+			continue
+		}
+		break
 	}
+	s.i = i
+}
+
+// nonZero8 has the high bit of each byte of t that is not zero (exact per
+// byte: no carries cross bytes).
+func nonZero8(t uint64) uint64 {
+	const low7 = ^uint64(msb8)
+	return ((t & low7) + low7 | t) & msb8
+}
+
+// notSpace8 has the high bit of each byte of x that is not ' ', '\n', '\t'
+// or '\r'.
+func notSpace8(x uint64) uint64 {
+	return nonZero8(x^spaces8) & nonZero8(x^('\n'*lsb8)) & nonZero8(x^('\t'*lsb8)) & nonZero8(x^('\r'*lsb8))
+}
+
+// SWAR constants: eight bytes at a time.
+const (
+	lsb8    = 0x0101010101010101
+	msb8    = 0x8080808080808080
+	spaces8 = 0x20 * lsb8
+)
+
+// special8 is non-zero when one of the eight bytes of x ends or escapes a
+// JSON string or needs unquote: '"', '\\', a control character (< 0x20) or a
+// byte >= 0x80.
+func special8(x uint64) uint64 {
+	q := x ^ ('"' * lsb8)
+	bs := x ^ ('\\' * lsb8)
+	return ((q-lsb8)&^q | (bs-lsb8)&^bs | (x-0x20*lsb8)&^x | x) & msb8
 }
 
 // peek returns the next non-space byte (0 at the end).
 func (s *scanner) peek() byte {
+	if i := uint(s.i); i < uint(len(s.b)) {
+		if c := s.b[i]; c > ' ' {
+			return c // inlined fast path: no space to skip
+		}
+	}
+	return s.peekSpace()
+}
+
+// peekSpace is peek past spaces; kept out of line so that peek inlines.
+//
+//go:noinline
+func (s *scanner) peekSpace() byte {
 	s.ws()
 	if s.i < len(s.b) {
 		return s.b[s.i]
@@ -94,7 +149,20 @@ func (s *scanner) str() span {
 	i := s.i + 1
 	start := i
 	esc := false
-	for i < len(b) {
+	for {
+		// Skip to the next byte that is not plain ASCII, eight at a time.
+		// The lowest flagged byte of special8 is exact (borrows only
+		// flag bytes above a real match).
+		for i+8 <= len(b) {
+			if m := special8(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			i += 8
+		}
+		if i >= len(b) {
+			break
+		}
 		switch strClass[b[i]] {
 		case sPlain:
 			i++
@@ -328,7 +396,8 @@ func (s *scanner) keySkip() {
 // matches struct fields (fold.go: ASCII letters ignore case; U+017F folds to
 // 's' and U+212A to 'k'; no other rune folds to ASCII). Keys that cannot
 // equal a field name of ours (non-ASCII after folding, or longer than any)
-// return "". The result aliases s.kbuf: use it before the next key.
+// return "". The result aliases the body or s.kbuf: use it before the next
+// key.
 func (s *scanner) key() string {
 	sp := s.str()
 	s.colon()
@@ -372,11 +441,17 @@ func (s *scanner) key() string {
 	}
 	for i, c := range raw {
 		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
+			// Fold a copy; keys are almost always lower case already.
+			copy(s.kbuf[:], raw)
+			for j := i; j < len(raw); j++ {
+				if c := raw[j]; 'A' <= c && c <= 'Z' {
+					s.kbuf[j] = c + 'a' - 'A'
+				}
+			}
+			return unsafe.String(&s.kbuf[0], len(raw))
 		}
-		s.kbuf[i] = c
 	}
-	return unsafe.String(&s.kbuf[0], len(raw))
+	return unsafe.String(&raw[0], len(raw))
 }
 
 // beginObject starts a value that decodes into a struct (or pointer to one):

@@ -1,7 +1,10 @@
 package signals
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
+	"math/bits"
 	"strings"
 	"testing"
 	"unicode"
@@ -259,4 +262,67 @@ func FuzzBidRequestFeatures(f *testing.F) {
 		dirty.Extract(all[names[len(body)%len(names)]], testNow)
 		compareExtract(t, body, dirty)
 	})
+}
+
+// TestSpecial8 checks the eight-bytes-at-a-time string scan against the byte
+// table it stands for, including that its lowest flagged byte is the first
+// special one.
+func TestSpecial8(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for p := 0; p < 8; p++ {
+			w := []byte("abcdefgh")
+			w[p] = byte(c)
+			got := special8(binary.LittleEndian.Uint64(w)) != 0
+			if want := strClass[c] != sPlain; got != want {
+				t.Fatalf("special8 with byte %#x at %d = %v; want %v", c, p, got, want)
+			}
+		}
+	}
+	// Two special bytes, or a special byte beside 0x00-ish values, in any places.
+	for _, c1 := range []byte{0, 0x1f, '"', '\\', 0x80, 0xff, 0x21, 0x5b, 0x5d} {
+		for _, c2 := range []byte{0, 0x01, 0x20, '"', '\\', 0x7f, 0x80} {
+			for p1 := 0; p1 < 8; p1++ {
+				for p2 := 0; p2 < 8; p2++ {
+					w := []byte("        ")
+					w[p1], w[p2] = c1, c2
+					want := 8 // index of the first special byte
+					for i, c := range w {
+						if strClass[c] != sPlain {
+							want = i
+							break
+						}
+					}
+					got := 8
+					if m := special8(binary.LittleEndian.Uint64(w)); m != 0 {
+						got = bits.TrailingZeros64(m) >> 3
+					}
+					if got != want {
+						t.Fatalf("special8(%q) flags byte %d first; want %d", w, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestNotSpace8(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for p := 0; p < 8; p++ {
+			for _, fill := range []byte{' ', '\n', '\t', '\r'} {
+				w := bytes.Repeat([]byte{fill}, 8)
+				w[p] = byte(c)
+				want := 8
+				if c != ' ' && c != '\n' && c != '\t' && c != '\r' {
+					want = p
+				}
+				got := 8
+				if m := notSpace8(binary.LittleEndian.Uint64(w)); m != 0 {
+					got = bits.TrailingZeros64(m) >> 3
+				}
+				if got != want {
+					t.Fatalf("notSpace8(%q): first non-space %d; want %d", w, got, want)
+				}
+			}
+		}
+	}
 }
