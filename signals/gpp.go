@@ -108,11 +108,11 @@ func (b bitString) fibonacci(pos int) (v, next int, ok bool) {
 		if bit == 1 {
 			v += f1
 		}
-		if v > 1<<20 { // far past any section id
-			return 0, 0, false
-		}
 		prev = bit
 		f1, f2 = f2, f1+f2
+		if f1 > 1<<20 { // weights past any section id (and before they overflow)
+			return 0, 0, false
+		}
 	}
 	return 0, 0, false
 }
