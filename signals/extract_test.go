@@ -1,0 +1,328 @@
+package signals
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"math/bits"
+	"strings"
+	"testing"
+	"unicode"
+
+	"github.com/cpafeed/cpafeed/apierr"
+)
+
+// trickyRequests are inputs where a careless reader and encoding/json part
+// ways. Each is checked against the reference and seeds the fuzzer.
+var trickyRequests = []string{
+	// escapes in keys and values
+	`{"id":"r","imp":[{"id":"1"}],"app":{"bundle":"\u0063om.x","\u0064omain":"d\/x"}}`,
+	`{"id":"r","imp":[{"id":"1"}],"app":{"bundle":"\ud83d\ude00 \ud800 \ud800\u0041 \udc00 \ud800\ud800"}}`,
+	`{"id":"r","imp":[{"id":"1"}],"app":{"bundle":"a\u0000b\tc\"d\\e"}}`,
+	// numbers
+	`{"id":"r","imp":[{"id":"1","video":{"plcmt":3.0,"placement":1e0,"podseq":-0,"maxduration":30}}],"device":{"devicetype":3.5}}`,
+	`{"id":"r","imp":[{"id":"1","video":{"maxduration":9223372036854775807,"podseq":128,"slotinpod":-128}}],"device":{"devicetype":-129,"lmt":1E0}}`,
+	`{"id":"r","imp":[{"id":"1","video":{"maxduration":9223372036854775808}}],"device":{"geo":{"utcoffset":-9223372036854775808}}}`,
+	`{"id":"r","imp":[{"id":"1","ssai":"3"}],"device":{"devicetype":"3","lmt":"1"},"regs":{"gdpr":"1","ext":{"gdpr":1}}}`,
+	// null
+	`{"id":"r","imp":[{"id":"1","video":null,"pmp":null}],"app":null,"site":{"domain":null},"device":{"lmt":null,"ifa":null},"regs":{"gdpr":null,"ext":{"gdpr":1}}}`,
+	`{"id":null,"imp":[{"id":"1"}]}`,
+	`{"id":"r","imp":null}`,
+	`{"id":"r","imp":[null]}`,
+	`{"id":"r","imp":[{"id":"1"},null,{"id":"3"}]}`,
+	`null`,
+	// duplicate keys
+	`{"id":"a","id":"b","imp":[{"id":"1"}],"app":{"bundle":"x","publisher":{"id":"p"}},"app":{"domain":"d"}}`,
+	`{"id":"r","imp":[{"id":"1","video":{"plcmt":1}},{"id":"2","video":{"plcmt":2}}],"imp":[{"id":"3"}]}`,
+	`{"id":"r","imp":[{"id":"1","pmp":{"deals":[{"id":"d1"},{"id":"d2"}]}},{"id":"2"}],"imp":[{"id":"3"}],"imp":[{"pmp":{"deals":[{}]}},{"ssai":2}]}`,
+	`{"id":"r","imp":[{"id":"1"},{"id":"2"}],"imp":[],"imp":[{"id":"3"},{"ssai":1}]}`,
+	`{"id":"r","imp":[{"id":"1"},{"id":"2"}],"imp":null,"imp":[{"id":"3"},{"ssai":1}]}`,
+	`{"id":"r","imp":[{"id":"1","pmp":{"deals":[{"id":"d1"},{"id":"d2"}]}}],"imp":[{"pmp":{"deals":[{"bidfloor":1}]}}]}`,
+	`{"id":"r","imp":[{"id":"1"}],"app":{"content":{"livestream":1}},"app":{"content":{"livestream":"x"}},"site":{"content":{"livestream":[1]}}}`,
+	`{"id":"r","imp":[{"id":"1"}],"device":{"ext":{"ifa_type":"rida"}},"device":{"ext":{"other":1}}}`,
+	`{"id":"r","imp":[{"id":"1"}],"device":{"ext":{"ifa_type":"rida"}},"device":{"ip":"1.2.3.4"}}`,
+	`{"id":"r","imp":[{"id":"1"}],"device":{"ext":{"ifa_type":"rida","ifa_type":7}}}`,
+	`{"id":"r","imp":[{"id":"1"}],"regs":{"gpp_sid":[7,8,2]},"regs":{"gpp_sid":["x",6]},"regs":{"ext":{"gpp_sid":[1]}}}`,
+	`{"id":"r","imp":[{"id":"1"}],"regs":{"gpp_sid":[7,8,2]},"regs":{"gpp_sid":[]},"regs":{"gpp_sid":[null,1000,3]}}`,
+	`{"id":"r","imp":[{"id":"1"}],"user":{"eids":[{"source":"a.com","uids":[{"id":"1"},{"id":"2"}]}]},"user":{"eids":[{"uids":[{}]}]}}`,
+	`{"id":"r","imp":[{"id":"1"}],"user":{"ext":{"eids":[{"source":"a.com","uids":[{"id":"1"}]}],"consent":"C"}},"user":{"ext":{"eids":null}}}`,
+	// keys in other letter cases (encoding/json folds them; U+017F and U+212A fold to s and k)
+	`{"ID":"r","Imp":[{"Id":"1","VIDEO":{"PLCMT":1}}],"APP":{"Bundle":"b","PUBLISHER":{"iD":"p"}}}`,
+	`{"id":"r","imp":[{"id":"1"}],"ſite":{"domain":"long-s.example"},"device":{"ma\u212Ae":"kelvin","geo":{"metro":"501"}}}`,
+	`{"id":"r","imp":[{"id":"1"}],"\u0073ite":{"domain":"x"},"devıce":{"ip":"1.1.1.1"},"user":{"Eids":[{"SOURCE":"s","UIDS":[{"ID":"u"}]}]}}`,
+	`{"id":"r","imp":[{"id":"1"}],"regs":{"US_PRIVACY":"1YYN","GPP_SID":[7],"Ext":{"GDPR":1}},"user":{"CONSENT":"x"}}`,
+	// wrong types everywhere
+	`{"id":1,"imp":[{"id":"1"}]}`,
+	`{"id":"r","imp":{"id":"1"}}`,
+	`{"id":"r","imp":"x"}`,
+	`{"id":"r","imp":[]}`,
+	`{"id":"r","imp":[{"id":""}]}`,
+	`{"id":"r","imp":[{"id":"1"},{"id":2}]}`,
+	`{"id":"r","imp":[{"id":"1"}],"app":"x","site":[1],"device":true,"user":5,"regs":"r"}`,
+	`{"id":"r","imp":[{"id":"1","video":[],"pmp":{"deals":{}}}],"app":{"publisher":"p","content":[]}}`,
+	`{"id":"r","imp":[{"id":"1"}],"user":{"eids":{"source":"x"},"ext":"e"},"regs":{"ext":[1]}}`,
+	`[]`,
+	`"x"`,
+	`5`,
+	// nesting (the deep ones are in bigRequests)
+	`{"id":"r","imp":[{"id":"1"}],"ext":` + strings.Repeat(`[{"a":`, 40) + "1" + strings.Repeat("}]", 40) + `}`,
+	// invalid UTF-8
+	"{\"id\":\"r\xff\",\"imp\":[{\"id\":\"\xc3\"}],\"app\":{\"bundle\":\"\xed\xa0\x80x\xf4\x90\x80\x80\"}}",
+	"{\"id\":\"r\",\"imp\":[{\"id\":\"1\"}],\"app\":{\"bund\xffle\":\"x\"}}",
+	// syntax errors
+	``,
+	` `,
+	`{"id":"r","imp":[{"id":"1"}]}x`,
+	`{"id":"r","imp":[{"id":"1"}],}`,
+	`{"id":"r","imp":[{"id":"1"},]}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":01}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":1.}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":-}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":+1}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":NaN}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":"\x"}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":"\u12"}`,
+	"{\"id\":\"r\",\"imp\":[{\"id\":\"1\"}],\"ext\":\"a\tb\"}",
+	"\xef\xbb\xbf{\"id\":\"r\",\"imp\":[{\"id\":\"1\"}]}",
+	"{\"id\":\"r\",\"imp\":[{\"id\":\"1\"}]}\x00",
+	`{"id":"r","imp":[{"id":"1"}],"ext":tru}`,
+	`{"id":"r" "imp":[]}`,
+	"{\"id\":\"r\",\"imp\":[{\"id\":\"1\"}]\v}",
+}
+
+// bigRequests are like trickyRequests but too big to be good fuzz seeds:
+// encoding/json's nesting limit (10000) and a large ext blob.
+var bigRequests = []string{
+	`{"id":"r","imp":[{"id":"1","ext":{"a":[` + strings.Repeat(`{"b":[1,2.5e10,"x\"y",true,false,null]},`, 300) + `{}]}}]}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":` + strings.Repeat("[", 9998) + strings.Repeat("]", 9998) + `}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":` + strings.Repeat(`{"a":`, 10000) + "1" + strings.Repeat("}", 10000) + `}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`,
+}
+
+func TestExtractMatchesReference(t *testing.T) {
+	dirty := NewExtractor()
+	all := fixtures(t)
+	for _, name := range sortedNames(all) {
+		t.Run(name, func(t *testing.T) {
+			if got := referenceExtract(all[name], testNow); got.Err != "" {
+				t.Fatalf("fixture does not decode: %s", got.Err)
+			}
+			compareExtract(t, all[name], dirty)
+		})
+	}
+	for _, in := range append(trickyRequests, bigRequests...) {
+		compareExtract(t, []byte(in), dirty)
+	}
+}
+
+func TestExtractErrors(t *testing.T) {
+	x := NewExtractor()
+	f := func(body, wantPrefix string) {
+		t.Helper()
+		_, err := x.Extract([]byte(body), testNow)
+		var ae *apierr.Error
+		if !errors.As(err, &ae) || ae.Status != 400 || !strings.HasPrefix(ae.Message, wantPrefix) {
+			t.Fatalf("Extract(%.60q) = %v; want a 400 starting with %q", body, err, wantPrefix)
+		}
+	}
+	f(`{"id":"r","imp":[{"id":"1"},{"id":"2"},{}]}`, "imp[2].id: missing")
+	f(`{"imp":[{"id":"1"}]}`, "id: missing")
+	f(`{"id":"","imp":[{"id":"1"}]}`, "id: missing")
+	f(`{"id":"r"}`, "imp: must be a non-empty array")
+	f(`{"id":"r","imp":{}}`, "imp: must be a non-empty array")
+	f(`{"id":"r","imp":[]}`, "imp: must be a non-empty array")
+	f(`{"id":"r","imp":[1]}`, "imp[0].id: missing")
+	f(`{"id":"r",`, "body: invalid JSON at offset 10: unexpected end of JSON input")
+	f(`{"id":"r"]`, "body: invalid JSON at offset 10: invalid character ']' after object key:value pair")
+	f(``, "body: invalid JSON at offset 0: unexpected end of JSON input")
+}
+
+// TestExtractFeatures pins feature values read from the fixtures, so that a
+// mistake shared by Extract and the reference still shows.
+func TestExtractFeatures(t *testing.T) {
+	all := fixtures(t)
+	x := NewExtractor()
+	f := func(fixture string, imp int, feat FeatureID, want string) {
+		t.Helper()
+		r, err := x.Extract(all[fixture], testNow)
+		if err != nil {
+			t.Fatalf("%s: %v", fixture, err)
+		}
+		if got := string(r.Imps[imp].Feature(feat)); got != want {
+			t.Fatalf("%s imp[%d] %s = %q; want %q", fixture, imp, feat, got, want)
+		}
+	}
+	f("cadent-roku-ctv-video", 0, FeatureDeviceType, "3")
+	f("cadent-roku-ctv-video", 0, FeatureGenre, Unknown)
+	f("startio-app-video-metro-plcmt", 0, FeatureMetro, "504")
+	f("startio-app-video-metro-plcmt", 0, FeaturePlacement, "plcmt:2")
+	f("startio-app-video-metro-plcmt", 0, FeaturePublisher, "192837465")
+	f("startio-app-video-metro-plcmt", 0, FeatureBundle, "com.pubname.appname")
+	f("startio-app-video-metro-plcmt", 0, FeatureHour, "17")
+	f("openwrap-ctv-structured-adpod", 1, FeaturePlacement, "placement:5")
+	f("smaato-app-video-content", 0, FeatureGenre, "content-genre")
+	f("smaato-app-video-content", 0, FeatureLivestream, "1")
+}
+
+func TestLocalHour(t *testing.T) {
+	f := func(now, offset int64, want int) {
+		t.Helper()
+		if got := localHour(now, offset); got != want {
+			t.Fatalf("localHour(%d, %d) = %d; want %d", now, offset, got, want)
+		}
+	}
+	f(testNow, 0, 17)
+	f(testNow, -300, 12)
+	f(testNow, 420, 0)
+	f(testNow, 360, 23)
+	f(testNow, 390, 0)
+	f(0, -60, 23)
+	f(-1, 0, 23)
+	f(1<<62, 1<<62, localHour(1<<62, (1<<62)%1440))
+	f(-1<<63, -1<<63, localHour(-1<<63%86400, -1<<63%1440))
+}
+
+// TestFoldRunes checks the key folding of scanner.key against encoding/json's
+// rule (fold.go: foldRune, the smallest rune of the SimpleFold orbit): the
+// only non-ASCII runes that fold to ASCII are U+017F and U+212A.
+func TestFoldRunes(t *testing.T) {
+	for r := rune(0x80); r <= unicode.MaxRune; r++ {
+		f := r
+		for {
+			r2 := unicode.SimpleFold(f)
+			if r2 <= f {
+				f = r2
+				break
+			}
+			f = r2
+		}
+		if f < 0x80 && r != 0x17F && r != 0x212A {
+			t.Fatalf("rune %U folds to ASCII %q; scanner.key does not know it", r, f)
+		}
+	}
+}
+
+func TestParseInt(t *testing.T) {
+	f := func(in string, bits uint, want int64, wantOK bool) {
+		t.Helper()
+		got, ok := parseInt([]byte(in), bits)
+		if got != want || ok != wantOK {
+			t.Fatalf("parseInt(%q, %d) = %d, %v; want %d, %v", in, bits, got, ok, want, wantOK)
+		}
+	}
+	f("0", 8, 0, true)
+	f("-0", 8, 0, true)
+	f("127", 8, 127, true)
+	f("128", 8, 0, false)
+	f("-128", 8, -128, true)
+	f("-129", 8, 0, false)
+	f("9223372036854775807", 64, 9223372036854775807, true)
+	f("9223372036854775808", 64, 0, false)
+	f("-9223372036854775808", 64, -9223372036854775808, true)
+	f("-9223372036854775809", 64, 0, false)
+	f("99999999999999999999999", 64, 0, false)
+}
+
+func TestExtractNoAlloc(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocations are not meaningful under -race")
+	}
+	all := fixtures(t)
+	x := NewExtractor()
+	for _, name := range sortedNames(all) {
+		body := all[name]
+		if _, err := x.Extract(body, testNow); err != nil {
+			t.Fatal(err)
+		}
+		n := testing.AllocsPerRun(50, func() {
+			if _, err := x.Extract(body, testNow); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if n != 0 {
+			t.Errorf("%s: Extract allocates %v times", name, n)
+		}
+	}
+}
+
+func FuzzBidRequestFeatures(f *testing.F) {
+	all := fixtures(f)
+	names := sortedNames(all)
+	for _, name := range names {
+		f.Add(all[name])
+	}
+	for _, in := range trickyRequests {
+		f.Add([]byte(in))
+	}
+	// A worker process runs one input at a time, so dirty is not shared.
+	dirty := NewExtractor()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		// Leave state from a fixture behind, so stale buffers would show.
+		dirty.Extract(all[names[len(body)%len(names)]], testNow)
+		compareExtract(t, body, dirty)
+	})
+}
+
+// TestSpecial8 checks the eight-bytes-at-a-time string scan against the byte
+// table it stands for, including that its lowest flagged byte is the first
+// special one.
+func TestSpecial8(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for p := 0; p < 8; p++ {
+			w := []byte("abcdefgh")
+			w[p] = byte(c)
+			got := special8(binary.LittleEndian.Uint64(w)) != 0
+			if want := strClass[c] != sPlain; got != want {
+				t.Fatalf("special8 with byte %#x at %d = %v; want %v", c, p, got, want)
+			}
+		}
+	}
+	// Two special bytes, or a special byte beside 0x00-ish values, in any places.
+	for _, c1 := range []byte{0, 0x1f, '"', '\\', 0x80, 0xff, 0x21, 0x5b, 0x5d} {
+		for _, c2 := range []byte{0, 0x01, 0x20, '"', '\\', 0x7f, 0x80} {
+			for p1 := 0; p1 < 8; p1++ {
+				for p2 := 0; p2 < 8; p2++ {
+					w := []byte("        ")
+					w[p1], w[p2] = c1, c2
+					want := 8 // index of the first special byte
+					for i, c := range w {
+						if strClass[c] != sPlain {
+							want = i
+							break
+						}
+					}
+					got := 8
+					if m := special8(binary.LittleEndian.Uint64(w)); m != 0 {
+						got = bits.TrailingZeros64(m) >> 3
+					}
+					if got != want {
+						t.Fatalf("special8(%q) flags byte %d first; want %d", w, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestNotSpace8(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for p := 0; p < 8; p++ {
+			for _, fill := range []byte{' ', '\n', '\t', '\r'} {
+				w := bytes.Repeat([]byte{fill}, 8)
+				w[p] = byte(c)
+				want := 8
+				if c != ' ' && c != '\n' && c != '\t' && c != '\r' {
+					want = p
+				}
+				got := 8
+				if m := notSpace8(binary.LittleEndian.Uint64(w)); m != 0 {
+					got = bits.TrailingZeros64(m) >> 3
+				}
+				if got != want {
+					t.Fatalf("notSpace8(%q): first non-space %d; want %d", w, got, want)
+				}
+			}
+		}
+	}
+}
