@@ -142,3 +142,23 @@ func (d *Set) Each(fn func(k Key, gen int64)) {
 		}
 	}
 }
+
+// DropOldest forgets the oldest live generation at once (used when a set
+// must stay under a size bound) and returns how many keys it held.
+func (d *Set) DropOldest() int {
+	slots := int64(len(d.gens))
+	for g := d.cur - slots + 1; g <= d.cur; g++ {
+		if g < 0 {
+			continue
+		}
+		gen := &d.gens[g%slots]
+		if gen.id != g || len(gen.m) == 0 {
+			continue
+		}
+		n := len(gen.m)
+		gen.id, gen.m = -1, nil
+		d.n -= n
+		return n
+	}
+	return 0
+}

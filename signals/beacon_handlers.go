@@ -1,0 +1,143 @@
+package signals
+
+import (
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/cpafeed/cpafeed/apierr"
+)
+
+// transparentGIF is a 1x1 transparent GIF, the answer to every beacon.
+var transparentGIF = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+
+// WriteGIF answers a beacon: the 1x1 GIF, never cached.
+func WriteGIF(ctx *fasthttp.RequestCtx) {
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType("image/gif")
+	ctx.Response.Header.Set("Cache-Control", "no-store, no-cache, must-revalidate, max-age=0")
+	ctx.Response.Header.Set("Pragma", "no-cache")
+	ctx.SetBody(transparentGIF)
+}
+
+// HandleBids serves POST /v1/bids: the bid request alone, remembered (every
+// imp) for its win notice. Answer: {"id": ..., "remembered": <imps>}.
+func (x *Exposures) HandleBids(ctx *fasthttp.RequestCtx, body []byte, b Bidder) error {
+	ex := x.extractors.Get().(*Extractor)
+	defer x.extractors.Put(ex)
+	now := x.now().Unix()
+	req, err := ex.Extract(body, now)
+	if err != nil {
+		return err
+	}
+	x.Remember(req, b.BidderName(), now)
+	out := append(ctx.Response.Body()[:0], `{"id":`...)
+	out = apierr.AppendString(out, string(req.ID))
+	out = append(out, `,"remembered":`...)
+	out = strconv.AppendInt(out, int64(len(req.Imps)), 10)
+	out = append(out, '}')
+	ctx.SetContentType("application/json")
+	ctx.SetBody(out)
+	return nil
+}
+
+// HandleWin serves GET /v1/win?auction=&imp=&campaign=&creative=&price=, an
+// OpenRTB burl/nurl target: the features and identities come from the bid
+// request remembered at bid time. A win that cannot be used (request no
+// longer remembered, unknown campaign, a campaign the bidder may not use)
+// still answers the GIF — a beacon must not fail — and is counted.
+func (x *Exposures) HandleWin(ctx *fasthttp.RequestCtx) error {
+	args := ctx.QueryArgs()
+	auction, impID, campaign := args.Peek("auction"), args.Peek("imp"), string(args.Peek("campaign"))
+	r, ok := x.bids.Get(bidKey(auction, impID))
+	num, known := x.campaigns[campaign]
+	if !ok || !known || r.leaf != 0 {
+		winsUnknown.Inc()
+		WriteGIF(ctx)
+		return nil
+	}
+	price, err := strconv.ParseFloat(string(args.Peek("price")), 64)
+	if err != nil || price < 0 || price > 1e6 {
+		winsBadPrice.Inc() // an unsubstituted or encrypted price macro: count the exposure at 0
+		price = 0
+	}
+	e := x.newExposure(num, campaign, r.imp(), auction, impID, x.now().Unix(), price/1000, r.indexed, r.ids)
+	if _, err := x.commit([]exposure{e}); err != nil {
+		return apierr.Unavailable("win not stored, retry: %v", err)
+	}
+	WriteGIF(ctx)
+	return nil
+}
+
+// VAST events counted per segment: starts and completes make the VTR.
+const (
+	vastStart    = "start"
+	vastComplete = "complete"
+)
+
+// HandleVAST serves GET /v1/vast?auction=&imp=&campaign=&ev=..., a VAST
+// tracking beacon. start and complete are journaled and counted on the won
+// exposure's segment; impression and the quartiles are only counted in
+// metrics. Unknown exposures still get the GIF and are counted.
+func (x *Exposures) HandleVAST(ctx *fasthttp.RequestCtx) error {
+	args := ctx.QueryArgs()
+	ev := string(args.Peek("ev"))
+	vastEvents.Inc()
+	var starts, completes float64
+	switch ev {
+	case vastStart:
+		starts = 1
+	case vastComplete:
+		completes = 1
+	case "impression", "firstQuartile", "midpoint", "thirdQuartile":
+		WriteGIF(ctx)
+		return nil
+	default:
+		vastUnknown.Inc()
+		WriteGIF(ctx)
+		return nil
+	}
+	auction, impID, campaign := args.Peek("auction"), args.Peek("imp"), string(args.Peek("campaign"))
+	r, ok := x.bids.Get(wonKey(auction, impID, campaign))
+	if !ok {
+		vastUnknown.Inc()
+		WriteGIF(ctx)
+		return nil
+	}
+	v := &videoEvent{ts: x.now().Unix(), campaign: campaign, leaf: r.leaf, starts: starts, complete: completes,
+		key: x.idemKey('v', auction, impID, []byte(campaign), []byte(ev))}
+	if err := x.commitVideo(v); err != nil {
+		return apierr.Unavailable("VAST event not stored, retry: %v", err)
+	}
+	WriteGIF(ctx)
+	return nil
+}
+
+// commitVideo journals one VAST event unless seen before, and waits until
+// it is counted.
+func (x *Exposures) commitVideo(v *videoEvent) error {
+	now := x.now()
+	x.mu.Lock()
+	x.advanceLocked(now.UnixMilli())
+	var lsn, epoch uint64
+	if x.seen.Contains(v.key) {
+		lsn, epoch = x.log.Tail()
+	} else {
+		g := x.seen.Gen(now.UnixMilli())
+		x.seen.Insert(v.key, g)
+		var err error
+		lsn, epoch, err = x.log.AppendApply(appendVideo(nil, v),
+			func() { x.mu.Lock(); x.seen.Remove(v.key, g); x.mu.Unlock() },
+			func() { x.counter.Video(v.ts, v.leaf, v.starts, v.complete) })
+		if err != nil {
+			x.seen.Remove(v.key, g)
+			x.mu.Unlock()
+			return err
+		}
+	}
+	x.mu.Unlock()
+	if lsn == 0 {
+		return nil
+	}
+	return x.log.Wait(lsn, epoch)
+}

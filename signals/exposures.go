@@ -1,0 +1,333 @@
+package signals
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"hash"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/dgraph-io/ristretto/v2"
+
+	"github.com/cpafeed/cpafeed/dedup"
+	"github.com/cpafeed/cpafeed/model"
+)
+
+// ExposureConfig configures the exposure side: remembered bids, idempotency
+// and the identity index.
+type ExposureConfig struct {
+	// BidTTL is how long a bid request seen by /v1/score or /v1/bids is
+	// remembered for its win notice, and a won exposure for its VAST events.
+	// Default 15m.
+	BidTTL time.Duration `yaml:"bid_ttl"`
+	// BidMemoryBytes bounds the memory of remembered bids (ristretto cost in
+	// bytes). Default 256 MiB.
+	BidMemoryBytes int64 `yaml:"bid_memory_bytes"`
+	// MaxBatch is the most exposures in one POST /v1/exposures. Default 10000.
+	MaxBatch int `yaml:"max_batch"`
+	// IdempotencyWindow is how long (request id, imp id, campaign) is
+	// remembered so a retried exposure or a second win notice is not counted
+	// twice. Default 1h.
+	IdempotencyWindow time.Duration `yaml:"idempotency_window"`
+	// MaxIdempotencyKeys bounds that memory (~38 bytes a key); beyond it the
+	// oldest generation is forgotten early (counted). Default 20 000 000.
+	MaxIdempotencyKeys int `yaml:"max_idempotency_keys"`
+	// MaxAge refuses exposures whose ts is older than this. Default 168h.
+	MaxAge time.Duration `yaml:"max_age"`
+	// MaxFuture refuses exposures whose ts is further ahead than this.
+	// Default 10m.
+	MaxFuture time.Duration `yaml:"max_future"`
+	// Index bounds the identity index.
+	Index IndexConfig `yaml:"index"`
+	// TCFVendorID is the identity config's TCF vendor id (see Gate).
+	TCFVendorID int `yaml:"-"`
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c ExposureConfig) WithDefaults() ExposureConfig {
+	if c.BidTTL == 0 {
+		c.BidTTL = 15 * time.Minute
+	}
+	if c.BidMemoryBytes == 0 {
+		c.BidMemoryBytes = 256 << 20
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 10000
+	}
+	if c.IdempotencyWindow == 0 {
+		c.IdempotencyWindow = time.Hour
+	}
+	if c.MaxIdempotencyKeys == 0 {
+		c.MaxIdempotencyKeys = 20_000_000
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = 7 * 24 * time.Hour
+	}
+	if c.MaxFuture == 0 {
+		c.MaxFuture = 10 * time.Minute
+	}
+	c.Index = c.Index.WithDefaults()
+	return c
+}
+
+// Counter receives segment counts; *model.Model implements it.
+type Counter interface {
+	Expose(ts int64, path []model.Key, labels [][]byte, cost float64) bool
+	Video(ts int64, leaf model.Key, starts, completes float64) bool
+}
+
+// Log is the durable journal; *journal.Journal implements it. An apply runs
+// after its record is durable, in log order, and Wait returns after it ran.
+type Log interface {
+	AppendApply(rec []byte, undo, apply func()) (lsn, epoch uint64, err error)
+	Tail() (lsn, epoch uint64)
+	Wait(lsn, epoch uint64) error
+}
+
+// Bidder is the authenticated caller of a bidder endpoint.
+type Bidder interface {
+	BidderName() string
+	MayUse(campaign string) bool
+}
+
+var (
+	exposuresReceived   = metrics.NewCounter(`cpafeed_exposures_received_total`)
+	exposuresStored     = metrics.NewCounter(`cpafeed_exposures_stored_total`)
+	exposuresDuplicate  = metrics.NewCounter(`cpafeed_exposures_deduplicated_total`)
+	exposuresRejected   = metrics.NewCounter(`cpafeed_exposures_rejected_total`)
+	exposuresNotIndexed = metrics.NewCounter(`cpafeed_exposures_not_indexed_total`)
+	idemForgotten       = metrics.NewCounter(`cpafeed_exposures_idempotency_forgotten_total`)
+	bidsRemembered      = metrics.NewCounter(`cpafeed_bids_remembered_total`)
+	winsUnknown         = metrics.NewCounter(`cpafeed_wins_unknown_total`)
+	winsBadPrice        = metrics.NewCounter(`cpafeed_wins_bad_price_total`)
+	vastEvents          = metrics.NewCounter(`cpafeed_vast_events_total`)
+	vastUnknown         = metrics.NewCounter(`cpafeed_vast_unknown_total`)
+)
+
+// Exposures is the exposure side of cpafeed: remembered bids, win notices,
+// posted exposures and VAST events, each journaled before it is
+// acknowledged, then counted in the model and (privacy permitting) added to
+// the identity index. It is safe for concurrent use.
+type Exposures struct {
+	cfg     ExposureConfig
+	chain   *Chain
+	hasher  *Hasher
+	index   *Index
+	counter Counter
+	log     Log
+	now     func() time.Time
+
+	campaigns map[string]uint16 // campaign id -> its number in the index
+	ids       []string          // number -> campaign id
+	roots     []model.Key       // number -> root key
+
+	bids *ristretto.Cache[string, *remembered]
+
+	mu   sync.Mutex // guards seen
+	seen dedup.Set  // idempotency keys
+
+	onIndexed func(ts int64, ids []ID) // called on the applier goroutine
+
+	extractors sync.Pool // *Extractor
+	sums       sync.Pool // *keyHasher
+}
+
+// NewExposures builds the exposure side. campaigns are the configured ones
+// (their order numbers them in the index); index is shared with attribution.
+func NewExposures(cfg ExposureConfig, chain *Chain, h *Hasher, index *Index, counter Counter, log Log, campaigns []model.Campaign) (*Exposures, error) {
+	cfg = cfg.WithDefaults()
+	if len(campaigns) > 1<<16 {
+		return nil, fmt.Errorf("signals: %d campaigns, at most 65536", len(campaigns))
+	}
+	bids, err := ristretto.NewCache(&ristretto.Config[string, *remembered]{
+		NumCounters: max(cfg.BidMemoryBytes/100, 1000), // ~10 counters per expected item of ~1 KB
+		MaxCost:     cfg.BidMemoryBytes,
+		BufferItems: 64,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("signals: bid memory: %w", err)
+	}
+	x := &Exposures{
+		cfg: cfg, chain: chain, hasher: h, index: index, counter: counter, log: log,
+		now:       time.Now,
+		campaigns: map[string]uint16{},
+		bids:      bids,
+		seen:      dedup.New(cfg.IdempotencyWindow.Milliseconds(), 6),
+	}
+	for i, c := range campaigns {
+		x.campaigns[c.ID] = uint16(i)
+		x.ids = append(x.ids, c.ID)
+		x.roots = append(x.roots, model.RootKey(c.ID))
+	}
+	x.extractors.New = func() any { return NewExtractor() }
+	x.sums.New = func() any { return &keyHasher{h: sha256.New()} }
+	return x, nil
+}
+
+// SetClock replaces time.Now (tests).
+func (x *Exposures) SetClock(now func() time.Time) { x.now = now }
+
+// OnIndexed sets the function called, on the journal's applier goroutine and
+// in log order, with the identities of every exposure that enters the index
+// (attribution re-matches its pending conversions there).
+func (x *Exposures) OnIndexed(fn func(ts int64, ids []ID)) { x.onIndexed = fn }
+
+// Index is the identity index the exposures feed.
+func (x *Exposures) Index() *Index { return x.index }
+
+// CampaignNumber is the number of a campaign in the index.
+func (x *Exposures) CampaignNumber(id string) (uint16, bool) {
+	n, ok := x.campaigns[id]
+	return n, ok
+}
+
+// Close releases the bid memory.
+func (x *Exposures) Close() { x.bids.Close() }
+
+// keyHasher makes idempotency keys: the first 16 bytes of the SHA-256 of
+// the length-prefixed parts (stable: keys are journaled).
+type keyHasher struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+	n   [8]byte
+}
+
+func (x *Exposures) idemKey(kind byte, parts ...[]byte) dedup.Key {
+	kh := x.sums.Get().(*keyHasher)
+	kh.h.Reset()
+	kh.h.Write([]byte{kind})
+	for _, p := range parts {
+		n := len(p)
+		for i := range kh.n {
+			kh.n[i] = byte(n >> (8 * i))
+		}
+		kh.h.Write(kh.n[:])
+		kh.h.Write(p)
+	}
+	var k dedup.Key
+	copy(k[:], kh.h.Sum(kh.sum[:0]))
+	x.sums.Put(kh)
+	return k
+}
+
+// commit journals the exposures not seen before and waits until they are
+// applied. It returns how many were new.
+func (x *Exposures) commit(es []exposure) (stored int, err error) {
+	now := x.now()
+	ingest := now.Unix()
+	fresh := make([]exposure, 0, len(es))
+	x.mu.Lock()
+	x.advanceLocked(now.UnixMilli())
+	g := x.seen.Gen(now.UnixMilli())
+	dup := false
+	for i := range es {
+		if x.seen.Contains(es[i].key) {
+			dup = true
+			continue
+		}
+		x.seen.Insert(es[i].key, g) // a reservation until the record is durable
+		fresh = append(fresh, es[i])
+	}
+	var lsn, epoch uint64
+	if len(fresh) > 0 {
+		rec := appendExposures(nil, ingest, fresh)
+		undo := func() {
+			x.mu.Lock()
+			for i := range fresh {
+				x.seen.Remove(fresh[i].key, g)
+			}
+			x.mu.Unlock()
+		}
+		apply := func() { x.apply(ingest, fresh) }
+		lsn, epoch, err = x.log.AppendApply(rec, undo, apply)
+		if err != nil {
+			for i := range fresh {
+				x.seen.Remove(fresh[i].key, g)
+			}
+			x.mu.Unlock()
+			return 0, err
+		}
+	}
+	if dup { // a duplicate may match a reservation not yet durable: wait for it too
+		lsn, epoch = x.log.Tail()
+	}
+	x.mu.Unlock()
+	if lsn > 0 {
+		if err := x.log.Wait(lsn, epoch); err != nil {
+			return 0, err
+		}
+	}
+	exposuresStored.Add(len(fresh))
+	exposuresDuplicate.Add(len(es) - len(fresh))
+	return len(fresh), nil
+}
+
+// advanceLocked expires idempotency keys, early when over the bound.
+func (x *Exposures) advanceLocked(nowMs int64) {
+	x.seen.Advance(nowMs)
+	for x.seen.Len() > x.cfg.MaxIdempotencyKeys {
+		n := x.seen.DropOldest()
+		if n == 0 {
+			break
+		}
+		idemForgotten.Add(n)
+	}
+}
+
+// apply counts exposures in the model and adds the permitted ones to the
+// index. It runs on the applier goroutine (live) or during replay.
+func (x *Exposures) apply(ingest int64, es []exposure) {
+	for i := range es {
+		e := &es[i]
+		x.counter.Expose(e.ts, e.path, e.labels, e.cost)
+		leaf := e.path[len(e.path)-1]
+		num, ok := x.campaigns[e.campaign]
+		if e.indexed && ok && len(e.ids) > 0 {
+			x.index.Add(IndexedExposure{TS: e.ts, Leaf: leaf, Cost: float32(e.cost), Campaign: num}, e.ids)
+			if x.onIndexed != nil {
+				x.onIndexed(e.ts, e.ids)
+			}
+		} else if !e.indexed {
+			exposuresNotIndexed.Inc()
+		}
+		if len(e.auction) > 0 && ingest+int64(x.cfg.BidTTL/time.Second) > x.now().Unix() {
+			x.rememberWon(e, leaf)
+		}
+	}
+}
+
+// Replay applies a record of this package at start. It reports whether the
+// record was one of its types.
+func (x *Exposures) Replay(rec []byte) (bool, error) {
+	if len(rec) == 0 {
+		return false, nil
+	}
+	switch rec[0] {
+	case RecordExposures:
+		ingest, es, err := decodeExposures(rec)
+		if err != nil {
+			return true, err
+		}
+		x.mu.Lock()
+		x.advanceLocked(x.now().UnixMilli())
+		g := x.seen.Gen(ingest * 1000)
+		for i := range es {
+			x.seen.Insert(es[i].key, g)
+		}
+		x.mu.Unlock()
+		x.apply(ingest, es)
+		return true, nil
+	case RecordVideo:
+		v, err := decodeVideo(rec)
+		if err != nil {
+			return true, err
+		}
+		x.mu.Lock()
+		x.seen.Insert(v.key, x.seen.Gen(v.ts*1000))
+		x.mu.Unlock()
+		x.counter.Video(v.ts, v.leaf, v.starts, v.complete)
+		return true, nil
+	}
+	return false, nil
+}

@@ -1,0 +1,333 @@
+package signals
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fastjson"
+
+	"github.com/cpafeed/cpafeed/apierr"
+	"github.com/cpafeed/cpafeed/model"
+)
+
+var jsonParsers fastjson.ParserPool
+
+// batchBuilder collects the exposures of one request and the problems found.
+type batchBuilder struct {
+	x         *Exposures
+	bidder    Bidder
+	now       time.Time
+	ex        *Extractor
+	buf       []byte
+	ids       []ID
+	es        []exposure
+	details   []apierr.Detail
+	forbidden bool
+}
+
+func (bb *batchBuilder) bad(i int, field, format string, args ...any) {
+	path := fmt.Sprintf("exposures[%d]", i)
+	if field != "" {
+		path += "." + field
+	}
+	bb.details = append(bb.details, apierr.Detail{Index: i, Field: path, Reason: fmt.Sprintf(format, args...)})
+}
+
+// HandleExposures serves POST /v1/exposures: a batch (JSON
+// {"exposures": [...]} or NDJSON, one exposure a line) of exposures, each
+// with the bid request (or its extracted features), imp_id, campaign,
+// creative, price_cpm and ts. The batch is atomic: any invalid exposure
+// rejects it with every problem listed. Accepted exposures are journaled
+// before the answer; (request id, imp id, campaign) makes them idempotent.
+func (x *Exposures) HandleExposures(ctx *fasthttp.RequestCtx, body []byte, b Bidder) error {
+	bb := &batchBuilder{x: x, bidder: b, now: x.now()}
+	bb.ex = x.extractors.Get().(*Extractor)
+	defer x.extractors.Put(bb.ex)
+	p := jsonParsers.Get()
+	defer jsonParsers.Put(p)
+
+	n := 0
+	if bytes.Contains(ctx.Request.Header.ContentType(), []byte("ndjson")) {
+		for line := range bytes.Lines(body) {
+			line = bytes.TrimSpace(line)
+			if len(line) == 0 {
+				continue
+			}
+			if n >= x.cfg.MaxBatch {
+				return apierr.BadRequest("exposures: more than %d in one request", x.cfg.MaxBatch)
+			}
+			v, err := p.ParseBytes(line)
+			if err != nil {
+				bb.bad(n, "", "invalid JSON: %v", err)
+			} else {
+				bb.add(n, v)
+			}
+			n++
+		}
+	} else {
+		v, err := p.ParseBytes(body)
+		if err != nil {
+			return apierr.BadRequest("body: invalid JSON: %v", err)
+		}
+		arr, err := v.Get("exposures").Array()
+		if err != nil {
+			return apierr.BadRequest("exposures: must be an array")
+		}
+		if len(arr) > x.cfg.MaxBatch {
+			return apierr.BadRequest("exposures: %d in one request, at most %d", len(arr), x.cfg.MaxBatch)
+		}
+		for i, ev := range arr {
+			bb.add(i, ev)
+		}
+		n = len(arr)
+	}
+	exposuresReceived.Add(n)
+	if n == 0 {
+		return apierr.BadRequest("exposures: must be a non-empty array")
+	}
+	if len(bb.details) > 0 {
+		exposuresRejected.Add(n)
+		e := apierr.BadRequest("%s: %s", bb.details[0].Field, bb.details[0].Reason)
+		if bb.forbidden {
+			e = apierr.Forbidden("%s: %s", bb.details[0].Field, bb.details[0].Reason)
+		}
+		e.Details = bb.details
+		return e
+	}
+	stored, err := x.commit(bb.es)
+	if err != nil {
+		return apierr.Unavailable("exposures not stored, retry: %v", err)
+	}
+	out := append(ctx.Response.Body()[:0], `{"exposures_received":`...)
+	out = strconv.AppendInt(out, int64(n), 10)
+	out = append(out, `,"exposures_stored":`...)
+	out = strconv.AppendInt(out, int64(stored), 10)
+	out = append(out, `,"exposures_deduplicated":`...)
+	out = strconv.AppendInt(out, int64(n-stored), 10)
+	out = append(out, '}')
+	ctx.SetContentType("application/json")
+	ctx.SetBody(out)
+	return nil
+}
+
+// add validates one exposure object and appends it to the batch.
+func (bb *batchBuilder) add(i int, v *fastjson.Value) {
+	x := bb.x
+	if v.Type() != fastjson.TypeObject {
+		bb.bad(i, "", "must be an object")
+		return
+	}
+	campaign := string(v.GetStringBytes("campaign"))
+	num, known := x.campaigns[campaign]
+	switch {
+	case campaign == "":
+		bb.bad(i, "campaign", "missing")
+	case !known:
+		bb.bad(i, "campaign", "unknown campaign %q", campaign)
+	case !bb.bidder.MayUse(campaign):
+		bb.bad(i, "campaign", "campaign %q is not one of bidder %s's", campaign, bb.bidder.BidderName())
+		bb.forbidden = true
+	}
+	impID := v.GetStringBytes("imp_id")
+	if len(impID) == 0 {
+		bb.bad(i, "imp_id", "missing")
+	}
+	ts := bb.now.Unix()
+	if t := v.Get("ts"); t != nil {
+		f, err := t.Float64()
+		switch {
+		case err != nil:
+			bb.bad(i, "ts", "must be Unix seconds")
+		case f < float64(bb.now.Add(-x.cfg.MaxAge).Unix()):
+			bb.bad(i, "ts", "older than %s", x.cfg.MaxAge)
+		case f > float64(bb.now.Add(x.cfg.MaxFuture).Unix()):
+			bb.bad(i, "ts", "more than %s in the future", x.cfg.MaxFuture)
+		default:
+			ts = int64(f)
+		}
+	}
+	price := 0.0
+	if p := v.Get("price_cpm"); p != nil {
+		f, err := p.Float64()
+		if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+			bb.bad(i, "price_cpm", "must be a number >= 0")
+		}
+		price = f
+	}
+	var (
+		imp     *Imp
+		auction []byte
+		indexed bool
+	)
+	bb.ids = bb.ids[:0]
+	switch {
+	case v.Get("request") != nil:
+		r := v.Get("request")
+		if r.Type() != fastjson.TypeObject {
+			bb.bad(i, "request", "must be a bid request object")
+			return
+		}
+		bb.buf = r.MarshalTo(bb.buf[:0])
+		req, err := bb.ex.Extract(bb.buf, ts)
+		if err != nil {
+			bb.bad(i, "request."+apierr.As(err).Message, "invalid bid request")
+			return
+		}
+		for j := range req.Imps {
+			if bytes.Equal(req.Imps[j].ID, impID) {
+				imp = &req.Imps[j]
+			}
+		}
+		if imp == nil {
+			if len(impID) > 0 {
+				bb.bad(i, "imp_id", "no imp %q in the request", impID)
+			}
+			return
+		}
+		auction = req.ID
+		indexed, _ = Gate(req.Privacy(), x.cfg.TCFVendorID)
+		bb.ids = x.impIDs(req, imp, bb.ids)
+	case v.Get("features") != nil:
+		imp = &Imp{}
+		f := v.Get("features")
+		o, err := f.Object()
+		if err != nil {
+			bb.bad(i, "features", "must be an object of feature name to value")
+			return
+		}
+		o.Visit(func(k []byte, fv *fastjson.Value) {
+			id, ok := FeatureByName(string(k))
+			if !ok {
+				bb.bad(i, "features."+string(k), "unknown feature (known: %v)", FeatureNames())
+				return
+			}
+			switch fv.Type() {
+			case fastjson.TypeString:
+				imp.SetFeature(id, fv.GetStringBytes())
+			case fastjson.TypeNumber:
+				imp.SetFeature(id, fv.MarshalTo(nil))
+			default:
+				bb.bad(i, "features."+string(k), "must be a string or a number")
+			}
+		})
+		auction = v.GetStringBytes("request_id")
+		if len(auction) == 0 {
+			bb.bad(i, "request_id", "missing (needed with features)")
+		}
+		var priv Privacy
+		if pv := v.Get("privacy"); pv != nil {
+			priv = parsePrivacy(pv)
+		} else {
+			priv.GDPR = -1
+		}
+		indexed, _ = Gate(priv, x.cfg.TCFVendorID)
+		var perr error
+		bb.ids, perr = x.parseIDs(v.Get("ids"), bb.ids)
+		if perr != nil {
+			bb.bad(i, "ids", "%v", perr)
+		}
+	default:
+		bb.bad(i, "", "needs request (the bid request) or features")
+		return
+	}
+	if !known || len(bb.details) > 0 {
+		return // keep validating the others; nothing of this batch is stored
+	}
+	bb.es = append(bb.es, x.newExposure(num, campaign, imp, auction, impID, ts, price/1000, indexed, bb.ids))
+}
+
+// newExposure copies what an exposure keeps out of the request's buffers.
+func (x *Exposures) newExposure(num uint16, campaign string, imp *Imp, auction, impID []byte, ts int64, cost float64, indexed bool, ids []ID) exposure {
+	path := x.chain.Keys(x.roots[num], imp, make([]model.Key, 0, x.chain.Depth()+1))
+	labels := x.chain.Labels(imp, make([][]byte, 0, x.chain.Depth()))
+	n := len(auction) + len(impID)
+	for _, l := range labels {
+		n += len(l)
+	}
+	arena := make([]byte, 0, n)
+	cp := func(b []byte) []byte {
+		start := len(arena)
+		arena = append(arena, b...)
+		return arena[start:len(arena):len(arena)]
+	}
+	for j := range labels {
+		labels[j] = cp(labels[j])
+	}
+	e := exposure{
+		ts: ts, campaign: campaign, cost: cost, indexed: indexed,
+		auction: cp(auction), imp: cp(impID), path: path, labels: labels,
+	}
+	if indexed {
+		e.ids = append([]ID(nil), ids...)
+	}
+	e.key = x.idemKey('e', auction, impID, []byte(campaign))
+	return e
+}
+
+func parsePrivacy(v *fastjson.Value) Privacy {
+	p := Privacy{GDPR: -1}
+	p.COPPA = v.GetInt("coppa") == 1
+	if g := v.Get("gdpr"); g != nil {
+		p.GDPR = int8(g.GetInt())
+	}
+	p.Consent = v.GetStringBytes("consent")
+	p.USPrivacy = v.GetStringBytes("us_privacy")
+	p.GPP = v.GetStringBytes("gpp")
+	return p
+}
+
+var errHexSHA256 = errors.New("must be the SHA-256 hex of the normalized value")
+
+// parseIDs reads the identities of a features-form exposure: ifa, ip,
+// user_id and household_id in the clear (hashed here, never kept), em, ph
+// and external_id as SHA-256 hex.
+func (x *Exposures) parseIDs(v *fastjson.Value, dst []ID) ([]ID, error) {
+	if v == nil {
+		return dst, nil
+	}
+	if v.Type() != fastjson.TypeObject {
+		return dst, errors.New("must be an object")
+	}
+	var buf []byte
+	var ok bool
+	if b := v.GetStringBytes("ifa"); len(b) > 0 && !v.GetBool("lmt") {
+		if buf, ok = NormalizeIFA(buf[:0], b); ok {
+			dst = append(dst, x.hasher.ID(IDIFA, buf))
+		}
+	}
+	if b := v.GetStringBytes("ip"); len(b) > 0 {
+		if buf, ok = NormalizeIP(buf[:0], b); !ok {
+			return dst, fmt.Errorf("ip: not an IP address")
+		}
+		dst = append(dst, x.hasher.ID(IDIP, buf))
+	}
+	for _, f := range []struct {
+		name string
+		kind IDKind
+	}{{"em", IDEmail}, {"ph", IDPhone}, {"external_id", IDExternalID}} {
+		if b := v.GetStringBytes(f.name); len(b) > 0 {
+			if len(b) != 64 {
+				return dst, fmt.Errorf("%s: %w", f.name, errHexSHA256)
+			}
+			buf = bytes.ToLower(append(buf[:0], b...))
+			if _, err := hex.Decode(make([]byte, 32), buf); err != nil {
+				return dst, fmt.Errorf("%s: %w", f.name, errHexSHA256)
+			}
+			dst = append(dst, x.hasher.ID(f.kind, buf))
+		}
+	}
+	if b := v.GetStringBytes("household_id"); len(b) > 0 {
+		dst = append(dst, x.hasher.ID(IDHousehold, b))
+	}
+	if b := v.GetStringBytes("user_id"); len(b) > 0 {
+		dst = append(dst, x.hasher.ID(IDUserID, b))
+	}
+	return dst, nil
+}

@@ -1,0 +1,379 @@
+package signals
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/cpafeed/cpafeed/apierr"
+	"github.com/cpafeed/cpafeed/journal"
+	"github.com/cpafeed/cpafeed/model"
+)
+
+// countRecorder records what the exposure side hands the model.
+type countRecorder struct {
+	mu        sync.Mutex
+	exposures int
+	cost      float64
+	paths     map[model.Key]int // leaf -> exposures
+	starts    float64
+	completes float64
+}
+
+func (c *countRecorder) Expose(ts int64, path []model.Key, labels [][]byte, cost float64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(labels) != len(path)-1 {
+		panic("labels do not match path")
+	}
+	c.exposures++
+	c.cost += cost
+	if c.paths == nil {
+		c.paths = map[model.Key]int{}
+	}
+	c.paths[path[len(path)-1]]++
+	return true
+}
+
+func (c *countRecorder) Video(ts int64, leaf model.Key, starts, completes float64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.starts += starts
+	c.completes += completes
+	return true
+}
+
+type testBidder struct {
+	name  string
+	camps []string
+}
+
+func (b testBidder) BidderName() string { return b.name }
+func (b testBidder) MayUse(c string) bool {
+	for _, x := range b.camps {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+var demoBidder = testBidder{"demo-bidder", []string{"demo-ctv-purchase", "demo-ctv-signup"}}
+
+var testCampaigns = []model.Campaign{
+	{ID: "demo-ctv-purchase", Advertiser: "demo", Event: "Purchase", TargetCPA: 40},
+	{ID: "demo-ctv-signup", Advertiser: "demo", Event: "CompleteRegistration", TargetCPA: 8},
+	{ID: "other-ctv-purchase", Advertiser: "other", Event: "Purchase", TargetCPA: 30},
+}
+
+type expHarness struct {
+	x   *Exposures
+	j   *journal.Journal
+	c   *countRecorder
+	dir string
+	now time.Time
+}
+
+func openHarness(t *testing.T, dir string) *expHarness {
+	t.Helper()
+	j, err := journal.Open(journal.Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &expHarness{j: j, c: &countRecorder{}, dir: dir, now: time.Unix(1_795_000_000, 0)}
+	chain, err := NewChain([][]string{{"publisher"}, {"bundle"}, {"genre"}, {"metro"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.x, err = NewExposures(ExposureConfig{}, chain, NewHasher([]byte("test-secret")), NewIndex(IndexConfig{MaxExposures: 1000}), h.c, j, testCampaigns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.x.SetClock(func() time.Time { return h.now })
+	if _, err := j.Replay(1, func(_ uint64, rec []byte) error {
+		_, err := h.x.Replay(rec)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.x.Close(); j.Close() })
+	return h
+}
+
+func fixture(t *testing.T, name string) json.RawMessage {
+	t.Helper()
+	b, err := os.ReadFile("testdata/openrtb/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// post sends body to handler fn and returns the status and the answer
+// (for an error: {"err": *apierr.Error}).
+func post(t *testing.T, fn func(*fasthttp.RequestCtx, []byte) error, contentType string, body []byte) (int, map[string]any) {
+	t.Helper()
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetContentType(contentType)
+	if err := fn(&ctx, body); err != nil {
+		e := apierr.As(err)
+		return e.Status, map[string]any{"err": e}
+	}
+	raw := ctx.Response.Body()
+	var out map[string]any
+	if len(raw) > 0 && raw[0] == '{' {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			t.Fatalf("answer is not JSON: %s", raw)
+		}
+	}
+	return ctx.Response.StatusCode(), out
+}
+
+// detailsOf renders an error's details one a line.
+func detailsOf(v any) string {
+	e, ok := v.(*apierr.Error)
+	if !ok {
+		return ""
+	}
+	var b strings.Builder
+	for _, d := range e.Details {
+		b.WriteString(d.Field + ": " + d.Reason + "\n")
+	}
+	return b.String()
+}
+
+func exposuresBody(t *testing.T, items ...map[string]any) []byte {
+	b, err := json.Marshal(map[string]any{"exposures": items})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (h *expHarness) postExposures(t *testing.T, b Bidder, body []byte) (int, map[string]any) {
+	return post(t, func(ctx *fasthttp.RequestCtx, body []byte) error { return h.x.HandleExposures(ctx, body, b) }, "application/json", body)
+}
+
+func TestExposuresFromBidRequestCountedIndexedIdempotent(t *testing.T) {
+	h := openHarness(t, t.TempDir())
+	roku := fixture(t, "roku-ctv-pod-gpp.json") // gpp usnat without opt-out: indexable
+	body := exposuresBody(t,
+		map[string]any{"request": roku, "imp_id": "1", "campaign": "demo-ctv-purchase", "creative": "cr-1", "price_cpm": 25.0, "ts": h.now.Unix() - 60},
+		map[string]any{"request": roku, "imp_id": "2", "campaign": "demo-ctv-purchase", "price_cpm": 15.0, "ts": h.now.Unix() - 60},
+	)
+	status, out := h.postExposures(t, demoBidder, body)
+	if status != 200 || out["exposures_stored"] != 2.0 {
+		t.Fatalf("status %d %v", status, out)
+	}
+	if h.c.exposures != 2 || h.c.cost < 0.0399 || h.c.cost > 0.0401 {
+		t.Fatalf("model got %d exposures, cost %v", h.c.exposures, h.c.cost)
+	}
+	ip := h.x.hasher.ID(IDIP, []byte("73.92.14.201"))
+	ifa := h.x.hasher.ID(IDIFA, []byte("5a6e2c1b-9d3f-5e7a-8b4c-0f1d2e3a4b5c"))
+	for _, id := range []ID{ip, ifa} {
+		n := 0
+		h.x.index.Visit(id.Key, 0, h.now.Unix(), func(uint64, IndexedExposure) bool { n++; return true })
+		if n != 2 {
+			t.Fatalf("%v: %d exposures in the index, want 2", id.Kind, n)
+		}
+	}
+	// A retry is acknowledged and not counted again.
+	status, out = h.postExposures(t, demoBidder, body)
+	if status != 200 || out["exposures_stored"] != 0.0 || out["exposures_deduplicated"] != 2.0 || h.c.exposures != 2 {
+		t.Fatalf("retry: status %d %v, model %d", status, out, h.c.exposures)
+	}
+}
+
+func TestExposuresPrivacyGateCountsButDoesNotIndex(t *testing.T) {
+	h := openHarness(t, t.TempDir())
+	tizen := fixture(t, "samsung-tizen-ctv-usp-optout.json") // us_privacy 1YYN
+	status, out := h.postExposures(t, demoBidder, exposuresBody(t,
+		map[string]any{"request": tizen, "imp_id": "1", "campaign": "demo-ctv-signup", "price_cpm": 10.0}))
+	if status != 200 || out["exposures_stored"] != 1.0 {
+		t.Fatalf("status %d %v", status, out)
+	}
+	if h.c.exposures != 1 {
+		t.Fatal("gated exposure not counted in the segment totals")
+	}
+	if st := h.x.index.Stats(); st.Exposures != 0 || st.Identities != 0 {
+		t.Fatalf("opted-out exposure entered the index: %+v", st)
+	}
+}
+
+func TestExposuresFeaturesForm(t *testing.T) {
+	h := openHarness(t, t.TempDir())
+	em := strings.Repeat("ab", 32)
+	nd := `{"request_id":"r1","imp_id":"1","campaign":"demo-ctv-purchase","price_cpm":12,"features":{"publisher":"pub-1","bundle":"com.x","genre":"Sports","metro":501},"ids":{"ip":"10.1.2.3","em":"` + strings.ToUpper(em) + `"}}
+{"request_id":"r2","imp_id":"1","campaign":"demo-ctv-purchase","features":{"publisher":"pub-1"},"ids":{"ip":"10.1.2.3"},"privacy":{"coppa":1}}
+`
+	status, out := post(t, func(ctx *fasthttp.RequestCtx, b []byte) error { return h.x.HandleExposures(ctx, b, demoBidder) }, "application/x-ndjson", []byte(nd))
+	if status != 200 || out["exposures_stored"] != 2.0 {
+		t.Fatalf("status %d %v", status, out)
+	}
+	n := 0
+	h.x.index.Visit(h.x.hasher.ID(IDEmail, []byte(em)).Key, 0, h.now.Unix(), func(uint64, IndexedExposure) bool { n++; return true })
+	if n != 1 {
+		t.Fatalf("hashed email matched %d exposures, want 1 (the COPPA one stays out)", n)
+	}
+	root := model.RootKey("demo-ctv-purchase")
+	leaf := root.Child([]byte("pub-1")).Child([]byte("com.x")).Child([]byte("Sports")).Child([]byte("501"))
+	if h.c.paths[leaf] != 1 {
+		t.Fatalf("segment path not built from the features: %v", h.c.paths)
+	}
+}
+
+func TestExposuresBatchErrorsNameEveryPath(t *testing.T) {
+	h := openHarness(t, t.TempDir())
+	roku := fixture(t, "roku-ctv-pod-gpp.json")
+	status, out := h.postExposures(t, demoBidder, exposuresBody(t,
+		map[string]any{"request": roku, "imp_id": "1", "campaign": "demo-ctv-purchase"},
+		map[string]any{"request": roku, "imp_id": "9", "campaign": "demo-ctv-purchase"},
+		map[string]any{"request": roku, "imp_id": "1", "campaign": "nope"},
+		map[string]any{"request": roku, "imp_id": "1", "campaign": "demo-ctv-purchase", "ts": 5},
+		map[string]any{"imp_id": "1", "campaign": "demo-ctv-purchase"},
+		map[string]any{"request": map[string]any{"id": "x", "imp": []any{}}, "imp_id": "1", "campaign": "demo-ctv-purchase"},
+	))
+	if status != 400 {
+		t.Fatalf("status %d %v", status, out)
+	}
+	msg := detailsOf(out["err"])
+	for _, want := range []string{
+		`exposures[1].imp_id: no imp "9" in the request`,
+		`exposures[2].campaign: unknown campaign "nope"`,
+		`exposures[3].ts: older than`,
+		`exposures[4]: needs request (the bid request) or features`,
+		`exposures[5].request.imp: `,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in\n%s", want, msg)
+		}
+	}
+	if h.c.exposures != 0 {
+		t.Fatal("an invalid batch was partly stored")
+	}
+	// A campaign of another tenant is a 403.
+	status, _ = h.postExposures(t, demoBidder, exposuresBody(t,
+		map[string]any{"request": roku, "imp_id": "1", "campaign": "other-ctv-purchase"}))
+	if status != 403 {
+		t.Fatalf("other tenant's campaign: status %d", status)
+	}
+}
+
+func TestBidWinVAST(t *testing.T) {
+	h := openHarness(t, t.TempDir())
+	roku := fixture(t, "roku-ctv-pod-gpp.json")
+	status, out := post(t, func(ctx *fasthttp.RequestCtx, b []byte) error { return h.x.HandleBids(ctx, b, demoBidder) }, "application/json", roku)
+	if status != 200 || out["remembered"] != 3.0 {
+		t.Fatalf("bids: %d %v", status, out)
+	}
+	h.x.WaitBids()
+	get := func(fn func(*fasthttp.RequestCtx) error, uri string) *fasthttp.RequestCtx {
+		t.Helper()
+		var ctx fasthttp.RequestCtx
+		ctx.Request.SetRequestURI(uri)
+		if err := fn(&ctx); err != nil {
+			t.Fatalf("%s: %v", uri, err)
+		}
+		if string(ctx.Response.Header.ContentType()) != "image/gif" {
+			t.Fatalf("%s: not a GIF", uri)
+		}
+		return &ctx
+	}
+	get(h.x.HandleWin, "/v1/win?auction=9f1c2d3e-roku-0001&imp=2&campaign=demo-ctv-purchase&creative=c&price=21.5")
+	if h.c.exposures != 1 || h.c.cost < 0.0214 || h.c.cost > 0.0216 {
+		t.Fatalf("win: %d exposures, cost %v", h.c.exposures, h.c.cost)
+	}
+	get(h.x.HandleWin, "/v1/win?auction=9f1c2d3e-roku-0001&imp=2&campaign=demo-ctv-purchase&price=21.5") // a second notice
+	get(h.x.HandleWin, "/v1/win?auction=unknown&imp=1&campaign=demo-ctv-purchase&price=1")               // forgotten
+	if h.c.exposures != 1 {
+		t.Fatalf("duplicate or unknown wins counted: %d", h.c.exposures)
+	}
+	h.x.WaitBids()
+	for _, ev := range []string{"impression", "start", "firstQuartile", "midpoint", "thirdQuartile", "complete", "start"} {
+		get(h.x.HandleVAST, "/v1/vast?auction=9f1c2d3e-roku-0001&imp=2&campaign=demo-ctv-purchase&ev="+ev)
+	}
+	if h.c.starts != 1 || h.c.completes != 1 {
+		t.Fatalf("VAST: starts %v completes %v", h.c.starts, h.c.completes)
+	}
+}
+
+func TestExposuresReplayRebuildsState(t *testing.T) {
+	dir := t.TempDir()
+	h := openHarness(t, dir)
+	roku := fixture(t, "roku-ctv-pod-gpp.json")
+	body := exposuresBody(t, map[string]any{"request": roku, "imp_id": "3", "campaign": "demo-ctv-purchase", "price_cpm": 30.0})
+	if status, out := h.postExposures(t, demoBidder, body); status != 200 {
+		t.Fatalf("%d %v", status, out)
+	}
+	post(t, func(ctx *fasthttp.RequestCtx, b []byte) error { return h.x.HandleBids(ctx, b, demoBidder) }, "application/json", roku)
+	h.x.WaitBids()
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI("/v1/vast?auction=9f1c2d3e-roku-0001&imp=3&campaign=demo-ctv-purchase&ev=start")
+	h.x.WaitBids()
+	if err := h.x.HandleVAST(&ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.x.Close()
+	h.j.Close()
+
+	h2 := openHarness(t, dir)
+	if h2.c.exposures != 1 || h2.c.starts != 1 {
+		t.Fatalf("replay: %d exposures, %v starts", h2.c.exposures, h2.c.starts)
+	}
+	if st := h2.x.index.Stats(); st.Exposures != 1 {
+		t.Fatalf("replay: index %+v", st)
+	}
+	// A retry after the restart is still deduplicated.
+	if status, out := h2.postExposures(t, demoBidder, body); status != 200 || out["exposures_deduplicated"] != 1.0 || h2.c.exposures != 1 {
+		t.Fatalf("retry after restart: %d %v", status, out)
+	}
+}
+
+func TestExposuresJournalDownIs503(t *testing.T) {
+	h := openHarness(t, t.TempDir())
+	h.j.Close()
+	status, _ := h.postExposures(t, demoBidder, exposuresBody(t,
+		map[string]any{"request": fixture(t, "roku-ctv-pod-gpp.json"), "imp_id": "1", "campaign": "demo-ctv-purchase"}))
+	if status != 503 || h.c.exposures != 0 {
+		t.Fatalf("status %d, %d counted", status, h.c.exposures)
+	}
+}
+
+func TestExposureRecordRoundTrip(t *testing.T) {
+	es := []exposure{{ts: 5, campaign: "c", cost: 0.02, indexed: true, auction: []byte("a"), imp: []byte("1"),
+		path: []model.Key{1, 2, 3}, labels: [][]byte{[]byte("x"), []byte("y")}, ids: []ID{{IDIP, 9}}}}
+	es[0].key[3] = 7
+	rec := appendExposures(nil, 42, es)
+	ingest, got, err := decodeExposures(rec)
+	if err != nil || ingest != 42 || len(got) != 1 || got[0].campaign != "c" || got[0].path[2] != 3 || string(got[0].labels[1]) != "y" || got[0].ids[0] != (ID{IDIP, 9}) || got[0].key != es[0].key || !got[0].indexed {
+		t.Fatalf("round trip: %v %+v %v", ingest, got, err)
+	}
+	for i := range rec {
+		if _, _, err := decodeExposures(rec[:i]); err == nil {
+			t.Fatalf("truncated record at %d decoded", i)
+		}
+	}
+}
+
+func FuzzExposureRecord(f *testing.F) {
+	es := []exposure{{ts: 5, campaign: "c", path: []model.Key{1, 2}, labels: [][]byte{[]byte("x")}, ids: []ID{{IDIP, 9}}}}
+	f.Add(appendExposures(nil, 1, es))
+	f.Add(appendVideo(nil, &videoEvent{ts: 1, campaign: "c", leaf: 3, starts: 1}))
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		if _, es, err := decodeExposures(rec); err == nil {
+			for _, e := range es {
+				if len(e.path) == 0 || len(e.labels) != len(e.path)-1 {
+					t.Fatalf("inconsistent exposure %+v", e)
+				}
+			}
+		}
+		decodeVideo(rec)
+	})
+}
