@@ -87,8 +87,7 @@ func (s *Service) serveBatch(ctx *fasthttp.RequestCtx, b *batch, ds *dataset, sr
 	out = strconv.AppendInt(out, int64(dedup), 10)
 	out = append(out, `,"messages":[`...)
 	if b.test {
-		out = apierr.AppendString(out, "test_event_code "+string(b.testCode)+": "+strconv.Itoa(received)+
-			" events validated, nothing stored")
+		out = apierr.AppendString(out, "test_event_code "+string(b.testCode)+": events validated, nothing stored")
 	}
 	out = append(out, `],"fbtrace_id":"`...)
 	out = AppendRequestID(out, ctx)
