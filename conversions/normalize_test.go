@@ -56,7 +56,7 @@ func TestNormalizeUserData(t *testing.T) {
 	f(fieldPhone, "+44 20 7946 0958", "442079460958", false)
 	f(fieldPhone, "0044 20 7946 0958", "442079460958", false)
 	f(fieldPhone, "020 7946 0958", "2079460958", false) // a leading 0 goes, as in Meta's SDK
-	f(fieldPhone, "00 0123 4567", "0001234567", false) // what follows the zeros starts with 0: kept
+	f(fieldPhone, "00 0123 4567", "0001234567", false)  // what follows the zeros starts with 0: kept
 	f(fieldPhone, "12345", "", true)
 	f(fieldPhone, "1234567890123456", "", true)
 	f(fieldGender, "M", "m", false)
