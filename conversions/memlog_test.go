@@ -20,7 +20,8 @@ type memLog struct {
 	durable  [][]byte // persisted records, in LSN order
 	failNext int      // how many of the next flushes fail
 	appendFn func() error
-	discard  bool // auto mode: drop persisted records (benchmarks)
+	discard  bool // drop records instead of keeping them (benchmarks)
+	waiting  int  // goroutines blocked in Wait
 }
 
 type memRec struct {
@@ -46,7 +47,12 @@ func (m *memLog) Append(rec []byte, undo func()) (uint64, uint64, error) {
 		}
 	}
 	m.next++
-	m.pending = append(m.pending, memRec{lsn: m.next, rec: append([]byte(nil), rec...), undo: undo})
+	if !m.discard {
+		rec = append([]byte(nil), rec...)
+	} else {
+		rec = nil
+	}
+	m.pending = append(m.pending, memRec{lsn: m.next, rec: rec, undo: undo})
 	return m.next, m.epoch, nil
 }
 
@@ -70,7 +76,9 @@ func (m *memLog) Wait(lsn, epoch uint64) error {
 			m.flushLocked()
 			continue
 		}
+		m.waiting++
 		m.cond.Wait()
+		m.waiting--
 	}
 }
 
@@ -135,4 +143,19 @@ func (m *memLog) PendingCount() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.pending)
+}
+
+// Waiting is the number of goroutines blocked in Wait.
+func (m *memLog) Waiting() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.waiting
+}
+
+// SetManual switches between manual and auto flushing.
+func (m *memLog) SetManual(manual bool) {
+	m.mu.Lock()
+	m.manual = manual
+	m.cond.Broadcast()
+	m.mu.Unlock()
 }
