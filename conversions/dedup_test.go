@@ -23,11 +23,11 @@ func TestDedupAcrossCAPIMetaAndPixel(t *testing.T) {
 		}
 	}
 	f(e.postCAPI(body), 200, 1, 0)
-	f(e.postCAPI(body), 200, 1, 1)                                             // a retry
-	f(e.postMeta("?access_token="+testToken, body), 200, 1, 1)                 // the Meta path
-	f(e.pixel("id="+testDataset+"&ev=Purchase&eid=order-77&dl=https://x"), 200, 0, 0) // the browser copy
-	f(e.pixel("id="+testDataset+"&ev=Lead&eid=order-77&dl=https://x"), 200, 0, 0)     // another event name: new
-	f(e.pixel("id="+testDataset+"&ev=Purchase&eid=order-78&dl=https://x"), 200, 0, 0) // pixel first...
+	f(e.postCAPI(body), 200, 1, 1)                                                                       // a retry
+	f(e.postMeta("?access_token="+testToken, body), 200, 1, 1)                                           // the Meta path
+	f(e.pixel("id="+testDataset+"&ev=Purchase&eid=order-77&dl=https://x"), 200, 0, 0)                    // the browser copy
+	f(e.pixel("id="+testDataset+"&ev=Lead&eid=order-77&dl=https://x"), 200, 0, 0)                        // another event name: new
+	f(e.pixel("id="+testDataset+"&ev=Purchase&eid=order-78&dl=https://x"), 200, 0, 0)                    // pixel first...
 	f(e.postCAPI(batchOf(ev("Purchase", "order-78", now-60, `"em":"jane.doe@example.com"`))), 200, 1, 1) // ...then the server copy
 	// The same event id in another advertiser's dataset is another event.
 	r := call(e.s.HandleConversions, "POST", "/v1/conversions", body, "Authorization: Bearer "+testOtherToken)
@@ -56,7 +56,7 @@ func TestDedupFingerprintRetry(t *testing.T) {
 	e := newTestEnv(t, nil)
 	now := testNow.Unix()
 	a := ev("Purchase", "", now-60, `"em":"jane.doe@example.com"`)
-	b := ev("Purchase", "", now-60, `"em":"john@example.com"`) // other identity: another event
+	b := ev("Purchase", "", now-60, `"em":"john@example.com"`)     // other identity: another event
 	c := ev("Purchase", "", now-61, `"em":"jane.doe@example.com"`) // other time: another event
 	r := e.postCAPI(batchOf(a, b))
 	if m := r.json(t); num(m, "events_deduplicated") != 0 {

@@ -143,7 +143,7 @@ func TestReplayAfterRestart(t *testing.T) {
 	}
 	e1.pixel("id=" + testDataset + "&ev=Purchase&eid=r-2&dl=https://x")
 	e1.pixel("id=" + testDataset + "&ev=Purchase&eid=r-1&dl=https://x") // deduplicated: no record
-	e1.postCAPI(`{"data":[{"event_name":"Bad"}]}`)                     // rejected: not journaled
+	e1.postCAPI(`{"data":[{"event_name":"Bad"}]}`)                      // rejected: not journaled
 
 	e1.clock.Add(time.Hour) // the restart happens later
 	e2 := newTestEnv(t, nil)
