@@ -252,14 +252,42 @@ func looksLikeEmail(s []byte) bool {
 	return dot
 }
 
+// hexLower maps a hex digit (any case) to its lower-case form and any other
+// byte to 0.
+var hexLower = func() (t [256]byte) {
+	for _, c := range "0123456789abcdef" {
+		t[c] = byte(c)
+	}
+	for _, c := range "ABCDEF" {
+		t[c] = byte(c) + 'a' - 'A'
+	}
+	return t
+}()
+
 func isSHA256Hex(b []byte) bool {
 	if len(b) != 64 {
 		return false
 	}
 	for _, c := range b {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+		if hexLower[c] == 0 {
 			return false
 		}
+	}
+	return true
+}
+
+// lowerSHA256Hex writes b lower-cased into dst if b is a SHA-256 hex digest
+// (64 hex digits, any case).
+func lowerSHA256Hex(dst *[64]byte, b []byte) bool {
+	if len(b) != 64 {
+		return false
+	}
+	for i, c := range b {
+		l := hexLower[c]
+		if l == 0 {
+			return false
+		}
+		dst[i] = l
 	}
 	return true
 }

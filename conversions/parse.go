@@ -70,6 +70,14 @@ func stringOf(v *fastjson.Value) ([]byte, bool) {
 	return s, true
 }
 
+// s2b views s as bytes for a call that only reads them.
+func s2b(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
 // b2s views b as a string for a call that does not keep it.
 func b2s(b []byte) string {
 	if len(b) == 0 {
@@ -579,14 +587,6 @@ func (s *Service) userValue(b *batch, i, j int, f field, v *fastjson.Value, hash
 		b.fail(i, apierr.SubcodeInvalidBatch, indexed("user_data."+fieldNames[f], j), reasonNotStringArr)
 		return 0
 	}
-	norm, reason, ok := normalizeUserData(b.scratch[:0], f, raw)
-	b.scratch = norm
-	if !ok {
-		if reason != "" {
-			b.fail(i, apierr.SubcodeInvalidBatch, indexed("user_data."+fieldNames[f], j), reason)
-		}
-		return 0
-	}
 	var kind signals.IDKind
 	switch f {
 	case fieldEmail:
@@ -595,7 +595,22 @@ func (s *Service) userValue(b *batch, i, j int, f field, v *fastjson.Value, hash
 		kind = signals.IDPhone
 	case fieldExternalID:
 		kind = signals.IDExternalID
-	default:
+	}
+	if kind != signals.IDNone && lowerSHA256Hex(&b.hex, raw) { // hashed by the sender: the common case
+		if hash {
+			b.addID(s.hasher.ID(kind, b.hex[:]))
+		}
+		return 1
+	}
+	norm, reason, ok := normalizeUserData(b.scratch[:0], f, raw)
+	b.scratch = norm
+	if !ok {
+		if reason != "" {
+			b.fail(i, apierr.SubcodeInvalidBatch, indexed("user_data."+fieldNames[f], j), reason)
+		}
+		return 0
+	}
+	if kind == signals.IDNone {
 		return 0 // fn, ln, ge, db, ct, st, zp, country: validated, not kept (no identity kind)
 	}
 	if hash {

@@ -2,6 +2,8 @@ package conversions
 
 import (
 	"errors"
+	"math/bits"
+	"runtime"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -49,9 +51,10 @@ type Service struct {
 	proxies  []netip.Prefix
 	hook     atomic.Pointer[func([]StoredEvent)]
 
-	batches      sync.Pool // *batch
-	reservations sync.Pool // *reservation
-	scrub        atomic.Pointer[string]
+	free         chan *batch // warm batches: unlike the sync.Pool, not emptied by the GC
+	batches      sync.Pool   // *batch, beyond what free holds
+	reservations sync.Pool   // *reservation
+	scrub        atomic.Pointer[string] // NUL bytes, see scrubParser
 
 	maxAgeSec, maxAgeStoreSec, maxFutureSec int64
 	msgTooOld, msgTooOldStore, msgFuture    string
@@ -165,6 +168,10 @@ func NewService(cfg Config, log Log, h *signals.Hasher, t Tenants) (*Service, er
 		s.datasets[id] = ds
 		s.byAdv[adv] = append(s.byAdv[adv], ds)
 	}
+	// A batch holds a parser whose cache of values is as large as the
+	// biggest body it parsed; rebuilding it costs thousands of allocations,
+	// so a few stay warm for good.
+	s.free = make(chan *batch, 2*runtime.GOMAXPROCS(0))
 	s.batches.New = func() any { return &batch{} }
 	s.reservations.New = func() any {
 		r := &reservation{}
@@ -187,7 +194,12 @@ func (s *Service) SetStoredHook(fn func(events []StoredEvent)) {
 }
 
 func (s *Service) getBatch() *batch {
-	b := s.batches.Get().(*batch)
+	var b *batch
+	select {
+	case b = <-s.free:
+	default:
+		b = s.batches.Get().(*batch)
+	}
 	now := s.cfg.Now()
 	b.nowSec, b.nowMs = now.Unix(), now.UnixMilli()
 	return b
@@ -207,16 +219,22 @@ func (s *Service) putBatch(b *batch) {
 	*b = batch{p: b.p, form: b.form[:0], js: b.js[:0], scratch: b.scratch[:0], num: b.num[:0],
 		keyBuf: b.keyBuf[:0], events: b.events[:0], ids: b.ids[:0], details: b.details[:0],
 		dupNames: b.dupNames[:0], rec: b.rec[:0], out: b.out[:0], stored: b.stored[:0]}
-	s.batches.Put(b)
+	select {
+	case s.free <- b:
+	default:
+		s.batches.Put(b)
+	}
 }
 
 // scrubParser overwrites the parser's private copy of the last body (fastjson
-// copies its input and keeps it until the next Parse) by parsing n NUL bytes,
-// which fail at the first byte after the copy.
+// copies its input and keeps it until the next Parse) by parsing n NUL bytes:
+// the parse copies them over the body and fails at the first byte. That is
+// one memmove of n bytes and a few small allocations for fastjson's error,
+// per request. The NUL string is shared and grows to the largest body seen.
 func (s *Service) scrubParser(p *fastjson.Parser, n int) {
 	z := s.scrub.Load()
 	if z == nil || len(*z) < n {
-		str := string(make([]byte, max(n, 64<<10)))
+		str := string(make([]byte, 1<<max(bits.Len(uint(n-1)), 12)))
 		z = &str
 		s.scrub.Store(z)
 	}
@@ -509,4 +527,28 @@ func humanDuration(d time.Duration) string {
 		return unit(int64(d/time.Second), "second")
 	}
 	return d.String()
+}
+
+// Ingest validates, deduplicates and journals a CAPI body (JSON, or form with
+// contentType application/x-www-form-urlencoded) for dataset, exactly as
+// HandleConversions does once the token is checked: it returns when the
+// batch is durable. For in-process producers (load generators, simulations)
+// and benchmarks. err is an *apierr.Error.
+func (s *Service) Ingest(dataset string, body []byte, contentType string) (received, deduplicated int, err error) {
+	ds := s.datasets[dataset]
+	if ds == nil {
+		return 0, 0, apierr.Forbidden("dataset %s: unknown", strconv.Quote(dataset)).WithSubcode(apierr.SubcodeUnknownDataset)
+	}
+	b := s.getBatch()
+	defer s.putBatch(b)
+	data, perr := s.parseTop(b, body, s2b(contentType))
+	if perr != nil {
+		s.reject(ds, SourceCAPI, b, 0)
+		return 0, 0, perr
+	}
+	received, deduplicated, aerr := s.ingest(b, ds, SourceCAPI, data)
+	if aerr != nil {
+		return 0, 0, aerr
+	}
+	return received, deduplicated, nil
 }
