@@ -3,8 +3,8 @@ package conversions
 import (
 	"errors"
 	"math/bits"
-	"runtime"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -51,9 +51,9 @@ type Service struct {
 	proxies  []netip.Prefix
 	hook     atomic.Pointer[func([]StoredEvent)]
 
-	free         chan *batch // warm batches: unlike the sync.Pool, not emptied by the GC
-	batches      sync.Pool   // *batch, beyond what free holds
-	reservations sync.Pool   // *reservation
+	free         chan *batch            // warm batches: unlike the sync.Pool, not emptied by the GC
+	batches      sync.Pool              // *batch, beyond what free holds
+	reservations sync.Pool              // *reservation
 	scrub        atomic.Pointer[string] // NUL bytes, see scrubParser
 
 	maxAgeSec, maxAgeStoreSec, maxFutureSec int64
