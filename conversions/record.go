@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 
 	"github.com/cpafeed/cpafeed/signals"
 )
@@ -132,7 +133,7 @@ func (r *recordReader) byte() byte {
 
 func (r *recordReader) uvarint(limit uint64, what string) int {
 	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
+	if n <= 0 || n != uvarintLen(v) { // overlong encodings are corruption too
 		r.fail("%s: bad varint", what)
 		return 0
 	}
@@ -146,12 +147,17 @@ func (r *recordReader) uvarint(limit uint64, what string) int {
 
 func (r *recordReader) varint(what string) int64 {
 	v, n := binary.Varint(r.b)
-	if n <= 0 {
+	if n <= 0 || n != uvarintLen(uint64(v<<1)^uint64(v>>63)) {
 		r.fail("%s: bad varint", what)
 		return 0
 	}
 	r.b = r.b[n:]
 	return v
+}
+
+// uvarintLen is the length of the canonical uvarint encoding of v.
+func uvarintLen(v uint64) int {
+	return 1 + (bits.Len64(v|1)-1)/7
 }
 
 func (r *recordReader) bytes(n int) []byte {
