@@ -95,6 +95,15 @@ func TestDedupExpiresInBulk(t *testing.T) {
 	if n := e.s.DedupEntries(); n != 1 {
 		t.Fatalf("%d entries remembered, want 1 (the new copy)", n)
 	}
+	// An idle dataset gives its memory back when the server calls Expire.
+	e.clock.Add(60 * time.Hour)
+	if e.s.DedupEntries() != 1 {
+		t.Fatal("expired without Expire or ingest")
+	}
+	e.s.Expire()
+	if n := e.s.DedupEntries(); n != 0 {
+		t.Fatalf("%d entries after Expire", n)
+	}
 }
 
 func TestDedupSetGenerations(t *testing.T) {

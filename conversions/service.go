@@ -208,9 +208,10 @@ func (s *Service) getBatch() *batch {
 // putBatch clears what may hold clear PII (the form buffer, the normalization
 // scratch, the parser's copy of the body) and pools b.
 func (s *Service) putBatch(b *batch) {
-	clear(b.form[:cap(b.form)])
-	clear(b.js[:cap(b.js)])
-	clear(b.scratch[:cap(b.scratch)])
+	clear(b.form) // only ever appended to during a request: len covers what was written
+	clear(b.js)
+	clear(b.scratch[:cap(b.scratch)]) // rewound per value: a longer earlier value may linger past len
+	clear(b.num[:cap(b.num)])
 	clear(b.hex[:])
 	if b.parsedBytes > 0 {
 		s.scrubParser(&b.p, b.parsedBytes)
@@ -477,6 +478,20 @@ func (s *Service) Replay(rec []byte) error {
 		(*hook)(b.stored)
 	}
 	return nil
+}
+
+// Expire drops the dedup generations that left the window in every dataset.
+// Ingest does it for the dataset it touches; call Expire periodically (say,
+// every minute) so that idle datasets give their memory back too.
+func (s *Service) Expire() {
+	now := s.cfg.Now().UnixMilli()
+	for _, ds := range s.datasets {
+		ds.mu.Lock()
+		if dropped := ds.set.advance(now); dropped > 0 {
+			metricDedupEntries.Add(-float64(dropped))
+		}
+		ds.mu.Unlock()
+	}
 }
 
 // DedupEntries is the number of events remembered for deduplication.
