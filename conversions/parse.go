@@ -116,7 +116,6 @@ func (s *Service) parseEvents(b *batch, data *fastjson.Value) *apierr.Error {
 func (s *Service) parseEvent(b *batch, i int, v *fastjson.Value) {
 	b.events = append(b.events, event{idOff: len(b.ids)})
 	e := &b.events[len(b.events)-1]
-	nd := len(b.details)
 	o, err := v.Object()
 	if err != nil {
 		b.fail(i, apierr.SubcodeInvalidBatch, "", reasonNotObject)
@@ -217,11 +216,11 @@ func (s *Service) parseEvent(b *batch, i int, v *fastjson.Value) {
 	// event_source_url
 	hasURL := false
 	if present(r.url) {
-		if u, ok := stringOf(r.url); !ok {
+		u, ok := stringOf(r.url)
+		if !ok {
 			b.fail(i, apierr.SubcodeInvalidBatch, "event_source_url", reasonNotString)
-		} else {
-			hasURL = len(trimSpace(u)) > 0
 		}
+		hasURL = !ok || len(trimSpace(u)) > 0 // a wrong type is reported once
 	}
 	if e.action == ActionWebsite && !hasURL {
 		b.fail(i, apierr.SubcodeInvalidBatch, "event_source_url", "required for action_source website")
@@ -257,7 +256,8 @@ func (s *Service) parseEvent(b *batch, i int, v *fastjson.Value) {
 	orderID := s.parseCustomData(b, i, e, r.custom)
 
 	// user_data: the clear values are normalized, hashed and dropped here.
-	matchable, hasUA := s.parseUserData(b, i, e, r.user, !ldu && !b.test && len(b.details) == nd, tracking)
+	// Once the batch is known to be rejected, values are only validated.
+	matchable, hasUA := s.parseUserData(b, i, e, r.user, !ldu && !b.test && len(b.details) == 0, tracking)
 	if e.action == ActionWebsite && !hasUA {
 		b.fail(i, apierr.SubcodeInvalidBatch, "user_data.client_user_agent", "required for action_source website")
 	}
@@ -265,7 +265,7 @@ func (s *Service) parseEvent(b *batch, i int, v *fastjson.Value) {
 		b.fail(i, apierr.SubcodeTooLittleInfo, "user_data", "no identifier that can be matched: send em, ph, external_id, ifa, madid, client_ip_address or household_id")
 	}
 
-	if len(b.details) > nd || b.test {
+	if len(b.details) > 0 || b.test { // the batch will not be stored
 		b.ids = b.ids[:e.idOff]
 		e.idN = 0
 		return
@@ -571,7 +571,8 @@ func (s *Service) parseUserData(b *batch, i int, e *event, v *fastjson.Value, ha
 		x, ok := stringOf(d.v)
 		if !ok {
 			b.fail(i, apierr.SubcodeInvalidBatch, d.name, reasonNotString)
-		} else if d.v == u.ua && len(trimSpace(x)) > 0 {
+		}
+		if d.v == u.ua && (!ok || len(trimSpace(x)) > 0) { // a wrong type is reported once
 			hasUA = true
 		}
 	}
