@@ -280,6 +280,14 @@ func (s *Service) commit(b *batch, ds *dataset, src Source) (int, *apierr.Error)
 	stored := len(r.keys)
 	dedup := n - stored
 
+	// What to wait for. Our own record, if any. And if we deduplicated
+	// against remembered entries, those entries must be durable too: they
+	// are, unless some batch of this dataset appended its record and has not
+	// returned from Wait (ds.pending > 0; a batch whose record is lost
+	// removes its entries, by the journal's undo or itself, before it stops
+	// being pending, and replayed entries are durable). In that case wait for
+	// everything appended so far (the Tail ticket): a lost record fails the
+	// wait through the failure epoch.
 	var waitLSN, waitEpoch uint64
 	wait := false
 	if stored > 0 {
@@ -294,10 +302,8 @@ func (s *Service) commit(b *batch, ds *dataset, src Source) (int, *apierr.Error)
 		}
 		ds.pending++
 		waitLSN, waitEpoch, wait = lsn, epoch, true
-		if matched && ds.pending > 1 {
-			// Some entries we matched may belong to records not yet durable:
-			// wait for everything appended so far, under our (older) epoch.
-			waitLSN, _ = s.log.Tail()
+		if matched && ds.pending > 1 { // others pending besides us
+			waitLSN, _ = s.log.Tail() // with our epoch, the older one
 		}
 	} else if matched && ds.pending > 0 {
 		waitLSN, waitEpoch = s.log.Tail()

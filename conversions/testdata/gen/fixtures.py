@@ -143,6 +143,11 @@ valid("meta_form_curl", "Meta's curl example: form-encoded, data holding the JSO
       form, {"events_received": 1, "events_deduplicated": 0, "messages": [], "stored": [stored()]},
       endpoint="meta", headers=["Content-Type: application/x-www-form-urlencoded"])
 
+valid("capi_form", "/v1/conversions takes the form-encoded body too (the type sniffed when not sent); the form's access_token is ignored there (Bearer).",
+      "data=" + urllib.parse.quote(json.dumps(form_events)) + "&access_token=whatever&appsecret_proof=abc",
+      {"events_received": 1, "events_deduplicated": 0, "messages": [], "stored": [stored()]},
+      headers=["Authorization: Bearer " + TOKEN])
+
 form2 = "access_token=" + TOKEN + "&test_event_code=TEST1&data=" + urllib.parse.quote(json.dumps(form_events))
 valid("meta_form_test_event", "Form-encoded with test_event_code: validated, nothing stored.",
       form2, {"events_received": 1, "events_deduplicated": 0,
