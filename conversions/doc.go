@@ -1,8 +1,43 @@
 // Package conversions is cpafeed's Conversions API, wire-compatible with
-// Meta's: parsing of CAPI bodies and pixel hits, validation with Meta's rules,
-// normalization and hashing of user data (the clear value is dropped at once),
-// exact deduplication across the CAPI and the pixel, attribution of a stored
-// conversion to the exposures that preceded it, and crediting the model.
+// Meta's: parsing of CAPI bodies (JSON or form-encoded, as Meta's SDKs and
+// curl examples send them) and pixel hits, validation with Meta's rules,
+// normalization and hashing of user data, exact deduplication across the CAPI,
+// the Meta-compatible path and the pixel, the journal record of every accepted
+// batch, and per-dataset stats. Attribution plugs in through SetStoredHook.
 //
-// It never writes raw PII anywhere: a journal record holds keyed hashes only.
+// Flow of a request (Service.HandleConversions, HandleMetaEvents, HandlePixel,
+// Ingest): parse with a pooled fastjson parser; validate every event, listing
+// every problem (a batch is atomic); normalize and hash the identifiers into
+// keyed signals.IDs, dropping the clear values at once; derive each event's
+// 128-bit dedup key; then, under the dataset's dedup lock, check and reserve
+// the keys, encode one journal record of the new events and Append it; wait
+// until the record (and any not-yet-durable record the batch deduplicated
+// against) is durable; only then count the stats, call the stored-events hook
+// and answer. A failed append or flush answers 503 and acknowledges nothing.
+//
+// Privacy: no raw PII is ever written anywhere. Journal records hold keyed
+// identity hashes (HMAC-SHA-256, 64 bits), event names, times, values and the
+// dedup key. Clear values live only in request buffers: fasthttp's, the
+// parser's private copy of the body (overwritten when the request ends) and
+// the package's scratch buffers (cleared when the request ends).
+// Limited Data Use (data_processing_options ["LDU"]): stored and counted, the
+// identifiers are discarded on arrival. opt_out: true: stored, deduplicated
+// and counted with its keyed identities, flagged FlagOptOut so that
+// attribution never credits it to the model (Meta: "not for ads delivery
+// optimization"; cpafeed's optimization is the model).
+// advertiser_tracking_enabled false: the event's device ids are ignored.
+//
+// Lifetimes: StoredEvent strings may be kept; the []StoredEvent handed to the
+// hook and each event's IDs are valid only during the hook call. Nothing of a
+// fasthttp.RequestCtx or of a request body is kept after a handler returns.
+//
+// Locking: each dataset has a dedup mutex (held to check, reserve, encode and
+// Append; the journal's undo callback takes it too, so the journal must not
+// call undo while holding a lock that Append needs) and a stats mutex. The
+// Service is safe for concurrent use; the hook may be called concurrently.
+//
+// Restart: Replay every conversion record (first byte
+// RecordTypeConversionBatch) in journal order before serving; it rebuilds the
+// dedup state and the stats (except rejected counts and batches that were all
+// duplicates, which write no record) and hands the events to the hook.
 package conversions

@@ -1,0 +1,187 @@
+package conversions
+
+import (
+	"bytes"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/cpafeed/cpafeed/signals"
+)
+
+// checkStored fails t unless e is what validation guarantees of an accepted
+// event.
+func checkStored(t *testing.T, e StoredEvent, now time.Time) {
+	t.Helper()
+	switch {
+	case e.EventName == "" || len(e.EventName) > maxEventName || hasControl([]byte(e.EventName)):
+		t.Fatalf("bad event name %q", e.EventName)
+	case e.EventTime < now.Add(-62*24*time.Hour).Unix() || e.EventTime > now.Add(10*time.Minute).Unix():
+		t.Fatalf("event_time %d out of bounds", e.EventTime)
+	case e.EventTime < now.Add(-7*24*time.Hour).Unix() && e.ActionSource != ActionPhysicalStore:
+		t.Fatalf("event_time %d too old for %v", e.EventTime, e.ActionSource)
+	case e.ActionSource == ActionNone || e.ActionSource >= numActionSources:
+		t.Fatalf("action_source %d", e.ActionSource)
+	case math.IsNaN(e.Value) || math.IsInf(e.Value, 0) || e.Value < 0:
+		t.Fatalf("value %v", e.Value)
+	case e.Flags&FlagValue != 0 && currencyCode([]byte(e.Currency)) != e.Currency:
+		t.Fatalf("currency %q", e.Currency)
+	case e.Flags&FlagValue == 0 && (e.Value != 0 || e.Currency != ""):
+		t.Fatalf("value without FlagValue: %+v", e)
+	case e.Flags&^flagsKnown != 0:
+		t.Fatalf("flags %x", e.Flags)
+	case e.Flags&FlagLDU != 0 && len(e.IDs) > 0:
+		t.Fatalf("LDU event with identities")
+	case e.Flags&FlagLDU == 0 && len(e.IDs) == 0:
+		t.Fatalf("event without identities and without LDU: %+v", e)
+	}
+	for i, id := range e.IDs {
+		if !storedKind(id.Kind) || id.Key == 0 {
+			t.Fatalf("identity %+v", id)
+		}
+		for _, x := range e.IDs[:i] {
+			if x == id {
+				t.Fatalf("duplicate identity %+v", id)
+			}
+		}
+	}
+}
+
+// checkRecords decodes every record of log, re-encodes it and compares.
+func checkRecords(t *testing.T, log *memLog) {
+	t.Helper()
+	for _, rec := range log.Records() {
+		var d decodedRecord
+		if err := decodeRecord(&d, rec); err != nil {
+			t.Fatalf("journaled record does not decode: %v", err)
+		}
+		again := appendRecord(nil, &d.recordHeader, d.events, d.ids)
+		if !bytes.Equal(again, rec) {
+			t.Fatalf("record does not round-trip:\n% x\n% x", rec, again)
+		}
+	}
+}
+
+func fixtureBodies(t testing.TB) []string {
+	var out []string
+	for _, dir := range []string{"valid", "invalid"} {
+		for _, fx := range loadFixtures(t, dir) {
+			if len(fx.Body) > 0 && fx.Endpoint != "pixel" {
+				out = append(out, fx.body())
+			}
+		}
+	}
+	return out
+}
+
+func FuzzCAPIBatch(f *testing.F) {
+	for _, b := range fixtureBodies(f) {
+		f.Add([]byte(b), len(b) > 0 && b[0] != '{')
+	}
+	body, _ := genBatch(3)
+	f.Add(body, false)
+	f.Fuzz(func(t *testing.T, body []byte, form bool) {
+		e := newTestEnv(t, nil)
+		ct := "application/json"
+		if form {
+			ct = "application/x-www-form-urlencoded"
+		}
+		recv, dedup, err := e.s.Ingest(testDataset, body, ct)
+		got := e.hook.all()
+		if err != nil {
+			if len(got) != 0 || len(e.log.Records()) != 0 || e.log.PendingCount() != 0 {
+				t.Fatalf("rejected batch stored %d events", len(got))
+			}
+			return
+		}
+		if bytes.Contains(body, []byte("test_event_code")) && len(got) == 0 {
+			return // test mode, most likely
+		}
+		if len(got) != recv-dedup {
+			t.Fatalf("%d stored, answer says %d received %d deduplicated", len(got), recv, dedup)
+		}
+		for _, ev := range got {
+			checkStored(t, ev, testNow)
+		}
+		checkRecords(t, e.log)
+	})
+}
+
+func recordSeeds(t testing.TB) [][]byte {
+	e := newTestEnv(t, nil)
+	body, _ := genBatch(5)
+	e.s.Ingest(testDataset, body, "application/json")
+	e.s.Ingest(testDataset, []byte(batchOf(
+		ev("Purchase", "", testNow.Unix(), `"em":"a@b.co"`),
+		ev("Purchase", "", testNow.Unix(), `"em":"a@b.co"`),
+		`{"event_name":"Lead","event_time":`+itoa(testNow.Unix())+`,"action_source":"chat","opt_out":true,"data_processing_options":["LDU"]}`)),
+		"application/json")
+	e.pixel("id=" + testDataset + "&ev=Purchase&eid=p1&dl=https://x&cd[value]=1&cd[currency]=EUR")
+	return e.log.Records()
+}
+
+func FuzzConversionRecord(f *testing.F) {
+	for _, rec := range recordSeeds(f) {
+		f.Add(rec)
+	}
+	f.Add([]byte{0x01, 0x01})
+	e := newTestEnv(f, nil)
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		var d decodedRecord
+		err := decodeRecord(&d, rec)
+		if rerr := e.s.Replay(rec); (rerr == nil) != (err == nil) {
+			t.Fatalf("Replay and decodeRecord disagree: %v, %v", rerr, err)
+		}
+		if err != nil {
+			return
+		}
+		again := appendRecord(nil, &d.recordHeader, d.events, d.ids)
+		if !bytes.Equal(again, rec) {
+			t.Fatalf("record does not round-trip:\n% x\n% x", rec, again)
+		}
+	})
+}
+
+func FuzzPixelQuery(f *testing.F) {
+	for _, fx := range loadFixtures(f, "valid") {
+		if fx.Endpoint == "pixel" {
+			f.Add(fx.Query, fx.body(), "")
+		}
+	}
+	f.Add("id="+testDataset+"&ev=Lead&eid=1&dl=https%3A%2F%2Fx&ud[ph]=%2B15551234567&cd[value]=3&cd[currency]=usd&dpo=LDU", "", "1.2.3.4, 10.0.0.1")
+	f.Add("id="+testDataset+"&ev=Purchase", "ud[em]=x%40y.co&cd[order_id]=7", "")
+	e := newTestEnv(f, func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8"} })
+	f.Fuzz(func(t *testing.T, query, body, xff string) {
+		before := len(e.hook.all())
+		h := []string{"Remote: 10.1.1.1"}
+		if xff != "" {
+			h = append(h, "X-Forwarded-For: "+xff)
+		}
+		method := "GET"
+		if body != "" {
+			method = "POST"
+		}
+		r := call(e.s.HandlePixel, method, "/v1/pixel?"+query, body, h...)
+		if r.status != 200 || string(r.body) != transparentGIF {
+			t.Fatalf("answer %d %q", r.status, r.body)
+		}
+		for _, ev := range e.hook.all()[before:] {
+			checkStored(t, ev, testNow)
+			if ev.Source != SourcePixel || ev.ActionSource != ActionWebsite || ev.EventTime != testNow.Unix() {
+				t.Fatalf("pixel event %+v", ev)
+			}
+			if !hasKind(ev.IDs, signals.IDIP) && ev.Flags&FlagLDU == 0 {
+				t.Fatalf("pixel event without the client's IP: %+v", ev)
+			}
+		}
+	})
+}
+
+func hasKind(ids []signals.ID, k signals.IDKind) bool {
+	for _, id := range ids {
+		if id.Kind == k {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,161 @@
+package conversions
+
+import (
+	"errors"
+	"sync"
+)
+
+// memLog is an in-memory Log with group commit and failure injection, for
+// tests and benchmarks. In auto mode a Wait flushes everything pending (one
+// "fsync" for all); in manual mode Waits block until the test calls Flush.
+type memLog struct {
+	mu       sync.Mutex
+	cond     *sync.Cond
+	manual   bool
+	next     uint64 // last LSN assigned
+	epoch    uint64
+	resolved uint64 // every LSN <= resolved is durable or lost
+	flushing bool
+	pending  []memRec
+	durable  [][]byte // persisted records, in LSN order
+	failNext int      // how many of the next flushes fail
+	appendFn func() error
+	discard  bool // drop records instead of keeping them (benchmarks)
+	waiting  int  // goroutines blocked in Wait
+}
+
+type memRec struct {
+	lsn  uint64
+	rec  []byte
+	undo func()
+}
+
+var errFlushFailed = errors.New("memlog: flush failed (injected)")
+
+func newMemLog() *memLog {
+	m := &memLog{}
+	m.cond = sync.NewCond(&m.mu)
+	return m
+}
+
+func (m *memLog) Append(rec []byte, undo func()) (uint64, uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.appendFn != nil {
+		if err := m.appendFn(); err != nil {
+			return 0, 0, err
+		}
+	}
+	m.next++
+	if !m.discard {
+		rec = append([]byte(nil), rec...)
+	} else {
+		rec = nil
+	}
+	m.pending = append(m.pending, memRec{lsn: m.next, rec: rec, undo: undo})
+	return m.next, m.epoch, nil
+}
+
+func (m *memLog) Tail() (uint64, uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.next, m.epoch
+}
+
+func (m *memLog) Wait(lsn, epoch uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for {
+		if m.epoch > epoch {
+			return errFlushFailed
+		}
+		if m.resolved >= lsn {
+			return nil
+		}
+		if !m.manual && !m.flushing {
+			m.flushLocked()
+			continue
+		}
+		m.waiting++
+		m.cond.Wait()
+		m.waiting--
+	}
+}
+
+// Flush persists (or, with failNext, loses) everything pending.
+func (m *memLog) Flush() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for m.flushing {
+		m.cond.Wait()
+	}
+	m.flushLocked()
+}
+
+// FailNextFlush makes the next flush lose its records.
+func (m *memLog) FailNextFlush() {
+	m.mu.Lock()
+	m.failNext++
+	m.mu.Unlock()
+}
+
+func (m *memLog) flushLocked() {
+	if len(m.pending) == 0 {
+		return
+	}
+	recs := m.pending
+	m.pending = nil
+	last := recs[len(recs)-1].lsn
+	if m.failNext > 0 {
+		m.failNext--
+		m.flushing = true
+		m.mu.Unlock() // undo takes the dataset's lock, which Append callers hold
+		for _, r := range recs {
+			if r.undo != nil {
+				r.undo()
+			}
+		}
+		m.mu.Lock()
+		m.flushing = false
+		m.resolved = last
+		m.epoch++
+		m.cond.Broadcast()
+		return
+	}
+	if !m.discard {
+		for _, r := range recs {
+			m.durable = append(m.durable, r.rec)
+		}
+	}
+	m.resolved = last
+	m.cond.Broadcast()
+}
+
+// Records returns the persisted records.
+func (m *memLog) Records() [][]byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([][]byte(nil), m.durable...)
+}
+
+// PendingCount is the number of records appended and not flushed.
+func (m *memLog) PendingCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.pending)
+}
+
+// Waiting is the number of goroutines blocked in Wait.
+func (m *memLog) Waiting() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.waiting
+}
+
+// SetManual switches between manual and auto flushing.
+func (m *memLog) SetManual(manual bool) {
+	m.mu.Lock()
+	m.manual = manual
+	m.cond.Broadcast()
+	m.mu.Unlock()
+}

@@ -1,0 +1,191 @@
+package conversions
+
+import (
+	"net/netip"
+	"strconv"
+
+	"github.com/cpafeed/cpafeed/apierr"
+	"github.com/valyala/fasthttp"
+)
+
+// transparentGIF is a 1x1 transparent GIF (43 bytes).
+const transparentGIF = "GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00" +
+	",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+
+// The user_data keys a pixel hit may carry, bare ("em=") or in Meta's pixel
+// spelling ("ud[em]=").
+var pixelUserKeys = [...]string{"em", "ph", "external_id", "fn", "ln", "ge", "db", "ct", "st", "zp", "country",
+	"ifa", "ifa_type", "madid", "household_id", "fbp", "fbc"}
+
+type pixelHit struct {
+	dataset, ev, eid, dl, value, currency, orderID, dpo []byte
+	user                                                [len(pixelUserKeys)][]byte
+}
+
+func (h *pixelHit) set(k, v []byte) {
+	if len(k) > 4 && k[len(k)-1] == ']' && (string(k[:3]) == "ud[" || string(k[:3]) == "cd[") {
+		k = k[3 : len(k)-1] // ud[em] -> em, cd[value] -> value
+	}
+	switch string(k) {
+	case "id":
+		h.dataset = v
+	case "ev":
+		h.ev = v
+	case "eid":
+		h.eid = v
+	case "dl":
+		h.dl = v
+	case "value":
+		h.value = v
+	case "currency":
+		h.currency = v
+	case "order_id":
+		h.orderID = v
+	case "dpo":
+		h.dpo = v
+	default:
+		for i, name := range pixelUserKeys {
+			if string(k) == name {
+				h.user[i] = v
+				return
+			}
+		}
+	}
+}
+
+// HandlePixel serves GET /v1/pixel?id=<dataset>&ev=<event_name>&eid=<event_id>
+// (plus em, ph, external_id, ... hashed or clear, value, currency, order_id,
+// dl, dpo=LDU; Meta's spellings ud[em], cd[value], cd[currency] too) and the
+// same as a form POST (navigator.sendBeacon; query and body are merged, the
+// body wins). The event is a website event at the current time, with the IP
+// of the connection (or of X-Forwarded-For when the connection comes from a
+// trusted proxy), the User-Agent header, and dl or the Referer as its URL;
+// it is deduplicated with the CAPI by (dataset, ev, eid). It always answers a
+// 1x1 GIF, also for a bad hit (counted as rejected; a beacon must not break
+// a page), except when the journal cannot persist (503).
+func (s *Service) HandlePixel(ctx *fasthttp.RequestCtx, body []byte) error {
+	b := s.getBatch()
+	defer s.putBatch(b)
+	var h pixelHit
+	q := ctx.URI().QueryString()
+	if need := len(q) + len(body); cap(b.form) < need {
+		b.form = make([]byte, 0, need)
+	}
+	b.form = decodeForm(b.form, q, h.set)
+	if ctx.IsPost() {
+		b.form = decodeForm(b.form, body, h.set)
+	}
+	ds := s.datasets[b2s(h.dataset)]
+	if ds == nil {
+		metricRejected[SourcePixel].Inc()
+		writeGIF(ctx)
+		return nil
+	}
+
+	js := append(b.js[:0], `{"data":[{"action_source":"website","event_time":`...)
+	js = strconv.AppendInt(js, b.nowSec, 10)
+	js = appendField(js, "event_name", h.ev)
+	js = appendField(js, "event_id", h.eid)
+	url := h.dl
+	if len(url) == 0 {
+		url = ctx.Request.Header.Referer()
+	}
+	js = appendField(js, "event_source_url", url)
+	js = append(js, `,"user_data":{"client_ip_address":"`...)
+	js = s.clientIP(js, ctx)
+	js = append(js, '"')
+	js = appendField(js, "client_user_agent", ctx.Request.Header.UserAgent())
+	for i, v := range h.user {
+		js = appendField(js, pixelUserKeys[i], v)
+	}
+	js = append(js, '}')
+	if h.value != nil || h.currency != nil || h.orderID != nil {
+		js = append(js, `,"custom_data":{`...)
+		mark := len(js)
+		js = appendField(js, "value", h.value)
+		js = appendField(js, "currency", h.currency)
+		js = appendField(js, "order_id", h.orderID)
+		js = append(js[:mark], js[mark+1:]...) // the first field's comma
+		js = append(js, '}')
+	}
+	if len(h.dpo) > 0 {
+		js = append(js, `,"data_processing_options":[`...)
+		js = apierr.AppendString(js, b2s(h.dpo))
+		js = append(js, ']')
+	}
+	js = append(js, "}]}"...)
+	b.js = js
+	v, err := b.parse(js)
+	if err != nil { // cannot happen: js is built with escaped strings
+		metricRejected[SourcePixel].Inc()
+		writeGIF(ctx)
+		return nil
+	}
+	if _, _, aerr := s.ingest(b, ds, SourcePixel, v.Get("data")); aerr != nil && aerr.Status == fasthttp.StatusServiceUnavailable {
+		return aerr
+	}
+	writeGIF(ctx)
+	return nil
+}
+
+// appendField appends ,"key":"value" if v is not nil.
+func appendField(js []byte, key string, v []byte) []byte {
+	if v == nil {
+		return js
+	}
+	js = append(js, ',', '"')
+	js = append(js, key...)
+	js = append(js, '"', ':')
+	return apierr.AppendString(js, b2s(v))
+}
+
+func writeGIF(ctx *fasthttp.RequestCtx) {
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType("image/gif")
+	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store, no-cache, must-revalidate, max-age=0")
+	ctx.Response.Header.Set(fasthttp.HeaderPragma, "no-cache")
+	ctx.Response.Header.Set(fasthttp.HeaderExpires, "0")
+	ctx.SetBodyString(transparentGIF)
+}
+
+// clientIP appends the text of the client's IP: the connection's address or,
+// when that is a trusted proxy, the right-most address of X-Forwarded-For
+// that is not a trusted proxy. Nothing is appended if there is none.
+func (s *Service) clientIP(dst []byte, ctx *fasthttp.RequestCtx) []byte {
+	a, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	a = a.Unmap()
+	if s.trusted(a) {
+		xff := ctx.Request.Header.Peek(fasthttp.HeaderXForwardedFor)
+		for len(xff) > 0 {
+			part := xff
+			xff = nil
+			for i := len(part) - 1; i >= 0; i-- {
+				if part[i] == ',' {
+					part, xff = part[i+1:], part[:i]
+					break
+				}
+			}
+			p, err := netip.ParseAddr(b2s(trimSpace(part)))
+			if err != nil {
+				break
+			}
+			a = p.Unmap()
+			if !s.trusted(a) {
+				break
+			}
+		}
+	}
+	if !a.IsValid() || a.IsUnspecified() {
+		return dst
+	}
+	return a.AppendTo(dst)
+}
+
+func (s *Service) trusted(a netip.Addr) bool {
+	for _, p := range s.proxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,5 @@
+//go:build race
+
+package conversions
+
+const raceEnabled = true

@@ -1,0 +1,575 @@
+package conversions
+
+import (
+	"errors"
+	"math/bits"
+	"net/netip"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cpafeed/cpafeed/apierr"
+	"github.com/cpafeed/cpafeed/signals"
+	"github.com/valyala/fastjson"
+)
+
+// Log is the durable journal (implemented by package journal).
+type Log interface {
+	// Append assigns the next LSN and buffers rec; it does not wait for disk.
+	// rec is only valid during the call: the journal copies it. undo (may be
+	// nil) is called by the journal iff the record could not be persisted,
+	// before the failure epoch increments and before any waiter wakes; the
+	// Service's undo takes the dataset's dedup lock, so the journal must not
+	// hold a lock that Append needs while it calls undo. A failed Append
+	// never calls undo.
+	Append(rec []byte, undo func()) (lsn, epoch uint64, err error)
+	// Tail is the last appended LSN and the current failure epoch.
+	Tail() (lsn, epoch uint64)
+	// Wait blocks until every record <= lsn is durable; it errors if a flush
+	// failed after epoch.
+	Wait(lsn, epoch uint64) error
+}
+
+// Tenants resolves tokens; implemented by the server. Tokens are compared in
+// constant time there.
+type Tenants interface {
+	Advertiser(token []byte) (advertiser string, ok bool)
+}
+
+// Service is the Conversions API: it validates, hashes, deduplicates and
+// journals conversions, and keeps per-dataset stats. It is safe for
+// concurrent use.
+type Service struct {
+	cfg      Config
+	log      Log
+	hasher   *signals.Hasher
+	tenants  Tenants
+	datasets map[string]*dataset
+	byAdv    map[string][]*dataset
+	proxies  []netip.Prefix
+	hook     atomic.Pointer[func([]StoredEvent)]
+
+	free         chan *batch            // warm batches: unlike the sync.Pool, not emptied by the GC
+	batches      sync.Pool              // *batch, beyond what free holds
+	reservations sync.Pool              // *reservation
+	scrub        atomic.Pointer[string] // NUL bytes, see scrubParser
+
+	maxAgeSec, maxAgeStoreSec, maxFutureSec int64
+	msgTooOld, msgTooOldStore, msgFuture    string
+}
+
+// dataset is the state of one dataset: its dedup set under mu, its stats
+// under statsMu.
+type dataset struct {
+	id, advertiser string
+
+	mu      sync.Mutex
+	set     dedupSet
+	pending int // batches appended to the journal whose Wait has not returned
+
+	statsMu sync.Mutex
+	stats   stats
+}
+
+// batch is the pooled working state of one request. Everything in it that
+// may hold clear PII is cleared before it returns to the pool.
+type batch struct {
+	p        fastjson.Parser
+	form     []byte // decoded form fields
+	js       []byte // the pixel's synthesized CAPI body
+	scratch  []byte // normalized user_data values
+	hex      [64]byte
+	num      []byte // text of numbers used as ids (per event)
+	keyBuf   []byte
+	events   []event
+	ids      []signals.ID
+	details  []apierr.Detail
+	subcode  int
+	dupNames []nameCount
+	rec      []byte
+	out      []byte
+	stored   []StoredEvent
+
+	token, testCode []byte // from the body; alias p or form
+	dataset         string
+	test            bool
+	nowSec, nowMs   int64
+	parsedBytes     int // bytes the parser copied (scrubbed on release)
+}
+
+// reservation is the set of dedup keys one batch inserted, removed again if
+// its journal record is lost. It outlives the batch: the journal may call
+// undo after the request returned.
+type reservation struct {
+	ds     *dataset
+	gen    int64
+	keys   []DedupKey
+	done   bool // guarded by ds.mu
+	undoFn func()
+}
+
+func (r *reservation) undo() {
+	r.ds.mu.Lock()
+	r.removeLocked()
+	r.ds.mu.Unlock()
+}
+
+// removeLocked removes the keys once, whoever calls first (the journal's undo
+// or the request after a failed Wait). ds.mu must be held.
+func (r *reservation) removeLocked() {
+	if r.done {
+		return
+	}
+	r.done = true
+	before := r.ds.set.n
+	for _, k := range r.keys {
+		r.ds.set.remove(k, r.gen)
+	}
+	metricDedupEntries.Add(float64(r.ds.set.n - before))
+}
+
+// NewService returns a Service. cfg is completed with WithDefaults and
+// validated; log, h and t are required.
+func NewService(cfg Config, log Log, h *signals.Hasher, t Tenants) (*Service, error) {
+	cfg = cfg.WithDefaults()
+	errs := cfg.Validate()
+	if log == nil {
+		errs = append(errs, errors.New("conversions: a journal (Log) is required"))
+	}
+	if h == nil {
+		errs = append(errs, errors.New("conversions: an identity Hasher is required"))
+	}
+	if t == nil {
+		errs = append(errs, errors.New("conversions: Tenants is required"))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	s := &Service{
+		cfg: cfg, log: log, hasher: h, tenants: t,
+		datasets:       make(map[string]*dataset, len(cfg.Datasets)),
+		byAdv:          make(map[string][]*dataset),
+		maxAgeSec:      int64(cfg.MaxAge / time.Second),
+		maxAgeStoreSec: int64(cfg.MaxAgePhysicalStore / time.Second),
+		maxFutureSec:   int64(cfg.MaxFuture / time.Second),
+		msgTooOld:      "older than " + humanDuration(cfg.MaxAge),
+		msgTooOldStore: "older than " + humanDuration(cfg.MaxAgePhysicalStore) + " (action_source physical_store)",
+		msgFuture:      "more than " + humanDuration(cfg.MaxFuture) + " in the future",
+	}
+	for _, p := range cfg.TrustedProxies {
+		s.proxies = append(s.proxies, netip.MustParsePrefix(p).Masked()) // validated above
+	}
+	for id, adv := range cfg.Datasets {
+		ds := &dataset{id: id, advertiser: adv,
+			set:   newDedupSet(cfg.DedupWindow.Milliseconds(), cfg.DedupGenerations),
+			stats: stats{names: make(map[string]*nameStats), max: cfg.MaxEventNames}}
+		s.datasets[id] = ds
+		s.byAdv[adv] = append(s.byAdv[adv], ds)
+	}
+	// A batch holds a parser whose cache of values is as large as the
+	// biggest body it parsed; rebuilding it costs thousands of allocations,
+	// so a few stay warm for good.
+	s.free = make(chan *batch, 2*runtime.GOMAXPROCS(0))
+	s.batches.New = func() any { return &batch{} }
+	s.reservations.New = func() any {
+		r := &reservation{}
+		r.undoFn = r.undo
+		return r
+	}
+	return s, nil
+}
+
+// SetStoredHook sets fn to receive the events of every batch once they are
+// durable (and, at start, those Replay decodes), in journal order within a
+// batch. fn may be called concurrently from many requests; the slice and the
+// events' IDs are valid only during the call.
+func (s *Service) SetStoredHook(fn func(events []StoredEvent)) {
+	if fn == nil {
+		s.hook.Store(nil)
+		return
+	}
+	s.hook.Store(&fn)
+}
+
+func (s *Service) getBatch() *batch {
+	var b *batch
+	select {
+	case b = <-s.free:
+	default:
+		b = s.batches.Get().(*batch)
+	}
+	now := s.cfg.Now()
+	b.nowSec, b.nowMs = now.Unix(), now.UnixMilli()
+	return b
+}
+
+// putBatch clears what may hold clear PII (the form buffer, the normalization
+// scratch, the parser's copy of the body) and pools b.
+func (s *Service) putBatch(b *batch) {
+	clear(b.form) // only ever appended to during a request: len covers what was written
+	clear(b.js)
+	clear(b.scratch[:cap(b.scratch)]) // rewound per value: a longer earlier value may linger past len
+	clear(b.num[:cap(b.num)])
+	clear(b.hex[:])
+	if b.parsedBytes > 0 {
+		s.scrubParser(&b.p, b.parsedBytes)
+	}
+	clear(b.stored) // drop string references
+	*b = batch{p: b.p, form: b.form[:0], js: b.js[:0], scratch: b.scratch[:0], num: b.num[:0],
+		keyBuf: b.keyBuf[:0], events: b.events[:0], ids: b.ids[:0], details: b.details[:0],
+		dupNames: b.dupNames[:0], rec: b.rec[:0], out: b.out[:0], stored: b.stored[:0]}
+	select {
+	case s.free <- b:
+	default:
+		s.batches.Put(b)
+	}
+}
+
+// scrubParser overwrites the parser's private copy of the last body (fastjson
+// copies its input and keeps it until the next Parse) by parsing n NUL bytes:
+// the parse copies them over the body and fails at the first byte. That is
+// one memmove of n bytes and a few small allocations for fastjson's error,
+// per request. The NUL string is shared and grows to the largest body seen.
+func (s *Service) scrubParser(p *fastjson.Parser, n int) {
+	z := s.scrub.Load()
+	if z == nil || len(*z) < n {
+		str := string(make([]byte, 1<<max(bits.Len(uint(n-1)), 12)))
+		z = &str
+		s.scrub.Store(z)
+	}
+	_, _ = p.Parse((*z)[:n])
+}
+
+// parse parses JSON bytes with b's parser, remembering how much to scrub.
+func (b *batch) parse(js []byte) (*fastjson.Value, error) {
+	b.parsedBytes = max(b.parsedBytes, len(js))
+	return b.p.ParseBytes(js)
+}
+
+// commit deduplicates b's valid events against ds, journals the new ones as
+// one record and waits until that record, and every record this batch
+// deduplicated against, is durable. Only then are stats applied and the hook
+// called. It returns the number of events deduplicated.
+func (s *Service) commit(b *batch, ds *dataset, src Source) (int, *apierr.Error) {
+	n := len(b.events)
+	ds.mu.Lock()
+	before := ds.set.n
+	ds.set.advance(b.nowMs)
+	matched := false
+	for i := range b.events {
+		if ds.set.contains(b.events[i].key) {
+			b.events[i].dup, matched = true, true
+		}
+	}
+	r := s.reservations.Get().(*reservation)
+	r.ds, r.gen, r.keys, r.done = ds, ds.set.cur, r.keys[:0], false
+	for i := range b.events {
+		e := &b.events[i]
+		if e.dup {
+			continue
+		}
+		if !ds.set.insert(e.key, r.gen) { // a second copy within the batch
+			e.dup = true
+			continue
+		}
+		r.keys = append(r.keys, e.key)
+	}
+	metricDedupEntries.Add(float64(ds.set.n - before))
+	stored := len(r.keys)
+	dedup := n - stored
+
+	// What to wait for. Our own record, if any. And if we deduplicated
+	// against remembered entries, those entries must be durable too: they
+	// are, unless some batch of this dataset appended its record and has not
+	// returned from Wait (ds.pending > 0; a batch whose record is lost
+	// removes its entries, by the journal's undo or itself, before it stops
+	// being pending, and replayed entries are durable). In that case wait for
+	// everything appended so far (the Tail ticket): a lost record fails the
+	// wait through the failure epoch.
+	var waitLSN, waitEpoch uint64
+	wait := false
+	if stored > 0 {
+		b.collectDupNames()
+		h := recordHeader{dataset: ds.id, received: b.nowMs, source: src, nReceived: n, nDedup: dedup, dupNames: b.dupNames}
+		b.rec = appendRecord(b.rec[:0], &h, b.events, b.ids)
+		lsn, epoch, err := s.log.Append(b.rec, r.undoFn)
+		if err != nil {
+			r.removeLocked()
+			ds.mu.Unlock()
+			return 0, apierr.Unavailable("journal: cannot append the batch: %v", err)
+		}
+		ds.pending++
+		waitLSN, waitEpoch, wait = lsn, epoch, true
+		if matched && ds.pending > 1 { // others pending besides us
+			waitLSN, _ = s.log.Tail() // with our epoch, the older one
+		}
+	} else if matched && ds.pending > 0 {
+		waitLSN, waitEpoch = s.log.Tail()
+		wait = true
+	}
+	ds.mu.Unlock()
+
+	if wait {
+		err := s.log.Wait(waitLSN, waitEpoch)
+		if stored > 0 {
+			ds.mu.Lock()
+			ds.pending--
+			if err != nil {
+				// Forget our keys so that a retry stores the events. If the
+				// record reaches the disk anyway, Replay deduplicates it
+				// against the retry's copy.
+				r.removeLocked()
+			}
+			ds.mu.Unlock()
+		}
+		if err != nil {
+			return 0, apierr.Unavailable("journal: the batch is not durable, retry: %v", err)
+		}
+	}
+	// Durable (the journal will never call undo) or never handed over.
+	r.ds = nil
+	s.reservations.Put(r)
+	s.applyStored(b, ds, src, n, dedup)
+	return dedup, nil
+}
+
+// collectDupNames groups the batch's duplicates by event name.
+func (b *batch) collectDupNames() {
+	b.dupNames = b.dupNames[:0]
+	for i := range b.events {
+		e := &b.events[i]
+		if !e.dup {
+			continue
+		}
+		found := false
+		for j := range b.dupNames {
+			if string(b.dupNames[j].name) == string(e.name) {
+				b.dupNames[j].n++
+				found = true
+				break
+			}
+		}
+		if !found {
+			b.dupNames = append(b.dupNames, nameCount{name: e.name, n: 1})
+		}
+	}
+}
+
+// applyStored counts a durable batch and hands its stored events to the hook.
+func (s *Service) applyStored(b *batch, ds *dataset, src Source, n, dedup int) {
+	hook := s.hook.Load()
+	ds.statsMu.Lock()
+	ds.stats.add(src, counts{Received: uint64(n), Stored: uint64(n - dedup), Deduplicated: uint64(dedup)})
+	s.countEvents(b, ds, src, hook != nil)
+	ds.statsMu.Unlock()
+	metricReceived[src].Add(n)
+	metricStored[src].Add(n - dedup)
+	metricDeduplicated[src].Add(dedup)
+	if hook != nil && len(b.stored) > 0 {
+		(*hook)(b.stored)
+	}
+}
+
+// countEvents counts b.events by name (ds.statsMu held) and, if collect,
+// gathers the stored ones into b.stored with interned names.
+func (s *Service) countEvents(b *batch, ds *dataset, src Source, collect bool) {
+	b.stored = b.stored[:0]
+	st := &ds.stats
+	for i := range b.events {
+		e := &b.events[i]
+		ns := st.name(e.name, !e.dup)
+		c := &st.other
+		if ns != nil {
+			c = &ns.c
+		}
+		c.Received++
+		if e.dup {
+			c.Deduplicated++
+			continue
+		}
+		c.Stored++
+		if collect {
+			var name string
+			if ns != nil {
+				name = ns.name
+			} else {
+				name = string(e.name) // more names than MaxEventNames: rare
+			}
+			b.stored = append(b.stored, e.stored(ds.id, name, b.nowMs, src, b.ids))
+		}
+	}
+}
+
+func (e *event) stored(ds, name string, receivedMs int64, src Source, ids []signals.ID) StoredEvent {
+	return StoredEvent{Dataset: ds, EventName: name, EventTime: e.time, Received: receivedMs,
+		Value: e.value, Currency: e.currency, ActionSource: e.action, Source: src, Flags: e.flags,
+		Key: e.key, IDs: ids[e.idOff : e.idOff+e.idN : e.idOff+e.idN]}
+}
+
+// reject counts the n events of a rejected batch (b.events holds those that
+// were parsed, for their names).
+func (s *Service) reject(ds *dataset, src Source, b *batch, n int) {
+	metricRejected[src].Add(n)
+	if ds == nil || n == 0 {
+		return
+	}
+	ds.statsMu.Lock()
+	ds.stats.add(src, counts{Rejected: uint64(n)})
+	for i := range b.events {
+		c := &ds.stats.other
+		if ns := ds.stats.name(b.events[i].name, false); ns != nil {
+			c = &ns.c
+		}
+		c.Rejected++
+	}
+	if extra := n - len(b.events); extra > 0 {
+		ds.stats.other.Rejected += uint64(extra)
+	}
+	ds.statsMu.Unlock()
+}
+
+// Replay rebuilds the dedup state and the stats from one journal record at
+// start (call it for every record of type RecordTypeConversionBatch, in
+// journal order, before serving), and hands the record's stored events to the
+// hook. An event already remembered (a batch whose answer failed although its
+// record reached the disk, then retried by the client) is counted as
+// deduplicated and not handed over twice. Events older than the dedup window
+// are counted and handed over but not remembered. A record of a dataset that
+// is no longer configured is skipped. rec is not retained.
+func (s *Service) Replay(rec []byte) error {
+	var d decodedRecord
+	if err := decodeRecord(&d, rec); err != nil {
+		return err
+	}
+	ds := s.datasets[d.dataset]
+	if ds == nil {
+		return nil
+	}
+	ds.mu.Lock()
+	before := ds.set.n
+	ds.set.advance(s.cfg.Now().UnixMilli())
+	g := ds.set.genOf(d.received)
+	replayDups := 0
+	for i := range d.events {
+		e := &d.events[i]
+		if ds.set.contains(e.key) {
+			e.dup = true
+			replayDups++
+			continue
+		}
+		ds.set.insert(e.key, g)
+	}
+	metricDedupEntries.Add(float64(ds.set.n - before))
+	ds.mu.Unlock()
+
+	b := &batch{events: d.events, ids: d.ids, nowMs: d.received}
+	hook := s.hook.Load()
+	m := len(d.events)
+	ds.statsMu.Lock()
+	ds.stats.add(d.source, counts{Received: uint64(d.nReceived), Stored: uint64(m - replayDups),
+		Deduplicated: uint64(d.nDedup + replayDups)})
+	for _, nc := range d.dupNames { // the request's duplicates are in the record by name only
+		c := &ds.stats.other
+		if ns := ds.stats.name(nc.name, false); ns != nil {
+			c = &ns.c
+		}
+		c.Received += uint64(nc.n)
+		c.Deduplicated += uint64(nc.n)
+	}
+	s.countEvents(b, ds, d.source, hook != nil)
+	ds.statsMu.Unlock()
+	if hook != nil && len(b.stored) > 0 {
+		(*hook)(b.stored)
+	}
+	return nil
+}
+
+// Expire drops the dedup generations that left the window in every dataset.
+// Ingest does it for the dataset it touches; call Expire periodically (say,
+// every minute) so that idle datasets give their memory back too.
+func (s *Service) Expire() {
+	now := s.cfg.Now().UnixMilli()
+	for _, ds := range s.datasets {
+		ds.mu.Lock()
+		if dropped := ds.set.advance(now); dropped > 0 {
+			metricDedupEntries.Add(-float64(dropped))
+		}
+		ds.mu.Unlock()
+	}
+}
+
+// DedupEntries is the number of events remembered for deduplication.
+func (s *Service) DedupEntries() int {
+	n := 0
+	for _, ds := range s.datasets {
+		ds.mu.Lock()
+		n += ds.set.n
+		ds.mu.Unlock()
+	}
+	return n
+}
+
+// datasetFor resolves the dataset a request targets: id if given, else the
+// advertiser's only dataset. It answers 403 for a dataset the advertiser does
+// not own (or that does not exist: no probing for ids).
+func (s *Service) datasetFor(adv string, id string) (*dataset, *apierr.Error) {
+	if len(id) == 0 {
+		own := s.byAdv[adv]
+		if len(own) == 1 {
+			return own[0], nil
+		}
+		return nil, apierr.BadRequest("dataset: required, the token's advertiser has %d datasets", len(own)).WithSubcode(apierr.SubcodeUnknownDataset)
+	}
+	ds := s.datasets[id]
+	if ds == nil || ds.advertiser != adv {
+		return nil, apierr.Forbidden("dataset %s: not a dataset of this token's advertiser", strconv.Quote(id)).WithSubcode(apierr.SubcodeUnknownDataset)
+	}
+	return ds, nil
+}
+
+// humanDuration writes d as "7 days", "10 minutes", ... for messages.
+func humanDuration(d time.Duration) string {
+	unit := func(n int64, one string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return strconv.FormatInt(n, 10) + " " + one + "s"
+	}
+	switch {
+	case d%(24*time.Hour) == 0:
+		return unit(int64(d/(24*time.Hour)), "day")
+	case d%time.Hour == 0:
+		return unit(int64(d/time.Hour), "hour")
+	case d%time.Minute == 0:
+		return unit(int64(d/time.Minute), "minute")
+	case d%time.Second == 0:
+		return unit(int64(d/time.Second), "second")
+	}
+	return d.String()
+}
+
+// Ingest validates, deduplicates and journals a CAPI body (JSON, or form with
+// contentType application/x-www-form-urlencoded) for dataset, exactly as
+// HandleConversions does once the token is checked: it returns when the
+// batch is durable. For in-process producers (load generators, simulations)
+// and benchmarks. err is an *apierr.Error.
+func (s *Service) Ingest(dataset string, body []byte, contentType string) (received, deduplicated int, err error) {
+	ds := s.datasets[dataset]
+	if ds == nil {
+		return 0, 0, apierr.Forbidden("dataset %s: unknown", strconv.Quote(dataset)).WithSubcode(apierr.SubcodeUnknownDataset)
+	}
+	b := s.getBatch()
+	defer s.putBatch(b)
+	data, perr := s.parseTop(b, body, s2b(contentType))
+	if perr != nil {
+		s.reject(ds, SourceCAPI, b, 0)
+		return 0, 0, perr
+	}
+	received, deduplicated, aerr := s.ingest(b, ds, SourceCAPI, data)
+	if aerr != nil {
+		return 0, 0, aerr
+	}
+	return received, deduplicated, nil
+}
