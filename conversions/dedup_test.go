@@ -106,46 +106,6 @@ func TestDedupExpiresInBulk(t *testing.T) {
 	}
 }
 
-func TestDedupSetGenerations(t *testing.T) {
-	d := newDedupSet(8000, 8) // 1 s generations
-	key := func(i int) DedupKey { return DedupKey{byte(i), byte(i >> 8), 1} }
-	d.advance(0)
-	for i := range 1000 {
-		if !d.insert(key(i), d.cur) {
-			t.Fatal("insert failed")
-		}
-	}
-	if d.insert(key(5), d.cur) {
-		t.Fatal("second insert of a key succeeded")
-	}
-	d.advance(1000)
-	d.insert(key(2000), d.cur)
-	if d.advance(8999) != 0 || d.n != 1001 || !d.contains(key(999)) {
-		t.Fatalf("generation 0 dropped too early: n=%d", d.n)
-	}
-	if dropped := d.advance(9000); dropped != 1000 || d.n != 1 || d.contains(key(999)) || !d.contains(key(2000)) {
-		t.Fatalf("generation 0 not dropped as a whole: dropped %d, n=%d", dropped, d.n)
-	}
-	for _, g := range d.gens {
-		if g.id == 0 || (g.id < 0 && g.m != nil) {
-			t.Fatalf("dropped generation still held: %+v", g.id)
-		}
-	}
-	// An old generation (replay of an old record) is not inserted.
-	if d.insert(key(3000), 0) {
-		t.Fatal("expired generation accepted")
-	}
-	// A clock that steps back does not resurrect or evict anything.
-	d.advance(100)
-	if !d.contains(key(2000)) || d.cur != 9 {
-		t.Fatalf("clock step back: cur %d", d.cur)
-	}
-	d.remove(key(2000), 1)
-	if d.contains(key(2000)) || d.n != 0 {
-		t.Fatal("remove failed")
-	}
-}
-
 func TestTestEventCodeStoresNothing(t *testing.T) {
 	e := newTestEnv(t, nil)
 	now := testNow.Unix()

@@ -1,6 +1,9 @@
 package conversions
 
-import "github.com/cpafeed/cpafeed/signals"
+import (
+	"github.com/cpafeed/cpafeed/dedup"
+	"github.com/cpafeed/cpafeed/signals"
+)
 
 // Source is where a conversion came from. The values are persisted in journal
 // records: append only.
@@ -86,7 +89,7 @@ const (
 // DedupKey is the 128-bit deduplication key of an event: the first 16 bytes of
 // SHA-256 over (dataset, event_name, event_id) or, without an event_id, over a
 // fingerprint. It is journaled, so its derivation must never change.
-type DedupKey [16]byte
+type DedupKey = dedup.Key
 
 // StoredEvent is a conversion after validation, hashing and deduplication: what
 // the journal holds and what the stored-events hook receives. It holds no raw

@@ -25,9 +25,10 @@ type memLog struct {
 }
 
 type memRec struct {
-	lsn  uint64
-	rec  []byte
-	undo func()
+	lsn   uint64
+	rec   []byte
+	undo  func()
+	apply func()
 }
 
 var errFlushFailed = errors.New("memlog: flush failed (injected)")
@@ -38,7 +39,7 @@ func newMemLog() *memLog {
 	return m
 }
 
-func (m *memLog) Append(rec []byte, undo func()) (uint64, uint64, error) {
+func (m *memLog) AppendApply(rec []byte, undo, apply func()) (uint64, uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.appendFn != nil {
@@ -52,7 +53,7 @@ func (m *memLog) Append(rec []byte, undo func()) (uint64, uint64, error) {
 	} else {
 		rec = nil
 	}
-	m.pending = append(m.pending, memRec{lsn: m.next, rec: rec, undo: undo})
+	m.pending = append(m.pending, memRec{lsn: m.next, rec: rec, undo: undo, apply: apply})
 	return m.next, m.epoch, nil
 }
 
@@ -127,6 +128,17 @@ func (m *memLog) flushLocked() {
 			m.durable = append(m.durable, r.rec)
 		}
 	}
+	// Applies run in LSN order after the records are durable and before
+	// their waiters wake, as the journal's applier does.
+	m.flushing = true
+	m.mu.Unlock()
+	for _, r := range recs {
+		if r.apply != nil {
+			r.apply()
+		}
+	}
+	m.mu.Lock()
+	m.flushing = false
 	m.resolved = last
 	m.cond.Broadcast()
 }

@@ -11,20 +11,23 @@ import (
 	"time"
 
 	"github.com/cpafeed/cpafeed/apierr"
+	"github.com/cpafeed/cpafeed/dedup"
 	"github.com/cpafeed/cpafeed/signals"
 	"github.com/valyala/fastjson"
 )
 
 // Log is the durable journal (implemented by package journal).
 type Log interface {
-	// Append assigns the next LSN and buffers rec; it does not wait for disk.
-	// rec is only valid during the call: the journal copies it. undo (may be
-	// nil) is called by the journal iff the record could not be persisted,
-	// before the failure epoch increments and before any waiter wakes; the
-	// Service's undo takes the dataset's dedup lock, so the journal must not
-	// hold a lock that Append needs while it calls undo. A failed Append
-	// never calls undo.
-	Append(rec []byte, undo func()) (lsn, epoch uint64, err error)
+	// AppendApply assigns the next LSN and buffers rec; it does not wait for
+	// disk. rec is only valid during the call: the journal copies it. undo
+	// (may be nil) is called by the journal iff the record could not be
+	// persisted, before the failure epoch increments and before any waiter
+	// wakes; the Service's undo takes the dataset's dedup lock, so the
+	// journal must not hold a lock that Append needs while it calls undo. A
+	// failed Append never calls undo. apply runs once the record is durable,
+	// in log order with every other record's apply, before Wait returns:
+	// stats and attribution follow the log in the order a replay sees it.
+	AppendApply(rec []byte, undo, apply func()) (lsn, epoch uint64, err error)
 	// Tail is the last appended LSN and the current failure epoch.
 	Tail() (lsn, epoch uint64)
 	// Wait blocks until every record <= lsn is durable; it errors if a flush
@@ -66,7 +69,7 @@ type dataset struct {
 	id, advertiser string
 
 	mu      sync.Mutex
-	set     dedupSet
+	set     dedup.Set
 	pending int // batches appended to the journal whose Wait has not returned
 
 	statsMu sync.Mutex
@@ -123,11 +126,11 @@ func (r *reservation) removeLocked() {
 		return
 	}
 	r.done = true
-	before := r.ds.set.n
+	before := r.ds.set.Len()
 	for _, k := range r.keys {
-		r.ds.set.remove(k, r.gen)
+		r.ds.set.Remove(k, r.gen)
 	}
-	metricDedupEntries.Add(float64(r.ds.set.n - before))
+	metricDedupEntries.Add(float64(r.ds.set.Len() - before))
 }
 
 // NewService returns a Service. cfg is completed with WithDefaults and
@@ -163,7 +166,7 @@ func NewService(cfg Config, log Log, h *signals.Hasher, t Tenants) (*Service, er
 	}
 	for id, adv := range cfg.Datasets {
 		ds := &dataset{id: id, advertiser: adv,
-			set:   newDedupSet(cfg.DedupWindow.Milliseconds(), cfg.DedupGenerations),
+			set:   dedup.New(cfg.DedupWindow.Milliseconds(), cfg.DedupGenerations),
 			stats: stats{names: make(map[string]*nameStats), max: cfg.MaxEventNames}}
 		s.datasets[id] = ds
 		s.byAdv[adv] = append(s.byAdv[adv], ds)
@@ -182,9 +185,10 @@ func NewService(cfg Config, log Log, h *signals.Hasher, t Tenants) (*Service, er
 }
 
 // SetStoredHook sets fn to receive the events of every batch once they are
-// durable (and, at start, those Replay decodes), in journal order within a
-// batch. fn may be called concurrently from many requests; the slice and the
-// events' IDs are valid only during the call.
+// durable (and, at start, those Replay decodes), in journal order: live, fn
+// runs on the journal's applier goroutine, one batch at a time, in the same
+// order as a replay. The slice and the events' IDs are valid only during the
+// call.
 func (s *Service) SetStoredHook(fn func(events []StoredEvent)) {
 	if fn == nil {
 		s.hook.Store(nil)
@@ -255,28 +259,28 @@ func (b *batch) parse(js []byte) (*fastjson.Value, error) {
 func (s *Service) commit(b *batch, ds *dataset, src Source) (int, *apierr.Error) {
 	n := len(b.events)
 	ds.mu.Lock()
-	before := ds.set.n
-	ds.set.advance(b.nowMs)
+	before := ds.set.Len()
+	ds.set.Advance(b.nowMs)
 	matched := false
 	for i := range b.events {
-		if ds.set.contains(b.events[i].key) {
+		if ds.set.Contains(b.events[i].key) {
 			b.events[i].dup, matched = true, true
 		}
 	}
 	r := s.reservations.Get().(*reservation)
-	r.ds, r.gen, r.keys, r.done = ds, ds.set.cur, r.keys[:0], false
+	r.ds, r.gen, r.keys, r.done = ds, ds.set.Gen(b.nowMs), r.keys[:0], false
 	for i := range b.events {
 		e := &b.events[i]
 		if e.dup {
 			continue
 		}
-		if !ds.set.insert(e.key, r.gen) { // a second copy within the batch
+		if !ds.set.Insert(e.key, r.gen) { // a second copy within the batch
 			e.dup = true
 			continue
 		}
 		r.keys = append(r.keys, e.key)
 	}
-	metricDedupEntries.Add(float64(ds.set.n - before))
+	metricDedupEntries.Add(float64(ds.set.Len() - before))
 	stored := len(r.keys)
 	dedup := n - stored
 
@@ -294,7 +298,8 @@ func (s *Service) commit(b *batch, ds *dataset, src Source) (int, *apierr.Error)
 		b.collectDupNames()
 		h := recordHeader{dataset: ds.id, received: b.nowMs, source: src, nReceived: n, nDedup: dedup, dupNames: b.dupNames}
 		b.rec = appendRecord(b.rec[:0], &h, b.events, b.ids)
-		lsn, epoch, err := s.log.Append(b.rec, r.undoFn)
+		nDedup := dedup
+		lsn, epoch, err := s.log.AppendApply(b.rec, r.undoFn, func() { s.applyStored(b, ds, src, n, nDedup) })
 		if err != nil {
 			r.removeLocked()
 			ds.mu.Unlock()
@@ -328,10 +333,13 @@ func (s *Service) commit(b *batch, ds *dataset, src Source) (int, *apierr.Error)
 			return 0, apierr.Unavailable("journal: the batch is not durable, retry: %v", err)
 		}
 	}
-	// Durable (the journal will never call undo) or never handed over.
+	// Durable (the journal will never call undo; apply ran) or never handed
+	// over (only duplicates: count them here).
 	r.ds = nil
 	s.reservations.Put(r)
-	s.applyStored(b, ds, src, n, dedup)
+	if stored == 0 {
+		s.applyStored(b, ds, src, n, dedup)
+	}
 	return dedup, nil
 }
 
@@ -358,6 +366,8 @@ func (b *batch) collectDupNames() {
 }
 
 // applyStored counts a durable batch and hands its stored events to the hook.
+// For a batch with a record it runs as the record's apply (on the journal's
+// applier goroutine, in log order, while the request waits in Wait).
 func (s *Service) applyStored(b *batch, ds *dataset, src Source, n, dedup int) {
 	hook := s.hook.Load()
 	ds.statsMu.Lock()
@@ -448,20 +458,20 @@ func (s *Service) Replay(rec []byte) error {
 		return nil
 	}
 	ds.mu.Lock()
-	before := ds.set.n
-	ds.set.advance(s.cfg.Now().UnixMilli())
-	g := ds.set.genOf(d.received)
+	before := ds.set.Len()
+	ds.set.Advance(s.cfg.Now().UnixMilli())
+	g := ds.set.Gen(d.received)
 	replayDups := 0
 	for i := range d.events {
 		e := &d.events[i]
-		if ds.set.contains(e.key) {
+		if ds.set.Contains(e.key) {
 			e.dup = true
 			replayDups++
 			continue
 		}
-		ds.set.insert(e.key, g)
+		ds.set.Insert(e.key, g)
 	}
-	metricDedupEntries.Add(float64(ds.set.n - before))
+	metricDedupEntries.Add(float64(ds.set.Len() - before))
 	ds.mu.Unlock()
 
 	b := &batch{events: d.events, ids: d.ids, nowMs: d.received}
@@ -493,7 +503,7 @@ func (s *Service) Expire() {
 	now := s.cfg.Now().UnixMilli()
 	for _, ds := range s.datasets {
 		ds.mu.Lock()
-		if dropped := ds.set.advance(now); dropped > 0 {
+		if dropped := ds.set.Advance(now); dropped > 0 {
 			metricDedupEntries.Add(-float64(dropped))
 		}
 		ds.mu.Unlock()
@@ -505,7 +515,7 @@ func (s *Service) DedupEntries() int {
 	n := 0
 	for _, ds := range s.datasets {
 		ds.mu.Lock()
-		n += ds.set.n
+		n += ds.set.Len()
 		ds.mu.Unlock()
 	}
 	return n

@@ -32,7 +32,7 @@ func (s *Service) HandleStats(ctx *fasthttp.RequestCtx) error {
 		return aerr
 	}
 	ds.mu.Lock()
-	entries := ds.set.n
+	entries := ds.set.Len()
 	ds.mu.Unlock()
 
 	ds.statsMu.Lock()

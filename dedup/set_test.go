@@ -2,7 +2,6 @@ package dedup
 
 import (
 	"encoding/binary"
-	"runtime"
 	"testing"
 )
 
@@ -57,26 +56,42 @@ func TestSetRemoveAndEach(t *testing.T) {
 	}
 }
 
-// TestSetMemoryPerEntry holds the 48-bytes-per-remembered-event budget.
-func TestSetMemoryPerEntry(t *testing.T) {
-	if testing.Short() {
-		t.Skip("allocates ~100 MB")
+func TestSetGenerations(t *testing.T) {
+	d := New(8000, 8) // 1 s generations
+	key := func(i int) Key { return Key{byte(i), byte(i >> 8), 1} }
+	d.Advance(0)
+	for i := range 1000 {
+		if !d.Insert(key(i), d.cur) {
+			t.Fatal("insert failed")
+		}
 	}
-	const n = 2_000_000
-	runtime.GC()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	d := New(48*3600_000, 6)
-	g := d.Gen(0)
-	for i := range uint64(n) {
-		d.Insert(key(i), g)
+	if d.Insert(key(5), d.cur) {
+		t.Fatal("second insert of a key succeeded")
 	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	per := float64(after.HeapAlloc-before.HeapAlloc) / n
-	t.Logf("%.1f bytes per remembered key", per)
-	if per > 48 {
-		t.Fatalf("%.1f bytes per key, budget 48", per)
+	d.Advance(1000)
+	d.Insert(key(2000), d.cur)
+	if d.Advance(8999) != 0 || d.Len() != 1001 || !d.Contains(key(999)) {
+		t.Fatalf("generation 0 dropped too early: n=%d", d.Len())
 	}
-	runtime.KeepAlive(&d)
+	if dropped := d.Advance(9000); dropped != 1000 || d.Len() != 1 || d.Contains(key(999)) || !d.Contains(key(2000)) {
+		t.Fatalf("generation 0 not dropped as a whole: dropped %d, n=%d", dropped, d.Len())
+	}
+	for _, g := range d.gens {
+		if g.id == 0 || (g.id < 0 && g.m != nil) {
+			t.Fatalf("dropped generation still held: %+v", g.id)
+		}
+	}
+	// An old generation (replay of an old record) is not inserted.
+	if d.Insert(key(3000), 0) {
+		t.Fatal("expired generation accepted")
+	}
+	// A clock that steps back does not resurrect or evict anything.
+	d.Advance(100)
+	if !d.Contains(key(2000)) || d.cur != 9 {
+		t.Fatalf("clock step back: cur %d", d.cur)
+	}
+	d.Remove(key(2000), 1)
+	if d.Contains(key(2000)) || d.Len() != 0 {
+		t.Fatal("remove failed")
+	}
 }

@@ -1,4 +1,4 @@
-package conversions
+package dedup
 
 import (
 	"encoding/binary"
@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-func splitmixKey(i uint64) DedupKey {
-	var k DedupKey
+func splitmixKey(i uint64) Key {
+	var k Key
 	for h := range 2 {
 		x := i*2 + uint64(h) + 0x9e3779b97f4a7c15
 		x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
@@ -29,37 +29,37 @@ func heapAlloc() uint64 {
 // quarter million (the load factor of the maps varies as they grow), then
 // that expiry gives the memory back in bulk.
 func TestDedupMemoryPerEntry(t *testing.T) {
-	if raceEnabled || testing.Short() {
+	if testing.Short() {
 		t.Skip("memory accounting under -race or -short is not meaningful")
 	}
 	const total, step = 2_000_000, 250_000
 	windowMs := int64(48 * 3600 * 1000)
-	d := newDedupSet(windowMs, 8)
+	d := New(windowMs, 8)
 	base := heapAlloc()
 	worst := 0.0
 	for i := uint64(0); i < total; i++ {
 		if i%step == 0 && i > 0 {
-			per := float64(heapAlloc()-base) / float64(d.n)
+			per := float64(heapAlloc()-base) / float64(d.Len())
 			worst = max(worst, per)
 			t.Logf("%8d entries: %.1f bytes per entry", d.n, per)
 		}
 		now := int64(i) * (windowMs / total) // 2 M events spread over the window
-		d.advance(now)
-		d.insert(splitmixKey(i), d.cur)
+		d.Advance(now)
+		d.Insert(splitmixKey(i), d.cur)
 	}
-	if d.n != total {
+	if d.Len() != total {
 		t.Fatalf("%d entries, want %d", d.n, total)
 	}
-	per := float64(heapAlloc()-base) / float64(d.n)
+	per := float64(heapAlloc()-base) / float64(d.Len())
 	worst = max(worst, per)
 	t.Logf("%8d entries: %.1f bytes per entry; worst %.1f", d.n, per, worst)
 	if worst > 48 {
 		t.Fatalf("%.1f bytes per remembered event, want <= 48", worst)
 	}
 	// Past the window every generation goes, as whole maps.
-	d.advance(3 * windowMs)
-	if d.n != 0 {
-		t.Fatalf("%d entries after the window", d.n)
+	d.Advance(3 * windowMs)
+	if d.Len() != 0 {
+		t.Fatalf("%d entries after the window", d.Len())
 	}
 	if left := int64(heapAlloc()) - int64(base); left > 1<<20 {
 		t.Fatalf("%d bytes still held after expiry", left)
