@@ -73,7 +73,7 @@ func TestRegIncBetaReference(t *testing.T) {
 func TestBetaQuantileRoundTrip(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 3000; i++ {
-		a := math.Exp(r.Float64()*14 - 4) // 0.018 .. 22000
+		a := math.Exp(r.Float64()*14 - 4)            // 0.018 .. 22000
 		b := math.Max(1, a*math.Exp(r.Float64()*16)) // posteriors here have β ≥ 1
 		q := r.Float64()*0.98 + 0.01
 		x := betaQuantile(a, b, q)
