@@ -1,0 +1,188 @@
+package model
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config tunes the estimator. It is passed by value to New; zero fields take
+// the defaults below (WithDefaults).
+type Config struct {
+	// HalfLife is how fast counts are forgotten: an event of age a weighs
+	// 2^(−a/HalfLife). Default 168h. Negative: no decay.
+	HalfLife time.Duration `yaml:"half_life"`
+
+	// Quantiles are the lower and upper posterior probabilities of the
+	// credible interval (Estimate.Lo, Estimate.Hi). Default [0.05, 0.95]
+	// (a 90% interval); a zero pair means the default.
+	Quantiles [2]float64 `yaml:"quantiles"`
+
+	// RefreshInterval is how often the server should call Refresh (rebuild
+	// and publish the bid-time table). Default 2s: a rebuild of 100k nodes
+	// costs a few tens of milliseconds of one core (BenchmarkModelRefresh100k),
+	// 1M nodes about ten times that. The model itself never schedules.
+	RefreshInterval time.Duration `yaml:"refresh_interval"`
+	// RefitInterval is how often the server should call Refit (delay weights
+	// and empirical-Bayes strengths). Default 10m.
+	RefitInterval time.Duration `yaml:"refit_interval"`
+
+	// MinSiblings is how many child segments with evidence a level of a
+	// campaign needs before its prior strength is fitted by empirical Bayes;
+	// below it the level inherits the strength of the level above. Also the
+	// number of campaigns needed to fit the campaigns' own prior strength.
+	// Default 20.
+	MinSiblings int `yaml:"min_siblings"`
+	// DefaultStrength is the prior strength of a level before (or without) a
+	// fit, in pseudo-conversions: a node is shrunk to its parent as if it
+	// had seen DefaultStrength conversions at the parent's rate. It is 1/CV²
+	// of children's CVRs around their parent (4 ⇔ a ±50% spread).
+	// Default 4.
+	DefaultStrength float64 `yaml:"default_strength"`
+	// MinStrength and MaxStrength clamp fitted strengths, in
+	// pseudo-conversions. Defaults 0.25 and 1000 (a level whose children do
+	// not differ measurably gets MaxStrength).
+	MinStrength float64 `yaml:"min_strength"`
+	MaxStrength float64 `yaml:"max_strength"`
+	// PriorConversions is the strength, in pseudo-conversions, of a
+	// campaign's PriorCVR as the prior of its root node. Default 2. With
+	// MinSiblings campaigns or more it is fitted across campaigns instead.
+	PriorConversions float64 `yaml:"prior_conversions"`
+
+	// VTRPrior is the strength, in pseudo-starts, with which a node's video
+	// completion rate is shrunk toward its parent's. Default 20.
+	VTRPrior float64 `yaml:"vtr_prior"`
+	// PriorVTR is the completion rate a campaign's root is shrunk toward.
+	// Default 0.9.
+	PriorVTR float64 `yaml:"prior_vtr"`
+
+	// DelaySamples is how many credited conversions each delay learner
+	// (advertiser, event, window) keeps for refits. Default 4096; 24 bytes
+	// each.
+	DelaySamples int `yaml:"delay_samples"`
+	// MinDelaySamples is how many delays a learner needs before its fit
+	// replaces the default delay distribution. Default 100.
+	MinDelaySamples int `yaml:"min_delay_samples"`
+	// DelayPrior is the weight, in pseudo-delays, of the default delay
+	// distribution in a fit. Default 20.
+	DelayPrior float64 `yaml:"delay_prior"`
+	// DelayRecency is the time scale of the delay learners' preference for
+	// recent exposures: an exposure is e times likelier to be kept than one
+	// DelayRecency older. Default: HalfLife (168h if decay is off).
+	DelayRecency time.Duration `yaml:"delay_recency"`
+	// NoDelayCorrection turns the delay correction off: n_eff is the plain
+	// decayed exposure count (young segments then look worse than they are).
+	// Default false.
+	NoDelayCorrection bool `yaml:"no_delay_correction"`
+
+	// Shards is the number of lock shards of the node store, a power of two
+	// in [1, 256]. Default 64.
+	Shards int `yaml:"shards"`
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.HalfLife == 0 {
+		c.HalfLife = 168 * time.Hour
+	}
+	if c.Quantiles == [2]float64{} {
+		c.Quantiles = [2]float64{0.05, 0.95}
+	}
+	if c.RefreshInterval == 0 {
+		c.RefreshInterval = 2 * time.Second
+	}
+	if c.RefitInterval == 0 {
+		c.RefitInterval = 10 * time.Minute
+	}
+	if c.MinSiblings == 0 {
+		c.MinSiblings = 20
+	}
+	if c.DefaultStrength == 0 {
+		c.DefaultStrength = 4
+	}
+	if c.MinStrength == 0 {
+		c.MinStrength = 0.25
+	}
+	if c.MaxStrength == 0 {
+		c.MaxStrength = 1000
+	}
+	if c.PriorConversions == 0 {
+		c.PriorConversions = 2
+	}
+	if c.VTRPrior == 0 {
+		c.VTRPrior = 20
+	}
+	if c.PriorVTR == 0 {
+		c.PriorVTR = 0.9
+	}
+	if c.DelaySamples == 0 {
+		c.DelaySamples = 4096
+	}
+	if c.MinDelaySamples == 0 {
+		c.MinDelaySamples = 100
+	}
+	if c.DelayPrior == 0 {
+		c.DelayPrior = 20
+	}
+	if c.DelayRecency == 0 {
+		c.DelayRecency = c.HalfLife
+		if c.DelayRecency < 0 {
+			c.DelayRecency = 168 * time.Hour
+		}
+	}
+	if c.Shards == 0 {
+		c.Shards = 64
+	}
+	return c
+}
+
+// Validate reports every problem of c (after WithDefaults) together.
+func (c Config) Validate() []error {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("model.%s: "+format, append([]any{field}, a...)...))
+	}
+	q := c.Quantiles
+	if !(q[0] > 0 && q[0] < q[1] && q[1] < 1) {
+		bad("quantiles", "want 0 < lo < hi < 1, got %v", q)
+	}
+	if c.RefreshInterval < 0 {
+		bad("refresh_interval", "negative")
+	}
+	if c.RefitInterval < 0 {
+		bad("refit_interval", "negative")
+	}
+	if c.MinSiblings < 2 {
+		bad("min_siblings", "want ≥ 2, got %d", c.MinSiblings)
+	}
+	if !(c.MinStrength > 0 && c.MinStrength <= c.MaxStrength) {
+		bad("min_strength", "want 0 < min_strength ≤ max_strength, got %g and %g", c.MinStrength, c.MaxStrength)
+	}
+	if !(c.DefaultStrength > 0) {
+		bad("default_strength", "want > 0, got %g", c.DefaultStrength)
+	}
+	if !(c.PriorConversions > 0) {
+		bad("prior_conversions", "want > 0, got %g", c.PriorConversions)
+	}
+	if !(c.VTRPrior > 0) {
+		bad("vtr_prior", "want > 0, got %g", c.VTRPrior)
+	}
+	if !(c.PriorVTR > 0 && c.PriorVTR <= 1) {
+		bad("prior_vtr", "want in (0, 1], got %g", c.PriorVTR)
+	}
+	if c.DelaySamples < 1 {
+		bad("delay_samples", "want ≥ 1, got %d", c.DelaySamples)
+	}
+	if c.MinDelaySamples < 1 {
+		bad("min_delay_samples", "want ≥ 1, got %d", c.MinDelaySamples)
+	}
+	if c.DelayPrior < 0 {
+		bad("delay_prior", "negative")
+	}
+	if c.DelayRecency <= 0 {
+		bad("delay_recency", "want > 0, got %v", c.DelayRecency)
+	}
+	if c.Shards < 1 || c.Shards > 256 || c.Shards&(c.Shards-1) != 0 {
+		bad("shards", "want a power of two in [1, 256], got %d", c.Shards)
+	}
+	return errs
+}
