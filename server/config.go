@@ -14,7 +14,10 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cpafeed/cpafeed/configs"
+	"github.com/cpafeed/cpafeed/conversions"
+	"github.com/cpafeed/cpafeed/journal"
 	"github.com/cpafeed/cpafeed/model"
+	"github.com/cpafeed/cpafeed/signals"
 )
 
 // DefaultConfigPath is where `cpafeed serve` looks when --config is not given.
@@ -33,6 +36,16 @@ type Config struct {
 	Log      LogConfig      `yaml:"log"`
 	HTTP     HTTPConfig     `yaml:"http"`
 	Identity IdentityConfig `yaml:"identity"`
+
+	// Journal is the durable log (its dir is always data_dir).
+	Journal journal.Options `yaml:"journal"`
+	// Conversions configures the Conversions API (its datasets come from
+	// advertisers).
+	Conversions conversions.Config `yaml:"conversions"`
+	// Exposures configures remembered bids, exposures and the identity index.
+	Exposures signals.ExposureConfig `yaml:"exposures"`
+	// Model configures the estimator (decay, priors, refresh schedule).
+	Model model.Config `yaml:"model"`
 
 	// Segments is the backoff chain below the campaign, coarse to fine; each
 	// level names one or more bid-request features. Default
@@ -204,6 +217,23 @@ func (c Config) WithDefaults() Config {
 	if h.Concurrency == 0 {
 		h.Concurrency = 10000
 	}
+	c.Journal.Dir = c.DataDir
+	c.Journal = c.Journal.WithDefaults()
+	c.Conversions.Datasets = map[string]string{}
+	for _, a := range c.Advertisers {
+		for _, d := range a.Datasets {
+			c.Conversions.Datasets[d] = a.Name
+		}
+	}
+	c.Conversions = c.Conversions.WithDefaults()
+	c.Exposures.TCFVendorID = c.Identity.TCFVendorID
+	if c.Exposures.Index.Window == 0 {
+		for _, cp := range c.Campaigns {
+			c.Exposures.Index.Window = max(c.Exposures.Index.Window, cp.WithDefaults().Window)
+		}
+	}
+	c.Exposures = c.Exposures.WithDefaults()
+	c.Model = c.Model.WithDefaults()
 	if len(c.Segments) == 0 {
 		c.Segments = [][]string{{"publisher"}, {"bundle"}, {"genre"}, {"metro"}}
 	}
@@ -347,10 +377,17 @@ func (c Config) Validate() []error {
 			}
 		}
 	}
-	for i, lvl := range c.Segments {
-		if len(lvl) == 0 {
-			bad(fmt.Sprintf("segments[%d]", i), "a level names at least one feature")
-		}
+	if _, err := signals.NewChain(c.Segments); err != nil {
+		bad("segments", "%v", err)
+	}
+	for _, err := range c.Journal.Validate() {
+		bad("journal", "%v", err)
+	}
+	for _, err := range c.Conversions.Validate() {
+		bad("conversions", "%v", err)
+	}
+	for _, err := range c.Model.Validate() {
+		bad("model", "%v", err)
 	}
 	return errs
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"strings"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -125,8 +126,81 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, r route) error {
 		ctx.SetContentType("text/plain; version=0.0.4")
 		metrics.WritePrometheus(ctx, true)
 		return nil
+	case routeNotFound:
+		return apierr.NotFound("%s %s: no such endpoint", ctx.Method(), ctx.Path())
+	}
+	if !s.ready.Load() {
+		return apierr.Unavailable("not ready: the journal is being replayed")
+	}
+	switch r {
+	case routeConversions:
+		return s.withBody(ctx, "POST", func(body []byte) error { return s.st.conv.HandleConversions(ctx, body) })
+	case routeMetaEvents:
+		dataset, _ := metaDataset(ctx.Path())
+		return s.withBody(ctx, "POST", func(body []byte) error { return s.st.conv.HandleMetaEvents(ctx, body, dataset) })
+	case routePixel:
+		return s.withBody(ctx, "GET POST", func(body []byte) error { return s.st.conv.HandlePixel(ctx, body) })
+	case routeStats:
+		return s.only(ctx, "GET", func() error { return s.st.conv.HandleStats(ctx) })
+	case routeExposures:
+		b, err := s.bidder(ctx)
+		if err != nil {
+			return err
+		}
+		return s.withBody(ctx, "POST", func(body []byte) error { return s.st.exp.HandleExposures(ctx, body, b) })
+	case routeBids:
+		b, err := s.bidder(ctx)
+		if err != nil {
+			return err
+		}
+		return s.withBody(ctx, "POST", func(body []byte) error { return s.st.exp.HandleBids(ctx, body, b) })
+	case routeWin:
+		return s.only(ctx, "GET POST", func() error { return s.st.exp.HandleWin(ctx) })
+	case routeVAST:
+		return s.only(ctx, "GET POST", func() error { return s.st.exp.HandleVAST(ctx) })
 	}
 	return apierr.NotFound("%s %s: no such endpoint", ctx.Method(), ctx.Path())
+}
+
+// only runs fn when the method is one of methods (space separated), else
+// answers 405.
+func (s *Server) only(ctx *fasthttp.RequestCtx, methods string, fn func() error) error {
+	m := string(ctx.Method())
+	for _, ok := range strings.Fields(methods) {
+		if m == ok {
+			return fn()
+		}
+	}
+	ctx.Response.Header.Set("Allow", strings.ReplaceAll(methods, " ", ", "))
+	return apierr.New(405, apierr.CodeInvalidParameter, "%s %s: method not allowed (use %s)", m, ctx.Path(), methods)
+}
+
+// withBody is only, with the request body decompressed within the limits.
+func (s *Server) withBody(ctx *fasthttp.RequestCtx, methods string, fn func(body []byte) error) error {
+	return s.only(ctx, methods, func() error {
+		body, buf, err := s.dec.decode(ctx.Request.Header.ContentEncoding(), ctx.Request.Body())
+		if err != nil {
+			return err
+		}
+		defer s.dec.release(buf)
+		return fn(body)
+	})
+}
+
+// bidder authenticates a bidder's bearer token.
+func (s *Server) bidder(ctx *fasthttp.RequestCtx) (*tenant, error) {
+	tok := bearer(ctx.Request.Header.Peek("Authorization"))
+	if tok == nil {
+		return nil, apierr.Unauthorized("Authorization: a bidder's Bearer token is required")
+	}
+	tn := s.tenants.lookup(tok)
+	switch {
+	case tn == nil:
+		return nil, apierr.Unauthorized("Authorization: unknown token")
+	case tn.advertiser:
+		return nil, apierr.Forbidden("Authorization: an advertiser's token cannot use a bidder endpoint")
+	}
+	return tn, nil
 }
 
 func traceID(ctx *fasthttp.RequestCtx) string {

@@ -25,6 +25,10 @@ type Server struct {
 	http    *fasthttp.Server
 	ready   atomic.Bool
 	started time.Time
+
+	st     *state
+	cancel context.CancelFunc // stops the background loops
+	bg     chan struct{}      // closed when they stopped
 }
 
 // NewLogger builds the slog logger described by c.
@@ -55,6 +59,12 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		dec:     newDecoders(cfg.HTTP.MaxDecompressedBytes),
 		started: time.Now(),
 	}
+	cfg.Journal.Logger = logger
+	st, err := newState(cfg, s.tenants)
+	if err != nil {
+		return nil, err
+	}
+	s.st = st
 	s.http = &fasthttp.Server{
 		Handler:               s.handle,
 		ErrorHandler:          s.connError,
@@ -76,8 +86,19 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 // Serve serves HTTP on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
 
-// Recover rebuilds the in-memory state from disk and marks the server ready.
+// Recover rebuilds the in-memory state from disk, publishes the first
+// estimates, starts the background loops and marks the server ready.
 func (s *Server) Recover() error {
+	rep, err := s.st.replay()
+	if err != nil {
+		return err
+	}
+	s.log.Info("journal replayed", "records", rep.Records, "bytes", rep.Bytes, "segments", rep.Segments,
+		"truncated_bytes", rep.TruncatedBytes, "dropped_ranges", len(rep.Dropped), "duration", rep.Duration.Round(time.Millisecond).String())
+	s.st.model.Refit(time.Now().Unix())
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel, s.bg = cancel, make(chan struct{})
+	go func() { defer close(s.bg); s.st.background(ctx, s.cfg) }()
 	s.ready.Store(true)
 	return nil
 }
@@ -89,7 +110,15 @@ func (s *Server) Ready() bool { return s.ready.Load() }
 // ctx ends) and flushes the state to disk.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
-	return s.http.ShutdownWithContext(ctx)
+	err := s.http.ShutdownWithContext(ctx)
+	if s.cancel != nil {
+		s.cancel()
+		<-s.bg
+	}
+	if cerr := s.st.close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Run listens on cfg.Listen, recovers state, serves until ctx is done, then

@@ -59,8 +59,12 @@ func (t *tenants) Advertiser(token []byte) (string, bool) {
 	return "", false
 }
 
-// mayUse reports whether a bidder tenant may score or report for campaign.
-func (tn *tenant) mayUse(campaign string) bool {
+// BidderName implements signals.Bidder.
+func (tn *tenant) BidderName() string { return tn.name }
+
+// MayUse reports whether a bidder tenant may score or report for campaign
+// (signals.Bidder).
+func (tn *tenant) MayUse(campaign string) bool {
 	if tn.advertiser {
 		return false
 	}

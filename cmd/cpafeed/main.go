@@ -72,6 +72,7 @@ func serve(args []string, stderr io.Writer) int {
 	if *data != "" {
 		cfg.DataDir = *data
 	}
+	cfg = cfg.WithDefaults() // settings derived from the overridden ones
 	if errs := cfg.Validate(); len(errs) > 0 {
 		fmt.Fprintf(stderr, "cpafeed: %v\n", errors.Join(errs...))
 		return 1

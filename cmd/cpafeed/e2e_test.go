@@ -1,0 +1,279 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the cpafeed binary built once for the end-to-end tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "cpafeed-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "cpafeed")
+	args := []string{"build", "-o", binary}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cannot build cpafeed: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running `cpafeed serve`.
+type proc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	base string
+	mu   sync.Mutex
+	logs bytes.Buffer
+}
+
+var listening = regexp.MustCompile(`msg="cpafeed listening" addr=(\S+)`)
+
+// start runs `cpafeed serve` on a free loopback port with the embedded
+// default config and dataDir, and waits until it is ready.
+func start(t *testing.T, dataDir string, extra ...string) *proc {
+	t.Helper()
+	p := &proc{t: t}
+	args := append([]string{"serve", "--config", "../../configs/cpafeed.yaml", "--listen", "127.0.0.1:0", "--data", dataDir}, extra...)
+	p.cmd = exec.Command(binary, args...)
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.logs.WriteString(line + "\n")
+			p.mu.Unlock()
+			if m := listening.FindStringSubmatch(line); m != nil {
+				addr <- m[1]
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			p.cmd.Wait()
+		}
+	})
+	select {
+	case a := <-addr:
+		p.base = "http://" + a
+	case <-time.After(30 * time.Second):
+		t.Fatalf("cpafeed did not start:\n%s", p.Logs())
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(p.base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("cpafeed not ready:\n%s", p.Logs())
+	return nil
+}
+
+func (p *proc) Logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs.String()
+}
+
+func (p *proc) kill9() {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.cmd.Wait()
+}
+
+func (p *proc) stop() error {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	return p.cmd.Wait()
+}
+
+// do sends a request and decodes a JSON answer.
+func (p *proc) do(method, path, contentType, token string, body []byte) (int, map[string]any, []byte) {
+	p.t.Helper()
+	req, err := http.NewRequest(method, p.base+path, bytes.NewReader(body))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			p.t.Fatalf("%s %s: answer is not JSON: %s", method, path, raw)
+		}
+	}
+	return resp.StatusCode, out, raw
+}
+
+const (
+	advToken    = "dev-advertiser-token"
+	bidderToken = "dev-bidder-token"
+)
+
+func purchase(id string, t int64) map[string]any {
+	return map[string]any{
+		"event_name": "Purchase", "event_time": t, "event_id": id, "action_source": "website",
+		"event_source_url": "https://shop.example.com/thanks",
+		"user_data": map[string]any{
+			"em": []string{"jane.doe@example.com"}, "client_ip_address": "203.0.113.42",
+			"client_user_agent": "Mozilla/5.0",
+		},
+		"custom_data": map[string]any{"value": 129.9, "currency": "USD"},
+	}
+}
+
+func jsonBody(t *testing.T, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func stats(t *testing.T, p *proc) map[string]any {
+	t.Helper()
+	status, out, raw := p.do("GET", "/v1/stats?dataset=1234567890", "", advToken, nil)
+	if status != 200 {
+		t.Fatalf("stats: %d %s", status, raw)
+	}
+	return out
+}
+
+func num(m map[string]any, path ...string) float64 {
+	var v any = m
+	for _, k := range path {
+		mm, ok := v.(map[string]any)
+		if !ok {
+			return -1
+		}
+		v = mm[k]
+	}
+	f, _ := v.(float64)
+	return f
+}
+
+// TestEndToEndConversionsDedupAcrossPathsAndRestart: a batch with a duplicate
+// through /v1/conversions, the same events through Meta's path (form-encoded,
+// token in the body) and the pixel; then kill -9, restart, and a retry.
+func TestEndToEndConversionsDedupAcrossPathsAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	p := start(t, dir)
+	now := time.Now().Unix()
+
+	batch := jsonBody(t, map[string]any{"data": []any{purchase("o-1", now-60), purchase("o-2", now-50), purchase("o-1", now-60)}})
+	status, out, raw := p.do("POST", "/v1/conversions?dataset=1234567890", "application/json", advToken, batch)
+	if status != 200 || out["events_received"] != 3.0 || out["events_deduplicated"] != 1.0 {
+		t.Fatalf("CAPI: %d %s", status, raw)
+	}
+
+	// Meta's curl form: data=<JSON array>&access_token=...
+	form := url.Values{"data": {string(jsonBody(t, []any{purchase("o-2", now-50), purchase("o-3", now-40)}))}, "access_token": {advToken}}
+	status, out, raw = p.do("POST", "/v24.0/1234567890/events", "application/x-www-form-urlencoded", "", []byte(form.Encode()))
+	if status != 200 || out["events_received"] != 2.0 || out["events_deduplicated"] != 1.0 || out["fbtrace_id"] == "" {
+		t.Fatalf("Meta path: %d %s", status, raw)
+	}
+
+	// The pixel fires for o-3 and o-4.
+	for _, eid := range []string{"o-3", "o-4"} {
+		req, _ := http.NewRequest("GET", p.base+"/v1/pixel?id=1234567890&ev=Purchase&eid="+eid+"&em=jane.doe%40example.com&value=10&currency=USD", nil)
+		req.Header.Set("User-Agent", "Mozilla/5.0 (e2e)")
+		req.Header.Set("Referer", "https://shop.example.com/thanks")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/gif" {
+			t.Fatalf("pixel %s: %d %s", eid, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+
+	before := stats(t, p)
+	if got := num(before, "stored"); got != 4 {
+		t.Fatalf("stored %v, want 4 (o-1..o-4): %v", got, before)
+	}
+
+	// Every acknowledged event survives kill -9.
+	p.kill9()
+	p = start(t, dir)
+	after := stats(t, p)
+	if num(after, "stored") != 4 {
+		t.Fatalf("after kill -9: %v", after)
+	}
+	// A client retry after the restart is deduplicated.
+	status, out, raw = p.do("POST", "/v1/conversions?dataset=1234567890", "application/json", advToken, batch)
+	if status != 200 || out["events_deduplicated"] != 3.0 {
+		t.Fatalf("retry after restart: %d %s", status, raw)
+	}
+	if num(stats(t, p), "stored") != 4 {
+		t.Fatal("retry stored events twice")
+	}
+	if err := p.stop(); err != nil {
+		t.Fatalf("SIGTERM: %v\n%s", err, p.Logs())
+	}
+	// Logs never carry a raw identifier.
+	for _, raw := range []string{"jane.doe@example.com", "203.0.113.42"} {
+		if strings.Contains(p.Logs(), raw) {
+			t.Fatalf("log holds %q", raw)
+		}
+	}
+}
+
+func TestServeRefusesDevTokensOffLoopback(t *testing.T) {
+	out, err := exec.Command(binary, "serve", "--config", "../../configs/cpafeed.yaml", "--listen", "0.0.0.0:0", "--data", t.TempDir()).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "refusing to listen on 0.0.0.0:0 with development credentials") {
+		t.Fatalf("err %v, output:\n%s", err, out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, err := exec.Command(binary, "version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "cpafeed ") {
+		t.Fatalf("%v %s", err, out)
+	}
+}
