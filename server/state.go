@@ -18,6 +18,7 @@ type state struct {
 	index   *signals.Index
 	exp     *signals.Exposures
 	conv    *conversions.Service
+	attr    *conversions.Attributor
 	chain   *signals.Chain
 	hasher  *signals.Hasher
 }
@@ -46,6 +47,9 @@ func newState(cfg Config, t *tenants) (*state, error) {
 		st.journal.Close()
 		return nil, err
 	}
+	st.attr = conversions.NewAttributor(cfg.Attribution, st.index, st.model, cfg.Conversions.Datasets, cfg.Campaigns, st.exp.CampaignNumber)
+	st.conv.SetStoredHook(st.attr.OnStored)
+	st.exp.OnIndexed(st.attr.OnIndexed)
 	return st, nil
 }
 
@@ -92,6 +96,7 @@ func (st *state) background(ctx context.Context, cfg Config) {
 			st.model.Refit(now.Unix())
 		case now := <-sweep.C:
 			st.conv.Expire()
+			st.attr.Expire(now)
 			st.index.Sweep(now.Unix())
 		}
 	}
