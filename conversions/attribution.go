@@ -431,3 +431,48 @@ func (a *Attributor) Stats(campaign string) (AttributionStats, bool) {
 	}
 	return s, true
 }
+
+// forgetIdentities drops the pending conversions of the advertiser's
+// campaigns that carry any of the identity keys (deletion requests). They
+// are not counted as unattributed: they are gone. It returns how many.
+func (a *Attributor) forgetIdentities(advertiser string, keys []uint64) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, k := range keys {
+		for _, p := range slices.Clone(a.byKey[k]) {
+			if p.done || a.advertiserOf(p.camp) != advertiser {
+				continue
+			}
+			a.doneLocked(p)
+			n++
+		}
+	}
+	return n
+}
+
+// advertiserOf is the advertiser of a campaign.
+func (a *Attributor) advertiserOf(c *attrCampaign) string {
+	for k, cs := range a.byEvent {
+		for _, x := range cs {
+			if x == c {
+				return k[0]
+			}
+		}
+	}
+	return ""
+}
+
+// campaignNumbers returns the index numbers of an advertiser's campaigns.
+func (a *Attributor) campaignNumbers(advertiser string) map[uint16]bool {
+	out := map[uint16]bool{}
+	for k, cs := range a.byEvent {
+		if k[0] != advertiser {
+			continue
+		}
+		for _, c := range cs {
+			out[c.num] = true
+		}
+	}
+	return out
+}

@@ -159,6 +159,8 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, r route) error {
 		return s.only(ctx, "GET POST", func() error { return s.st.exp.HandleWin(ctx) })
 	case routeVAST:
 		return s.only(ctx, "GET POST", func() error { return s.st.exp.HandleVAST(ctx) })
+	case routeIdentities:
+		return s.withBody(ctx, "DELETE POST", func(body []byte) error { return s.st.eraser.HandleDeleteIdentities(ctx, body) })
 	case routeCampaignStats:
 		id, _ := campaignStatsID(ctx.Path())
 		if err := s.mayRead(ctx, id); err != nil {

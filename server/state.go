@@ -19,6 +19,7 @@ type state struct {
 	exp     *signals.Exposures
 	conv    *conversions.Service
 	attr    *conversions.Attributor
+	eraser  *conversions.Eraser
 	chain   *signals.Chain
 	hasher  *signals.Hasher
 }
@@ -48,6 +49,7 @@ func newState(cfg Config, t *tenants) (*state, error) {
 		return nil, err
 	}
 	st.attr = conversions.NewAttributor(cfg.Attribution, st.index, st.model, cfg.Conversions.Datasets, cfg.Campaigns, st.exp.CampaignNumber)
+	st.eraser = conversions.NewEraser(st.conv, st.attr, st.index)
 	st.conv.SetStoredHook(st.attr.OnStored)
 	st.exp.OnIndexed(st.attr.OnIndexed)
 	return st, nil
@@ -63,6 +65,11 @@ func (st *state) replay() (journal.ReplayReport, error) {
 		case conversions.RecordTypeConversionBatch:
 			if err := st.conv.Replay(rec); err != nil {
 				return fmt.Errorf("record %d (conversions): %w", lsn, err)
+			}
+			return nil
+		case conversions.RecordTypeDeletion:
+			if err := st.eraser.Replay(rec); err != nil {
+				return fmt.Errorf("record %d (deletion): %w", lsn, err)
 			}
 			return nil
 		}

@@ -375,3 +375,43 @@ func TestEndToEndBidWinVASTConversionAttributed(t *testing.T) {
 	p = start(t, dir)
 	check(p)
 }
+
+// TestEndToEndDeleteIdentities: a household's exposure is deleted on the
+// advertiser's request; a later conversion from that household is not
+// attributed, also after a restart (the tombstone is replayed).
+func TestEndToEndDeleteIdentities(t *testing.T) {
+	dir := t.TempDir()
+	p := start(t, dir)
+	now := time.Now().Unix()
+	exp := map[string]any{"request_id": "del-1", "imp_id": "1", "campaign": "demo-ctv-purchase", "price_cpm": 20, "ts": now - 100,
+		"features": map[string]any{"publisher": "pub-9", "bundle": "com.x", "genre": "News", "metro": "501"},
+		"ids":      map[string]any{"ip": "198.51.100.7", "ifa": "11111111-2222-3333-4444-555555555555"}}
+	status, _, raw := p.do("POST", "/v1/exposures", "application/json", bidderToken, jsonBody(t, map[string]any{"exposures": []any{exp}}))
+	if status != 200 {
+		t.Fatalf("exposures: %d %s", status, raw)
+	}
+	// Only the advertiser's token may delete.
+	if status, _, _ := p.do("DELETE", "/v1/identities", "application/json", bidderToken, []byte(`{"client_ip_address":"198.51.100.7"}`)); status != 401 {
+		t.Fatalf("bidder token deleted: %d", status)
+	}
+	status, out, raw := p.do("DELETE", "/v1/identities", "application/json", advToken, []byte(`{"client_ip_address":["198.51.100.7"],"em":"someone@example.com"}`))
+	if status != 200 || out["identities"] != 2.0 || out["exposures_removed"] != 1.0 {
+		t.Fatalf("delete: %d %s", status, raw)
+	}
+	check := func(p *proc, order string) {
+		t.Helper()
+		conv := purchase(order, time.Now().Unix())
+		conv["user_data"] = map[string]any{"client_ip_address": "198.51.100.7", "client_user_agent": "Mozilla/5.0"}
+		if status, _, raw := p.do("POST", "/v1/conversions", "application/json", advToken, jsonBody(t, map[string]any{"data": []any{conv}})); status != 200 {
+			t.Fatalf("conversion: %d %s", status, raw)
+		}
+		_, r, _ := p.do("GET", "/v1/campaigns/demo-ctv-purchase/stats", "", advToken, nil)
+		if num(r, "conversions", "attributed") != 0 {
+			t.Fatalf("deleted exposure attributed: %v", r)
+		}
+	}
+	check(p, "del-order-1")
+	p.kill9()
+	p = start(t, dir)
+	check(p, "del-order-2")
+}
