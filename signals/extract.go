@@ -80,7 +80,7 @@ func (x *Extractor) Extract(body []byte, now int64) (*Request, error) {
 	if len(body) > math.MaxInt32 {
 		return nil, apierr.BadRequest("body: larger than 2 GiB")
 	}
-	x.s = scanner{b: body, tmp: x.s.tmp}
+	x.s.b, x.s.i, x.s.depth, x.s.bad = body, 0, 0, false
 	x.st.reset()
 	x.parseRoot()
 	if x.s.bad {

@@ -61,6 +61,7 @@ type scanner struct {
 	i     int
 	depth int
 	bad   bool // a syntax error was found; i is len(b) from then on
+	stack [maxNesting/64 + 1]uint64
 	kbuf  [16]byte
 	tmp   []byte // unquoted escaped keys
 }
@@ -70,15 +71,17 @@ func (s *scanner) fail() {
 	s.i = len(s.b)
 }
 
-func (s *scanner) ws() {
-	b, i := s.b, s.i
+func (s *scanner) ws() { s.i = skipSpace(s.b, s.i) }
+
+// skipSpace returns the index of the first byte at or after i that is not a
+// JSON space (len(b) at the end).
+func skipSpace(b []byte, i int) int {
 	for i < len(b) && b[i] <= ' ' {
 		if i+8 <= len(b) {
 			// Find the first byte that is not a JSON space, eight at a
 			// time (newline plus indentation is the common run).
 			if m := notSpace8(binary.LittleEndian.Uint64(b[i:])); m != 0 {
-				i += bits.TrailingZeros64(m) >> 3
-				break
+				return i + bits.TrailingZeros64(m)>>3
 			}
 			i += 8
 			continue
@@ -90,7 +93,7 @@ func (s *scanner) ws() {
 		}
 		break
 	}
-	s.i = i
+	return i
 }
 
 // nonZero8 has the high bit of each byte of t that is not zero (exact per
@@ -145,10 +148,21 @@ func (s *scanner) peekSpace() byte {
 
 // str scans the string at s.i (which is '"').
 func (s *scanner) str() span {
-	b := s.b
-	i := s.i + 1
-	start := i
-	esc := false
+	end, esc := scanString(s.b, s.i)
+	if end < 0 {
+		s.fail()
+		return span{}
+	}
+	sp := span{off: int32(s.i + 1), end: int32(end - 1), esc: esc}
+	s.i = end
+	return sp
+}
+
+// scanString validates the string whose opening quote is at b[i] and
+// returns the index after its closing quote (-1 when it is not valid JSON).
+// esc is set when it has escapes or bytes >= 0x80.
+func scanString(b []byte, i int) (end int, esc bool) {
+	i++
 	for {
 		// Skip to the next byte that is not plain ASCII, eight at a time.
 		// The lowest flagged byte of special8 is exact (borrows only
@@ -161,43 +175,36 @@ func (s *scanner) str() span {
 			i += 8
 		}
 		if i >= len(b) {
-			break
+			return -1, esc
 		}
 		switch strClass[b[i]] {
 		case sPlain:
 			i++
 		case sQuote:
-			s.i = i + 1
-			return span{off: int32(start), end: int32(i), esc: esc}
+			return i + 1, esc
 		case sHigh:
 			esc = true
 			i++
 		case sEscape:
 			esc = true
 			if i+1 >= len(b) {
-				s.fail()
-				return span{}
+				return -1, esc
 			}
 			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
 				if i+6 > len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
-					s.fail()
-					return span{}
+					return -1, esc
 				}
 				i += 6
 			default:
-				s.fail()
-				return span{}
+				return -1, esc
 			}
 		default: // control character
-			s.fail()
-			return span{}
+			return -1, esc
 		}
 	}
-	s.fail()
-	return span{}
 }
 
 func isHex(c byte) bool {
@@ -207,15 +214,24 @@ func isHex(c byte) bool {
 // num scans the number at s.i (which is '-' or a digit) with JSON's grammar.
 // isInt is false when it has a fraction or an exponent.
 func (s *scanner) num() (start, end int, isInt bool) {
-	b := s.b
-	i := s.i
-	start = i
+	start = s.i
+	end, isInt = scanNumber(s.b, start)
+	if end < 0 {
+		s.fail()
+		return start, start, false
+	}
+	s.i = end
+	return start, end, isInt
+}
+
+// scanNumber validates the number at b[i] (JSON grammar) and returns the
+// index after it (-1 when invalid).
+func scanNumber(b []byte, i int) (end int, isInt bool) {
 	if b[i] == '-' {
 		i++
 	}
 	if i >= len(b) {
-		s.fail()
-		return
+		return -1, false
 	}
 	switch c := b[i]; {
 	case c == '0':
@@ -226,16 +242,14 @@ func (s *scanner) num() (start, end int, isInt bool) {
 			i++
 		}
 	default:
-		s.fail()
-		return
+		return -1, false
 	}
 	isInt = true
 	if i < len(b) && b[i] == '.' {
 		isInt = false
 		i++
 		if i >= len(b) || b[i] < '0' || b[i] > '9' {
-			s.fail()
-			return
+			return -1, false
 		}
 		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
 			i++
@@ -248,15 +262,13 @@ func (s *scanner) num() (start, end int, isInt bool) {
 			i++
 		}
 		if i >= len(b) || b[i] < '0' || b[i] > '9' {
-			s.fail()
-			return
+			return -1, false
 		}
 		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
 			i++
 		}
 	}
-	s.i = i
-	return start, i, isInt
+	return i, isInt
 }
 
 // literal consumes true, false or null at s.i.
@@ -270,45 +282,137 @@ func (s *scanner) literal(word string) {
 
 // skip validates and skips one value.
 func (s *scanner) skip() {
-	switch s.peek() {
-	case '{':
-		if !s.enter() {
-			return
-		}
-		if s.objFirst() {
-			for {
-				s.keySkip()
-				s.skip()
-				if !s.objNext() {
-					break
-				}
-			}
-		}
-	case '[':
-		if !s.enter() {
-			return
-		}
-		if s.arrFirst() {
-			for {
-				s.skip()
-				if !s.arrNext() {
-					break
-				}
-			}
-		}
-	case '"':
-		s.str()
-	case 't':
-		s.literal("true")
-	case 'f':
-		s.literal("false")
-	case 'n':
-		s.literal("null")
-	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		s.num()
-	default:
+	s.ws()
+	end := s.skipValue(s.i)
+	if end < 0 {
 		s.fail()
+		return
 	}
+	s.i = end
+}
+
+// skipValue validates the value at b[i] (no space before it) and returns
+// the index after it, -1 when it is not valid JSON. Nested arrays and
+// objects are walked with an explicit stack (s.stack, one bit per level:
+// 1 object, 0 array), counting against the nesting limit.
+func (s *scanner) skipValue(i int) int {
+	b := s.b
+	if i >= len(b) {
+		return -1
+	}
+	switch c := b[i]; c {
+	case '"':
+		end, _ := scanString(b, i)
+		return end
+	case '{', '[':
+	case 't':
+		return literalAt(b, i, "true")
+	case 'f':
+		return literalAt(b, i, "false")
+	case 'n':
+		return literalAt(b, i, "null")
+	default:
+		if c == '-' || '0' <= c && c <= '9' {
+			end, _ := scanNumber(b, i)
+			return end
+		}
+		return -1
+	}
+	base := s.depth
+	depth := base
+	for {
+		// b[i] opens an object or an array.
+		depth++
+		if depth > maxNesting {
+			return -1
+		}
+		obj := b[i] == '{'
+		if obj {
+			s.stack[depth>>6] |= 1 << (depth & 63)
+		} else {
+			s.stack[depth>>6] &^= 1 << (depth & 63)
+		}
+		i = skipSpace(b, i+1)
+		if i >= len(b) {
+			return -1
+		}
+		if b[i] == '}' && obj || b[i] == ']' && !obj {
+			i++
+			depth--
+			goto afterValue
+		}
+	member:
+		if obj {
+			if b[i] != '"' {
+				return -1
+			}
+			if i, _ = scanString(b, i); i < 0 {
+				return -1
+			}
+			if i = skipSpace(b, i); i >= len(b) || b[i] != ':' {
+				return -1
+			}
+			if i = skipSpace(b, i+1); i >= len(b) {
+				return -1
+			}
+		}
+		switch c := b[i]; c {
+		case '{', '[':
+			continue
+		case '"':
+			i, _ = scanString(b, i)
+		case 't':
+			i = literalAt(b, i, "true")
+		case 'f':
+			i = literalAt(b, i, "false")
+		case 'n':
+			i = literalAt(b, i, "null")
+		default:
+			if c == '-' || '0' <= c && c <= '9' {
+				i, _ = scanNumber(b, i)
+			} else {
+				return -1
+			}
+		}
+		if i < 0 {
+			return -1
+		}
+	afterValue:
+		for depth > base {
+			if i = skipSpace(b, i); i >= len(b) {
+				return -1
+			}
+			obj = s.stack[depth>>6]&(1<<(depth&63)) != 0 // the enclosing container
+			switch b[i] {
+			case ',':
+				if i = skipSpace(b, i+1); i >= len(b) {
+					return -1
+				}
+				goto member
+			case '}':
+				if !obj {
+					return -1
+				}
+			case ']':
+				if obj {
+					return -1
+				}
+			default:
+				return -1
+			}
+			i++
+			depth--
+		}
+		return i
+	}
+}
+
+// literalAt checks the literal word at b[i] and returns the index after it.
+func literalAt(b []byte, i int, word string) int {
+	if len(b)-i >= len(word) && string(b[i:i+len(word)]) == word {
+		return i + len(word)
+	}
+	return -1
 }
 
 // enter consumes '{' or '[' and counts the nesting.

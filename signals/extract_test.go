@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/bits"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"unicode"
@@ -64,6 +65,20 @@ var trickyRequests = []string{
 	`[]`,
 	`"x"`,
 	`5`,
+	// skipped values: nesting, empty containers, mismatched brackets
+	`{"id":"r","imp":[{"id":"1"}],"ext":[{"a":1},{"b":[{"c":{}}]},[[]],[[],[{}]],{"d":{"e":[1,"x",true]}}]}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":{"a":{},"b":[],"c":[{}],"d":{"e":{"f":[]}}},"x":1}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":[{"a":[1,{"b":2]}]}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":{"a":[}]}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":[{"a":{"b":[1]}},{"c":2}}]}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":[1,[2,3],]}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":{"a":1,"b":{"c":2,}}}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":{"a":{"b" 1}}}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":{"a":{1:2}}}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":[{"a":1}{"b":2}]}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":[[[[]]]}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":{"a":[[{"b":[]}],{"c":{}}]}}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":{"a":[[{"b":[]}],{"c":{}}]]}`,
 	// nesting (the deep ones are in bigRequests)
 	`{"id":"r","imp":[{"id":"1"}],"ext":` + strings.Repeat(`[{"a":`, 40) + "1" + strings.Repeat("}]", 40) + `}`,
 	// invalid UTF-8
@@ -324,5 +339,48 @@ func TestNotSpace8(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestExtractRandomStructures compares Extract with the reference on random
+// nested values, some with one structural byte changed, in a field that is
+// only validated and skipped and in one that is read (imp).
+func TestExtractRandomStructures(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var gen func(b []byte, depth int) []byte
+	gen = func(b []byte, depth int) []byte {
+		switch k := rng.IntN(9); {
+		case k < 2 && depth < 7:
+			b = append(b, '{')
+			for i, n := 0, rng.IntN(4); i < n; i++ {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = append(b, []string{`"id"`, `"a"`, `"video"`, `"Ext"`, `"plcmt"`, `"deals"`}[rng.IntN(6)]...)
+				b = append(b, []string{":", " : ", ":\n"}[rng.IntN(3)]...)
+				b = gen(b, depth+1)
+			}
+			return append(b, '}')
+		case k < 4 && depth < 7:
+			b = append(b, '[')
+			for i, n := 0, rng.IntN(4); i < n; i++ {
+				if i > 0 {
+					b = append(b, []string{",", " ,", ",\n  "}[rng.IntN(3)]...)
+				}
+				b = gen(b, depth+1)
+			}
+			return append(b, ']')
+		default:
+			return append(b, []string{`1`, `-2.5e3`, `"x"`, `"\u00e9\n"`, `true`, `false`, `null`, `{}`, `[]`, `0`, `"id"`}[rng.IntN(11)]...)
+		}
+	}
+	structural := []byte(`{}[],:" `)
+	for i := 0; i < 3000; i++ {
+		v := gen(nil, 0)
+		if i%2 == 1 && len(v) > 0 {
+			v[rng.IntN(len(v))] = structural[rng.IntN(len(structural))]
+		}
+		compareExtract(t, []byte(`{"id":"r","imp":[{"id":"1"}],"ext":`+string(v)+`}`), nil)
+		compareExtract(t, []byte(`{"id":"r","imp":[{"id":"1"},`+string(v)+`]}`), nil)
 	}
 }

@@ -2,40 +2,71 @@ package signals
 
 import (
 	"encoding/json"
+	"runtime"
 	"testing"
 
 	"github.com/cpafeed/cpafeed/model"
 	"github.com/prebid/openrtb/v20/openrtb2"
+	"github.com/valyala/fastjson"
 )
 
 // BenchmarkBidRequest runs, for every request fixture, Extract<Fixture>
 // beside its baseline JSONDecode<Fixture> (encoding/json into
-// openrtb2.BidRequest) on the same bytes, one right after the other so
-// that both see the same machine load. Compare them within one run.
+// openrtb2.BidRequest) and FastjsonValidateParse<Fixture> (what reading the
+// same bytes with fastjson costs before any field is read: a strict
+// validation, which fastjson's parser does not do, plus the parse), one
+// right after the other so that all see the same machine load. Besides
+// ns/op each reports cpu-ns/op, the CPU time of the benchmark's thread per
+// op, which stays meaningful on a loaded machine.
 func BenchmarkBidRequest(b *testing.B) {
 	all := fixtures(b)
 	for _, name := range sortedNames(all) {
 		body := all[name]
 		b.Run("Extract"+camel(name), func(b *testing.B) {
 			x := NewExtractor()
-			b.SetBytes(int64(len(body)))
-			b.ReportAllocs()
-			for b.Loop() {
+			cpuBench(b, len(body), func() {
 				if _, err := x.Extract(body, testNow); err != nil {
 					b.Fatal(err)
 				}
-			}
+			})
 		})
 		b.Run("JSONDecode"+camel(name), func(b *testing.B) {
-			b.SetBytes(int64(len(body)))
-			b.ReportAllocs()
-			for b.Loop() {
+			cpuBench(b, len(body), func() {
 				var br openrtb2.BidRequest
 				if err := json.Unmarshal(body, &br); err != nil {
 					b.Fatal(err)
 				}
-			}
+			})
 		})
+		b.Run("FastjsonValidateParse"+camel(name), func(b *testing.B) {
+			var p fastjson.Parser
+			cpuBench(b, len(body), func() {
+				if err := fastjson.ValidateBytes(body); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := p.ParseBytes(body); err != nil {
+					b.Fatal(err)
+				}
+			})
+		})
+	}
+}
+
+// cpuBench runs op b.N times on a locked OS thread and reports its thread
+// CPU time per op as cpu-ns/op.
+func cpuBench(b *testing.B, size int, op func()) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	start, ok := threadCPUTime()
+	n := 0
+	for b.Loop() {
+		op()
+		n++
+	}
+	if end, ok2 := threadCPUTime(); ok && ok2 && n > 0 {
+		b.ReportMetric(float64(end-start)/float64(n), "cpu-ns/op")
 	}
 }
 
