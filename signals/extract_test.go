@@ -1,7 +1,6 @@
 package signals
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"math/bits"
@@ -314,28 +313,6 @@ func TestSpecial8(t *testing.T) {
 					if got != want {
 						t.Fatalf("special8(%q) flags byte %d first; want %d", w, got, want)
 					}
-				}
-			}
-		}
-	}
-}
-
-func TestNotSpace8(t *testing.T) {
-	for c := 0; c < 256; c++ {
-		for p := 0; p < 8; p++ {
-			for _, fill := range []byte{' ', '\n', '\t', '\r'} {
-				w := bytes.Repeat([]byte{fill}, 8)
-				w[p] = byte(c)
-				want := 8
-				if c != ' ' && c != '\n' && c != '\t' && c != '\r' {
-					want = p
-				}
-				got := 8
-				if m := notSpace8(binary.LittleEndian.Uint64(w)); m != 0 {
-					got = bits.TrailingZeros64(m) >> 3
-				}
-				if got != want {
-					t.Fatalf("notSpace8(%q): first non-space %d; want %d", w, got, want)
 				}
 			}
 		}
