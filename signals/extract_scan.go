@@ -363,7 +363,9 @@ func (s *scanner) next(i int) (j int, more bool) {
 	if i < 0 {
 		return bad, false
 	}
-	if i = skipSpace(b, i); i >= len(b) {
+	if i < len(b) && b[i] > ' ' {
+		// no space before the comma (the usual)
+	} else if i = skipSpace(b, i); i >= len(b) {
 		return bad, false
 	}
 	switch b[i] {
@@ -403,7 +405,9 @@ func (s *scanner) nextElem(i int) (j int, more bool) {
 	if i < 0 {
 		return bad, false
 	}
-	if i = skipSpace(b, i); i >= len(b) {
+	if i < len(b) && b[i] > ' ' {
+		// no space before the comma (the usual)
+	} else if i = skipSpace(b, i); i >= len(b) {
 		return bad, false
 	}
 	switch b[i] {
@@ -421,10 +425,20 @@ func (s *scanner) nextElem(i int) (j int, more bool) {
 // value returns the index of the value after a key's colon at b[i].
 func (s *scanner) value(i int) int {
 	b := s.b
-	if i = skipSpace(b, i); i >= len(b) || b[i] != ':' {
+	if i < len(b) && b[i] == ':' {
+		i++ // no space before the colon (the usual)
+	} else if i = skipSpace(b, i); i < len(b) && b[i] == ':' {
+		i++
+	} else {
 		return bad
 	}
-	if i = skipSpace(b, i+1); i >= len(b) {
+	switch {
+	case i < len(b) && b[i] > ' ':
+		return i // compact JSON
+	case i+1 < len(b) && b[i] == ' ' && b[i+1] > ' ':
+		return i + 1 // one space after the colon
+	}
+	if i = skipSpace(b, i); i >= len(b) {
 		return bad
 	}
 	return i
