@@ -54,7 +54,17 @@ func (r *Request) Privacy() Privacy { return r.privacy }
 
 // Extractor reads bid requests. It is not safe for concurrent use: keep one
 // per goroutine or pool them. It allocates nothing per request once its
-// buffers have grown to the size of the requests it sees.
+// buffers have grown to the size of the requests it sees (an Extractor keeps
+// about 3 bytes of arena per byte of the largest body it read).
+//
+// It does not use a general JSON parser: one pass over the body validates
+// all of it with encoding/json's grammar and nesting limit, skips what it
+// does not need and records where the needed values are; only those are
+// unquoted. A full parse with fastjson plus the strict validation that
+// fastjson's parser leaves out (control characters and escapes in strings,
+// number syntax, NaN/Inf) already costs about a fifth of the encoding/json
+// decode before reading a field (BenchmarkBidRequest,
+// FastjsonValidateParse*), which leaves no room for an 8x speed-up.
 type Extractor struct {
 	s     scanner
 	st    reqState
