@@ -470,14 +470,18 @@ func (s *scanner) key(i int) (string, int) {
 	if n > len(s.kbuf) || n == 0 {
 		return "", j
 	}
+	// A byte without 0x20 could be upper case (digits and lower-case
+	// letters have it): if none, the key is already folded.
 	if n <= 8 && i+1+8 <= len(s.b) {
-		// A byte without 0x20 could be upper case (digits and lower-case
-		// letters have it): if none, the key is already folded.
 		mask := ^uint64(0)
 		if n < 8 {
 			mask = 1<<(8*n) - 1
 		}
 		if ^binary.LittleEndian.Uint64(s.b[i+1:])&(0x20*lsb8)&mask == 0 {
+			return unsafe.String(&raw[0], n), j
+		}
+	} else if n > 8 { // and <= 16: two overlapping words
+		if (^binary.LittleEndian.Uint64(raw)|^binary.LittleEndian.Uint64(raw[n-8:]))&(0x20*lsb8) == 0 {
 			return unsafe.String(&raw[0], n), j
 		}
 	}

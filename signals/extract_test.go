@@ -51,6 +51,8 @@ var trickyRequests = []string{
 	`{"id":"r","imp":[{"id":"1"}],"ſite":{"domain":"long-s.example"},"device":{"ma\u212Ae":"kelvin","geo":{"metro":"501"}}}`,
 	`{"id":"r","imp":[{"id":"1"}],"\u0073ite":{"domain":"x"},"devıce":{"ip":"1.1.1.1"},"user":{"Eids":[{"SOURCE":"s","UIDS":[{"ID":"u"}]}]}}`,
 	`{"id":"r","imp":[{"id":"1"}],"regs":{"US_PRIVACY":"1YYN","GPP_SID":[7],"Ext":{"GDPR":1}},"user":{"CONSENT":"x"}}`,
+	`{"id":"r","imp":[{"id":"1","video":{"MaxDuration":30,"maxDURATION":60,"SlotInPod":1}}],"device":{"DeviceType":3},"app":{"content":{"ContentRating":"PG","contentratinG":"R"}}}`,
+	`{"id":"r","imp":[{"id":"1","video":{"maxduration_":30,"max-duration":60,"maxdurationx":1}}],"device":{"device_type":3}}`,
 	// wrong types everywhere
 	`{"id":1,"imp":[{"id":"1"}]}`,
 	`{"id":"r","imp":{"id":"1"}}`,
