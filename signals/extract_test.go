@@ -46,6 +46,9 @@ var trickyRequests = []string{
 	`{"id":"r","imp":[{"id":"1"}],"regs":{"gpp_sid":[7,8,2]},"regs":{"gpp_sid":[]},"regs":{"gpp_sid":[null,1000,3]}}`,
 	`{"id":"r","imp":[{"id":"1"}],"user":{"eids":[{"source":"a.com","uids":[{"id":"1"},{"id":"2"}]}]},"user":{"eids":[{"uids":[{}]}]}}`,
 	`{"id":"r","imp":[{"id":"1"}],"user":{"ext":{"eids":[{"source":"a.com","uids":[{"id":"1"}]}],"consent":"C"}},"user":{"ext":{"eids":null}}}`,
+	`{"id":"r","imp":[{"id":"1"}],"user":{"eids":[{"source":"a","uids":[{"id":"1"},{"id":"2"}]},{"source":"b","uids":[{"id":"3"}]}],"eids":[{"uids":[{}]}],"eids":[{},{"uids":[{},{"id":"4"}]}]}}`,
+	`{"id":"r","imp":[{"id":"1","pmp":{"deals":[{"id":"a"},{"id":"b"},{"id":"c"}]}},{"id":"2"}],"imp":[{"pmp":{"deals":[{"id":"z"}]}}],"imp":[{"pmp":{"deals":[{},{},{},{"id":"d"}]}},{"pmp":null}]}`,
+	`{"id":"r","imp":[{"id":"1"}],"regs":{"gpp_sid":[1,2,3],"gpp_sid":[4],"gpp_sid":[null,"x",{},[]]}}`,
 	// keys in other letter cases (encoding/json folds them; U+017F and U+212A fold to s and k)
 	`{"ID":"r","Imp":[{"Id":"1","VIDEO":{"PLCMT":1}}],"APP":{"Bundle":"b","PUBLISHER":{"iD":"p"}}}`,
 	`{"id":"r","imp":[{"id":"1"}],"ſite":{"domain":"long-s.example"},"device":{"ma\u212Ae":"kelvin","geo":{"metro":"501"}}}`,
