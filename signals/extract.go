@@ -52,6 +52,11 @@ type Privacy struct {
 // Request's).
 func (r *Request) Privacy() Privacy { return r.privacy }
 
+// SetPrivacy sets the privacy signals of a Request the caller builds itself
+// (an exposure posted with pre-extracted features); Extract sets them for
+// its own. The zero Privacy has GDPR 0: set GDPR to -1 when it is unknown.
+func (r *Request) SetPrivacy(p Privacy) { r.privacy = p }
+
 // Extractor reads bid requests. It is not safe for concurrent use: keep one
 // per goroutine or pool them. It allocates nothing per request once its
 // buffers have grown to the size of the requests it sees (an Extractor keeps
