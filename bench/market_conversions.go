@@ -141,6 +141,8 @@ type Batch struct {
 	Events []Conversion
 	// Body is the Meta CAPI request body {"data":[...]}.
 	Body []byte
+
+	patchAt []int // see appendCAPIEvent; set when the Reporter patches
 }
 
 // Reporter turns conversions into the batches an advertiser sends: CAPI
@@ -152,6 +154,7 @@ type Reporter struct {
 	pending []Conversion // waiting for their CAPI flush
 	pixels  []Conversion // waiting for their pixel hit
 	retries []Batch      // built, waiting for their resend time
+	patch   bool         // build patchable bodies (load generator)
 }
 
 // NewReporter returns an empty Reporter.
@@ -188,11 +191,9 @@ func (r *Reporter) Flush(until int64) []Batch {
 			keep = append(keep, c)
 			continue
 		}
-		ev := []Conversion{c}
-		out = append(out, Batch{
-			SendAt: c.EventTime, Dataset: r.m.sc.Campaigns[c.Campaign].Dataset, Pixel: true,
-			Events: ev, Body: r.m.AppendCAPIBatch(nil, ev),
-		})
+		b := Batch{SendAt: c.EventTime, Dataset: r.m.sc.Campaigns[c.Campaign].Dataset, Pixel: true, Events: []Conversion{c}}
+		b.Body, b.patchAt = r.m.appendCAPIBatch(nil, b.Events, r.patch)
+		out = append(out, b)
 	}
 	r.pixels = keep
 
@@ -226,7 +227,8 @@ func (r *Reporter) Flush(until int64) []Batch {
 			j++
 		}
 		ev := slices.Clone(due[i:j])
-		b := Batch{SendAt: at, Dataset: ds, Events: ev, Body: r.m.AppendCAPIBatch(nil, ev)}
+		b := Batch{SendAt: at, Dataset: ds, Events: ev}
+		b.Body, b.patchAt = r.m.appendCAPIBatch(nil, ev, r.patch)
 		out = append(out, b)
 		if unitFloat(hash3(r.m.seed, tagRetry, uint64(at)^hashString(ev[0].EventID))) < rp.RetryShare {
 			rb := b
@@ -261,14 +263,24 @@ func hashString(s string) uint64 {
 // AppendCAPIBatch appends a Meta CAPI request body {"data":[...]} with the
 // events.
 func (m *Market) AppendCAPIBatch(dst []byte, events []Conversion) []byte {
+	dst, _ = m.appendCAPIBatch(dst, events, false)
+	return dst
+}
+
+func (m *Market) appendCAPIBatch(dst []byte, events []Conversion, patch bool) ([]byte, []int) {
+	var offs []int
 	dst = append(dst, `{"data":[`...)
 	for i := range events {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst, _ = m.appendCAPIEvent(dst, &events[i], false)
+		var at int
+		dst, at = m.appendCAPIEvent(dst, &events[i], patch)
+		if at >= 0 {
+			offs = append(offs, at)
+		}
 	}
-	return append(dst, "]}"...)
+	return append(dst, "]}"...), offs
 }
 
 // appendCAPIEvent appends one server event. With patch, the event_id ends in
