@@ -252,6 +252,7 @@ func newLoadClient(addr string, conns int, timeout time.Duration) *fasthttp.Host
 		MaxConnWaitTimeout:            timeout,
 		MaxIdemponentCallAttempts:     1, // a failed request is one error, never silently retried
 		DisableHeaderNamesNormalizing: true,
+		DisablePathNormalizing:        true, // generated paths are already normal
 	}
 }
 
@@ -354,6 +355,7 @@ func transportClass(err error) int {
 type phaseResult struct {
 	stats   [][numKinds]*kindStats // per worker
 	elapsed time.Duration
+	cpu     time.Duration // CPU time of this process during the run
 	missed  uint64
 }
 
@@ -428,6 +430,9 @@ func newLoadWorker(id, workers int, hc *fasthttp.HostClient, addr string, pool *
 		kp := &pool.kinds[k]
 		w.reqs[k] = &fasthttp.Request{}
 		prepareHeaders(w.reqs[k], addr, kp)
+		if kp.fixedURI {
+			w.reqs[k].SetRequestURIBytes(kp.reqs[0].uri)
+		}
 		w.stats[k] = &kindStats{}
 		w.next[k] = id * len(kp.reqs) / workers
 	}
@@ -442,7 +447,9 @@ func (w *loadWorker) prepare(k Kind) *fasthttp.Request {
 	if k == KindConversions {
 		n := w.convSeq.Add(1) - 1
 		pr = &kp.reqs[n%uint64(len(kp.reqs))]
-		req.SetRequestURIBytes(pr.uri)
+		if !kp.fixedURI {
+			req.SetRequestURIBytes(pr.uri)
+		}
 		if len(pr.patch) > 0 {
 			req.SetBody(pr.body)
 			b := req.Body()
@@ -461,7 +468,9 @@ func (w *loadWorker) prepare(k Kind) *fasthttp.Request {
 			i = 0
 		}
 		w.next[k] = i
-		req.SetRequestURIBytes(pr.uri)
+		if !kp.fixedURI {
+			req.SetRequestURIBytes(pr.uri)
+		}
 	}
 	if !kp.get {
 		req.SetBodyRaw(pr.body)
@@ -470,18 +479,19 @@ func (w *loadWorker) prepare(k Kind) *fasthttp.Request {
 }
 
 // send does one request of kind k and records it, latency measured from
-// `from`.
-func (w *loadWorker) send(k Kind, from time.Time) {
+// `from`. It returns the time the answer arrived.
+func (w *loadWorker) send(k Kind, from time.Time) time.Time {
 	req := w.prepare(k)
 	err := w.hc.Do(req, w.resp)
-	lat := time.Since(from)
+	end := time.Now()
+	lat := end.Sub(from)
 	st := w.stats[k]
 	st.hist.record(lat)
 	st.requests.Add(1)
 	if err != nil {
 		st.transport[transportClass(err)]++
 		st.errors.Add(1)
-		return
+		return end
 	}
 	code := w.resp.StatusCode()
 	if code < 0 || code >= len(st.status) {
@@ -491,19 +501,19 @@ func (w *loadWorker) send(k Kind, from time.Time) {
 	if code/100 != 2 {
 		st.errors.Add(1)
 	}
+	return end
 }
 
+// runClosed sends back to back; a request's latency runs from the end of the
+// previous one (one clock read per request).
 func (w *loadWorker) runClosed(stop *atomic.Bool, start time.Time, d time.Duration) {
-	for !stop.Load() {
-		now := time.Now()
-		if now.Sub(start) >= d {
-			return
-		}
+	now := time.Now()
+	for !stop.Load() && now.Sub(start) < d {
 		k := w.sched[w.j]
 		if w.j++; w.j == len(w.sched) {
 			w.j = 0
 		}
-		w.send(k, now)
+		now = w.send(k, now)
 	}
 }
 
@@ -551,6 +561,7 @@ func runPhase(ctx context.Context, hc *fasthttp.HostClient, addr string, pool *r
 
 	var wg sync.WaitGroup
 	var next atomic.Int64
+	cpu0 := processCPU()
 	start := time.Now()
 	hard := opts.Duration + min(opts.Duration, 5*time.Second)
 	for _, w := range workers {
@@ -570,7 +581,7 @@ func runPhase(ctx context.Context, hc *fasthttp.HostClient, addr string, pool *r
 	close(done)
 	<-progressDone
 
-	res := &phaseResult{elapsed: elapsed}
+	res := &phaseResult{elapsed: elapsed, cpu: processCPU() - cpu0}
 	var sent uint64
 	for _, w := range workers {
 		res.stats = append(res.stats, w.stats)

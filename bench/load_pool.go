@@ -55,6 +55,7 @@ type kindPool struct {
 	auth     []byte // Authorization header value, nil for none
 	encoding string // Content-Encoding of the bodies, "" for none
 	reqs     []pooledRequest
+	fixedURI bool // every request has the same uri: set it once per worker
 }
 
 // PoolOptions sizes the request pool of a load run.
@@ -231,8 +232,13 @@ func buildPool(sc Scenario, seed uint64, o PoolOptions) (*requestPool, error) {
 		}
 	}
 	for k := range p.kinds {
-		if len(p.kinds[k].reqs) == 0 {
+		kp := &p.kinds[k]
+		if len(kp.reqs) == 0 {
 			return nil, fmt.Errorf("no %s requests generated", Kind(k))
+		}
+		kp.fixedURI = true
+		for _, r := range kp.reqs {
+			kp.fixedURI = kp.fixedURI && bytes.Equal(r.uri, kp.reqs[0].uri)
 		}
 	}
 	return p, nil

@@ -30,6 +30,10 @@ type LoadReport struct {
 	// Missed counts the intended requests of an open loop never sent
 	// (the run stopped while hopelessly behind schedule).
 	Missed uint64 `json:"missed,omitempty"`
+	// ClientCPUSeconds is the CPU time (user + system) the load generator's
+	// process used during the run (with --spawn it includes the server's);
+	// 0 where not measured.
+	ClientCPUSeconds float64 `json:"client_cpu_seconds"`
 	// PrimeErrors counts failed POST /v1/bids sent before the run.
 	PrimeErrors int `json:"prime_errors,omitempty"`
 	// Server are the target's own figures from /metrics.
@@ -96,6 +100,7 @@ func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 // fill computes the figures from the workers' stats.
 func (r *LoadReport) fill(res *phaseResult) {
 	r.ElapsedSeconds = res.elapsed.Seconds()
+	r.ClientCPUSeconds = res.cpu.Seconds()
 	r.Missed = res.missed
 	var all histogram
 	total := &KindReport{Errors: map[string]uint64{}}
@@ -205,6 +210,9 @@ func (r *LoadReport) writeTable(w io.Writer) {
 func (r *LoadReport) write(w io.Writer) {
 	fmt.Fprintf(w, "\n%s\ntarget %s, %.1fs elapsed\n", r.describe(), r.Target, r.ElapsedSeconds)
 	r.writeTable(w)
+	if r.ClientCPUSeconds > 0 && r.Total.Requests > 0 {
+		fmt.Fprintf(w, "load generator: %.2f s CPU, %.1f µs per request\n", r.ClientCPUSeconds, r.ClientCPUSeconds*1e6/float64(r.Total.Requests))
+	}
 	if r.Missed > 0 {
 		fmt.Fprintf(w, "missed: %d intended requests never sent (the target fell too far behind)\n", r.Missed)
 	}

@@ -480,3 +480,28 @@ func TestRunLoadSpawn(t *testing.T) {
 		t.Fatalf("spawned run: stopped %v, %+v", stopped, rep)
 	}
 }
+
+func TestLoadWorkerSendDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocations are not measured under -race")
+	}
+	u, stop, err := StartBareServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	addr, _ := loopbackAddr(u)
+	pool, err := buildPool(testScenario(), 1, PoolOptions{Requests: 16, Exposed: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := newLoadClient(addr, 1, 5*time.Second)
+	var seq atomic.Uint64
+	for _, k := range []Kind{KindScore, KindWin, KindConversions} {
+		w := newLoadWorker(0, 1, hc, addr, pool, []Kind{k}, &seq, 1)
+		w.send(k, time.Now()) // connect, warm the pools
+		if n := testing.AllocsPerRun(200, func() { w.send(k, time.Now()) }); n != 0 {
+			t.Errorf("%s: %v allocations per request", k, n)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -444,7 +445,14 @@ func (m *Market) Day(d int) *DayIter {
 		}
 		it.idx[i] = daySlot{seed: r.Uint64(), t: int32(t), hh: hh}
 	}
-	slices.SortStableFunc(it.idx, func(a, b daySlot) int { return int(a.t - b.t) })
+	// Sort by time; ties by seed (a total order, so the result does not
+	// depend on the sort algorithm).
+	slices.SortFunc(it.idx, func(a, b daySlot) int {
+		if a.t != b.t {
+			return int(a.t - b.t)
+		}
+		return cmp.Compare(a.seed, b.seed)
+	})
 	it.rng = rand.New(&it.pcg)
 	it.op.Slots = make([]Slot, 0, 8)
 	it.op.Truth = make([]Truth, len(m.sc.Campaigns))

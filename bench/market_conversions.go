@@ -155,16 +155,21 @@ type Reporter struct {
 	pixels  []Conversion // waiting for their pixel hit
 	retries []Batch      // built, waiting for their resend time
 	patch   bool         // build patchable bodies (load generator)
+	// due is the earliest send time of anything queued (MaxInt64 when
+	// empty), so that Flush returns at once when nothing is due.
+	due int64
 }
 
 // NewReporter returns an empty Reporter.
-func (m *Market) NewReporter() *Reporter { return &Reporter{m: m} }
+func (m *Market) NewReporter() *Reporter { return &Reporter{m: m, due: math.MaxInt64} }
 
 // Add queues a conversion; it will be sent after its event time.
 func (r *Reporter) Add(c Conversion) {
 	r.pending = append(r.pending, c)
+	r.due = min(r.due, r.flushAt(&c))
 	if c.Pixel {
 		r.pixels = append(r.pixels, c)
+		r.due = min(r.due, c.EventTime)
 	}
 }
 
@@ -179,8 +184,13 @@ func (r *Reporter) flushAt(c *Conversion) int64 {
 }
 
 // Flush returns every batch due at or before until (unix seconds), ordered by
-// send time, and forgets them. Bodies are built here.
+// send time, and forgets them. Bodies are built here. When nothing is due it
+// returns nil at once, so it may be called for every opportunity.
 func (r *Reporter) Flush(until int64) []Batch {
+	if until < r.due {
+		return nil
+	}
+	defer r.updateDue()
 	var out []Batch
 	rp := r.m.sc.Reporting
 
@@ -250,6 +260,19 @@ func (r *Reporter) Flush(until int64) []Batch {
 	r.retries = keepR
 	slices.SortStableFunc(out, func(a, b Batch) int { return cmp.Compare(a.SendAt, b.SendAt) })
 	return out
+}
+
+func (r *Reporter) updateDue() {
+	r.due = math.MaxInt64
+	for i := range r.pending {
+		r.due = min(r.due, r.flushAt(&r.pending[i]))
+	}
+	for i := range r.pixels {
+		r.due = min(r.due, r.pixels[i].EventTime)
+	}
+	for i := range r.retries {
+		r.due = min(r.due, r.retries[i].SendAt)
+	}
 }
 
 func hashString(s string) uint64 {

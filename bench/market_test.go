@@ -677,3 +677,43 @@ func TestGPPStrings(t *testing.T) {
 		t.Errorf("opt-out string decodes to %d %d %d", a, b, c)
 	}
 }
+
+func TestReporterIncrementalFlushSameBatches(t *testing.T) {
+	m := testMarket(t, testScenario(), 6)
+	a, b := m.NewReporter(), m.NewReporter()
+	if a.Flush(math.MaxInt64-1) != nil {
+		t.Fatal("an empty reporter flushed something")
+	}
+	var inc [][]byte
+	for _, c := range m.Organic(0) {
+		a.Add(c)
+		b.Add(c)
+	}
+	it := m.Day(0)
+	for o := it.Next(); o != nil; o = it.Next() {
+		for _, bt := range a.Flush(o.Time) {
+			inc = append(inc, bt.Body)
+		}
+		for s := range o.Slots {
+			if out := m.Outcome(o, s, 1); out.Converted {
+				a.Add(m.Conversion(o, s, 1, out))
+				b.Add(m.Conversion(o, s, 1, out))
+			}
+		}
+	}
+	for _, bt := range a.Flush(m.DayStart(9)) {
+		inc = append(inc, bt.Body)
+	}
+	var once [][]byte
+	for _, bt := range b.Flush(m.DayStart(9)) {
+		once = append(once, bt.Body)
+	}
+	if len(once) == 0 || len(inc) != len(once) {
+		t.Fatalf("%d batches flushed incrementally, %d at once", len(inc), len(once))
+	}
+	for i := range once {
+		if !bytes.Equal(inc[i], once[i]) {
+			t.Fatalf("batch %d differs", i)
+		}
+	}
+}

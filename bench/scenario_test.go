@@ -103,3 +103,43 @@ func unwrapAll(err error) error {
 		err = u.Unwrap()
 	}
 }
+
+func FuzzParseScenario(f *testing.F) {
+	files, _ := filepath.Glob("../configs/scenarios/*.yaml")
+	for _, file := range files {
+		if b, err := os.ReadFile(file); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("inventory: {publishers: 3, genres: 1, metros: 1}\nreporting: {households: 2}\n"))
+	f.Add([]byte("truth: {delay: {components: [{weight: 1, mean: 1s}], max: 2s}}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sc, err := ParseScenario(data)
+		if err != nil {
+			return
+		}
+		if errs := sc.Validate(); len(errs) > 0 {
+			t.Fatalf("ParseScenario accepted an invalid scenario: %v", errs)
+		}
+		// A valid scenario must build and generate; keep the fuzzer's
+		// markets small.
+		inv, rp := sc.Inventory, sc.Reporting
+		if inv.Publishers*inv.BundlesPerPublisher > 5000 || rp.Households > 5000 {
+			return
+		}
+		sc.Inventory.OpportunitiesPerDay = min(inv.OpportunitiesPerDay, 50)
+		m, err := NewMarket(sc, 1)
+		if err != nil {
+			t.Fatalf("NewMarket of a valid scenario: %v", err)
+		}
+		it := m.Day(0)
+		rep := m.NewReporter()
+		for o := it.Next(); o != nil; o = it.Next() {
+			m.AppendBidRequest(nil, o)
+			out := m.Outcome(o, 0, 0)
+			out.Converted = true
+			rep.Add(m.Conversion(o, 0, 0, out))
+		}
+		rep.Flush(m.DayStart(30))
+	})
+}
