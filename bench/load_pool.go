@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -178,7 +179,7 @@ func buildPool(sc Scenario, seed uint64, o PoolOptions) (*requestPool, error) {
 		p.prime = append(p.prime, pooledRequest{uri: []byte("/v1/bids"), body: body})
 		// The first slot is won by one campaign, at the competing price.
 		c, k := i%nc, (i/nc)%m.sc.Campaigns[i%nc].Creatives
-		price := max(op.Slots[0].CompetingCPM, op.Slots[0].FloorCPM) + 0.01
+		price := math.Round(max(op.Slots[0].CompetingCPM, op.Slots[0].FloorCPM)*100+1) / 100
 		ts := op.Time + 1
 		if nexpo == 0 {
 			expo = append(expo, `{"exposures":[`...)

@@ -47,7 +47,11 @@ type Market struct {
 	segNorm            float64 // sd of the campaign-averaged log-CVR deviation
 	compRho, compPerp  float64
 	valueMu            []float64 // per campaign, ln of the median order value
+	logBaseCVR         []float64 // per campaign
 	creativeIDs        [][]string
+	// nodeCache holds nodeNormals of the publisher and bundle levels:
+	// (node × campaigns + campaign) × {z, w}. Nil when too large.
+	nodeCache [2][]float64
 }
 
 type publisher struct {
@@ -248,6 +252,23 @@ func NewMarket(sc Scenario, seed uint64) (*Market, error) {
 	m.delayAlias = newAlias(dw)
 	m.delayMax = tr.Delay.Max.Seconds()
 
+	m.logBaseCVR = make([]float64, len(sc.Campaigns))
+	for c, cs := range sc.Campaigns {
+		m.logBaseCVR[c] = math.Log(cs.BaseCVR)
+	}
+	for l, n := range [2]int{len(m.pubs), len(m.bundles)} {
+		if n*len(sc.Campaigns) > 1<<22 {
+			continue
+		}
+		cache := make([]float64, 0, n*len(sc.Campaigns)*2)
+		for node := range n {
+			for c := range sc.Campaigns {
+				z, w := m.hashNodeNormals(l, uint64(node), c)
+				cache = append(cache, z, w)
+			}
+		}
+		m.nodeCache[l] = cache
+	}
 	m.valueMu = make([]float64, len(sc.Campaigns))
 	m.creativeIDs = make([][]string, len(sc.Campaigns))
 	for c, cs := range sc.Campaigns {
@@ -560,27 +581,15 @@ func (m *Market) truth(o *Opportunity) (dev float64) {
 		uint64(o.Bundle)*g + uint64(o.Genre),
 		(uint64(o.Bundle)*g+uint64(o.Genre))*mt + uint64(o.Metro),
 	}
-	var zs, ws [4]float64 // shared parts
-	for l, node := range nodes {
-		if m.sqrtShared > 0 {
-			zs[l] = hashNormal(m.seed, tagCVRShared+uint64(l)<<8, node)
-			ws[l] = hashNormal(m.seed, tagVTRShared+uint64(l)<<8, node)
-		}
-	}
 	startRate := m.sc.Truth.StartRate
 	for c := range o.Truth {
 		t := &o.Truth[c]
 		base := m.sc.Campaigns[c].BaseCVR
-		logCVR := math.Log(base)
+		logCVR := m.logBaseCVR[c]
 		logitVTR := m.logitBaseVTR
 		t.NodeCVR[0] = base
-		ctag := uint64(c+1) << 16
 		for l, node := range nodes {
-			z, w := m.sqrtShared*zs[l], m.sqrtShared*ws[l]
-			if m.sqrtOwn > 0 {
-				z += m.sqrtOwn * hashNormal(m.seed, tagCVROwn+uint64(l)<<8+ctag, node)
-				w += m.sqrtOwn * hashNormal(m.seed, tagVTROwn+uint64(l)<<8+ctag, node)
-			}
+			z, w := m.nodeNormals(l, node, c)
 			logCVR += m.cvrSigma[l]*z + m.cvrShift[l]
 			dev += m.cvrSigma[l] * z
 			logitVTR += m.vtrSigma[l] * (m.rho*z + m.rhoPerp*w)
@@ -592,21 +601,55 @@ func (m *Market) truth(o *Opportunity) (dev float64) {
 	return dev
 }
 
-// VAST event names in the order a video reaches them.
-var VASTEvents = [...]string{"impression", "start", "firstQuartile", "midpoint", "thirdQuartile", "complete"}
+// nodeNormals are the standard normal draws (z for CVR, w for VTR before
+// the correlation is applied) of campaign c at node `node` of level l,
+// mixing the part shared by every campaign with the campaign's own.
+func (m *Market) nodeNormals(l int, node uint64, c int) (z, w float64) {
+	if l < 2 && m.nodeCache[l] != nil {
+		i := (int(node)*len(m.sc.Campaigns) + c) * 2
+		return m.nodeCache[l][i], m.nodeCache[l][i+1]
+	}
+	return m.hashNodeNormals(l, node, c)
+}
+
+func (m *Market) hashNodeNormals(l int, node uint64, c int) (z, w float64) {
+	if m.sqrtShared > 0 {
+		z = m.sqrtShared * hashNormal(m.seed, tagCVRShared+uint64(l)<<8, node)
+		w = m.sqrtShared * hashNormal(m.seed, tagVTRShared+uint64(l)<<8, node)
+	}
+	if m.sqrtOwn > 0 {
+		ctag := uint64(c+1) << 16
+		z += m.sqrtOwn * hashNormal(m.seed, tagCVROwn+uint64(l)<<8+ctag, node)
+		w += m.sqrtOwn * hashNormal(m.seed, tagVTROwn+uint64(l)<<8+ctag, node)
+	}
+	return z, w
+}
+
+// vastEvents are the VAST event names in the order a video reaches them.
+var vastEvents = [...]string{"impression", "start", "firstQuartile", "midpoint", "thirdQuartile", "complete"}
+
+// VASTEvent is the name of VAST event i (0 impression, 1 start,
+// 2 firstQuartile, 3 midpoint, 4 thirdQuartile, 5 complete), or "".
+func VASTEvent(i int) string {
+	if i < 0 || i >= len(vastEvents) {
+		return ""
+	}
+	return vastEvents[i]
+}
 
 // Outcome is what happens after an impression: whether it causes a
 // conversion, after which delay, and how far the video plays.
 type Outcome struct {
 	Converted bool
 	Delay     time.Duration // exposure to conversion, when Converted
-	// Played is the index in VASTEvents of the furthest event fired: 0 the
+	// Played is the furthest VAST event fired (see VASTEvent): 0 the
 	// impression only, 1 start, ..., 5 complete.
 	Played int
 }
 
-// Events returns the VAST events the impression fires, in order.
-func (o Outcome) Events() []string { return VASTEvents[:o.Played+1] }
+// Events returns the names of the VAST events the impression fires, in
+// order (a new slice; VASTEvent(0..Played) does not allocate).
+func (o Outcome) Events() []string { return append([]string(nil), vastEvents[:o.Played+1]...) }
 
 // Outcome draws the outcome of showing campaign c in slot s of o. It is a
 // function of (seed, o.Seq, s, c): every strategy of a simulation that shows

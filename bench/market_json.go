@@ -297,7 +297,7 @@ func (m *Market) AppendWinURL(dst []byte, o *Opportunity, s, c, k int, priceCPM 
 }
 
 // AppendVASTURL appends the path and query of the VAST tracking beacon for
-// event ev (one of VASTEvents) of campaign c in slot s of o.
+// event ev (a VASTEvent name) of campaign c in slot s of o.
 func (m *Market) AppendVASTURL(dst []byte, o *Opportunity, s, c int, ev string) []byte {
 	dst = append(dst, "/v1/vast?auction="...)
 	dst = m.AppendRequestID(dst, o)
