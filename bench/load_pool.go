@@ -30,7 +30,7 @@ var kindNames = [numKinds]string{"score", "exposures", "conversions", "win", "va
 func (k Kind) String() string { return kindNames[k] }
 
 // KindNames lists the request kinds in a fixed order.
-func KindNames() []string { return kindNames[:] }
+func KindNames() []string { return append([]string(nil), kindNames[:]...) }
 
 func kindByName(s string) (Kind, bool) {
 	for k, n := range kindNames {
