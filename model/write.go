@@ -274,5 +274,8 @@ func (f *fitState) strength(ci, level int, def float64) float64 {
 			return s
 		}
 	}
+	if s := f.pooled[level]; s > 0 {
+		return s
+	}
 	return def
 }
