@@ -110,7 +110,7 @@ func (f *delayFit) quantile(g *grid, q float64) float64 {
 var refDelay = [3][2]float64{{0.35, 900}, {0.15, 6 * 3600}, {0.50, -2}} // a negative mean is W/−mean
 
 // defaultWeights projects the reference shape onto the grid of g: the EM
-// fit (maximum likelihood) to 500 evenly spaced quantiles of it. It costs a
+// fit (maximum likelihood) to 200 evenly spaced quantiles of it. It costs a
 // few milliseconds; the model caches it per window.
 func defaultWeights(g *grid) [nComp]float64 {
 	refCDF := func(t float64) float64 {
@@ -124,7 +124,7 @@ func defaultWeights(g *grid) [nComp]float64 {
 		}
 		return v
 	}
-	const n = 500
+	const n = 200
 	obs := make([]delayObs, n)
 	for i := range obs {
 		q := (float64(i) + 0.5) / n

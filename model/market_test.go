@@ -40,7 +40,7 @@ type marketCfg struct {
 // defaultMarket follows the evaluation protocol of the estimation
 // reference, section (d): spreads 0.6 (campaign), 0.5, 0.4, 0.3, 0.3; Zipf
 // 1.1 traffic; a median CVR of 0.4%. Under the race detector the market has
-// a tenth of the traffic, to keep the suite fast: too little for the
+// a twentieth of the traffic, to keep the suite fast: too little for the
 // statistical requirements (the young and dense segments and the lowest
 // deciles then hold a few hundred conversions, whose noise alone exceeds
 // the tolerances), so under -race those checks only log; the full-size run
@@ -52,7 +52,7 @@ func defaultMarket() marketCfg {
 		campSigma: 0.6, medianCVR: 0.004, zipf: 1.1, window: 7 * 86400,
 	}
 	if raceEnabled {
-		c.perDay = 60_000
+		c.perDay = 30_000
 	}
 	if v := os.Getenv("SEED"); v != "" {
 		c.seed, _ = strconv.ParseUint(v, 10, 64)
@@ -498,7 +498,11 @@ func TestMarketDelay(t *testing.T) {
 	corrected := New(Config{}, mk.campaignConfigs())
 	naive := New(Config{NoDelayCorrection: true}, mk.campaignConfigs())
 	began := time.Now()
-	nexp, nconv := mk.run([]*Model{corrected, naive}, start, T, T, 2*86400)
+	refitEvery := int64(2 * 86400)
+	if raceEnabled {
+		refitEvery = 7 * 86400
+	}
+	nexp, nconv := mk.run([]*Model{corrected, naive}, start, T, T, refitEvery)
 	ec, en := corrected.Refit(T), naive.Refit(T)
 	t.Logf("market: %d campaigns, %d exposures, %d conversions delivered by T, %d leaf segments (streamed in %v)",
 		mc.campaigns, nexp, nconv, len(mk.order), time.Since(began).Round(time.Millisecond))

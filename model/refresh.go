@@ -108,7 +108,11 @@ func (m *Model) rebuild(now int64, fit bool) *Estimates {
 		e.labels[si] = sh.labels[:len(sh.labels):len(sh.labels)]
 		n := len(sh.nodes)
 		for local := range sh.nodes {
-			rows = append(rows, m.scan(&sh.nodes[local], &cc[sh.nodes[local].camp], now, uint8(si), uint32(local)))
+			nd := &sh.nodes[local]
+			if int(nd.camp) >= len(cc) {
+				continue // of a campaign added since this rebuild began: next time
+			}
+			rows = append(rows, m.scan(nd, &cc[nd.camp], now, uint8(si), uint32(local)))
 		}
 		sh.mu.Unlock()
 		if cap(rs.pos[si]) < n {
@@ -446,6 +450,9 @@ func (m *Model) mapStrength(k, lam, cv []float64, s0, sd float64) float64 {
 // digamma returns ψ(x) for x > 0: the recurrence ψ(x) = ψ(x+1) − 1/x up to
 // x ≥ 6, then the asymptotic series (error below 1e-12).
 func digamma(x float64) float64 {
+	if !(x > 0) || math.IsInf(x, 1) {
+		return math.NaN()
+	}
 	var r float64
 	for x < 6 {
 		r -= 1 / x

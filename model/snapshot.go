@@ -253,17 +253,17 @@ func (m *Model) ReadSnapshot(r io.Reader) (Restored, error) {
 
 	fs := &fitState{levels: make([][MaxLevels]float64, len(cs.list)), fitted: make([][MaxLevels]bool, len(cs.list))}
 	fs.at = d.i64()
-	fs.root = d.fin("root strength")
+	fs.root = d.strength()
 	fs.rootFitted = d.bool()
 	for l := range MaxLevels {
-		fs.pooled[l] = d.fin("pooled strength")
+		fs.pooled[l] = d.strength()
 	}
 	for l := range MaxLevels {
 		fs.pooledFitted[l] = d.bool()
 	}
 	for i := range camps {
 		for l := range MaxLevels {
-			camps[i].levels[l] = d.fin("strength")
+			camps[i].levels[l] = d.strength()
 		}
 		for l := range MaxLevels {
 			camps[i].fitted[l] = d.bool()
@@ -271,6 +271,9 @@ func (m *Model) ReadSnapshot(r io.Reader) (Restored, error) {
 	}
 	if !(fs.root > 0) && d.e == nil {
 		d.fail("root strength %g", fs.root)
+	}
+	if sw := int64(1) << 40; d.e == nil && (at < -sw || at > sw) {
+		d.fail("time %d", at)
 	}
 
 	type snapLearner struct {
@@ -313,6 +316,9 @@ func (m *Model) ReadSnapshot(r io.Reader) (Restored, error) {
 		nh := d.count(1<<24, "delay samples")
 		for j := 0; j < nh && d.e == nil; j++ {
 			s := delaySample{exp: d.i64(), conv: d.i64(), w: d.fin("delay weight"), key: d.fin("delay key")}
+			if !(s.w > 0) && d.e == nil {
+				d.fail("delay sample weight %g", s.w)
+			}
 			sl.heap = append(sl.heap, s)
 		}
 		if l := cur[k]; l != nil && d.e == nil {
@@ -362,6 +368,15 @@ func (m *Model) ReadSnapshot(r io.Reader) (Restored, error) {
 			nd.completes = d.fin("completes")
 			if d.e != nil {
 				break
+			}
+			if !(nd.n >= 0 && nd.n2 >= 0 && nd.c >= 0 && nd.spend >= 0 && nd.starts >= 0 && nd.completes >= 0) {
+				d.fail("node %x: negative count", uint64(k))
+				break
+			}
+			for _, v := range nd.s {
+				if v < 0 {
+					d.fail("node %x: negative delay accumulator", uint64(k))
+				}
 			}
 			if ci >= len(camps) || level >= MaxLevels {
 				d.fail("node %x: campaign %d, level %d", uint64(k), ci, level)
@@ -476,4 +491,13 @@ func heapifyAll(h []delaySample) {
 	for i := len(h)/2 - 1; i >= 0; i-- {
 		heapDown(h, i)
 	}
+}
+
+// strength reads a prior strength: finite, ≥ 0 (0 = not fitted), at most 1e12.
+func (d *decoder) strength() float64 {
+	v := d.fin("strength")
+	if !(v >= 0 && v <= 1e12) && d.e == nil {
+		d.fail("strength %g", v)
+	}
+	return v
 }
