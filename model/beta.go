@@ -58,13 +58,21 @@ func regIncBeta(a, b, x float64) float64 {
 
 // regIncBetaL is regIncBeta with ln B(a, b) precomputed.
 func regIncBetaL(a, b, x, lnB float64) float64 {
-	// Front factor x^a (1−x)^b / B(a, b), then the continued fraction in
-	// the half where it converges fast, the symmetry relation otherwise.
+	cdf, _ := betaCDFPDF(a, b, x, lnB)
+	return cdf
+}
+
+// betaCDFPDF returns I_x(a, b) and the Beta(a, b) density at x in (0, 1),
+// given lnB = ln B(a, b): the front factor x^a (1−x)^b / B(a, b) times the
+// continued fraction in the half where it converges fast, the symmetry
+// relation otherwise.
+func betaCDFPDF(a, b, x, lnB float64) (cdf, pdf float64) {
 	front := math.Exp(a*math.Log(x) + b*math.Log1p(-x) - lnB)
+	pdf = front / (x * (1 - x))
 	if x < (a+1)/(a+b+2) {
-		return front * betaCF(a, b, x) / a
+		return front * betaCF(a, b, x) / a, pdf
 	}
-	return 1 - front*betaCF(b, a, 1-x)/b
+	return 1 - front*betaCF(b, a, 1-x)/b, pdf
 }
 
 // betaCF evaluates the continued fraction of I_x(a, b) by the modified
@@ -129,23 +137,28 @@ func betaQuantile(a, b, q float64) float64 {
 		return betaQuantileLarge(a, b, q)
 	}
 	lnB := lbeta(a, b)
-	x := betaQuantileGuess(a, b, q, lnB)
-	// Halley's method on I_x(a, b) − q, bracketed so that a wild step can
-	// never leave (lo, hi).
+	return betaQuantileFrom(a, b, q, betaQuantileGuess(a, b, q, lnB), lnB)
+}
+
+// betaQuantileFrom refines a guess x of the q-quantile of Beta(a, b) by
+// Halley's method on I_x(a, b) − q, bracketed so that a wild step can never
+// leave (lo, hi). Halley's method converges cubically: once a step is below
+// 1e-3 of min(x, 1−x), the point it lands on is within ~1e-9 (relative), so
+// a guess within 0.1% costs one evaluation of I_x. lnB = ln B(a, b).
+func betaQuantileFrom(a, b, q, x, lnB float64) float64 {
 	lo, hi := 0.0, 1.0
 	a1, b1 := a-1, b-1
 	for i := 0; i < 60; i++ {
 		if x <= lo || x >= hi {
 			x = 0.5 * (lo + hi)
 		}
-		f := regIncBetaL(a, b, x, lnB) - q
+		cdf, dens := betaCDFPDF(a, b, x, lnB)
+		f := cdf - q
 		if f < 0 {
 			lo = x
 		} else {
 			hi = x
 		}
-		// Density of Beta(a, b) at x.
-		dens := math.Exp(a1*math.Log(x) + b1*math.Log1p(-x) - lnB)
 		if dens == 0 || math.IsInf(dens, 0) || math.IsNaN(dens) {
 			x = 0.5 * (lo + hi)
 			continue
@@ -157,7 +170,7 @@ func betaQuantile(a, b, q float64) float64 {
 			step = u
 		}
 		nx := x - step
-		if math.Abs(step) <= 1e-10*x || f == 0 {
+		if math.Abs(step) <= 1e-3*math.Min(x, 1-x) || f == 0 {
 			return nx
 		}
 		if nx <= lo || nx >= hi {
@@ -169,6 +182,34 @@ func betaQuantile(a, b, q float64) float64 {
 		x = nx
 	}
 	return x
+}
+
+// qmemo remembers recent intervals by alpha, to start the next interval
+// with the same alpha (every node of a level without conversions has
+// alpha = the level's strength) close to the answer: for b ≫ a the
+// quantiles of Beta(a, b) scale as 1/(a+b), to within O(a/b²).
+type qmemo [64]struct{ a, b, lo, hi float64 }
+
+// betaInterval returns the q[0] and q[1] quantiles of Beta(a, b), using and
+// updating memo.
+func betaInterval(a, b float64, q [2]float64, memo *qmemo) (lo, hi float64) {
+	if a > 2000 && b > 2000 {
+		return betaQuantileLarge(a, b, q[0]), betaQuantileLarge(a, b, q[1])
+	}
+	lnB := lbeta(a, b)
+	bits := math.Float64bits(a)
+	me := &memo[(bits^bits>>29^bits>>47)&63]
+	var g0, g1 float64
+	if me.a == a && me.b > 0 && b > 4*a {
+		r := (a + me.b) / (a + b)
+		g0, g1 = me.lo*r, me.hi*r
+	} else {
+		g0, g1 = betaQuantileGuess(a, b, q[0], lnB), betaQuantileGuess(a, b, q[1], lnB)
+	}
+	lo = betaQuantileFrom(a, b, q[0], g0, lnB)
+	hi = betaQuantileFrom(a, b, q[1], g1, lnB)
+	me.a, me.b, me.lo, me.hi = a, b, lo, hi
+	return lo, hi
 }
 
 // betaQuantileGuess is a starting point for the Halley iteration: the

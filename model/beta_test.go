@@ -129,3 +129,19 @@ func TestSampleBetaMoments(t *testing.T) {
 		t.Fatal("degenerate parameters")
 	}
 }
+
+func TestBetaIntervalMemo(t *testing.T) {
+	// Intervals started from the memo of an earlier beta agree with the
+	// direct computation.
+	var memo qmemo
+	q := [2]float64{0.05, 0.95}
+	for _, a := range []float64{0.25, 1, 4, 9.5, 40} {
+		for _, b := range []float64{1e3, 1.3e3, 5e4, 4e4, 1e7, 2e6, 50} {
+			lo, hi := betaInterval(a, b, q, &memo)
+			wlo, whi := betaQuantile(a, b, q[0]), betaQuantile(a, b, q[1])
+			if math.Abs(lo-wlo) > 1e-7*wlo || math.Abs(hi-whi) > 1e-7*whi {
+				t.Fatalf("Beta(%g, %g): memo interval [%g, %g], direct [%g, %g]", a, b, lo, hi, wlo, whi)
+			}
+		}
+	}
+}

@@ -26,11 +26,11 @@ type Config struct {
 	// and empirical-Bayes strengths). Default 10m.
 	RefitInterval time.Duration `yaml:"refit_interval"`
 
-	// MinSiblings is how many child segments with evidence a level of a
-	// campaign needs before its prior strength is fitted by empirical Bayes;
-	// below it the level inherits the strength of the level above. Also the
-	// number of campaigns needed to fit the campaigns' own prior strength.
-	// Default 20.
+	// MinSiblings is how many nodes of a level (over all campaigns) must
+	// expect at least one conversion for the level's prior strength to be
+	// fitted by empirical Bayes; below it the level inherits the strength of
+	// the level above. Also the number of campaigns needed to fit the
+	// campaigns' own prior strength. Default 20.
 	MinSiblings int `yaml:"min_siblings"`
 	// DefaultStrength is the prior strength of a level before (or without) a
 	// fit, in pseudo-conversions: a node is shrunk to its parent as if it
@@ -43,6 +43,12 @@ type Config struct {
 	// not differ measurably gets MaxStrength).
 	MinStrength float64 `yaml:"min_strength"`
 	MaxStrength float64 `yaml:"max_strength"`
+	// StrengthSpread is how far, in natural-log units (one standard
+	// deviation), a campaign's fitted strength of a level may stray from that
+	// level's strength pooled over all campaigns: the campaign's own fit is
+	// a maximum a posteriori under that prior, so a campaign with little data
+	// keeps the pooled strength. Default 0.5 (a factor of 1.65).
+	StrengthSpread float64 `yaml:"strength_spread"`
 	// PriorConversions is the strength, in pseudo-conversions, of a
 	// campaign's PriorCVR as the prior of its root node. Default 2. With
 	// MinSiblings campaigns or more it is fitted across campaigns instead.
@@ -105,6 +111,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxStrength == 0 {
 		c.MaxStrength = 1000
 	}
+	if c.StrengthSpread == 0 {
+		c.StrengthSpread = 0.5
+	}
 	if c.PriorConversions == 0 {
 		c.PriorConversions = 2
 	}
@@ -159,6 +168,9 @@ func (c Config) Validate() []error {
 	}
 	if !(c.DefaultStrength > 0) {
 		bad("default_strength", "want > 0, got %g", c.DefaultStrength)
+	}
+	if !(c.StrengthSpread > 0) {
+		bad("strength_spread", "want > 0, got %g", c.StrengthSpread)
 	}
 	if !(c.PriorConversions > 0) {
 		bad("prior_conversions", "want > 0, got %g", c.PriorConversions)

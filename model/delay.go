@@ -110,7 +110,7 @@ func (f *delayFit) quantile(g *grid, q float64) float64 {
 var refDelay = [3][2]float64{{0.35, 900}, {0.15, 6 * 3600}, {0.50, -2}} // a negative mean is W/−mean
 
 // defaultWeights projects the reference shape onto the grid of g: the EM
-// fit (maximum likelihood) to 500 evenly spaced quantiles of it. It costs a
+// fit (maximum likelihood) to 200 evenly spaced quantiles of it. It costs a
 // few milliseconds; the model caches it per window.
 func defaultWeights(g *grid) [nComp]float64 {
 	refCDF := func(t float64) float64 {
@@ -124,7 +124,7 @@ func defaultWeights(g *grid) [nComp]float64 {
 		}
 		return v
 	}
-	const n = 500
+	const n = 200
 	obs := make([]delayObs, n)
 	for i := range obs {
 		q := (float64(i) + 0.5) / n
@@ -161,6 +161,11 @@ type delayObs struct {
 // G_j(tau) = (1 − e^{−λ_j tau})/Z_j and P(tau) = Σ π_k G_k(tau). scratch,
 // when long enough, is reused for the per-observation component terms.
 func emWeights(g *grid, obs []delayObs, prior [nComp]float64, priorW float64, maxIter int, scratch []float64) ([nComp]float64, int) {
+	return emWeightsFrom(g, obs, prior, prior, priorW, maxIter, scratch)
+}
+
+// emWeightsFrom is emWeights starting the iteration from start.
+func emWeightsFrom(g *grid, obs []delayObs, start, prior [nComp]float64, priorW float64, maxIter int, scratch []float64) ([nComp]float64, int) {
 	need := 2 * nComp * len(obs)
 	if cap(scratch) < need {
 		scratch = make([]float64, need)
@@ -176,7 +181,7 @@ func emWeights(g *grid, obs []delayObs, prior [nComp]float64, priorW float64, ma
 		}
 		sumW += o.w
 	}
-	pi := prior
+	pi := start
 	if sumW == 0 {
 		return pi, 0
 	}
@@ -207,7 +212,7 @@ func emWeights(g *grid, obs []delayObs, prior [nComp]float64, priorW float64, ma
 			change = math.Max(change, math.Abs(v-pi[j]))
 			pi[j] = v
 		}
-		if change < 1e-7 {
+		if change < 1e-6 {
 			break
 		}
 	}
@@ -351,7 +356,9 @@ func (l *learner) refit(now int64, minSamples int, priorW float64) {
 	if need := 2 * nComp * len(obs); cap(l.scratch) < need {
 		l.scratch = make([]float64, need)
 	}
-	pi, it := emWeights(&l.g, obs, l.def.pi, priorW, 500, l.scratch)
+	// The Dirichlet prior is centred on the default weights; the iteration
+	// starts from the last fit, which converges in a few dozen iterations.
+	pi, it := emWeightsFrom(&l.g, obs, l.fit.Load().pi, l.def.pi, priorW, 500, l.scratch)
 	f := newDelayFit(&l.g, pi)
 	f.fitted, f.samples, f.iters = true, len(obs), it
 	l.fit.Store(f)

@@ -113,7 +113,11 @@ type fitState struct {
 	root       float64 // of every campaign root toward its PriorCVR
 	rootFitted bool
 	levels     [][MaxLevels]float64 // [campaign][level]; level 0 unused
-	fitted     [][MaxLevels]bool    // false: default or inherited
+	fitted     [][MaxLevels]bool    // the campaign had MinSiblings informative nodes at the level
+	// pooled[l] is level l's strength over every campaign (the default of a
+	// campaign added after the fit).
+	pooled       [MaxLevels]float64
+	pooledFitted [MaxLevels]bool
 }
 
 // New returns a model of campaigns (each taken WithDefaults) under cfg

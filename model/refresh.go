@@ -9,9 +9,14 @@ import (
 type refreshState struct {
 	rows  []scanRow
 	kish  []float64  // per entry: N²/Σw² ÷ N, the Kish factor
+	order []int32    // entry index → row index
 	pos   [][]int32  // per shard: local index → entry index
 	cache [][]qcache // per shard: local index → last interval computed
-	grp   []grpAcc   // per entry, as a parent: sums over its children
+	fk    []float64  // strength fit: Kish-scaled conversions
+	fl    []float64  // strength fit: expected conversions at the parent's rate
+	fc    []float64  // strength fit: CV² of the parent's rate (its uncertainty)
+	from  []int      // strength fit: first term of each campaign
+	qmemo qmemo
 }
 
 // scanRow is a node's counts decayed to the refresh time.
@@ -35,12 +40,6 @@ type scanRow struct {
 type qcache struct{ a, b, lo, hi float64 }
 
 const qTol = 1e-3
-
-// grpAcc accumulates a sibling group for the empirical-Bayes fit.
-type grpAcc struct {
-	k, n, q, nn float64 // Σk, Σn, Σk²/n, Σn²
-	m           int
-}
 
 // campConst is what a refresh needs of a campaign.
 type campConst struct {
@@ -121,7 +120,11 @@ func (m *Model) rebuild(now int64, fit bool) *Estimates {
 		e.labels[si] = sh.labels[:len(sh.labels):len(sh.labels)]
 		n := counts[si]
 		for local := range sh.nodes[:n] {
-			rows = append(rows, m.scan(&sh.nodes[local], &cc[sh.nodes[local].camp], now, uint8(si), uint32(local)))
+			nd := &sh.nodes[local]
+			if int(nd.camp) >= len(cc) {
+				continue // of a campaign added since this rebuild began: next time
+			}
+			rows = append(rows, m.scan(nd, &cc[nd.camp], now, uint8(si), uint32(local)))
 		}
 		sh.mu.Unlock()
 		if cap(rs.pos[si]) < n {
@@ -157,7 +160,10 @@ func (m *Model) rebuild(now int64, fit bool) *Estimates {
 	}
 	kish := rs.kish[:len(rows)]
 	next := count[:len(count)-1]
-	order := make([]int32, len(rows)) // entry index → row index
+	if cap(rs.order) < len(rows) {
+		rs.order = make([]int32, len(rows), len(rows)+len(rows)/4)
+	}
+	order := rs.order[:len(rows)] // entry index → row index
 	for ri := range rows {
 		r := &rows[ri]
 		b := int(r.camp)*MaxLevels + int(r.level)
@@ -183,36 +189,25 @@ func (m *Model) rebuild(now int64, fit bool) *Estimates {
 		}
 	}
 
-	// 3. Prior strengths.
-	if fit {
-		m.fit.Store(m.fitStrengths(now, e, ents, kish, cc))
-	}
+	// 3. Prior strengths and posteriors, level by level so that a level's
+	// fit sees its parents' new estimates.
 	fs := m.fit.Load()
-
-	// 4. Posteriors, top-down.
-	for i := range ents {
-		x := &ents[i]
-		r := &rows[order[i]]
-		var pp, s, vp float64
-		if x.parent < 0 {
-			pp, s, vp = cc[x.camp].prior, fs.root, m.cfg.PriorVTR
-		} else {
-			p := &ents[x.parent]
-			pp, s, vp = p.cvr, fs.strength(int(x.camp), int(x.level), m.cfg.DefaultStrength), p.vtr
+	if fit {
+		fs = m.fitRoots(now, e, ents, kish, cc)
+	}
+	for l := 0; l < MaxLevels; l++ {
+		if fit && l > 0 {
+			m.fitLevel(fs, l, e, ents, kish)
 		}
-		pp = math.Min(math.Max(pp, 1e-9), 1-1e-9)
-		kk, nn := kish[i]*x.conv, kish[i]*x.neff
-		x.alpha = kk + s
-		x.beta = math.Max(nn-kk, 0) + s*(1-pp)/pp
-		x.cvr = x.alpha / (x.alpha + x.beta)
-		x.vtr = math.Min((r.completes+m.cfg.VTRPrior*vp)/(r.starts+m.cfg.VTRPrior), 1)
-		qc := &rs.cache[r.shard][r.local]
-		if math.Abs(x.alpha-qc.a) > qTol*x.alpha || math.Abs(x.beta-qc.b) > qTol*x.beta {
-			qc.a, qc.b = x.alpha, x.beta
-			qc.lo = betaQuantile(x.alpha, x.beta, m.cfg.Quantiles[0])
-			qc.hi = betaQuantile(x.alpha, x.beta, m.cfg.Quantiles[1])
+		for ci := range e.camps {
+			lo, hi := e.camps[ci].off[l], e.camps[ci].off[l+1]
+			for i := lo; i < hi; i++ {
+				m.posterior(&ents[i], &rows[order[i]], kish, int(i), ents, fs, cc, &rs.cache[rows[order[i]].shard][rows[order[i]].local])
+			}
 		}
-		x.lo, x.hi = qc.lo, qc.hi
+	}
+	if fit {
+		m.fit.Store(fs)
 	}
 	e.ents = ents
 	e.buildSlots()
@@ -247,104 +242,236 @@ func (m *Model) scan(nd *node, cc *campConst, now int64, si uint8, local uint32)
 	return r
 }
 
-// fitStrengths fits the prior strength s (pseudo-conversions) of every
-// (campaign, level ≥ 1) by the method of moments for a Beta-binomial with
-// unequal n, pooled over all sibling groups of the level, and the roots'
-// strength toward PriorCVR across campaigns.
+// posterior computes entry x's estimate (its parent's is done). With the
+// Kish-scaled counts k = f·c and n = f·n_eff, the prior mean μ and the
+// prior strength σ (pseudo-conversions; σ/μ pseudo-exposures):
 //
-// A child i of a group with pooled rate μ has Var(k_i) = n_i μ(1−μ)[1 +
-// (n_i−1)ρ], ρ = 1/(m+1). With the strength in units of the parent's rate,
-// m = s/μ, a child's CVR varies around its parent's with coefficient of
-// variation 1/√s at every parent CVR (spreads are multiplicative), so
-// ρ ≈ μ/s. Summing the Pearson statistic S/(μ(1−μ)), S = Σ (k_i − n_i μ)²/n_i,
-// over groups, whose expectation is (M−1) + ρ·(N − Σn_i²/N − (M−1)), gives
+//	alpha = k + σ,  beta = n − k + σ(1−μ)/μ,  CVR = alpha/(alpha+beta).
 //
-//	1/s = Σ_g [S_g/(μ_g(1−μ_g)) − (M_g−1)] / Σ_g μ_g (N_g − Σn²/N_g − (M_g−1)).
-//
-// Counts are taken at their Kish effective size. A level with fewer than
-// MinSiblings children in groups with conversions inherits the level above.
-func (m *Model) fitStrengths(now int64, e *Estimates, ents []entry, kish []float64, cc []campConst) *fitState {
-	cfg := &m.cfg
-	fs := &fitState{at: now, root: cfg.PriorConversions,
-		levels: make([][MaxLevels]float64, len(cc)), fitted: make([][MaxLevels]bool, len(cc))}
-	if cap(m.rs.grp) < len(ents) {
-		m.rs.grp = make([]grpAcc, len(ents))
-	}
-	grp := m.rs.grp[:len(ents)]
-	clear(grp)
-	clamp := func(v float64) float64 { return math.Min(math.Max(v, cfg.MinStrength), cfg.MaxStrength) }
-	for ci := range cc {
-		c := &e.camps[ci]
-		for l := 1; l < MaxLevels; l++ {
-			for i := c.off[l]; i < c.off[l+1]; i++ {
-				x := &ents[i]
-				nn := kish[i] * x.neff
-				if nn < 1 || x.parent < 0 {
-					continue
-				}
-				kk := kish[i] * x.conv
-				g := &grp[x.parent]
-				g.k += kk
-				g.n += nn
-				g.q += kk * kk / nn
-				g.nn += nn * nn
-				g.m++
-			}
-			var num, den float64
-			sib := 0
-			for p := c.off[l-1]; p < c.off[l]; p++ {
-				g := &grp[p]
-				if g.m >= 2 && g.k > 0 && g.k < g.n {
-					mu := g.k / g.n
-					s := g.q - g.k*g.k/g.n
-					num += s/(mu*(1-mu)) - float64(g.m-1)
-					den += mu * math.Max(g.n-g.nn/g.n-float64(g.m-1), 0)
-					sib += g.m
-				}
-			}
-			switch {
-			case sib >= cfg.MinSiblings && den > 0:
-				fs.fitted[ci][l] = true
-				if num <= 0 {
-					fs.levels[ci][l] = cfg.MaxStrength
-				} else {
-					fs.levels[ci][l] = clamp(den / num)
-				}
-			case l == 1:
-				fs.levels[ci][l] = cfg.DefaultStrength
-			default:
-				fs.levels[ci][l] = fs.levels[ci][l-1]
-			}
+// A root's prior is its campaign's PriorCVR with strength fs.root. Below,
+// μ is the parent's posterior mean without this node's own counts (the
+// parent's counts include them; using them twice would push every chain of
+// sparse nodes toward its own noise), and σ is the level's strength s
+// widened for the uncertainty of μ (CV² c): the prior of the node's CVR has
+// CV² 1/s + c(1 + 1/s).
+func (m *Model) posterior(x *entry, r *scanRow, kish []float64, i int, ents []entry, fs *fitState, cc []campConst, qc *qcache) {
+	var mu, sg, vp float64
+	if x.parent < 0 {
+		mu, sg, vp = cc[x.camp].prior, fs.root, m.cfg.PriorVTR
+	} else {
+		p := &ents[x.parent]
+		s := fs.strength(int(x.camp), int(x.level), m.cfg.DefaultStrength)
+		vp = p.vtr
+		var c float64
+		var ok bool
+		if mu, c, ok = looPrior(x, ents, kish); ok {
+			sg = 1 / (1/s + c*(1+1/s))
+		} else {
+			mu, sg = p.cvr, s
 		}
 	}
-	// Roots against their configured PriorCVR (a known mean: no degree of
-	// freedom is spent on it).
-	var num, den float64
-	n := 0
+	mu = math.Min(math.Max(mu, 1e-9), 1-1e-9)
+	kk, nn := kish[i]*x.conv, kish[i]*x.neff
+	x.alpha = kk + sg
+	x.beta = math.Max(nn-kk, 0) + sg*(1-mu)/mu
+	x.cvr = x.alpha / (x.alpha + x.beta)
+	x.vtr = math.Min((r.completes+m.cfg.VTRPrior*vp)/(r.starts+m.cfg.VTRPrior), 1)
+	if math.Abs(x.alpha-qc.a) > qTol*x.alpha || math.Abs(x.beta-qc.b) > qTol*x.beta {
+		qc.a, qc.b = x.alpha, x.beta
+		qc.lo, qc.hi = betaInterval(x.alpha, x.beta, m.cfg.Quantiles, &m.rs.qmemo)
+	}
+	x.lo, x.hi = qc.lo, qc.hi
+}
+
+// looPrior returns the mean and squared coefficient of variation of the
+// posterior of x's parent without x's own counts (Kish-scaled at the
+// parent's factor); false if x is a root or that leaves nothing.
+func looPrior(x *entry, ents []entry, kish []float64) (mu, cv2 float64, ok bool) {
+	if x.parent < 0 {
+		return 0, 0, false
+	}
+	p := &ents[x.parent]
+	fp := kish[x.parent]
+	a := p.alpha - fp*x.conv
+	ab := p.alpha + p.beta - fp*x.neff
+	if !(a > 0 && ab > a) {
+		return 0, 0, false
+	}
+	return a / ab, (ab - a) / (a * (ab + 1)), true
+}
+
+// Empirical Bayes. A level's strength s is fitted by maximum marginal
+// likelihood over all its nodes, each with its own prior mean μ_i (the
+// parent's estimate, computed just before): for rare events the Beta prior
+// with mean μ and strength s is the Gamma(shape s, rate s/μ) prior of a
+// Poisson rate, under which a node's conversion count k given its effective
+// exposures n is negative binomial,
+//
+//	ℓ_i(s) = lnΓ(k+s) − lnΓ(s) + s ln s − (s+k) ln(s+λ_i) + const,  λ_i = n μ_i,
+//
+// and the score is Σ_i ψ(k+s) − ψ(s) − ln(1+λ_i/s) + (λ_i−k)/(s+λ_i). Its
+// root in [MinStrength, MaxStrength] is found by bisection in ln s. The
+// strength is in units of the parent's rate, so a child's CVR varies
+// around its parent's with coefficient of variation 1/√s at any parent CVR
+// (spreads are multiplicative). Counts are taken at their Kish effective
+// size. (The method of moments of the estimation reference, b.2, was tried
+// first: with most siblings below one expected conversion its Pearson
+// statistic is dominated by single conversions of tiny segments and its
+// per-campaign strengths scattered over two orders of magnitude.)
+
+// fitLevel fits the strengths of level l (≥ 1) into fs: first pooled over
+// every campaign (when MinSiblings nodes expect at least one conversion;
+// otherwise the level inherits the pooled strength of the level above, or
+// DefaultStrength at level 1), then per campaign as the maximum a
+// posteriori under a log-normal prior centred on the pooled strength with
+// standard deviation StrengthSpread (in ln s): a campaign with little data
+// keeps the pooled strength, one with much data gets its own.
+func (m *Model) fitLevel(fs *fitState, l int, e *Estimates, ents []entry, kish []float64) {
+	rs := &m.rs
+	rs.fk, rs.fl, rs.fc = rs.fk[:0], rs.fl[:0], rs.fc[:0]
+	if cap(rs.from) < len(e.camps)+1 {
+		rs.from = make([]int, len(e.camps)+1)
+	}
+	from := rs.from[:len(e.camps)+1]
+	total := 0
+	enough := make([]int, len(e.camps))
+	for ci := range e.camps {
+		from[ci] = len(rs.fk)
+		lo, hi := e.camps[ci].off[l], e.camps[ci].off[l+1]
+		enough[ci] = m.gather(ents[lo:hi], kish[lo:hi], ents, kish)
+		total += enough[ci]
+	}
+	from[len(e.camps)] = len(rs.fk)
+	switch {
+	case total >= m.cfg.MinSiblings:
+		fs.pooled[l], fs.pooledFitted[l] = m.mapStrength(rs.fk, rs.fl, rs.fc, 0, 0), true
+	case l == 1:
+		fs.pooled[l] = m.cfg.DefaultStrength
+	default:
+		fs.pooled[l] = fs.pooled[l-1]
+	}
+	for ci := range e.camps {
+		a, b := from[ci], from[ci+1]
+		fs.levels[ci][l] = m.mapStrength(rs.fk[a:b], rs.fl[a:b], rs.fc[a:b], fs.pooled[l], m.cfg.StrengthSpread)
+		fs.fitted[ci][l] = enough[ci] >= m.cfg.MinSiblings
+	}
+}
+
+// gather appends the fit terms of the nodes xs (kish: their Kish factors;
+// ents, kishAll: every entry's, for the parents) to m.rs.fk, fl and fc, and
+// returns how many expect at least one conversion.
+//
+// A node's prior mean is its parent's posterior mean with the node's own
+// counts left out: the parent's counts include the child's, and with Zipf
+// traffic a dominant child drags its parent's estimate toward itself,
+// which hides its deviation and overstates the strength (measured: 1.5-2×
+// at a level of six children). The leave-one-out mean is uncertain (CV²
+// fc), which the likelihood accounts for (as posterior does), or the spread
+// would be overstated instead.
+func (m *Model) gather(xs []entry, kish []float64, ents []entry, kishAll []float64) int {
+	rs := &m.rs
+	enough := 0
+	for i := range xs {
+		x := &xs[i]
+		mu, c, ok := looPrior(x, ents, kishAll)
+		if !ok {
+			continue
+		}
+		lam := kish[i] * x.neff * mu
+		if !(lam > 0) {
+			continue
+		}
+		if lam >= 1 {
+			enough++
+		}
+		rs.fk = append(rs.fk, kish[i]*x.conv)
+		rs.fl = append(rs.fl, lam)
+		rs.fc = append(rs.fc, c)
+	}
+	return enough
+}
+
+// fitRoots returns a new fitState whose root strength (toward PriorCVR) is
+// fitted across campaigns when MinSiblings of them expect a conversion.
+func (m *Model) fitRoots(now int64, e *Estimates, ents []entry, kish []float64, cc []campConst) *fitState {
+	fs := &fitState{at: now, root: m.cfg.PriorConversions,
+		levels: make([][MaxLevels]float64, len(cc)), fitted: make([][MaxLevels]bool, len(cc))}
+	var ks, ls []float64
+	enough := 0
 	for ci := range cc {
 		r := e.camps[ci].root
 		if r < 0 || !cc[ci].active {
 			continue
 		}
-		nn, kk := kish[r]*ents[r].neff, kish[r]*ents[r].conv
-		if nn < 1 {
+		lam := kish[r] * ents[r].neff * cc[ci].prior
+		if !(lam > 0) {
 			continue
 		}
-		mu := cc[ci].prior
-		d := kk - nn*mu
-		num += d*d/(nn*mu*(1-mu)) - 1
-		den += mu * (nn - 1)
-		n++
-	}
-	if n >= cfg.MinSiblings && den > 0 {
-		fs.rootFitted = true
-		if num <= 0 {
-			fs.root = cfg.MaxStrength
-		} else {
-			fs.root = clamp(den / num)
+		if lam >= 1 {
+			enough++
 		}
+		ks = append(ks, kish[r]*ents[r].conv)
+		ls = append(ls, lam)
+	}
+	if enough >= m.cfg.MinSiblings {
+		fs.root, fs.rootFitted = m.mapStrength(ks, ls, make([]float64, len(ks)), 0, 0), true
 	}
 	return fs
+}
+
+// mapStrength maximizes Σ_i ℓ_i(s) (see above) over [MinStrength,
+// MaxStrength], plus, when sd > 0, the log-density of a normal prior on
+// ln s with mean ln s0 and standard deviation sd.
+func (m *Model) mapStrength(k, lam, cv []float64, s0, sd float64) float64 {
+	score := func(s float64) float64 {
+		var g float64
+		if sd > 0 {
+			g = -(math.Log(s) - math.Log(s0)) / (sd * sd * s)
+		}
+		for i, l := range lam {
+			// The prior of node i around an uncertain mean (CV² cv[i]) has
+			// CV² 1/s + cv(1 + 1/s): shape σ_i; dσ_i/ds ∝ σ_i²(1+cv).
+			sg := 1 / (1/s + cv[i]*(1+1/s))
+			var d float64
+			if k[i] > 0 {
+				d = digamma(k[i]+sg) - digamma(sg)
+			}
+			d += (l-k[i])/(sg+l) - math.Log1p(l/sg)
+			g += d * sg * sg * (1 + cv[i]) / (s * s)
+		}
+		return g
+	}
+	lo, hi := math.Log(m.cfg.MinStrength), math.Log(m.cfg.MaxStrength)
+	if score(math.Exp(hi)) >= 0 {
+		return m.cfg.MaxStrength // no spread beyond chance: pool fully
+	}
+	if score(math.Exp(lo)) <= 0 {
+		return m.cfg.MinStrength
+	}
+	for hi-lo > 1e-3 {
+		mid := 0.5 * (lo + hi)
+		if score(math.Exp(mid)) > 0 {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return math.Exp(0.5 * (lo + hi))
+}
+
+// digamma returns ψ(x) for x > 0: the recurrence ψ(x) = ψ(x+1) − 1/x up to
+// x ≥ 6, then the asymptotic series (error below 1e-12).
+func digamma(x float64) float64 {
+	if !(x > 0) || math.IsInf(x, 1) {
+		return math.NaN()
+	}
+	var r float64
+	for x < 6 {
+		r -= 1 / x
+		x++
+	}
+	f := 1 / (x * x)
+	return r + math.Log(x) - 0.5/x - f*(1.0/12-f*(1.0/120-f*(1.0/252-f*(1.0/240-f/132))))
 }
 
 // buildSlots builds the open-addressing index of e.ents (load ≤ 1/2).

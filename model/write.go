@@ -124,9 +124,10 @@ func (m *Model) Credit(expTS, convTS int64, leaf Key, weight float64) bool {
 
 // Video records VAST video starts and completes at ts on every node from
 // leaf up to the root (the completion rate is completes/starts, shrunk to
-// the parent's). It returns false, counting it, for an unknown leaf.
+// the parent's). It returns false for negative or non-finite counts, and,
+// counting it, for an unknown leaf.
 func (m *Model) Video(ts int64, leaf Key, starts, completes float64) bool {
-	if math.IsNaN(starts+completes) || math.IsInf(starts+completes, 0) {
+	if !(starts >= 0 && completes >= 0) || math.IsInf(starts+completes, 0) {
 		return false
 	}
 	sh, local, ok := m.lockLeaf(leaf)
@@ -273,6 +274,9 @@ func (f *fitState) strength(ci, level int, def float64) float64 {
 		if s := f.levels[ci][level]; s > 0 {
 			return s
 		}
+	}
+	if s := f.pooled[level]; s > 0 {
+		return s
 	}
 	return def
 }

@@ -1,0 +1,171 @@
+package model
+
+import (
+	"bytes"
+	"fmt"
+)
+
+// Estimates encoding (little endian; version 1), for embedded scorers that
+// follow a server's model:
+//
+//	"CPAFEST\x00" u32 format, u64 version, i64 time, f64 q_lo, q_hi
+//	u32 campaigns, then per campaign: id, i32 root entry, [17]i32 level offsets
+//	u32 entries, then per entry: u64 key, f64 cvr, lo, hi, vtr, n_eff,
+//	  conversions, exposures, spend, alpha, beta, i32 parent, u16 campaign,
+//	  u8 level, u32 label offset, u16 label length
+//	u32 label bytes and the labels
+//	u32 CRC-32C
+//
+// 108 bytes per entry plus its label. Only whole tables are encoded (no
+// delta since a version).
+const (
+	estMagic   = "CPAFEST\x00"
+	estVersion = 1
+)
+
+// MarshalBinary encodes the table (labels gathered into one arena).
+func (e *Estimates) MarshalBinary() ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(64 + len(e.ents)*128)
+	enc := newEncoder(&buf)
+	enc.buf = append(enc.buf, estMagic...)
+	enc.u32(estVersion)
+	enc.u64(e.version)
+	enc.i64(e.at)
+	enc.f64(e.q[0])
+	enc.f64(e.q[1])
+	enc.u32(uint32(len(e.camps)))
+	for i := range e.camps {
+		c := &e.camps[i]
+		enc.str(c.id)
+		enc.u32(uint32(c.root))
+		for _, o := range c.off {
+			enc.u32(uint32(o))
+		}
+	}
+	enc.u32(uint32(len(e.ents)))
+	var arena []byte
+	for i := range e.ents {
+		x := &e.ents[i]
+		enc.u64(uint64(x.key))
+		for _, v := range [...]float64{x.cvr, x.lo, x.hi, x.vtr, x.neff, x.conv, x.exps, x.spend, x.alpha, x.beta} {
+			enc.f64(v)
+		}
+		enc.u32(uint32(x.parent))
+		enc.u16(x.camp)
+		enc.u8(x.level)
+		enc.u32(uint32(len(arena)))
+		enc.u16(x.labelLen)
+		arena = append(arena, e.labels[x.arena][x.labelOff:x.labelOff+uint32(x.labelLen)]...)
+	}
+	enc.bytes(arena)
+	if err := enc.finish(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// UnmarshalEstimates decodes a table written by MarshalBinary. It checks
+// every invariant lookups rely on (parents before children in the same
+// campaign one level up, labels within the arena, unique keys, campaign
+// level offsets), so a hostile input cannot make lookups misbehave.
+func UnmarshalEstimates(data []byte) (*Estimates, error) {
+	d := newDecoder(bytes.NewReader(data))
+	var magic [8]byte
+	d.read(magic[:])
+	if d.e == nil && string(magic[:]) != estMagic {
+		return nil, fmt.Errorf("%w: not an estimates table", errCorrupt)
+	}
+	if v := d.u32(); d.e == nil && v != estVersion {
+		return nil, fmt.Errorf("estimates format %d, want %d", v, estVersion)
+	}
+	e := &Estimates{version: d.u64(), at: d.i64()}
+	e.q[0], e.q[1] = d.fin("quantile"), d.fin("quantile")
+	maxRec := len(data) / 8 // every record takes more than 8 bytes
+	nc := d.count(min(1<<16, maxRec), "campaigns")
+	for i := 0; i < nc && d.e == nil; i++ {
+		c := estCamp{id: d.str(1<<16, "campaign id"), root: int32(d.u32())}
+		for l := range c.off {
+			c.off[l] = int32(d.u32())
+		}
+		e.camps = append(e.camps, c)
+	}
+	n := d.count(min(1<<30, len(data)/100), "entries") // an entry takes 108 bytes
+	if d.e == nil {
+		e.ents = make([]entry, n)
+	}
+	for i := 0; i < n && d.e == nil; i++ {
+		x := &e.ents[i]
+		x.key = Key(d.u64())
+		x.cvr, x.lo, x.hi, x.vtr = d.fin("cvr"), d.fin("lo"), d.fin("hi"), d.fin("vtr")
+		x.neff, x.conv, x.exps, x.spend = d.fin("n_eff"), d.fin("conversions"), d.fin("exposures"), d.fin("spend")
+		x.alpha, x.beta = d.fin("alpha"), d.fin("beta")
+		x.parent = int32(d.u32())
+		x.camp = d.u16()
+		x.level = d.u8()
+		x.labelOff = d.u32()
+		x.labelLen = d.u16()
+	}
+	arena := d.bytesMax(len(data), "labels")
+	if err := d.finish(); err != nil {
+		return nil, err
+	}
+	e.labels = [][]byte{arena}
+	// Invariants.
+	bad := func(format string, a ...any) (*Estimates, error) {
+		return nil, fmt.Errorf("%w: "+format, append([]any{errCorrupt}, a...)...)
+	}
+	if !(e.q[0] > 0 && e.q[0] < e.q[1] && e.q[1] < 1) {
+		return bad("quantiles %v", e.q)
+	}
+	for i := range e.ents {
+		x := &e.ents[i]
+		if int(x.camp) >= len(e.camps) || x.level >= MaxLevels {
+			return bad("entry %d: campaign %d, level %d", i, x.camp, x.level)
+		}
+		if uint64(x.labelOff)+uint64(x.labelLen) > uint64(len(arena)) {
+			return bad("entry %d: label out of range", i)
+		}
+		if x.level == 0 {
+			if x.parent != -1 {
+				return bad("entry %d: root with a parent", i)
+			}
+		} else if x.parent < 0 || int(x.parent) >= i || e.ents[x.parent].camp != x.camp || e.ents[x.parent].level != x.level-1 {
+			return bad("entry %d: bad parent %d", i, x.parent)
+		}
+	}
+	prev := int32(0)
+	for ci := range e.camps {
+		c := &e.camps[ci]
+		if c.off[0] != prev {
+			return bad("campaign %d: offsets do not follow", ci)
+		}
+		for l := 0; l < MaxLevels; l++ {
+			if c.off[l+1] < c.off[l] || int(c.off[l+1]) > len(e.ents) {
+				return bad("campaign %d: bad offsets", ci)
+			}
+			for i := c.off[l]; i < c.off[l+1]; i++ {
+				if int(e.ents[i].camp) != ci || int(e.ents[i].level) != l {
+					return bad("entry %d outside its campaign's level range", i)
+				}
+			}
+		}
+		prev = c.off[MaxLevels]
+		if c.off[1]-c.off[0] > 1 || c.root != -1 && c.root != c.off[0] {
+			return bad("campaign %d: bad root", ci)
+		}
+		if c.root == -1 && c.off[1] != c.off[0] {
+			return bad("campaign %d: root missing", ci)
+		}
+	}
+	if int(prev) != len(e.ents) {
+		return bad("campaign offsets cover %d of %d entries", prev, len(e.ents))
+	}
+	e.buildSlots()
+	for i := range e.ents {
+		if e.find(e.ents[i].key) != i {
+			return bad("key %x twice", uint64(e.ents[i].key))
+		}
+	}
+	return e, nil
+}
