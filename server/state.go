@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cpafeed/cpafeed/bidder"
 	"github.com/cpafeed/cpafeed/conversions"
 	"github.com/cpafeed/cpafeed/journal"
 	"github.com/cpafeed/cpafeed/model"
@@ -18,6 +19,7 @@ type state struct {
 	index   *signals.Index
 	exp     *signals.Exposures
 	conv    *conversions.Service
+	bid     *bidder.Service
 	chain   *signals.Chain
 	hasher  *signals.Hasher
 }
@@ -46,6 +48,13 @@ func newState(cfg Config, t *tenants) (*state, error) {
 		st.journal.Close()
 		return nil, err
 	}
+	rules, err := bidder.NewRules(cfg.Segments, cfg.Campaigns)
+	if err != nil {
+		st.exp.Close()
+		st.journal.Close()
+		return nil, err
+	}
+	st.bid = bidder.NewService(rules, st.model, st.exp)
 	return st, nil
 }
 

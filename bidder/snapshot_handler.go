@@ -1,0 +1,114 @@
+package bidder
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+
+	"github.com/cpafeed/cpafeed/apierr"
+	"github.com/cpafeed/cpafeed/signals"
+)
+
+var (
+	snapshotsBuilt       = metrics.NewCounter(`cpafeed_bidder_snapshots_built_total`)
+	snapshotsSent        = metrics.NewCounter(`cpafeed_bidder_snapshots_sent_total`)
+	snapshotsNotModified = metrics.NewCounter(`cpafeed_bidder_snapshots_not_modified_total`)
+	snapshotSentBytes    = metrics.NewCounter(`cpafeed_bidder_snapshot_sent_bytes_total`)
+	snapshotBuild        = metrics.NewHistogram(`cpafeed_bidder_snapshot_build_seconds`)
+)
+
+// snapCache keeps the latest compressed snapshot per set of allowed
+// campaigns (bidders allowed the same campaigns share one), so that many
+// bidders polling one model version cost one build.
+type snapCache struct {
+	codec snapCodec
+	mu    sync.Mutex
+	m     map[string]*snapEntry // by allowed set
+}
+
+type snapEntry struct {
+	mu      sync.Mutex // held while building
+	version uint64
+	data    []byte // immutable once published
+}
+
+// get returns the snapshot of t for the allowed set, building it if the
+// cached one is older than t.
+func (c *snapCache) get(r *Rules, t *table, allow []bool) ([]byte, uint64, error) {
+	key := make([]byte, len(allow))
+	for i, ok := range allow {
+		if ok {
+			key[i] = 1
+		}
+	}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]*snapEntry{}
+	}
+	e := c.m[string(key)]
+	if e == nil {
+		e = &snapEntry{}
+		c.m[string(key)] = e
+	}
+	c.mu.Unlock()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.data != nil && e.version >= t.est.Version() {
+		return e.data, e.version, nil
+	}
+	start := time.Now()
+	content, err := appendSnapshotContent(nil, r, t, allow)
+	if err != nil {
+		return nil, 0, err
+	}
+	enc, err := c.codec.encoder()
+	if err != nil {
+		return nil, 0, err
+	}
+	e.data = enc.EncodeAll(content, make([]byte, 0, len(content)/4))
+	e.version = t.est.Version()
+	snapshotsBuilt.Inc()
+	snapshotBuild.UpdateDuration(start)
+	return e.data, e.version, nil
+}
+
+// HandleSnapshot serves GET /v1/model/snapshot[?since=N] for bidder b: the
+// zstd-compressed snapshot (see Snapshot) of the latest estimates of the
+// campaigns b may score, with the chain and their bid rules; 304 Not
+// Modified (no body) when the model version is still N. The version is in
+// the X-Cpafeed-Model-Version header. A snapshot is built once per model
+// version and set of allowed campaigns, and always whole (no deltas).
+func (s *Service) HandleSnapshot(ctx *fasthttp.RequestCtx, b signals.Bidder) error {
+	t := s.table()
+	v := t.est.Version()
+	if a := ctx.QueryArgs().Peek("since"); len(a) > 0 {
+		since, err := strconv.ParseUint(string(a), 10, 64)
+		if err != nil {
+			return apierr.BadRequest("since: %q is not a model version", a)
+		}
+		if since == v {
+			snapshotsNotModified.Inc()
+			ctx.Response.Header.Set(VersionHeader, strconv.FormatUint(v, 10))
+			ctx.SetStatusCode(fasthttp.StatusNotModified)
+			return nil
+		}
+	}
+	allow := make([]bool, len(s.rules.camps))
+	for i := range s.rules.camps {
+		allow[i] = b.MayUse(s.rules.camps[i].ID)
+	}
+	data, v, err := s.snaps.get(s.rules, t, allow)
+	if err != nil {
+		return apierr.New(500, apierr.CodeInternal, "cannot build the snapshot: %v", err)
+	}
+	ctx.Response.Header.Set(VersionHeader, strconv.FormatUint(v, 10))
+	ctx.SetContentType(SnapshotContentType)
+	ctx.Response.SetBodyRaw(data) // immutable: never changed once cached
+	snapshotsSent.Inc()
+	snapshotSentBytes.Add(len(data))
+	return nil
+}
