@@ -18,8 +18,8 @@ import (
 const t0 = int64(1_750_000_000)
 
 // fixtureDirs hold real OpenRTB requests: the shared ones and signals' own
-// CTV ones.
-var fixtureDirs = []string{"../signals/testdata/openrtb/shared", "../signals/testdata/openrtb"}
+// CTV ones, and ours.
+var fixtureDirs = []string{"../signals/testdata/openrtb/shared", "../signals/testdata/openrtb", "testdata"}
 
 // fixtures returns every request fixture by file name.
 func fixtures(tb testing.TB) map[string][]byte {
