@@ -71,6 +71,10 @@ type dataset struct {
 	mu      sync.Mutex
 	set     dedup.Set
 	pending int // batches appended to the journal whose Wait has not returned
+	// fps maps identity keys to the dedup keys of stored events without an
+	// event_id (fingerprints made of those identities), so that deleting an
+	// identity forgets them too. Pruned with the generations.
+	fps map[uint64][]fpRef
 
 	statsMu sync.Mutex
 	stats   stats
@@ -369,6 +373,7 @@ func (b *batch) collectDupNames() {
 // For a batch with a record it runs as the record's apply (on the journal's
 // applier goroutine, in log order, while the request waits in Wait).
 func (s *Service) applyStored(b *batch, ds *dataset, src Source, n, dedup int) {
+	s.rememberFingerprints(ds, b)
 	hook := s.hook.Load()
 	ds.statsMu.Lock()
 	ds.stats.add(src, counts{Received: uint64(n), Stored: uint64(n - dedup), Deduplicated: uint64(dedup)})
@@ -475,6 +480,7 @@ func (s *Service) Replay(rec []byte) error {
 	ds.mu.Unlock()
 
 	b := &batch{events: d.events, ids: d.ids, nowMs: d.received}
+	s.rememberFingerprints(ds, b)
 	hook := s.hook.Load()
 	m := len(d.events)
 	ds.statsMu.Lock()
@@ -505,6 +511,7 @@ func (s *Service) Expire() {
 		ds.mu.Lock()
 		if dropped := ds.set.Advance(now); dropped > 0 {
 			metricDedupEntries.Add(-float64(dropped))
+			ds.pruneFingerprintsLocked()
 		}
 		ds.mu.Unlock()
 	}

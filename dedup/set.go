@@ -162,3 +162,9 @@ func (d *Set) DropOldest() int {
 	}
 	return 0
 }
+
+// Live reports whether generation g is still in the window (keys inserted
+// into it are remembered).
+func (d *Set) Live(g int64) bool {
+	return g >= 0 && g <= d.cur && g > d.cur-int64(len(d.gens))
+}

@@ -44,6 +44,8 @@ type Config struct {
 	Conversions conversions.Config `yaml:"conversions"`
 	// Exposures configures remembered bids, exposures and the identity index.
 	Exposures signals.ExposureConfig `yaml:"exposures"`
+	// Attribution configures the matching of conversions to exposures.
+	Attribution conversions.AttributionConfig `yaml:"attribution"`
 	// Model configures the estimator (decay, priors, refresh schedule).
 	Model model.Config `yaml:"model"`
 
@@ -234,6 +236,7 @@ func (c Config) WithDefaults() Config {
 	}
 	c.Exposures = c.Exposures.WithDefaults()
 	c.Model = c.Model.WithDefaults()
+	c.Attribution = c.Attribution.WithDefaults()
 	if len(c.Segments) == 0 {
 		c.Segments = [][]string{{"publisher"}, {"bundle"}, {"genre"}, {"metro"}}
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/cpafeed/cpafeed/apierr"
+	"github.com/cpafeed/cpafeed/conversions"
 )
 
 // handle is the one entry point: it finds the route, counts it, recovers a
@@ -173,6 +174,22 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, r route) error {
 		return s.only(ctx, "GET POST", func() error { return s.st.exp.HandleWin(ctx) })
 	case routeVAST:
 		return s.only(ctx, "GET POST", func() error { return s.st.exp.HandleVAST(ctx) })
+	case routeIdentities:
+		return s.withBody(ctx, "DELETE POST", func(body []byte) error { return s.st.eraser.HandleDeleteIdentities(ctx, body) })
+	case routeCampaignStats:
+		id, _ := campaignStatsID(ctx.Path())
+		if err := s.mayRead(ctx, id); err != nil {
+			return err
+		}
+		return s.only(ctx, "GET", func() error { return s.st.attr.HandleCampaignStats(ctx, s.st.model, id) })
+	case routeSegments:
+		id := string(ctx.QueryArgs().Peek("campaign"))
+		if err := s.mayRead(ctx, id); err != nil {
+			return err
+		}
+		return s.only(ctx, "GET", func() error {
+			return conversions.HandleSegments(ctx, s.st.model.Estimates(), id, s.st.chain.Depth())
+		})
 	}
 	return apierr.NotFound("%s %s: no such endpoint", ctx.Method(), ctx.Path())
 }
@@ -200,6 +217,30 @@ func (s *Server) withBody(ctx *fasthttp.RequestCtx, methods string, fn func(body
 		defer s.dec.release(buf)
 		return fn(body)
 	})
+}
+
+// mayRead checks that the bearer token may read a campaign's reports: its
+// advertiser's token, or a token of a bidder allowed the campaign.
+func (s *Server) mayRead(ctx *fasthttp.RequestCtx, campaign string) error {
+	tok := bearer(ctx.Request.Header.Peek("Authorization"))
+	if tok == nil {
+		return apierr.Unauthorized("Authorization: a Bearer token is required")
+	}
+	tn := s.tenants.lookup(tok)
+	if tn == nil {
+		return apierr.Unauthorized("Authorization: unknown token")
+	}
+	if campaign == "" {
+		return apierr.BadRequest("campaign: required")
+	}
+	owner, ok := s.campaignOwner[campaign]
+	switch {
+	case !ok:
+		return apierr.NotFound("campaign %q: unknown", campaign)
+	case tn.advertiser && tn.name != owner, !tn.advertiser && !tn.MayUse(campaign):
+		return apierr.Forbidden("campaign %q: not readable with this token", campaign)
+	}
+	return nil
 }
 
 // bidder authenticates a bidder's bearer token.

@@ -26,9 +26,10 @@ type Server struct {
 	ready   atomic.Bool
 	started time.Time
 
-	st     *state
-	cancel context.CancelFunc // stops the background loops
-	bg     chan struct{}      // closed when they stopped
+	st            *state
+	campaignOwner map[string]string  // campaign id -> advertiser
+	cancel        context.CancelFunc // stops the background loops
+	bg            chan struct{}      // closed when they stopped
 }
 
 // NewLogger builds the slog logger described by c.
@@ -65,6 +66,10 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.st = st
+	s.campaignOwner = map[string]string{}
+	for _, c := range cfg.Campaigns {
+		s.campaignOwner[c.ID] = c.Advertiser
+	}
 	s.http = &fasthttp.Server{
 		Handler:               s.handle,
 		ErrorHandler:          s.connError,

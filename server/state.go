@@ -19,6 +19,8 @@ type state struct {
 	index   *signals.Index
 	exp     *signals.Exposures
 	conv    *conversions.Service
+	attr    *conversions.Attributor
+	eraser  *conversions.Eraser
 	bid     *bidder.Service
 	chain   *signals.Chain
 	hasher  *signals.Hasher
@@ -48,6 +50,10 @@ func newState(cfg Config, t *tenants) (*state, error) {
 		st.journal.Close()
 		return nil, err
 	}
+	st.attr = conversions.NewAttributor(cfg.Attribution, st.index, st.model, cfg.Conversions.Datasets, cfg.Campaigns, st.exp.CampaignNumber)
+	st.eraser = conversions.NewEraser(st.conv, st.attr, st.index)
+	st.conv.SetStoredHook(st.attr.OnStored)
+	st.exp.OnIndexed(st.attr.OnIndexed)
 	rules, err := bidder.NewRules(cfg.Segments, cfg.Campaigns)
 	if err != nil {
 		st.exp.Close()
@@ -68,6 +74,11 @@ func (st *state) replay() (journal.ReplayReport, error) {
 		case conversions.RecordTypeConversionBatch:
 			if err := st.conv.Replay(rec); err != nil {
 				return fmt.Errorf("record %d (conversions): %w", lsn, err)
+			}
+			return nil
+		case conversions.RecordTypeDeletion:
+			if err := st.eraser.Replay(rec); err != nil {
+				return fmt.Errorf("record %d (deletion): %w", lsn, err)
 			}
 			return nil
 		}
@@ -101,6 +112,7 @@ func (st *state) background(ctx context.Context, cfg Config) {
 			st.model.Refit(now.Unix())
 		case now := <-sweep.C:
 			st.conv.Expire()
+			st.attr.Expire(now)
 			st.index.Sweep(now.Unix())
 		}
 	}

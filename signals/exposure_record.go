@@ -29,7 +29,7 @@ type exposure struct {
 	auction  []byte
 	imp      []byte
 	path     []model.Key // path[0] is the campaign's root
-	labels   [][]byte    // readable value of path[1:]
+	labels   [][]byte    // readable value of each level; labels[0] (the root) is nil
 	ids      []ID
 }
 
@@ -75,7 +75,7 @@ func appendExposures(b []byte, ingest int64, es []exposure) []byte {
 		for _, k := range e.path {
 			b = binary.LittleEndian.AppendUint64(b, uint64(k))
 		}
-		for _, l := range e.labels {
+		for _, l := range e.labels[1:] {
 			b = appendBytes(b, l)
 		}
 		b = appendUvarint(b, uint64(len(e.ids)))
@@ -206,8 +206,8 @@ func decodeExposures(rec []byte) (ingest int64, es []exposure, err error) {
 			e.path[j] = model.Key(r.u64())
 		}
 		if depth > 0 {
-			e.labels = make([][]byte, depth-1)
-			for j := range e.labels {
+			e.labels = make([][]byte, depth)
+			for j := 1; j < depth; j++ {
 				e.labels[j] = r.bytes()
 			}
 		}

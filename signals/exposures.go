@@ -127,7 +127,7 @@ type Exposures struct {
 	mu   sync.Mutex // guards seen
 	seen dedup.Set  // idempotency keys
 
-	onIndexed func(ts int64, ids []ID) // called on the applier goroutine
+	onIndexed func(ingest int64, e IndexedExposure, ids []ID) // called on the applier goroutine
 
 	extractors sync.Pool // *Extractor
 	sums       sync.Pool // *keyHasher
@@ -169,9 +169,10 @@ func NewExposures(cfg ExposureConfig, chain *Chain, h *Hasher, index *Index, cou
 func (x *Exposures) SetClock(now func() time.Time) { x.now = now }
 
 // OnIndexed sets the function called, on the journal's applier goroutine and
-// in log order, with the identities of every exposure that enters the index
-// (attribution re-matches its pending conversions there).
-func (x *Exposures) OnIndexed(fn func(ts int64, ids []ID)) { x.onIndexed = fn }
+// in log order (and during replay), with every exposure that enters the
+// index, its identities and the Unix second it was ingested: attribution
+// re-matches its pending conversions there. ids is valid during the call.
+func (x *Exposures) OnIndexed(fn func(ingest int64, e IndexedExposure, ids []ID)) { x.onIndexed = fn }
 
 // Index is the identity index the exposures feed.
 func (x *Exposures) Index() *Index { return x.index }
@@ -284,9 +285,10 @@ func (x *Exposures) apply(ingest int64, es []exposure) {
 		leaf := e.path[len(e.path)-1]
 		num, ok := x.campaigns[e.campaign]
 		if e.indexed && ok && len(e.ids) > 0 {
-			x.index.Add(IndexedExposure{TS: e.ts, Leaf: leaf, Cost: float32(e.cost), Campaign: num}, e.ids)
+			ie := IndexedExposure{TS: e.ts, Leaf: leaf, Cost: float32(e.cost), Campaign: num}
+			x.index.Add(ie, e.ids)
 			if x.onIndexed != nil {
-				x.onIndexed(e.ts, e.ids)
+				x.onIndexed(ingest, ie, e.ids)
 			}
 		} else if !e.indexed {
 			exposuresNotIndexed.Inc()

@@ -246,7 +246,8 @@ func (bb *batchBuilder) add(i int, v *fastjson.Value) {
 // newExposure copies what an exposure keeps out of the request's buffers.
 func (x *Exposures) newExposure(num uint16, campaign string, imp *Imp, auction, impID []byte, ts int64, cost float64, indexed bool, ids []ID) exposure {
 	path := x.chain.Keys(x.roots[num], imp, make([]model.Key, 0, x.chain.Depth()+1))
-	labels := x.chain.Labels(imp, make([][]byte, 0, x.chain.Depth()))
+	// labels align with path, as the model wants: labels[0] (the root) is nil.
+	labels := x.chain.Labels(imp, append(make([][]byte, 0, x.chain.Depth()+1), nil))
 	n := len(auction) + len(impID)
 	for _, l := range labels {
 		n += len(l)
@@ -257,7 +258,7 @@ func (x *Exposures) newExposure(num uint16, campaign string, imp *Imp, auction, 
 		arena = append(arena, b...)
 		return arena[start:len(arena):len(arena)]
 	}
-	for j := range labels {
+	for j := 1; j < len(labels); j++ {
 		labels[j] = cp(labels[j])
 	}
 	e := exposure{

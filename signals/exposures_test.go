@@ -30,7 +30,7 @@ type countRecorder struct {
 func (c *countRecorder) Expose(ts int64, path []model.Key, labels [][]byte, cost float64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(labels) != len(path)-1 {
+	if len(labels) != len(path) || labels[0] != nil {
 		panic("labels do not match path")
 	}
 	c.exposures++
@@ -348,11 +348,11 @@ func TestExposuresJournalDownIs503(t *testing.T) {
 
 func TestExposureRecordRoundTrip(t *testing.T) {
 	es := []exposure{{ts: 5, campaign: "c", cost: 0.02, indexed: true, auction: []byte("a"), imp: []byte("1"),
-		path: []model.Key{1, 2, 3}, labels: [][]byte{[]byte("x"), []byte("y")}, ids: []ID{{IDIP, 9}}}}
+		path: []model.Key{1, 2, 3}, labels: [][]byte{nil, []byte("x"), []byte("y")}, ids: []ID{{IDIP, 9}}}}
 	es[0].key[3] = 7
 	rec := appendExposures(nil, 42, es)
 	ingest, got, err := decodeExposures(rec)
-	if err != nil || ingest != 42 || len(got) != 1 || got[0].campaign != "c" || got[0].path[2] != 3 || string(got[0].labels[1]) != "y" || got[0].ids[0] != (ID{IDIP, 9}) || got[0].key != es[0].key || !got[0].indexed {
+	if err != nil || ingest != 42 || len(got) != 1 || got[0].campaign != "c" || got[0].path[2] != 3 || string(got[0].labels[2]) != "y" || got[0].ids[0] != (ID{IDIP, 9}) || got[0].key != es[0].key || !got[0].indexed {
 		t.Fatalf("round trip: %v %+v %v", ingest, got, err)
 	}
 	for i := range rec {
@@ -363,13 +363,13 @@ func TestExposureRecordRoundTrip(t *testing.T) {
 }
 
 func FuzzExposureRecord(f *testing.F) {
-	es := []exposure{{ts: 5, campaign: "c", path: []model.Key{1, 2}, labels: [][]byte{[]byte("x")}, ids: []ID{{IDIP, 9}}}}
+	es := []exposure{{ts: 5, campaign: "c", path: []model.Key{1, 2}, labels: [][]byte{nil, []byte("x")}, ids: []ID{{IDIP, 9}}}}
 	f.Add(appendExposures(nil, 1, es))
 	f.Add(appendVideo(nil, &videoEvent{ts: 1, campaign: "c", leaf: 3, starts: 1}))
 	f.Fuzz(func(t *testing.T, rec []byte) {
 		if _, es, err := decodeExposures(rec); err == nil {
 			for _, e := range es {
-				if len(e.path) == 0 || len(e.labels) != len(e.path)-1 {
+				if len(e.path) == 0 || len(e.labels) != len(e.path) {
 					t.Fatalf("inconsistent exposure %+v", e)
 				}
 			}

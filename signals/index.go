@@ -192,24 +192,32 @@ func (x *Index) Visit(key uint64, since, until int64, fn func(seq uint64, e Inde
 // caller), which sits at (ps-1) mod pcap.
 func (x *Index) post(ps uint64) posting { return x.posts[(ps-1)%x.pcap] }
 
-// Delete forgets the identity keys and marks every exposure they reach as
-// deleted, so no other key finds them either. It returns how many exposures
-// were deleted.
-func (x *Index) Delete(keys []uint64) int {
+// Delete marks every exposure reachable through the identity keys whose
+// campaign number passes keep (nil: every campaign) as deleted, so that no
+// other key finds them either, and forgets a key once it reaches no live
+// exposure. It returns how many exposures were deleted.
+func (x *Index) Delete(keys []uint64, match func(campaign uint16) bool) int {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	n := 0
 	for _, key := range keys {
 		h, ok := x.heads[key]
+		others := false
 		for ok && x.postingLive(h) {
 			p := x.post(full(x.pseq, h))
 			if e, _ := x.exposure(p.exp); e != nil && e.flags&flagDeleted == 0 {
-				e.flags |= flagDeleted
-				n++
+				if match == nil || match(e.Campaign) {
+					e.flags |= flagDeleted
+					n++
+				} else {
+					others = true
+				}
 			}
 			h, ok = p.next, p.next != 0
 		}
-		delete(x.heads, key)
+		if !others {
+			delete(x.heads, key)
+		}
 	}
 	indexDeleted.Add(n)
 	return n

@@ -107,7 +107,7 @@ func TestIndexDeleteHidesExposureFromEveryKey(t *testing.T) {
 	x := NewIndex(IndexConfig{MaxExposures: 10})
 	x.Add(IndexedExposure{TS: 1}, []ID{{IDIFA, 5}, {IDIP, 6}})
 	x.Add(IndexedExposure{TS: 2}, []ID{{IDIP, 6}})
-	if n := x.Delete([]uint64{5}); n != 1 {
+	if n := x.Delete([]uint64{5}, nil); n != 1 {
 		t.Fatalf("deleted %d", n)
 	}
 	if got := collect(x, 6, 0, 10); !eq(got, []int64{2}) {
@@ -151,4 +151,16 @@ func TestIndexConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+func TestIndexDeleteScopedToCampaigns(t *testing.T) {
+	x := NewIndex(IndexConfig{MaxExposures: 10})
+	x.Add(IndexedExposure{TS: 1, Campaign: 0}, []ID{{IDIP, 6}})
+	x.Add(IndexedExposure{TS: 2, Campaign: 1}, []ID{{IDIP, 6}})
+	if n := x.Delete([]uint64{6}, func(c uint16) bool { return c == 0 }); n != 1 {
+		t.Fatalf("deleted %d", n)
+	}
+	if got := collect(x, 6, 0, 10); !eq(got, []int64{2}) {
+		t.Fatalf("another advertiser's exposure lost or the deleted one kept: %v", got)
+	}
 }

@@ -277,3 +277,141 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("%v %s", err, out)
 	}
 }
+
+// TestEndToEndBidWinVASTConversionAttributed: remember a bid, send its win
+// notice and VAST events, post a conversion from another device of the
+// household (same IP, no IFA) and see it attributed in the campaign report
+// and the segment list; then restart and see the same.
+func TestEndToEndBidWinVASTConversionAttributed(t *testing.T) {
+	dir := t.TempDir()
+	p := start(t, dir)
+	bid, err := os.ReadFile("../../signals/testdata/openrtb/roku-ctv-pod-gpp.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, out, raw := p.do("POST", "/v1/bids", "application/json", bidderToken, bid)
+	if status != 200 || out["remembered"] != 3.0 {
+		t.Fatalf("bids: %d %s", status, raw)
+	}
+	// The bid memory applies sets asynchronously: retry the win briefly.
+	get := func(path string) {
+		t.Helper()
+		resp, err := http.Get(p.base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/gif" {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+	}
+	report := func() map[string]any {
+		t.Helper()
+		status, out, raw := p.do("GET", "/v1/campaigns/demo-ctv-purchase/stats", "", advToken, nil)
+		if status != 200 {
+			t.Fatalf("campaign stats: %d %s", status, raw)
+		}
+		return out
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for num(report(), "exposures") < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("win notice never counted")
+		}
+		get("/v1/win?auction=9f1c2d3e-roku-0001&imp=1&campaign=demo-ctv-purchase&creative=cr1&price=24.5")
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // the won exposure is remembered asynchronously too
+	for _, ev := range []string{"impression", "start", "midpoint", "complete"} {
+		get("/v1/vast?auction=9f1c2d3e-roku-0001&imp=1&campaign=demo-ctv-purchase&ev=" + ev)
+	}
+	r := report()
+	if num(r, "exposures") != 1 || num(r, "starts") != 1 || num(r, "completes") != 1 || num(r, "spend") < 0.0244 {
+		t.Fatalf("report after win and VAST: %v", r)
+	}
+
+	// A purchase from a phone in the same household, 10 minutes later.
+	now := time.Now().Unix()
+	conv := purchase("order-tv-1", now)
+	conv["user_data"] = map[string]any{"client_ip_address": "73.92.14.201", "client_user_agent": "Mozilla/5.0 (iPhone)"}
+	status, _, raw = p.do("POST", "/v1/conversions", "application/json", advToken, jsonBody(t, map[string]any{"data": []any{conv}}))
+	if status != 200 {
+		t.Fatalf("conversion: %d %s", status, raw)
+	}
+	check := func(p *proc) {
+		t.Helper()
+		r := report()
+		if num(r, "conversions", "attributed") != 1 || num(r, "conversions", "attributed_by_method", "household_ip") != 1 {
+			t.Fatalf("conversion not attributed by household IP: %v", r)
+		}
+	}
+	check(p)
+	// The segment list (readable keys) after the model's refresh.
+	var seg map[string]any
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		_, seg, _ = p.do("GET", "/v1/segments?campaign=demo-ctv-purchase&level=4&sort=cvr", "", bidderToken, nil)
+		if rows, _ := seg["segments"].([]any); len(rows) == 1 && num(rows[0].(map[string]any), "conversions") > 0.9 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("segment not credited: %v", seg)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	row := seg["segments"].([]any)[0].(map[string]any)
+	if !strings.HasPrefix(row["segment"].(string), "demo-ctv-purchase/pub-1203/151908/") || strings.HasSuffix(row["segment"].(string), "/") {
+		t.Fatalf("readable key %v", row["segment"])
+	}
+	// Reports are tenant-scoped.
+	if status, _, _ := p.do("GET", "/v1/campaigns/demo-ctv-purchase/stats", "", "nope", nil); status != 401 {
+		t.Fatalf("unknown token: %d", status)
+	}
+
+	// The same after a restart (rebuilt from the journal).
+	if err := p.stop(); err != nil {
+		t.Fatal(err)
+	}
+	p = start(t, dir)
+	check(p)
+}
+
+// TestEndToEndDeleteIdentities: a household's exposure is deleted on the
+// advertiser's request; a later conversion from that household is not
+// attributed, also after a restart (the tombstone is replayed).
+func TestEndToEndDeleteIdentities(t *testing.T) {
+	dir := t.TempDir()
+	p := start(t, dir)
+	now := time.Now().Unix()
+	exp := map[string]any{"request_id": "del-1", "imp_id": "1", "campaign": "demo-ctv-purchase", "price_cpm": 20, "ts": now - 100,
+		"features": map[string]any{"publisher": "pub-9", "bundle": "com.x", "genre": "News", "metro": "501"},
+		"ids":      map[string]any{"ip": "198.51.100.7", "ifa": "11111111-2222-3333-4444-555555555555"}}
+	status, _, raw := p.do("POST", "/v1/exposures", "application/json", bidderToken, jsonBody(t, map[string]any{"exposures": []any{exp}}))
+	if status != 200 {
+		t.Fatalf("exposures: %d %s", status, raw)
+	}
+	// Only the advertiser's token may delete.
+	if status, _, _ := p.do("DELETE", "/v1/identities", "application/json", bidderToken, []byte(`{"client_ip_address":"198.51.100.7"}`)); status != 401 {
+		t.Fatalf("bidder token deleted: %d", status)
+	}
+	status, out, raw := p.do("DELETE", "/v1/identities", "application/json", advToken, []byte(`{"client_ip_address":["198.51.100.7"],"em":"someone@example.com"}`))
+	if status != 200 || out["identities"] != 2.0 || out["exposures_removed"] != 1.0 {
+		t.Fatalf("delete: %d %s", status, raw)
+	}
+	check := func(p *proc, order string) {
+		t.Helper()
+		conv := purchase(order, time.Now().Unix())
+		conv["user_data"] = map[string]any{"client_ip_address": "198.51.100.7", "client_user_agent": "Mozilla/5.0"}
+		if status, _, raw := p.do("POST", "/v1/conversions", "application/json", advToken, jsonBody(t, map[string]any{"data": []any{conv}})); status != 200 {
+			t.Fatalf("conversion: %d %s", status, raw)
+		}
+		_, r, _ := p.do("GET", "/v1/campaigns/demo-ctv-purchase/stats", "", advToken, nil)
+		if num(r, "conversions", "attributed") != 0 {
+			t.Fatalf("deleted exposure attributed: %v", r)
+		}
+	}
+	check(p, "del-order-1")
+	p.kill9()
+	p = start(t, dir)
+	check(p, "del-order-2")
+}
