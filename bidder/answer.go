@@ -2,6 +2,7 @@ package bidder
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/valyala/fastjson"
 
@@ -83,16 +84,39 @@ func decodeScores(v *fastjson.Value) ([]CampaignScore, error) {
 	for i, c := range arr {
 		s := &out[i]
 		s.Campaign = string(c.GetStringBytes("campaign"))
-		s.CVR, s.CVRLo, s.CVRHi = c.GetFloat64("cvr"), c.GetFloat64("cvr_lo"), c.GetFloat64("cvr_hi")
-		s.VTR, s.NEff, s.Conversions = c.GetFloat64("vtr"), c.GetFloat64("n_eff"), c.GetFloat64("conversions")
 		s.Segment = string(c.GetStringBytes("segment"))
 		s.Level = c.GetInt("level")
-		s.BidCPM, s.Multiplier = c.GetFloat64("bid_cpm"), c.GetFloat64("multiplier")
+		for _, f := range [...]struct {
+			name string
+			dst  *float64
+		}{{"cvr", &s.CVR}, {"cvr_lo", &s.CVRLo}, {"cvr_hi", &s.CVRHi}, {"vtr", &s.VTR}, {"n_eff", &s.NEff},
+			{"conversions", &s.Conversions}, {"bid_cpm", &s.BidCPM}, {"multiplier", &s.Multiplier}} {
+			if *f.dst, err = exactFloat(c.Get(f.name)); err != nil {
+				return nil, fmt.Errorf("[%d].%s: %w", i, f.name, err)
+			}
+		}
 		if x := c.Get("cvr_sample"); x != nil {
-			s.CVRSample, s.Sampled = x.GetFloat64(), true
+			if s.CVRSample, err = exactFloat(x); err != nil {
+				return nil, fmt.Errorf("[%d].cvr_sample: %w", i, err)
+			}
+			s.Sampled = true
 		}
 	}
 	return out, nil
+}
+
+// exactFloat reads a JSON number with strconv (correctly rounded: the
+// server writes the shortest form that reads back to its float64, and
+// fastjson's own parser may be off by an ulp). A missing value is 0.
+func exactFloat(v *fastjson.Value) (float64, error) {
+	if v == nil {
+		return 0, nil
+	}
+	if v.Type() != fastjson.TypeNumber {
+		return 0, fmt.Errorf("not a number")
+	}
+	var buf [32]byte
+	return strconv.ParseFloat(string(v.MarshalTo(buf[:0])), 64)
 }
 
 // decodeError turns a non-2xx answer into an *apierr.Error (the API's one

@@ -220,10 +220,11 @@ func TestClientAgainstServer(t *testing.T) {
 	f(err, 401, "Authorization: unknown token")
 	_, err = newClient(t, base, "dev-advertiser-token").Score(ctx, all["ctv-1imp"])
 	f(err, 403, "Authorization: an advertiser's token")
-	_, err = newClient(t, base, bidderToken).Snapshot(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The model holds other-ctv, which demo-bidder may not score; model
+	// encodes whole tables only, so its snapshot is refused rather than
+	// leaking another tenant's segments.
+	_, err = c.Snapshot(ctx, 0)
+	f(err, 403, "snapshot: not available to a bidder restricted to some campaigns")
 }
 
 // TestScoreRemembersForWin: a scored request is remembered, so that its
@@ -252,17 +253,8 @@ func TestScoreRemembersForWin(t *testing.T) {
 			t.Fatal(err)
 		}
 		if s := fa.Campaigns[0]; s.Level == 4 {
-			if !(s.NEff > 0) {
-				t.Fatalf("after the win: %+v", s)
-			}
-			const want = "demo-ctv-purchase/pub-1203/151908/Sports/807"
-			if s.Segment == "demo-ctv-purchase/151908/Sports/807/" {
-				// signals passes model.Expose the labels of path[1:] where
-				// the model reads labels[j] as level j's: every name is
-				// shifted by one level. Not this package's to fix.
-				t.Skipf("known signals bug: segment %q, want %q (exposure labels shifted by one level)", s.Segment, want)
-			}
-			if s.Segment != want {
+			// Only the win's exposure can have made the leaf.
+			if want := "demo-ctv-purchase/pub-1203/151908/Sports/807"; s.Segment != want {
 				t.Fatalf("after the win: segment %q, want %q", s.Segment, want)
 			}
 			return
@@ -277,7 +269,7 @@ func TestScoreRemembersForWin(t *testing.T) {
 func TestScorerEqualsHTTP(t *testing.T) {
 	base := startServer(t, 200*time.Millisecond)
 	feedExposures(t, base)
-	c := newClient(t, base, bidderToken)
+	c := newClient(t, base, allToken)
 	ctx := context.Background()
 	sc, err := bidder.NewScorer(ctx, c, bidder.ScorerConfig{Interval: 20 * time.Millisecond})
 	if err != nil {
@@ -370,18 +362,10 @@ func TestScorerEqualsHTTP(t *testing.T) {
 		break
 	}
 	// The scorer's campaign errors are the server's.
-	f := func(campaign string, status int) {
-		t.Helper()
-		err := sc.Score(all["ctv-1imp"], bidder.ScoreOptions{Campaigns: []string{campaign}}, &res)
-		var e *apierr.Error
-		if !errors.As(err, &e) || e.Status != status {
-			t.Errorf("%s: %v, want %d", campaign, err, status)
-		}
-	}
-	f("other-ctv", 403)
-	f("nope", 404)
-	if _, ok := sc.Snapshot().Estimates().Campaign("other-ctv"); ok {
-		t.Error("the snapshot holds another tenant's estimates")
+	err = sc.Score(all["ctv-1imp"], bidder.ScoreOptions{Campaigns: []string{"nope"}}, &res)
+	var e *apierr.Error
+	if !errors.As(err, &e) || e.Status != 404 || e.Message != `campaigns: unknown campaign "nope"` {
+		t.Errorf("unknown campaign: %v", err)
 	}
 }
 
@@ -389,13 +373,13 @@ func TestScorerEqualsHTTP(t *testing.T) {
 // client reports it as no snapshot.
 func TestSnapshotSince(t *testing.T) {
 	base := startServer(t, time.Hour)
-	c := newClient(t, base, bidderToken)
+	c := newClient(t, base, allToken)
 	ctx := context.Background()
 	sn, err := c.Snapshot(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sn.Version() == 0 || sn.Size() == 0 || len(sn.Rules().Campaigns()) != 2 {
+	if sn.Version() == 0 || sn.Size() == 0 || len(sn.Rules().Campaigns()) != 3 {
 		t.Fatalf("snapshot version %d, %d bytes, %d campaigns", sn.Version(), sn.Size(), len(sn.Rules().Campaigns()))
 	}
 	again, err := c.Snapshot(ctx, sn.Version())
@@ -406,7 +390,7 @@ func TestSnapshotSince(t *testing.T) {
 	if err != nil || older == nil || older.Version() != sn.Version() {
 		t.Fatalf("since an older version: %v %v", older, err)
 	}
-	status, out := post(t, base, "/v1/model/snapshot?since="+fmt.Sprint(sn.Version()), bidderToken, nil)
+	status, out := post(t, base, "/v1/model/snapshot?since="+fmt.Sprint(sn.Version()), allToken, nil)
 	if status != 304 || len(out) != 0 {
 		t.Fatalf("raw since: %d %q", status, out)
 	}

@@ -75,8 +75,9 @@ func (sn *Snapshot) pick(id string, dst []int) ([]int, error) {
 func allowAll(int) bool { return true }
 
 // appendSnapshotContent appends the uncompressed content of the snapshot of
-// t for a bidder allowed the campaigns with allow[i].
-func appendSnapshotContent(dst []byte, r *Rules, t *table, allow []bool) ([]byte, error) {
+// t for a bidder that may score campaign i of r when allow[i], and any
+// campaign of the model when mayUse says so.
+func appendSnapshotContent(dst []byte, r *Rules, t *table, allow []bool, mayUse func(id string) bool) ([]byte, error) {
 	dst = append(dst, snapMagic...)
 	dst = append(dst, snapFormat)
 	dst = binary.AppendUvarint(dst, t.est.Version())
@@ -94,13 +95,11 @@ func appendSnapshotContent(dst []byte, r *Rules, t *table, allow []bool) ([]byte
 		}
 	}
 	dst = binary.AppendUvarint(dst, uint64(n))
-	ids := make([]string, 0, n)
 	for i := range r.camps {
 		if !allow[i] {
 			continue
 		}
 		c := &r.camps[i]
-		ids = append(ids, c.ID)
 		dst = appendStr(dst, c.ID)
 		dst = appendStr(dst, c.Currency)
 		for _, f := range [...]float64{c.TargetCPA, c.FloorCPM, c.CapCPM, c.Pacing, t.avg[i]} {
@@ -118,7 +117,7 @@ func appendSnapshotContent(dst []byte, r *Rules, t *table, allow []bool) ([]byte
 			dst = appendStr(dst, r.camps[i].ID)
 		}
 	}
-	est, err := encodeEstimates(t.est, ids)
+	est, err := encodeEstimates(t.est, mayUse)
 	if err != nil {
 		return nil, err
 	}

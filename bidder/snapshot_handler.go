@@ -1,6 +1,7 @@
 package bidder
 
 import (
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -35,15 +36,22 @@ type snapEntry struct {
 	data    []byte // immutable once published
 }
 
-// get returns the snapshot of t for the allowed set, building it if the
-// cached one is older than t.
-func (c *snapCache) get(r *Rules, t *table, allow []bool) ([]byte, uint64, error) {
-	key := make([]byte, len(allow))
-	for i, ok := range allow {
-		if ok {
-			key[i] = 1
-		}
+// get returns the snapshot of t for bidder b, building it if the cached
+// one for b's set of allowed campaigns is older than t.
+func (c *snapCache) get(r *Rules, t *table, b signals.Bidder) ([]byte, uint64, error) {
+	// The key: what b may score among the configured campaigns, then among
+	// every campaign of the model (which keeps campaigns no longer
+	// configured).
+	allow := make([]bool, len(r.camps))
+	key := make([]byte, 0, len(r.camps)+8)
+	for i := range r.camps {
+		allow[i] = b.MayUse(r.camps[i].ID)
+		key = append(key, boolByte(allow[i]))
 	}
+	t.est.Campaigns(func(id string) bool {
+		key = append(key, boolByte(b.MayUse(id)))
+		return true
+	})
 	c.mu.Lock()
 	if c.m == nil {
 		c.m = map[string]*snapEntry{}
@@ -61,7 +69,7 @@ func (c *snapCache) get(r *Rules, t *table, allow []bool) ([]byte, uint64, error
 		return e.data, e.version, nil
 	}
 	start := time.Now()
-	content, err := appendSnapshotContent(nil, r, t, allow)
+	content, err := appendSnapshotContent(nil, r, t, allow, b.MayUse)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -74,6 +82,13 @@ func (c *snapCache) get(r *Rules, t *table, allow []bool) ([]byte, uint64, error
 	snapshotsBuilt.Inc()
 	snapshotBuild.UpdateDuration(start)
 	return e.data, e.version, nil
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // HandleSnapshot serves GET /v1/model/snapshot[?since=N] for bidder b: the
@@ -97,11 +112,10 @@ func (s *Service) HandleSnapshot(ctx *fasthttp.RequestCtx, b signals.Bidder) err
 			return nil
 		}
 	}
-	allow := make([]bool, len(s.rules.camps))
-	for i := range s.rules.camps {
-		allow[i] = b.MayUse(s.rules.camps[i].ID)
+	data, v, err := s.snaps.get(s.rules, t, b)
+	if errors.Is(err, errRestricted) {
+		return apierr.Forbidden("snapshot: not available to a bidder restricted to some campaigns (%v); score over POST /v1/score", err)
 	}
-	data, v, err := s.snaps.get(s.rules, t, allow)
 	if err != nil {
 		return apierr.New(500, apierr.CodeInternal, "cannot build the snapshot: %v", err)
 	}
