@@ -48,7 +48,11 @@ func decodeAnswer(p *fastjson.Parser, body []byte) (*Answer, error) {
 		return nil, fmt.Errorf("bidder: answer is not JSON: %w", err)
 	}
 	a := &Answer{ID: string(v.GetStringBytes("id")), ModelVersion: v.GetUint64("model_version")}
-	imps, err := v.Get("imp").Array()
+	iv := v.Get("imp")
+	if iv == nil {
+		return nil, fmt.Errorf("bidder: answer: imp: missing")
+	}
+	imps, err := iv.Array()
 	if err != nil {
 		return nil, fmt.Errorf("bidder: answer: imp: %w", err)
 	}
@@ -76,6 +80,9 @@ func decodeFeatureAnswer(p *fastjson.Parser, body []byte) (*FeatureAnswer, error
 }
 
 func decodeScores(v *fastjson.Value) ([]CampaignScore, error) {
+	if v == nil {
+		return nil, fmt.Errorf("missing")
+	}
 	arr, err := v.Array()
 	if err != nil {
 		return nil, err

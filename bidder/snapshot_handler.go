@@ -96,7 +96,10 @@ func boolByte(b bool) byte {
 // campaigns b may score, with the chain and their bid rules; 304 Not
 // Modified (no body) when the model version is still N. The version is in
 // the X-Cpafeed-Model-Version header. A snapshot is built once per model
-// version and set of allowed campaigns, and always whole (no deltas).
+// version and set of allowed campaigns, and always whole (no deltas). A
+// bidder that may score only some of the model's campaigns gets a 403: the
+// model encodes whole tables, and a snapshot must not hold another
+// tenant's segments.
 func (s *Service) HandleSnapshot(ctx *fasthttp.RequestCtx, b signals.Bidder) error {
 	t := s.table()
 	v := t.est.Version()
