@@ -1,5 +1,7 @@
 package conversions
 
+import "github.com/cpafeed/cpafeed/dedup"
+
 // fpRef is a fingerprinted event's dedup key and the generation it lives in.
 type fpRef struct {
 	key DedupKey
@@ -68,4 +70,9 @@ func (s *Service) forgetIdentities(advertiser string, keys []uint64) int {
 	}
 	metricDedupEntries.Add(-float64(n))
 	return n
+}
+
+// newSet is an empty dedup set with the configured window.
+func (s *Service) newSet() dedup.Set {
+	return dedup.New(s.cfg.DedupWindow.Milliseconds(), s.cfg.DedupGenerations)
 }

@@ -170,7 +170,7 @@ func NewService(cfg Config, log Log, h *signals.Hasher, t Tenants) (*Service, er
 	}
 	for id, adv := range cfg.Datasets {
 		ds := &dataset{id: id, advertiser: adv,
-			set:   dedup.New(cfg.DedupWindow.Milliseconds(), cfg.DedupGenerations),
+			set:   s.newSet(),
 			stats: stats{names: make(map[string]*nameStats), max: cfg.MaxEventNames}}
 		s.datasets[id] = ds
 		s.byAdv[adv] = append(s.byAdv[adv], ds)

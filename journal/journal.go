@@ -78,6 +78,14 @@ type rotateResult struct {
 	err  error
 }
 
+// rotateReq asks the flusher to rotate; with a barrier, the applier runs it
+// at the boundary (see Checkpoint).
+type rotateReq struct {
+	res     chan rotateResult
+	barrier func(next uint64) error
+	done    chan error
+}
+
 // Journal is an append-only log of opaque records with group commit. All
 // methods are safe for concurrent use, except that Replay must not run
 // concurrently with other methods.
@@ -108,7 +116,7 @@ type Journal struct {
 	kick        chan struct{}
 	applyCh     chan applyBatch // flusher -> applier, in LSN order
 	applierExit chan struct{}   // closed when the applier exits
-	rotateCh    chan chan rotateResult
+	rotateCh    chan rotateReq
 	closeCh     chan struct{}
 	done        chan struct{}
 
@@ -159,7 +167,7 @@ func open(opts Options, fsys fileSystem) (*Journal, error) {
 		kick:        make(chan struct{}, 1),
 		applyCh:     make(chan applyBatch, 64),
 		applierExit: make(chan struct{}),
-		rotateCh:    make(chan chan rotateResult),
+		rotateCh:    make(chan rotateReq),
 		closeCh:     make(chan struct{}),
 		done:        make(chan struct{}),
 		nextLSN:     1,
@@ -366,14 +374,44 @@ func (j *Journal) Rotate() (next uint64, err error) {
 		return 0, ErrNotReplayed
 	}
 	j.mu.Unlock()
-	ch := make(chan rotateResult, 1)
+	req := rotateReq{res: make(chan rotateResult, 1)}
 	select {
-	case j.rotateCh <- ch:
+	case j.rotateCh <- req:
 	case <-j.done:
 		return 0, ErrClosed
 	}
-	r := <-ch
+	r := <-req.res
 	return r.next, r.err
+}
+
+// Checkpoint rotates like Rotate and then runs fn(next) on the applier
+// goroutine once every record < next is applied and before any later
+// record's apply runs: fn sees the in-memory state exactly as of the
+// records < next (a snapshot covering them). Appends and flushes go on
+// while fn runs; only applies (and so Waits) of later records wait. fn must
+// not call Append, Wait, Rotate, Checkpoint or Close.
+func (j *Journal) Checkpoint(fn func(next uint64) error) (next uint64, err error) {
+	j.mu.Lock()
+	switch {
+	case j.closing:
+		j.mu.Unlock()
+		return 0, ErrClosed
+	case !j.ready:
+		j.mu.Unlock()
+		return 0, ErrNotReplayed
+	}
+	j.mu.Unlock()
+	req := rotateReq{res: make(chan rotateResult, 1), barrier: fn, done: make(chan error, 1)}
+	select {
+	case j.rotateCh <- req:
+	case <-j.done:
+		return 0, ErrClosed
+	}
+	r := <-req.res
+	if r.err != nil {
+		return 0, r.err
+	}
+	return r.next, <-req.done
 }
 
 // RemoveBefore deletes the segment files whose records all have LSN < lsn
@@ -463,7 +501,7 @@ func (j *Journal) run() {
 		tick = t.C
 	}
 	for {
-		var rot chan rotateResult
+		var rot rotateReq
 		select {
 		case <-j.kick:
 		case <-tick:
@@ -484,11 +522,14 @@ func (j *Journal) run() {
 		}
 		b.reset()
 		j.spare = b
-		if rot != nil {
+		if rot.res != nil {
 			if err == nil {
 				err = j.closeSegment(true)
 			}
-			rot <- rotateResult{next: boundary, err: err}
+			if err == nil && rot.barrier != nil {
+				j.applyCh <- applyBatch{barrier: rot.barrier, next: boundary, done: rot.done}
+			}
+			rot.res <- rotateResult{next: boundary, err: err}
 		}
 		if closing {
 			if cerr := j.closeSegment(false); err == nil {
@@ -561,6 +602,10 @@ func (j *Journal) flush(b *batch) error {
 type applyBatch struct {
 	fns  []func()
 	last uint64
+
+	barrier func(next uint64) error // a Checkpoint's function, instead of fns
+	next    uint64
+	done    chan error
 }
 
 // applier runs the applies of durable records in LSN order and then lets
@@ -568,6 +613,10 @@ type applyBatch struct {
 func (j *Journal) applier() {
 	defer close(j.applierExit)
 	for ab := range j.applyCh {
+		if ab.barrier != nil {
+			ab.done <- ab.barrier(ab.next)
+			continue
+		}
 		for _, fn := range ab.fns {
 			fn()
 		}

@@ -83,8 +83,20 @@ type HTTPConfig struct {
 	// MaxDecompressedBytes is the largest body after gzip/zstd decompression,
 	// in bytes (413 beyond). Default 32 MiB.
 	MaxDecompressedBytes int `yaml:"max_decompressed_bytes"`
-	// Concurrency is the most connections served at once. Default 10000.
+	// Concurrency is the most connections open at once (an idle keep-alive
+	// connection counts); beyond it new connections are refused. Default
+	// 100000.
 	Concurrency int `yaml:"concurrency"`
+	// MaxInflight is the most ingest and report requests processed at once;
+	// beyond it they are shed at once with 429 (Retry-After: 1) instead of
+	// queueing. Default 1024.
+	MaxInflight int `yaml:"max_inflight"`
+	// MaxInflightScore is the same bound for bid-time requests (score, bids,
+	// win and VAST beacons), which are shed last. Default 16384.
+	MaxInflightScore int `yaml:"max_inflight_score"`
+	// MaxConnsPerIP bounds the connections of one client address; 0 = no
+	// bound. Default 0.
+	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
 }
 
 // IdentityConfig configures how identities are keyed.
@@ -217,7 +229,13 @@ func (c Config) WithDefaults() Config {
 		h.MaxDecompressedBytes = 32 << 20
 	}
 	if h.Concurrency == 0 {
-		h.Concurrency = 10000
+		h.Concurrency = 100000
+	}
+	if h.MaxInflight == 0 {
+		h.MaxInflight = 1024
+	}
+	if h.MaxInflightScore == 0 {
+		h.MaxInflightScore = 16384
 	}
 	c.Journal.Dir = c.DataDir
 	c.Journal = c.Journal.WithDefaults()
@@ -272,7 +290,8 @@ func (c Config) Validate() []error {
 			bad(name, "must be > 0")
 		}
 	}
-	if c.HTTP.MaxBodyBytes < 0 || c.HTTP.MaxDecompressedBytes < 0 || c.HTTP.Concurrency < 0 {
+	if c.HTTP.MaxBodyBytes < 0 || c.HTTP.MaxDecompressedBytes < 0 || c.HTTP.Concurrency < 0 ||
+		c.HTTP.MaxInflight < 0 || c.HTTP.MaxInflightScore < 0 || c.HTTP.MaxConnsPerIP < 0 {
 		bad("http", "limits must be > 0")
 	}
 	if c.HTTP.MaxDecompressedBytes < c.HTTP.MaxBodyBytes {
@@ -396,10 +415,13 @@ func (c Config) Validate() []error {
 }
 
 // DevCredentials lists the paths of configured values that are development
-// defaults (tokens starting with "dev-", the default identity secret).
+// defaults (tokens starting with "dev-" or those of the example configs,
+// the default identity secret).
 func (c Config) DevCredentials() []string {
 	var out []string
-	isDev := func(s string) bool { return strings.HasPrefix(s, "dev-") }
+	isDev := func(s string) bool {
+		return strings.HasPrefix(s, "dev-") || s == "other-advertiser-token" || s == "other-bidder-token"
+	}
 	if isDev(c.Identity.Secret) {
 		out = append(out, "identity.secret")
 	}

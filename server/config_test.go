@@ -92,3 +92,13 @@ func TestIsLoopback(t *testing.T) {
 	f(":8080", false)
 	f("10.0.0.1:80", false)
 }
+
+func TestTwoTenantsExampleIsValid(t *testing.T) {
+	c, err := LoadConfig("../configs/examples/two-tenants.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Advertisers) != 2 || c.Advertisers[1].Datasets[0] != "2222222222" || c.Bidders[1].Campaigns[0] != "other-ctv-purchase" || len(c.Campaigns) != 3 {
+		t.Fatalf("%+v %+v %+v", c.Advertisers, c.Bidders, c.Campaigns)
+	}
+}

@@ -38,13 +38,37 @@ var routeNames = [numRoutes]string{
 
 func (r route) String() string { return routeNames[r] }
 
+// bidTime reports whether the route serves bid time (scoring and the
+// beacons of won auctions): shed last.
+func (r route) bidTime() bool {
+	switch r {
+	case routeScore, routeBids, routeWin, routeVAST, routeModelSnapshot:
+		return true
+	}
+	return false
+}
+
+// sheddable reports whether the route may be refused under overload (the
+// probes and metrics never are).
+func (r route) sheddable() bool {
+	switch r {
+	case routeHealthz, routeReadyz, routeMetrics:
+		return false
+	}
+	return true
+}
+
 // Per-route request, error and latency metrics, registered once.
 var (
 	httpRequests [numRoutes]*metrics.Counter
 	httpErrors   [numRoutes]*metrics.Counter
 	httpDuration [numRoutes]*metrics.Histogram
 
-	httpPanics      = metrics.NewCounter(`cpafeed_http_panics_total`)
+	httpPanics = metrics.NewCounter(`cpafeed_http_panics_total`)
+	httpShed   = [2]*metrics.Counter{
+		metrics.NewCounter(`cpafeed_http_shed_total{class="ingest"}`),
+		metrics.NewCounter(`cpafeed_http_shed_total{class="bid"}`),
+	}
 	httpConnRefused = metrics.NewCounter(`cpafeed_http_connection_errors_total`)
 )
 

@@ -18,6 +18,20 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	r := routeOf(ctx.Path())
 	httpRequests[r].Inc()
+	class, limit := 0, int64(s.cfg.HTTP.MaxInflight)
+	if r.bidTime() {
+		class, limit = 1, int64(s.cfg.HTTP.MaxInflightScore)
+	}
+	if n := s.inflight[class].Add(1); n > limit && r.sheddable() {
+		s.inflight[class].Add(-1)
+		httpShed[class].Inc()
+		httpErrors[r].Inc()
+		ctx.Response.Header.Set("Retry-After", "1")
+		s.writeError(ctx, apierr.New(429, apierr.CodeTooMany, "overloaded: %d requests in flight, retry later", limit))
+		httpDuration[r].UpdateDuration(start)
+		return
+	}
+	defer s.inflight[class].Add(-1)
 	defer func() {
 		if p := recover(); p != nil {
 			httpPanics.Inc()

@@ -24,7 +24,10 @@ type Server struct {
 	dec     *decoders
 	http    *fasthttp.Server
 	ready   atomic.Bool
-	started time.Time
+	// inflight counts requests being processed, by class (bid time or
+	// not), for load shedding.
+	inflight [2]atomic.Int64
+	started  time.Time
 
 	st            *state
 	campaignOwner map[string]string  // campaign id -> advertiser
@@ -79,6 +82,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		IdleTimeout:           cfg.HTTP.IdleTimeout,
 		MaxRequestBodySize:    cfg.HTTP.MaxBodyBytes,
 		Concurrency:           cfg.HTTP.Concurrency,
+		MaxConnsPerIP:         cfg.HTTP.MaxConnsPerIP,
 		NoDefaultServerHeader: true,
 		NoDefaultDate:         true,
 		CloseOnShutdown:       true,

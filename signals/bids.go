@@ -18,6 +18,7 @@ type remembered struct {
 	ids     []ID
 	leaf    model.Key // won exposures: the leaf to count VAST events on
 	camp    string    // won exposures: the campaign
+	key     string    // its cache key (for snapshots)
 }
 
 func (r *remembered) feature(f FeatureID) []byte { return r.arena[r.off[f]:r.off[f+1]] }
@@ -96,15 +97,16 @@ func (x *Exposures) Remember(req *Request, bidder string, now int64) {
 		r.off[NumFeatures] = uint16(len(r.arena))
 		ids = x.impIDs(req, imp, ids[:0])
 		r.ids = append([]ID(nil), ids...)
-		x.bids.SetWithTTL(bidKey(req.ID, imp.ID), r, r.cost(), x.cfg.BidTTL)
+		r.key = bidKey(req.ID, imp.ID)
+		x.bids.SetWithTTL(r.key, r, r.cost(), x.cfg.BidTTL)
 	}
 	bidsRemembered.Add(len(req.Imps))
 }
 
 // rememberWon keeps the leaf of a won exposure for its VAST events.
 func (x *Exposures) rememberWon(e *exposure, leaf model.Key) {
-	r := &remembered{ts: e.ts, leaf: leaf, camp: e.campaign}
-	x.bids.SetWithTTL(wonKey(e.auction, e.imp, e.campaign), r, r.cost(), x.cfg.BidTTL)
+	r := &remembered{ts: x.now().Unix(), leaf: leaf, camp: e.campaign, key: wonKey(e.auction, e.imp, e.campaign)}
+	x.bids.SetWithTTL(r.key, r, r.cost(), x.cfg.BidTTL)
 }
 
 // WaitBids blocks until remembered bids are visible to lookups (the cache

@@ -1,6 +1,7 @@
 package signals
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/cpafeed/cpafeed/apierr"
+	"github.com/cpafeed/cpafeed/binenc"
 	"github.com/cpafeed/cpafeed/journal"
 	"github.com/cpafeed/cpafeed/model"
 )
@@ -376,4 +378,43 @@ func FuzzExposureRecord(f *testing.F) {
 		}
 		decodeVideo(rec)
 	})
+}
+
+func TestExposuresSnapshotRoundTrip(t *testing.T) {
+	h := openHarness(t, t.TempDir())
+	roku := fixture(t, "roku-ctv-pod-gpp.json")
+	body := exposuresBody(t, map[string]any{"request": roku, "imp_id": "1", "campaign": "demo-ctv-purchase", "price_cpm": 10.0})
+	if status, out := h.postExposures(t, demoBidder, body); status != 200 {
+		t.Fatalf("%d %v", status, out)
+	}
+	post(t, func(ctx *fasthttp.RequestCtx, b []byte) error { return h.x.HandleBids(ctx, b, demoBidder) }, "application/json", roku)
+	h.x.WaitBids()
+	var buf bytes.Buffer
+	w := binenc.NewWriter(&buf)
+	h.x.WriteSnapshot(w)
+	h.x.Index().WriteSnapshot(w)
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	h2 := openHarness(t, t.TempDir())
+	r := binenc.NewReader(&buf)
+	if err := h2.x.ReadSnapshot(r); err != nil {
+		t.Fatal(err)
+	}
+	if err := h2.x.Index().ReadSnapshot(r); err != nil {
+		t.Fatal(err)
+	}
+	// The idempotency key survived: a retry is a duplicate.
+	if status, out := h2.postExposures(t, demoBidder, body); status != 200 || out["exposures_deduplicated"] != 1.0 {
+		t.Fatalf("retry after restore: %d %v", status, out)
+	}
+	// The remembered bid survived: its win counts.
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI("/v1/win?auction=9f1c2d3e-roku-0001&imp=2&campaign=demo-ctv-signup&price=5")
+	if err := h2.x.HandleWin(&ctx); err != nil || h2.c.exposures != 1 {
+		t.Fatalf("win after restore: %v, %d exposures", err, h2.c.exposures)
+	}
+	if st := h2.x.Index().Stats(); st.Exposures != 2 {
+		t.Fatalf("index after restore and win: %+v", st)
+	}
 }

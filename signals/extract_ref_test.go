@@ -364,3 +364,29 @@ func truncate(b []byte) string {
 	}
 	return string(b)
 }
+
+// TestReferenceFieldNamesFoldApart checks an assumption of Extract: in every
+// struct it walks, no two JSON field names fold to the same key, so the
+// order encoding/json tries them in (exact name, then folded) cannot matter.
+func TestReferenceFieldNamesFoldApart(t *testing.T) {
+	for _, v := range []any{
+		openrtb2.BidRequest{}, openrtb2.Imp{}, openrtb2.Video{}, openrtb2.PMP{}, openrtb2.Deal{},
+		openrtb2.App{}, openrtb2.Site{}, openrtb2.Publisher{}, openrtb2.Content{}, openrtb2.Network{},
+		openrtb2.Channel{}, openrtb2.Device{}, openrtb2.Geo{}, openrtb2.User{}, openrtb2.EID{}, openrtb2.UID{},
+		openrtb2.Regs{}, refDeviceExt{}, refUserExt{}, refRegsExt{},
+	} {
+		typ := reflect.TypeOf(v)
+		seen := map[string]string{}
+		for i := 0; i < typ.NumField(); i++ {
+			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+			if name == "" || name == "-" {
+				t.Fatalf("%s.%s has no JSON name", typ.Name(), typ.Field(i).Name)
+			}
+			folded := strings.ToLower(name)
+			if other, dup := seen[folded]; dup {
+				t.Fatalf("%s: %q and %q fold alike", typ.Name(), name, other)
+			}
+			seen[folded] = name
+		}
+	}
+}

@@ -56,54 +56,43 @@ var strClass = func() (t [256]uint8) {
 	return t
 }()
 
+// scanner holds the body and the nesting depth. Its methods take the index
+// of the byte to read (which must exist: value readers are called at the
+// first byte of a value) and return the index after what they read, or bad
+// (-1) where the body is not valid JSON. next and nextElem pass bad
+// through, so a loop over members or elements stops at the first error and
+// returns it. Keeping the index in registers rather than in the scanner is
+// what makes this fast.
 type scanner struct {
 	b     []byte
-	i     int
-	depth int
-	bad   bool // a syntax error was found; i is len(b) from then on
+	depth int // open arrays and objects
+	stack [maxNesting/64 + 1]uint64
 	kbuf  [16]byte
 	tmp   []byte // unquoted escaped keys
 }
 
-func (s *scanner) fail() {
-	s.bad = true
-	s.i = len(s.b)
-}
+const bad = -1
 
-func (s *scanner) ws() {
-	b, i := s.b, s.i
-	for i < len(b) && b[i] <= ' ' {
-		if i+8 <= len(b) {
-			// Find the first byte that is not a JSON space, eight at a
-			// time (newline plus indentation is the common run).
-			if m := notSpace8(binary.LittleEndian.Uint64(b[i:])); m != 0 {
-				i += bits.TrailingZeros64(m) >> 3
+// skipSpace returns the index of the first byte at or after i that is not a
+// JSON space (len(b) at the end).
+func skipSpace(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\n', '\r', '\t':
+		default:
+			return i
+		}
+		i++
+		// Spaces after it (indentation), eight at a time.
+		for i+8 <= len(b) {
+			if x := binary.LittleEndian.Uint64(b[i:]) ^ spaces8; x != 0 {
+				i += bits.TrailingZeros64(x) >> 3
 				break
 			}
 			i += 8
-			continue
 		}
-		switch b[i] {
-		case ' ', '\n', '\t', '\r':
-			i++
-			continue
-		}
-		break
 	}
-	s.i = i
-}
-
-// nonZero8 has the high bit of each byte of t that is not zero (exact per
-// byte: no carries cross bytes).
-func nonZero8(t uint64) uint64 {
-	const low7 = ^uint64(msb8)
-	return ((t & low7) + low7 | t) & msb8
-}
-
-// notSpace8 has the high bit of each byte of x that is not ' ', '\n', '\t'
-// or '\r'.
-func notSpace8(x uint64) uint64 {
-	return nonZero8(x^spaces8) & nonZero8(x^('\n'*lsb8)) & nonZero8(x^('\t'*lsb8)) & nonZero8(x^('\r'*lsb8))
+	return i
 }
 
 // SWAR constants: eight bytes at a time.
@@ -122,33 +111,11 @@ func special8(x uint64) uint64 {
 	return ((q-lsb8)&^q | (bs-lsb8)&^bs | (x-0x20*lsb8)&^x | x) & msb8
 }
 
-// peek returns the next non-space byte (0 at the end).
-func (s *scanner) peek() byte {
-	if i := uint(s.i); i < uint(len(s.b)) {
-		if c := s.b[i]; c > ' ' {
-			return c // inlined fast path: no space to skip
-		}
-	}
-	return s.peekSpace()
-}
-
-// peekSpace is peek past spaces; kept out of line so that peek inlines.
-//
-//go:noinline
-func (s *scanner) peekSpace() byte {
-	s.ws()
-	if s.i < len(s.b) {
-		return s.b[s.i]
-	}
-	return 0
-}
-
-// str scans the string at s.i (which is '"').
-func (s *scanner) str() span {
-	b := s.b
-	i := s.i + 1
-	start := i
-	esc := false
+// scanString validates the string whose opening quote is at b[i] and
+// returns the index after its closing quote (-1 when it is not valid JSON).
+// esc is set when it has escapes or bytes >= 0x80.
+func scanString(b []byte, i int) (end int, esc bool) {
+	i++
 	for {
 		// Skip to the next byte that is not plain ASCII, eight at a time.
 		// The lowest flagged byte of special8 is exact (borrows only
@@ -161,61 +128,53 @@ func (s *scanner) str() span {
 			i += 8
 		}
 		if i >= len(b) {
-			break
+			return -1, esc
+		}
+		if b[i] == '"' { // the usual stop: the end of the string
+			return i + 1, esc
 		}
 		switch strClass[b[i]] {
 		case sPlain:
 			i++
 		case sQuote:
-			s.i = i + 1
-			return span{off: int32(start), end: int32(i), esc: esc}
+			return i + 1, esc
 		case sHigh:
 			esc = true
 			i++
 		case sEscape:
 			esc = true
 			if i+1 >= len(b) {
-				s.fail()
-				return span{}
+				return -1, esc
 			}
 			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
 				if i+6 > len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
-					s.fail()
-					return span{}
+					return -1, esc
 				}
 				i += 6
 			default:
-				s.fail()
-				return span{}
+				return -1, esc
 			}
 		default: // control character
-			s.fail()
-			return span{}
+			return -1, esc
 		}
 	}
-	s.fail()
-	return span{}
 }
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
-// num scans the number at s.i (which is '-' or a digit) with JSON's grammar.
-// isInt is false when it has a fraction or an exponent.
-func (s *scanner) num() (start, end int, isInt bool) {
-	b := s.b
-	i := s.i
-	start = i
+// scanNumber validates the number at b[i] (JSON grammar) and returns the
+// index after it (-1 when invalid).
+func scanNumber(b []byte, i int) (end int, isInt bool) {
 	if b[i] == '-' {
 		i++
 	}
 	if i >= len(b) {
-		s.fail()
-		return
+		return -1, false
 	}
 	switch c := b[i]; {
 	case c == '0':
@@ -226,16 +185,14 @@ func (s *scanner) num() (start, end int, isInt bool) {
 			i++
 		}
 	default:
-		s.fail()
-		return
+		return -1, false
 	}
 	isInt = true
 	if i < len(b) && b[i] == '.' {
 		isInt = false
 		i++
 		if i >= len(b) || b[i] < '0' || b[i] > '9' {
-			s.fail()
-			return
+			return -1, false
 		}
 		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
 			i++
@@ -248,256 +205,435 @@ func (s *scanner) num() (start, end int, isInt bool) {
 			i++
 		}
 		if i >= len(b) || b[i] < '0' || b[i] > '9' {
-			s.fail()
-			return
+			return -1, false
 		}
 		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
 			i++
 		}
 	}
-	s.i = i
-	return start, i, isInt
+	return i, isInt
 }
 
-// literal consumes true, false or null at s.i.
-func (s *scanner) literal(word string) {
-	if len(s.b)-s.i >= len(word) && string(s.b[s.i:s.i+len(word)]) == word {
-		s.i += len(word)
-		return
+// skipValue validates the value at b[i] (no space before it) and returns
+// the index after it, -1 when it is not valid JSON. Nested arrays and
+// objects are walked with an explicit stack (s.stack, one bit per level:
+// 1 object, 0 array), counting against the nesting limit.
+func (s *scanner) skipValue(i int) int {
+	b := s.b
+	if i >= len(b) {
+		return -1
 	}
-	s.fail()
-}
-
-// skip validates and skips one value.
-func (s *scanner) skip() {
-	switch s.peek() {
-	case '{':
-		if !s.enter() {
-			return
-		}
-		if s.objFirst() {
-			for {
-				s.keySkip()
-				s.skip()
-				if !s.objNext() {
-					break
-				}
-			}
-		}
-	case '[':
-		if !s.enter() {
-			return
-		}
-		if s.arrFirst() {
-			for {
-				s.skip()
-				if !s.arrNext() {
-					break
-				}
-			}
-		}
+	switch c := b[i]; c {
 	case '"':
-		s.str()
+		end, _ := scanString(b, i)
+		return end
+	case '{', '[':
 	case 't':
-		s.literal("true")
+		return literalAt(b, i, "true")
 	case 'f':
-		s.literal("false")
+		return literalAt(b, i, "false")
 	case 'n':
-		s.literal("null")
-	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		s.num()
+		return literalAt(b, i, "null")
 	default:
-		s.fail()
+		if c == '-' || '0' <= c && c <= '9' {
+			end, _ := scanNumber(b, i)
+			return end
+		}
+		return -1
+	}
+	base := s.depth
+	depth := base
+	for {
+		// b[i] opens an object or an array.
+		depth++
+		if depth > maxNesting {
+			return -1
+		}
+		obj := b[i] == '{'
+		if obj {
+			s.stack[depth>>6] |= 1 << (depth & 63)
+		} else {
+			s.stack[depth>>6] &^= 1 << (depth & 63)
+		}
+		i = skipSpace(b, i+1)
+		if i >= len(b) {
+			return -1
+		}
+		if b[i] == '}' && obj || b[i] == ']' && !obj {
+			i++
+			depth--
+			goto afterValue
+		}
+	member:
+		if obj {
+			if b[i] != '"' {
+				return -1
+			}
+			if i, _ = scanString(b, i); i < 0 {
+				return -1
+			}
+			if i = skipSpace(b, i); i >= len(b) || b[i] != ':' {
+				return -1
+			}
+			if i = skipSpace(b, i+1); i >= len(b) {
+				return -1
+			}
+		}
+		switch c := b[i]; c {
+		case '{', '[':
+			continue
+		case '"':
+			i, _ = scanString(b, i)
+		case 't':
+			i = literalAt(b, i, "true")
+		case 'f':
+			i = literalAt(b, i, "false")
+		case 'n':
+			i = literalAt(b, i, "null")
+		default:
+			if c == '-' || '0' <= c && c <= '9' {
+				i, _ = scanNumber(b, i)
+			} else {
+				return -1
+			}
+		}
+		if i < 0 {
+			return -1
+		}
+	afterValue:
+		for depth > base {
+			if i = skipSpace(b, i); i >= len(b) {
+				return -1
+			}
+			obj = s.stack[depth>>6]&(1<<(depth&63)) != 0 // the enclosing container
+			switch b[i] {
+			case ',':
+				if i = skipSpace(b, i+1); i >= len(b) {
+					return -1
+				}
+				goto member
+			case '}':
+				if !obj {
+					return -1
+				}
+			case ']':
+				if obj {
+					return -1
+				}
+			default:
+				return -1
+			}
+			i++
+			depth--
+		}
+		return i
 	}
 }
 
-// enter consumes '{' or '[' and counts the nesting.
-func (s *scanner) enter() bool {
+// literalAt checks the literal word at b[i] and returns the index after it.
+func literalAt(b []byte, i int, word string) int {
+	if len(b)-i >= len(word) && string(b[i:i+len(word)]) == word {
+		return i + len(word)
+	}
+	return -1
+}
+
+// open enters the object whose '{' is at b[i]: it returns the index of the
+// first key's quote (more) or the index after "}" of an empty object.
+func (s *scanner) open(i int) (j int, more bool) {
 	s.depth++
 	if s.depth > maxNesting {
-		s.fail()
-		return false
+		return bad, false
 	}
-	s.i++
-	return true
-}
-
-// objFirst is called after '{': it reports whether a key follows (false
-// after consuming '}' of an empty object).
-func (s *scanner) objFirst() bool {
-	switch s.peek() {
-	case '}':
-		s.i++
-		s.depth--
-		return false
+	b := s.b
+	if i = skipSpace(b, i+1); i >= len(b) {
+		return bad, false
+	}
+	switch b[i] {
 	case '"':
-		return true
+		return i, true
+	case '}':
+		s.depth--
+		return i + 1, false
 	}
-	s.fail()
-	return false
+	return bad, false
 }
 
-// objNext consumes ',' (true: a key follows) or '}' (false).
-func (s *scanner) objNext() bool {
-	switch s.peek() {
+// next follows a member's value ending before b[i]: ',' then the next key's
+// quote (more), or '}' (the index after it).
+func (s *scanner) next(i int) (j int, more bool) {
+	b := s.b
+	if i < 0 {
+		return bad, false
+	}
+	if i < len(b) && b[i] > ' ' {
+		// no space before the comma (the usual)
+	} else if i = skipSpace(b, i); i >= len(b) {
+		return bad, false
+	}
+	switch b[i] {
 	case ',':
-		s.i++
-		if s.peek() == '"' {
-			return true
+		if i = skipSpace(b, i+1); i < len(b) && b[i] == '"' {
+			return i, true
 		}
 	case '}':
-		s.i++
 		s.depth--
-		return false
+		return i + 1, false
 	}
-	s.fail()
-	return false
+	return bad, false
 }
 
-func (s *scanner) arrFirst() bool {
-	if s.peek() == ']' {
-		s.i++
-		s.depth--
-		return false
+// openArr enters the array whose '[' is at b[i]: it returns the index of
+// the first element (more) or the index after "]" of an empty array.
+func (s *scanner) openArr(i int) (j int, more bool) {
+	s.depth++
+	if s.depth > maxNesting {
+		return bad, false
 	}
-	return !s.bad
+	b := s.b
+	if i = skipSpace(b, i+1); i >= len(b) {
+		return bad, false
+	}
+	if b[i] == ']' {
+		s.depth--
+		return i + 1, false
+	}
+	return i, true
 }
 
-func (s *scanner) arrNext() bool {
-	switch s.peek() {
+// nextElem follows an element ending before b[i]: ',' then the next
+// element's first byte (more), or ']' (the index after it).
+func (s *scanner) nextElem(i int) (j int, more bool) {
+	b := s.b
+	if i < 0 {
+		return bad, false
+	}
+	if i < len(b) && b[i] > ' ' {
+		// no space before the comma (the usual)
+	} else if i = skipSpace(b, i); i >= len(b) {
+		return bad, false
+	}
+	switch b[i] {
 	case ',':
-		s.i++
-		return true
-	case ']':
-		s.i++
-		s.depth--
-		return false
-	}
-	s.fail()
-	return false
-}
-
-// colon consumes the ':' after a key.
-func (s *scanner) colon() {
-	if s.peek() == ':' {
-		s.i++
-		return
-	}
-	s.fail()
-}
-
-// keySkip scans a key we do not look at, and its colon.
-func (s *scanner) keySkip() {
-	s.str()
-	s.colon()
-}
-
-// key scans a key and its colon and returns it folded the way encoding/json
-// matches struct fields (fold.go: ASCII letters ignore case; U+017F folds to
-// 's' and U+212A to 'k'; no other rune folds to ASCII). Keys that cannot
-// equal a field name of ours (non-ASCII after folding, or longer than any)
-// return "". The result aliases the body or s.kbuf: use it before the next
-// key.
-func (s *scanner) key() string {
-	sp := s.str()
-	s.colon()
-	if s.bad {
-		return ""
-	}
-	raw := s.b[sp.off:sp.end]
-	if sp.esc {
-		s.tmp = unquote(s.tmp[:0], raw)
-		raw = s.tmp
-		n := 0
-		for i := 0; i < len(raw); {
-			c := raw[i]
-			if c < utf8.RuneSelf {
-				i++
-			} else {
-				r, size := utf8.DecodeRune(raw[i:])
-				i += size
-				switch r {
-				case 0x17F:
-					c = 's'
-				case 0x212A:
-					c = 'k'
-				default:
-					return ""
-				}
-			}
-			if n == len(s.kbuf) {
-				return ""
-			}
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			s.kbuf[n] = c
-			n++
+		if i = skipSpace(b, i+1); i < len(b) {
+			return i, true
 		}
-		return unsafe.String(&s.kbuf[0], n)
+	case ']':
+		s.depth--
+		return i + 1, false
 	}
-	if len(raw) > len(s.kbuf) || len(raw) == 0 {
-		return ""
+	return bad, false
+}
+
+// value returns the index of the value after a key's colon at b[i].
+func (s *scanner) value(i int) int {
+	b := s.b
+	if i < len(b) && b[i] == ':' {
+		i++ // no space before the colon (the usual)
+	} else if i = skipSpace(b, i); i < len(b) && b[i] == ':' {
+		i++
+	} else {
+		return bad
 	}
-	for i, c := range raw {
+	switch {
+	case i < len(b) && b[i] > ' ':
+		return i // compact JSON
+	case i+1 < len(b) && b[i] == ' ' && b[i+1] > ' ':
+		return i + 1 // one space after the colon
+	}
+	if i = skipSpace(b, i); i >= len(b) {
+		return bad
+	}
+	return i
+}
+
+// key reads the key whose quote is at b[i] and its colon. It returns the
+// key folded the way encoding/json matches struct fields (fold.go: ASCII
+// letters ignore case; U+017F folds to 's' and U+212A to 'k'; no other rune
+// folds to ASCII), and the index of the value. Keys that cannot equal a
+// field name of ours (non-ASCII after folding, or longer than any) come
+// back as "". The key aliases the body or s.kbuf: use it before the next.
+func (s *scanner) key(i int) (string, int) {
+	end, esc := scanString(s.b, i)
+	if end < 0 {
+		return "", bad
+	}
+	j := s.value(end)
+	if j < 0 {
+		return "", bad
+	}
+	raw := s.b[i+1 : end-1]
+	if esc {
+		return s.foldEscaped(raw), j
+	}
+	n := len(raw)
+	if n > len(s.kbuf) || n == 0 {
+		return "", j
+	}
+	// A byte without 0x20 could be upper case (digits and lower-case
+	// letters have it): if none, the key is already folded.
+	if n <= 8 && i+1+8 <= len(s.b) {
+		mask := ^uint64(0)
+		if n < 8 {
+			mask = 1<<(8*n) - 1
+		}
+		if ^binary.LittleEndian.Uint64(s.b[i+1:])&(0x20*lsb8)&mask == 0 {
+			return unsafe.String(&raw[0], n), j
+		}
+	} else if n > 8 { // and <= 16: two overlapping words
+		if (^binary.LittleEndian.Uint64(raw)|^binary.LittleEndian.Uint64(raw[n-8:]))&(0x20*lsb8) == 0 {
+			return unsafe.String(&raw[0], n), j
+		}
+	}
+	for k, c := range raw {
 		if 'A' <= c && c <= 'Z' {
 			// Fold a copy; keys are almost always lower case already.
 			copy(s.kbuf[:], raw)
-			for j := i; j < len(raw); j++ {
-				if c := raw[j]; 'A' <= c && c <= 'Z' {
-					s.kbuf[j] = c + 'a' - 'A'
+			for m := k; m < n; m++ {
+				if c := raw[m]; 'A' <= c && c <= 'Z' {
+					s.kbuf[m] = c + 'a' - 'A'
 				}
 			}
-			return unsafe.String(&s.kbuf[0], len(raw))
+			return unsafe.String(&s.kbuf[0], n), j
 		}
 	}
-	return unsafe.String(&raw[0], len(raw))
+	return unsafe.String(&raw[0], n), j
 }
 
-// beginObject starts a value that decodes into a struct (or pointer to one):
-// for '{' it enters the object and returns obj=true (more=false for "{}");
-// for null it returns null=true; any other value is skipped (a type error in
-// encoding/json, which leaves the struct as it was).
-func (s *scanner) beginObject() (obj, more, null bool) {
-	switch s.peek() {
+// foldEscaped folds a key with escapes or non-ASCII bytes (see key).
+func (s *scanner) foldEscaped(raw []byte) string {
+	s.tmp = unquote(s.tmp[:0], raw)
+	raw = s.tmp
+	n := 0
+	for k := 0; k < len(raw); {
+		c := raw[k]
+		if c < utf8.RuneSelf {
+			k++
+		} else {
+			r, size := utf8.DecodeRune(raw[k:])
+			k += size
+			switch r {
+			case 0x17F:
+				c = 's'
+			case 0x212A:
+				c = 'k'
+			default:
+				return ""
+			}
+		}
+		if n == len(s.kbuf) {
+			return ""
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		s.kbuf[n] = c
+		n++
+	}
+	if n == 0 {
+		return ""
+	}
+	return unsafe.String(&s.kbuf[0], n)
+}
+
+// Kinds of value for a struct or slice field (beginObj, beginArr).
+const (
+	kindOther = iota // skipped: a type error in encoding/json, the field stays
+	kindNull         // null
+	kindOpen         // an object (beginObj) or array (beginArr) was entered
+)
+
+// beginObj starts the value at b[i] of a field that decodes into a struct
+// or a pointer to one. For an object it enters it (kindOpen; more is false
+// for "{}"); null is kindNull; any other value is skipped (kindOther).
+func (s *scanner) beginObj(i int) (j, kind int, more bool) {
+	switch s.b[i] {
 	case '{':
-		if !s.enter() {
-			return false, false, false
-		}
-		return true, s.objFirst(), false
+		j, more = s.open(i)
+		return j, kindOpen, more
 	case 'n':
-		s.literal("null")
-		return false, false, !s.bad
+		return literalAt(s.b, i, "null"), kindNull, false
 	}
-	s.skip()
-	return false, false, false
+	return s.skipValue(i), kindOther, false
 }
 
-// strVal reads a value into a string field: a string sets it; null and
-// values of other types leave it (encoding/json: null is a no-op for
+// beginArr is beginObj for a field that decodes into a slice.
+func (s *scanner) beginArr(i int) (j, kind int, more bool) {
+	switch s.b[i] {
+	case '[':
+		j, more = s.openArr(i)
+		return j, kindOpen, more
+	case 'n':
+		return literalAt(s.b, i, "null"), kindNull, false
+	}
+	return s.skipValue(i), kindOther, false
+}
+
+// str reads the value at b[i] into a string field: a string sets it; null
+// and values of other types leave it (encoding/json: null is a no-op for
 // strings, other types are an UnmarshalTypeError).
-func (s *scanner) strVal(dst *span) {
-	if s.peek() == '"' {
-		*dst = s.str()
-		return
+func (s *scanner) str(i int, dst *span) int {
+	if s.b[i] != '"' {
+		return s.skipValue(i)
 	}
-	s.skip()
+	end, esc := scanString(s.b, i)
+	if end >= 0 {
+		*dst = span{off: int32(i + 1), end: int32(end - 1), esc: esc}
+	}
+	return end
 }
 
-// intVal reads a number for an integer field of the given bit size. ok is
+// integer reads a number for an integer field of the given bit size. ok is
 // false when encoding/json would not set the field: not a number, null, a
 // fraction or exponent (3.0, 1e0) or out of range.
-func (s *scanner) intVal(bits uint) (v int64, ok bool) {
-	c := s.peek()
-	if c != '-' && (c < '0' || c > '9') {
-		s.skip()
-		return 0, false
+func (s *scanner) integer(i int, bits uint) (j int, v int64, ok bool) {
+	b := s.b
+	if c := b[i]; c != '-' && (c < '0' || c > '9') {
+		return s.skipValue(i), 0, false
 	}
-	start, end, isInt := s.num()
-	if s.bad || !isInt {
-		return 0, false
+	end, isInt := scanNumber(b, i)
+	if end < 0 || !isInt {
+		return end, 0, false
 	}
-	return parseInt(s.b[start:end], bits)
+	v, ok = parseInt(b[i:end], bits)
+	return end, v, ok
+}
+
+func (s *scanner) int8(i int, dst *int8) int {
+	j, v, ok := s.integer(i, 8)
+	if ok {
+		*dst = int8(v)
+	}
+	return j
+}
+
+func (s *scanner) int64(i int, dst *int64) int {
+	j, v, ok := s.integer(i, 64)
+	if ok {
+		*dst = v
+	}
+	return j
+}
+
+// optInt8 reads into an *int8 field. null sets it to nil; any other value
+// first allocates the pointer (encoding/json's indirect), so a value of the
+// wrong type leaves a new pointer at 0 or an old one unchanged.
+func (s *scanner) optInt8(i int, dst *optI8) int {
+	if s.b[i] == 'n' {
+		j := literalAt(s.b, i, "null")
+		if j >= 0 {
+			*dst = optI8{}
+		}
+		return j
+	}
+	if !dst.set {
+		*dst = optI8{set: true}
+	}
+	j, v, ok := s.integer(i, 8)
+	if ok {
+		dst.v = int8(v)
+	}
+	return j
 }
 
 // parseInt parses a JSON integer literal like strconv.ParseInt(s, 10, 64)
@@ -527,35 +663,6 @@ func parseInt(b []byte, bits uint) (int64, bool) {
 		return 0, false
 	}
 	return int64(u), true
-}
-
-func (s *scanner) int8Val(dst *int8) {
-	if v, ok := s.intVal(8); ok {
-		*dst = int8(v)
-	}
-}
-
-func (s *scanner) int64Val(dst *int64) {
-	if v, ok := s.intVal(64); ok {
-		*dst = v
-	}
-}
-
-// optInt8Val reads into an *int8 field. null sets it to nil; any other value
-// first allocates the pointer (encoding/json's indirect), so a value of the
-// wrong type leaves a new pointer at 0 or an old one unchanged.
-func (s *scanner) optInt8Val(dst *optI8) {
-	if s.peek() == 'n' {
-		s.literal("null")
-		*dst = optI8{}
-		return
-	}
-	if !dst.set {
-		*dst = optI8{set: true}
-	}
-	if v, ok := s.intVal(8); ok {
-		dst.v = int8(v)
-	}
 }
 
 // unquote appends the string value of the raw string content b (valid JSON,

@@ -1,10 +1,10 @@
 package signals
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"math/bits"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"unicode"
@@ -46,11 +46,16 @@ var trickyRequests = []string{
 	`{"id":"r","imp":[{"id":"1"}],"regs":{"gpp_sid":[7,8,2]},"regs":{"gpp_sid":[]},"regs":{"gpp_sid":[null,1000,3]}}`,
 	`{"id":"r","imp":[{"id":"1"}],"user":{"eids":[{"source":"a.com","uids":[{"id":"1"},{"id":"2"}]}]},"user":{"eids":[{"uids":[{}]}]}}`,
 	`{"id":"r","imp":[{"id":"1"}],"user":{"ext":{"eids":[{"source":"a.com","uids":[{"id":"1"}]}],"consent":"C"}},"user":{"ext":{"eids":null}}}`,
+	`{"id":"r","imp":[{"id":"1"}],"user":{"eids":[{"source":"a","uids":[{"id":"1"},{"id":"2"}]},{"source":"b","uids":[{"id":"3"}]}],"eids":[{"uids":[{}]}],"eids":[{},{"uids":[{},{"id":"4"}]}]}}`,
+	`{"id":"r","imp":[{"id":"1","pmp":{"deals":[{"id":"a"},{"id":"b"},{"id":"c"}]}},{"id":"2"}],"imp":[{"pmp":{"deals":[{"id":"z"}]}}],"imp":[{"pmp":{"deals":[{},{},{},{"id":"d"}]}},{"pmp":null}]}`,
+	`{"id":"r","imp":[{"id":"1"}],"regs":{"gpp_sid":[1,2,3],"gpp_sid":[4],"gpp_sid":[null,"x",{},[]]}}`,
 	// keys in other letter cases (encoding/json folds them; U+017F and U+212A fold to s and k)
 	`{"ID":"r","Imp":[{"Id":"1","VIDEO":{"PLCMT":1}}],"APP":{"Bundle":"b","PUBLISHER":{"iD":"p"}}}`,
 	`{"id":"r","imp":[{"id":"1"}],"ſite":{"domain":"long-s.example"},"device":{"ma\u212Ae":"kelvin","geo":{"metro":"501"}}}`,
 	`{"id":"r","imp":[{"id":"1"}],"\u0073ite":{"domain":"x"},"devıce":{"ip":"1.1.1.1"},"user":{"Eids":[{"SOURCE":"s","UIDS":[{"ID":"u"}]}]}}`,
 	`{"id":"r","imp":[{"id":"1"}],"regs":{"US_PRIVACY":"1YYN","GPP_SID":[7],"Ext":{"GDPR":1}},"user":{"CONSENT":"x"}}`,
+	`{"id":"r","imp":[{"id":"1","video":{"MaxDuration":30,"maxDURATION":60,"SlotInPod":1}}],"device":{"DeviceType":3},"app":{"content":{"ContentRating":"PG","contentratinG":"R"}}}`,
+	`{"id":"r","imp":[{"id":"1","video":{"maxduration_":30,"max-duration":60,"maxdurationx":1}}],"device":{"device_type":3}}`,
 	// wrong types everywhere
 	`{"id":1,"imp":[{"id":"1"}]}`,
 	`{"id":"r","imp":{"id":"1"}}`,
@@ -64,6 +69,20 @@ var trickyRequests = []string{
 	`[]`,
 	`"x"`,
 	`5`,
+	// skipped values: nesting, empty containers, mismatched brackets
+	`{"id":"r","imp":[{"id":"1"}],"ext":[{"a":1},{"b":[{"c":{}}]},[[]],[[],[{}]],{"d":{"e":[1,"x",true]}}]}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":{"a":{},"b":[],"c":[{}],"d":{"e":{"f":[]}}},"x":1}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":[{"a":[1,{"b":2]}]}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":{"a":[}]}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":[{"a":{"b":[1]}},{"c":2}}]}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":[1,[2,3],]}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":{"a":1,"b":{"c":2,}}}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":{"a":{"b" 1}}}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":{"a":{1:2}}}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":[{"a":1}{"b":2}]}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":[[[[]]]}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":{"a":[[{"b":[]}],{"c":{}}]}}`,
+	`{"id":"r","imp":[{"id":"1"}],"ext":{"a":[[{"b":[]}],{"c":{}}]]}`,
 	// nesting (the deep ones are in bigRequests)
 	`{"id":"r","imp":[{"id":"1"}],"ext":` + strings.Repeat(`[{"a":`, 40) + "1" + strings.Repeat("}]", 40) + `}`,
 	// invalid UTF-8
@@ -305,24 +324,45 @@ func TestSpecial8(t *testing.T) {
 	}
 }
 
-func TestNotSpace8(t *testing.T) {
-	for c := 0; c < 256; c++ {
-		for p := 0; p < 8; p++ {
-			for _, fill := range []byte{' ', '\n', '\t', '\r'} {
-				w := bytes.Repeat([]byte{fill}, 8)
-				w[p] = byte(c)
-				want := 8
-				if c != ' ' && c != '\n' && c != '\t' && c != '\r' {
-					want = p
+// TestExtractRandomStructures compares Extract with the reference on random
+// nested values, some with one structural byte changed, in a field that is
+// only validated and skipped and in one that is read (imp).
+func TestExtractRandomStructures(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var gen func(b []byte, depth int) []byte
+	gen = func(b []byte, depth int) []byte {
+		switch k := rng.IntN(9); {
+		case k < 2 && depth < 7:
+			b = append(b, '{')
+			for i, n := 0, rng.IntN(4); i < n; i++ {
+				if i > 0 {
+					b = append(b, ',')
 				}
-				got := 8
-				if m := notSpace8(binary.LittleEndian.Uint64(w)); m != 0 {
-					got = bits.TrailingZeros64(m) >> 3
-				}
-				if got != want {
-					t.Fatalf("notSpace8(%q): first non-space %d; want %d", w, got, want)
-				}
+				b = append(b, []string{`"id"`, `"a"`, `"video"`, `"Ext"`, `"plcmt"`, `"deals"`}[rng.IntN(6)]...)
+				b = append(b, []string{":", " : ", ":\n"}[rng.IntN(3)]...)
+				b = gen(b, depth+1)
 			}
+			return append(b, '}')
+		case k < 4 && depth < 7:
+			b = append(b, '[')
+			for i, n := 0, rng.IntN(4); i < n; i++ {
+				if i > 0 {
+					b = append(b, []string{",", " ,", ",\n  "}[rng.IntN(3)]...)
+				}
+				b = gen(b, depth+1)
+			}
+			return append(b, ']')
+		default:
+			return append(b, []string{`1`, `-2.5e3`, `"x"`, `"\u00e9\n"`, `true`, `false`, `null`, `{}`, `[]`, `0`, `"id"`}[rng.IntN(11)]...)
 		}
+	}
+	structural := []byte(`{}[],:" `)
+	for i := 0; i < 3000; i++ {
+		v := gen(nil, 0)
+		if i%2 == 1 && len(v) > 0 {
+			v[rng.IntN(len(v))] = structural[rng.IntN(len(structural))]
+		}
+		compareExtract(t, []byte(`{"id":"r","imp":[{"id":"1"}],"ext":`+string(v)+`}`), nil)
+		compareExtract(t, []byte(`{"id":"r","imp":[{"id":"1"},`+string(v)+`]}`), nil)
 	}
 }

@@ -1,6 +1,7 @@
 package signals
 
 import (
+	"math"
 	"sync"
 	"time"
 
@@ -257,3 +258,6 @@ func (x *Index) Stats() IndexStats {
 	defer x.mu.RUnlock()
 	return IndexStats{Exposures: len(x.exps), Postings: len(x.posts), Identities: len(x.heads)}
 }
+
+func floatBits(f float32) uint32 { return math.Float32bits(f) }
+func floatFrom(b uint32) float32 { return math.Float32frombits(b) }

@@ -127,3 +127,26 @@ func TestGateNoAlloc(t *testing.T) {
 		t.Fatalf("Gate allocates %v times", n)
 	}
 }
+
+// TestCallerBuiltRequest is an exposure posted with pre-extracted features
+// and identities: a Request built without Extract.
+func TestCallerBuiltRequest(t *testing.T) {
+	var r Request
+	r.Imps = make([]Imp, 1)
+	if err := r.Imps[0].SetFeatures(map[string]string{"publisher": "pub-1", "genre": "News"}); err != nil {
+		t.Fatal(err)
+	}
+	r.IFA = []byte("5A6E2C1B-9D3F-5E7A-8B4C-0F1D2E3A4B5C")
+	r.IP = []byte("10.1.2.3")
+	r.SetPrivacy(Privacy{GDPR: -1, USPrivacy: []byte("1YYN")})
+	h := NewHasher([]byte("k"))
+	if ids := r.IDs(h, nil); len(ids) != 2 || ids[0].Kind != IDIFA || ids[1].Kind != IDIP {
+		t.Fatalf("IDs = %v", ids)
+	}
+	if ok, reason := Gate(r.Privacy(), 0); ok || reason != ReasonUSPOptOut {
+		t.Fatalf("Gate = %v, %q", ok, reason)
+	}
+	if string(r.Imps[0].Feature(FeatureGenre)) != "News" || string(r.Imps[0].Feature(FeatureBundle)) != Unknown {
+		t.Fatal("features")
+	}
+}

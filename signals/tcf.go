@@ -170,21 +170,21 @@ func (t TCF) VendorConsent(id int) bool {
 // URL-safe alphabet; '+' and '/' are accepted too).
 type bitString string
 
-func b64val(c byte) int {
-	switch {
-	case 'A' <= c && c <= 'Z':
-		return int(c - 'A')
-	case 'a' <= c && c <= 'z':
-		return int(c-'a') + 26
-	case '0' <= c && c <= '9':
-		return int(c-'0') + 52
-	case c == '-' || c == '+':
-		return 62
-	case c == '_' || c == '/':
-		return 63
+// b64Table maps base64url (and standard) characters to their 6-bit value,
+// -1 for others; it is never written after init.
+var b64Table = func() (t [256]int8) {
+	for i := range t {
+		t[i] = -1
 	}
-	return -1
-}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	for i := 0; i < len(alphabet); i++ {
+		t[alphabet[i]] = int8(i)
+	}
+	t['+'], t['/'] = 62, 63
+	return t
+}()
+
+func b64val(c byte) int { return int(b64Table[c]) }
 
 func (b bitString) valid() bool {
 	for i := 0; i < len(b); i++ {
@@ -197,16 +197,20 @@ func (b bitString) valid() bool {
 
 func (b bitString) bits() int { return 6 * len(b) }
 
-// read returns n (<= 64) bits from bit pos; bits past the end read as 0.
+// read returns n (<= 64) bits from bit pos, a character (6 bits) at a
+// time; bits past the end read as 0. The text must be valid (see valid).
 func (b bitString) read(pos, n int) uint64 {
 	var v uint64
-	for i := 0; i < n; i++ {
-		p := pos + i
-		bit := 0
-		if c := p / 6; c < len(b) {
-			bit = b64val(b[c]) >> (5 - p%6) & 1
+	for n > 0 {
+		c, off := pos/6, pos%6
+		var six uint64
+		if c < len(b) {
+			six = uint64(b64Table[b[c]]) & 63
 		}
-		v = v<<1 | uint64(bit)
+		take := min(6-off, n)
+		v = v<<take | six>>(6-off-take)&(1<<take-1)
+		pos += take
+		n -= take
 	}
 	return v
 }

@@ -22,7 +22,7 @@ var version = "dev"
 const usage = `cpafeed — conversion feedback for CTV bidders
 
 Usage:
-  cpafeed serve [--config FILE] [--listen HOST:PORT] [--data DIR]
+  cpafeed serve [--config FILE] [--listen HOST:PORT] [--data DIR] [--repair]
   cpafeed version
 
 Run "cpafeed <command> -h" for the flags of a command.
@@ -58,6 +58,7 @@ func serve(args []string, stderr io.Writer) int {
 	configPath := fs.String("config", server.DefaultConfigPath, "config file (the embedded default when the file does not exist)")
 	listen := fs.String("listen", "", "HOST:PORT to listen on (overrides the config)")
 	data := fs.String("data", "", "data directory (overrides the config)")
+	repair := fs.Bool("repair", false, "start even when a journal record in the middle is corrupt: keep every intact record and report what was dropped")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -71,6 +72,9 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	if *data != "" {
 		cfg.DataDir = *data
+	}
+	if *repair {
+		cfg.Journal.Repair = true
 	}
 	cfg = cfg.WithDefaults() // settings derived from the overridden ones
 	if errs := cfg.Validate(); len(errs) > 0 {

@@ -1,0 +1,201 @@
+package conversions
+
+import (
+	"sort"
+
+	"github.com/cpafeed/cpafeed/binenc"
+	"github.com/cpafeed/cpafeed/signals"
+)
+
+func writeCounts(w *binenc.Writer, c counts) {
+	w.Uvarint(c.Received)
+	w.Uvarint(c.Stored)
+	w.Uvarint(c.Deduplicated)
+	w.Uvarint(c.Rejected)
+}
+
+func readCounts(r *binenc.Reader) counts {
+	return counts{Received: r.Uvarint(), Stored: r.Uvarint(), Deduplicated: r.Uvarint(), Rejected: r.Uvarint()}
+}
+
+// WriteSnapshot writes every dataset's dedup keys, fingerprint index and
+// stats. Call it where no apply runs (a journal checkpoint).
+func (s *Service) WriteSnapshot(w *binenc.Writer) {
+	w.Tag("conversions1")
+	ids := make([]string, 0, len(s.datasets))
+	for id := range s.datasets {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	w.Uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		ds := s.datasets[id]
+		w.String(id)
+		ds.mu.Lock()
+		ds.set.WriteSnapshot(w)
+		w.Uvarint(uint64(len(ds.fps)))
+		for k, refs := range ds.fps {
+			w.U64(k)
+			w.Uvarint(uint64(len(refs)))
+			for _, r := range refs {
+				w.Raw(r.key[:])
+				w.Varint(r.gen)
+			}
+		}
+		ds.mu.Unlock()
+		ds.statsMu.Lock()
+		st := &ds.stats
+		writeCounts(w, st.total)
+		for _, c := range st.bySource {
+			writeCounts(w, c)
+		}
+		writeCounts(w, st.other)
+		w.Uvarint(uint64(len(st.names)))
+		for name, ns := range st.names {
+			w.String(name)
+			writeCounts(w, ns.c)
+		}
+		ds.statsMu.Unlock()
+	}
+}
+
+// ReadSnapshot restores what WriteSnapshot wrote into a new Service. A
+// dataset no longer configured is read and dropped.
+func (s *Service) ReadSnapshot(r *binenc.Reader) error {
+	r.Tag("conversions1")
+	now := s.cfg.Now().UnixMilli()
+	n := r.Len(1 << 20)
+	for range n {
+		id := r.String(1 << 10)
+		ds := s.datasets[id]
+		if ds == nil { // read into a throwaway dataset
+			ds = &dataset{id: id, set: s.newSet(), stats: stats{names: map[string]*nameStats{}, max: s.cfg.MaxEventNames}}
+		}
+		ds.mu.Lock()
+		ds.set.ReadSnapshot(r, now)
+		nf := r.Len(1 << 34)
+		if nf > 0 && ds.fps == nil {
+			ds.fps = make(map[uint64][]fpRef, nf)
+		}
+		for range nf {
+			k := r.U64()
+			refs := make([]fpRef, r.Len(1<<20))
+			for i := range refs {
+				r.Raw(refs[i].key[:])
+				refs[i].gen = r.Varint()
+			}
+			if r.Err() != nil {
+				break
+			}
+			ds.fps[k] = refs
+		}
+		metricDedupEntries.Add(float64(ds.set.Len()))
+		ds.mu.Unlock()
+		ds.statsMu.Lock()
+		st := &ds.stats
+		st.total = readCounts(r)
+		for i := range st.bySource {
+			st.bySource[i] = readCounts(r)
+		}
+		st.other = readCounts(r)
+		nn := r.Len(1 << 20)
+		for range nn {
+			name := r.String(1 << 10)
+			c := readCounts(r)
+			if ns := st.name([]byte(name), true); ns != nil {
+				ns.c = c
+			} else {
+				st.other.add(c)
+			}
+		}
+		ds.statsMu.Unlock()
+		if r.Err() != nil {
+			return r.Err()
+		}
+	}
+	return r.Err()
+}
+
+// WriteSnapshot writes the attribution state: every campaign's report and
+// the pending conversions, oldest first.
+func (a *Attributor) WriteSnapshot(w *binenc.Writer) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	w.Tag("attribution1")
+	ids := make([]string, 0, len(a.byID))
+	for id := range a.byID {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	w.Uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		st := &a.byID[id].stats
+		w.String(id)
+		w.Uvarint(st.Conversions)
+		w.Uvarint(st.Attributed)
+		w.Uvarint(st.Unattributed)
+		w.Uvarint(st.Late)
+		w.F64(st.Credited)
+		for _, n := range st.byMethod {
+			w.Uvarint(n)
+		}
+		for _, n := range st.excluded {
+			w.Uvarint(n)
+		}
+	}
+	w.Uvarint(uint64(a.live))
+	for _, p := range a.pending[a.head:] {
+		if p == nil || p.done {
+			continue
+		}
+		w.String(p.camp.id)
+		w.Varint(p.convTS)
+		w.Varint(p.deadline)
+		w.Uvarint(uint64(len(p.ids)))
+		for _, id := range p.ids {
+			w.Byte(byte(id.Kind))
+			w.U64(id.Key)
+		}
+	}
+}
+
+// ReadSnapshot restores what WriteSnapshot wrote into a new Attributor.
+// Campaigns no longer configured are dropped.
+func (a *Attributor) ReadSnapshot(r *binenc.Reader) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r.Tag("attribution1")
+	n := r.Len(1 << 20)
+	for range n {
+		id := r.String(1 << 10)
+		var st AttributionStats
+		st.Conversions, st.Attributed, st.Unattributed, st.Late = r.Uvarint(), r.Uvarint(), r.Uvarint(), r.Uvarint()
+		st.Credited = r.F64()
+		for i := range st.byMethod {
+			st.byMethod[i] = r.Uvarint()
+		}
+		for i := range st.excluded {
+			st.excluded[i] = r.Uvarint()
+		}
+		if c := a.byID[id]; c != nil {
+			st.Pending = c.stats.Pending
+			c.stats = st
+		}
+	}
+	np := r.Len(1 << 31)
+	for range np {
+		id := r.String(1 << 10)
+		convTS, deadline := r.Varint(), r.Varint()
+		ids := make([]signals.ID, r.Len(1<<10))
+		for i := range ids {
+			ids[i] = signals.ID{Kind: signals.IDKind(r.Byte()), Key: r.U64()}
+		}
+		if r.Err() != nil {
+			return r.Err()
+		}
+		if c := a.byID[id]; c != nil {
+			a.waitLocked(c, convTS, deadline, ids)
+		}
+	}
+	return r.Err()
+}

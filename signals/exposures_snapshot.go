@@ -1,0 +1,88 @@
+package signals
+
+import (
+	"time"
+
+	"github.com/cpafeed/cpafeed/binenc"
+	"github.com/cpafeed/cpafeed/model"
+)
+
+// WriteSnapshot writes the exposure side's own state: the idempotency keys
+// and the remembered bids and won exposures (the index has its own
+// snapshot). Call it where no apply runs (a journal checkpoint).
+func (x *Exposures) WriteSnapshot(w *binenc.Writer) {
+	w.Tag("exposures1")
+	x.mu.Lock()
+	x.seen.WriteSnapshot(w)
+	x.mu.Unlock()
+	x.bids.Wait()
+	var rs []*remembered
+	x.bids.IterValues(func(r *remembered) bool {
+		rs = append(rs, r)
+		return false
+	})
+	w.Uvarint(uint64(len(rs)))
+	for _, r := range rs {
+		w.String(r.key)
+		w.Varint(r.ts)
+		w.String(r.bidder)
+		flags := byte(0)
+		if r.indexed {
+			flags = 1
+		}
+		w.Byte(flags)
+		w.Bytes(r.arena)
+		for _, o := range r.off {
+			w.Uvarint(uint64(o))
+		}
+		w.Uvarint(uint64(len(r.ids)))
+		for _, id := range r.ids {
+			w.Byte(byte(id.Kind))
+			w.U64(id.Key)
+		}
+		w.U64(uint64(r.leaf))
+		w.String(r.camp)
+	}
+}
+
+// ReadSnapshot restores what WriteSnapshot wrote; remembered bids keep the
+// rest of their time to live.
+func (x *Exposures) ReadSnapshot(r *binenc.Reader) error {
+	r.Tag("exposures1")
+	now := x.now()
+	x.mu.Lock()
+	x.seen.ReadSnapshot(r, now.UnixMilli())
+	x.mu.Unlock()
+	n := r.Len(1 << 30)
+	for range n {
+		m := &remembered{}
+		m.key = r.String(1 << 16)
+		m.ts = r.Varint()
+		m.bidder = r.String(1 << 10)
+		m.indexed = r.Byte()&1 == 1
+		m.arena = r.Bytes(1 << 16)
+		for i := range m.off {
+			m.off[i] = uint16(r.Uvarint())
+		}
+		m.ids = make([]ID, r.Len(1<<10))
+		for i := range m.ids {
+			m.ids[i] = ID{Kind: IDKind(r.Byte()), Key: r.U64()}
+		}
+		m.leaf = model.Key(r.U64())
+		m.camp = r.String(1 << 10)
+		if r.Err() != nil {
+			return r.Err()
+		}
+		for i := 1; i < len(m.off); i++ {
+			if m.off[i] < m.off[i-1] || int(m.off[i]) > len(m.arena) {
+				return binenc.ErrCorrupt
+			}
+		}
+		ttl := time.Unix(m.ts, 0).Add(x.cfg.BidTTL).Sub(now)
+		if ttl > 0 {
+			x.bids.SetWithTTL(m.key, m, m.cost(), ttl)
+		}
+	}
+	x.bids.Wait()
+	return r.Err()
+}

@@ -1,0 +1,86 @@
+package signals
+
+import (
+	"fmt"
+
+	"github.com/cpafeed/cpafeed/binenc"
+	"github.com/cpafeed/cpafeed/model"
+)
+
+// WriteSnapshot writes the whole index: both rings and the map of heads.
+// Writers (Add, Delete, Sweep) must not run concurrently (the server takes
+// snapshots at a journal checkpoint, on the applier goroutine).
+func (x *Index) WriteSnapshot(w *binenc.Writer) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	w.Tag("index1")
+	w.Uvarint(uint64(x.cfg.MaxExposures))
+	w.Uvarint(x.pcap)
+	w.Uvarint(x.eseq)
+	w.Uvarint(x.pseq)
+	w.Uvarint(uint64(len(x.exps)))
+	for i := range x.exps {
+		e := &x.exps[i]
+		w.Varint(e.TS)
+		w.U64(uint64(e.Leaf))
+		w.U64(uint64(e.Campaign)<<48 | uint64(e.flags)<<32 | uint64(floatBits(e.Cost)))
+	}
+	w.Uvarint(uint64(len(x.posts)))
+	for _, p := range x.posts {
+		w.U64(uint64(p.exp)<<32 | uint64(p.next))
+	}
+	w.Uvarint(uint64(len(x.heads)))
+	for k, h := range x.heads {
+		w.U64(k)
+		w.Uvarint(uint64(h))
+	}
+}
+
+// ReadSnapshot restores an index written by WriteSnapshot into x, which
+// must be empty. The snapshot's capacities win over x's config (the rings'
+// positions depend on them); a different config takes effect after the
+// next restart without a snapshot.
+func (x *Index) ReadSnapshot(r *binenc.Reader) error {
+	r.Tag("index1")
+	maxExp := r.Len(1 << 31)
+	pcap := r.Uvarint()
+	eseq, pseq := r.Uvarint(), r.Uvarint()
+	ne := r.Len(maxExp)
+	if r.Err() != nil {
+		return r.Err()
+	}
+	if maxExp == 0 || pcap == 0 || pcap >= 1<<32 || eseq == 0 || pseq == 0 {
+		return fmt.Errorf("%w: index capacities %d/%d", binenc.ErrCorrupt, maxExp, pcap)
+	}
+	exps := make([]IndexedExposure, ne)
+	for i := range exps {
+		e := &exps[i]
+		e.TS = r.Varint()
+		e.Leaf = model.Key(r.U64())
+		v := r.U64()
+		e.Campaign, e.flags, e.Cost = uint16(v>>48), uint8(v>>32), floatFrom(uint32(v))
+	}
+	np := r.Len(int(pcap))
+	posts := make([]posting, np)
+	for i := range posts {
+		v := r.U64()
+		posts[i] = posting{exp: uint32(v >> 32), next: uint32(v)}
+	}
+	nh := r.Len(1 << 34)
+	if r.Err() != nil {
+		return r.Err()
+	}
+	heads := make(map[uint64]uint32, nh)
+	for range nh {
+		k := r.U64()
+		heads[k] = uint32(r.Uvarint())
+	}
+	if r.Err() != nil {
+		return r.Err()
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.cfg.MaxExposures, x.pcap, x.eseq, x.pseq = maxExp, pcap, eseq, pseq
+	x.exps, x.posts, x.heads = exps, posts, heads
+	return nil
+}
