@@ -11,15 +11,11 @@ import (
 // may not score.
 var errRestricted = errors.New("restricted")
 
-// ErrNoEstimatesEncoding is TEMPORARY: model's binary encoding of
-// Estimates is not on main yet.
-var ErrNoEstimatesEncoding = errors.New("bidder: model has no binary encoding of estimates yet")
-
-// encodeEstimates encodes est for a bidder that may score the campaigns
-// for which allowed is true. model encodes whole tables only, so a bidder
-// allowed some but not all of the table's campaigns (including campaigns
-// no longer configured, whose nodes the model keeps) gets errRestricted
-// rather than another tenant's segments.
+// encodeEstimates encodes est (model's binary encoding) for a bidder that
+// may score the campaigns for which allowed is true. model encodes whole
+// tables only, so a bidder allowed some but not all of the table's
+// campaigns (including campaigns no longer configured, whose nodes the
+// model keeps) gets errRestricted rather than another tenant's segments.
 func encodeEstimates(est *model.Estimates, allowed func(id string) bool) ([]byte, error) {
 	var denied string
 	est.Campaigns(func(id string) bool {
@@ -32,9 +28,11 @@ func encodeEstimates(est *model.Estimates, allowed func(id string) bool) ([]byte
 	if denied != "" {
 		return nil, fmt.Errorf("%w: the model holds campaign %q, which this bidder may not score", errRestricted, denied)
 	}
-	return nil, ErrNoEstimatesEncoding
+	return est.MarshalBinary()
 }
 
+// decodeEstimates decodes what encodeEstimates wrote; model checks every
+// invariant its lookups rely on.
 func decodeEstimates(b []byte) (*model.Estimates, error) {
-	return nil, ErrNoEstimatesEncoding
+	return model.UnmarshalEstimates(b)
 }
