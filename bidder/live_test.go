@@ -42,6 +42,7 @@ func startServer(tb testing.TB, refresh time.Duration) string {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = tb.TempDir()
 	cfg.Model.RefreshInterval = refresh
+	cfg.Bidder.SnapshotInterval = time.Millisecond // a snapshot of every version
 	cfg.Advertisers = append(cfg.Advertisers, server.Advertiser{Name: "other", Token: "dev-other-advertiser-token", Datasets: []string{"999"}})
 	cfg.Campaigns = append(cfg.Campaigns, model.Campaign{ID: "other-ctv", Advertiser: "other", Event: "Purchase", TargetCPA: 25, BidOn: "cvr_lo"})
 	cfg.Bidders = append(cfg.Bidders, server.Bidder{Name: "all-bidder", Token: allToken})

@@ -34,6 +34,7 @@ type Rememberer interface {
 // Service serves the bidder endpoints of a cpafeed server: POST and GET
 // /v1/score and GET /v1/model/snapshot. It is safe for concurrent use.
 type Service struct {
+	cfg   Config
 	rules *Rules
 	model Estimator
 	mem   Rememberer
@@ -54,9 +55,10 @@ type scratch struct {
 }
 
 // NewService serves scoring with rules on the estimates m publishes; mem,
-// when not nil, remembers every scored bid request for its win notice.
-func NewService(rules *Rules, m Estimator, mem Rememberer) *Service {
-	s := &Service{rules: rules, model: m, mem: mem, now: time.Now, rng: newRand()}
+// when not nil, remembers every scored bid request for its win notice. cfg
+// is taken WithDefaults.
+func NewService(cfg Config, rules *Rules, m Estimator, mem Rememberer) *Service {
+	s := &Service{cfg: cfg.WithDefaults(), rules: rules, model: m, mem: mem, now: time.Now, rng: newRand()}
 	s.pool.New = func() any { return &scratch{ex: signals.NewExtractor()} }
 	return s
 }

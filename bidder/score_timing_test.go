@@ -35,11 +35,10 @@ func benchCampaigns() []model.Campaign {
 	}
 }
 
-// benchScorer returns a Scorer over a model of realistic size: both
+// benchModel returns the rules and a model of realistic size: both
 // campaigns with 20 000 leaf segments each (about 100 000 nodes), the
-// benchmark request's own path among them, so that lookups walk a table
-// far bigger than the caches.
-func benchScorer(b *testing.B, body []byte) *bidder.Scorer {
+// request's own path among them.
+func benchModel(b *testing.B, body []byte) (*bidder.Rules, *model.Model) {
 	b.Helper()
 	rules, err := bidder.NewRules(benchLevels, benchCampaigns())
 	if err != nil {
@@ -72,8 +71,18 @@ func benchScorer(b *testing.B, body []byte) *bidder.Scorer {
 			}
 		}
 	}
-	est := m.Refresh(benchNow)
-	return bidder.NewScorerFromSnapshot(bidder.SnapshotOf(rules, est))
+	m.Refresh(benchNow)
+	return rules, m
+}
+
+// benchScorer returns a Scorer over a model of realistic size: both
+// campaigns with 20 000 leaf segments each (about 100 000 nodes), the
+// benchmark request's own path among them, so that lookups walk a table
+// far bigger than the caches.
+func benchScorer(b *testing.B, body []byte) *bidder.Scorer {
+	b.Helper()
+	rules, m := benchModel(b, body)
+	return bidder.NewScorerFromSnapshot(bidder.SnapshotOf(rules, m.Estimates()))
 }
 
 func ctvRequest(b *testing.B) []byte {
@@ -209,9 +218,9 @@ func BenchmarkHandleScore(b *testing.B) {
 	var who signals.Bidder = benchBidder{}
 	for _, mode := range []string{"NoRemember", "Remember"} {
 		b.Run(mode, func(b *testing.B) {
-			svc := bidder.NewService(rules, m, nil)
+			svc := bidder.NewService(bidder.Config{}, rules, m, nil)
 			if mode == "Remember" {
-				svc = bidder.NewService(rules, m, x)
+				svc = bidder.NewService(bidder.Config{}, rules, m, x)
 			}
 			var ctx fasthttp.RequestCtx
 			ctx.Request.Header.SetMethod("POST")
@@ -233,6 +242,39 @@ type benchBidder struct{}
 func (benchBidder) BidderName() string { return "bench-bidder" }
 func (benchBidder) MayUse(string) bool { return true }
 
+// BenchmarkSnapshotBuild100k builds (encodes and compresses) the snapshot
+// of a model of about 100 000 nodes, as the first poll of a version does,
+// and decodes it as a Scorer does; bytes/node is the compressed size.
+func BenchmarkSnapshotBuild100k(b *testing.B) {
+	rules, m := benchModel(b, ctvRequest(b))
+	var who signals.Bidder = benchBidder{}
+	var data []byte
+	b.Run("Build", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			svc := bidder.NewService(bidder.Config{}, rules, m, nil) // an empty cache: build
+			var ctx fasthttp.RequestCtx
+			ctx.Request.SetRequestURI("/v1/model/snapshot")
+			if err := svc.HandleSnapshot(&ctx, who); err != nil {
+				b.Fatal(err)
+			}
+			data = append(data[:0], ctx.Response.Body()...)
+		}
+		b.SetBytes(int64(len(data)))
+		b.ReportMetric(float64(len(data))/float64(m.Estimates().Len()), "bytes/node")
+		b.ReportMetric(float64(m.Estimates().Len()), "nodes")
+	})
+	b.Run("Parse", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := bidder.ParseSnapshot(data, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 // BenchmarkHTTPLoopback drives, from one closed-loop fasthttp load
 // generator with the same concurrency, a bare fasthttp handler answering
 // a fixed 200-byte JSON body and a whole cpafeed server answering POST
@@ -240,8 +282,8 @@ func (benchBidder) MayUse(string) bool { return true }
 // remembering the request for its win notice) for the 4 KB CTV request.
 // Interleaved alternates blocks of both and reports the rates and their
 // ratio (score/bare); Bare and Score run each alone. Then both are driven
-// open loop at half of Bare's interleaved rate, with p50/p99/p99.9
-// latency.
+// open loop at half of Bare's interleaved rate, and Score at half of its
+// own, with p50/p99/p99.9 latency.
 func BenchmarkHTTPLoopback(b *testing.B) {
 	body := ctvRequest(b)
 	bare := startBare(b)
@@ -261,7 +303,7 @@ func BenchmarkHTTPLoopback(b *testing.B) {
 	}
 	bareReq, scoreReq := request("http://"+bare), request(base)
 	workers := parallelism * runtime.GOMAXPROCS(0)
-	var bareRate float64
+	var bareRate, scoreRate float64
 	b.Run("Interleaved", func(b *testing.B) {
 		// Blocks of 256 requests, bare then score, so that both see the
 		// same machine load (other processes come and go).
@@ -282,7 +324,7 @@ func BenchmarkHTTPLoopback(b *testing.B) {
 			n += k
 		}
 		bareRate = float64(nBare) / tBare.Seconds()
-		scoreRate := float64(nScore) / tScore.Seconds()
+		scoreRate = float64(nScore) / tScore.Seconds()
 		b.ReportMetric(bareRate, "bare-req/s")
 		b.ReportMetric(scoreRate, "score-req/s")
 		b.ReportMetric(scoreRate/bareRate, "score/bare")
@@ -302,6 +344,7 @@ func BenchmarkHTTPLoopback(b *testing.B) {
 	}
 	b.Run("BareOpenLoopHalfBareRate", func(b *testing.B) { openLoop(b, hc, bareRate/2, bareReq) })
 	b.Run("ScoreOpenLoopHalfBareRate", func(b *testing.B) { openLoop(b, sc, bareRate/2, scoreReq) })
+	b.Run("ScoreOpenLoopHalfScoreRate", func(b *testing.B) { openLoop(b, sc, scoreRate/2, scoreReq) })
 }
 
 // startBare serves a fixed 200-byte JSON answer on a free loopback port.

@@ -268,7 +268,7 @@ type snapCodec struct {
 
 func (c *snapCodec) encoder() (*zstd.Encoder, error) {
 	c.once.Do(func() {
-		c.enc, c.err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+		c.enc, c.err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest))
 	})
 	return c.enc, c.err
 }

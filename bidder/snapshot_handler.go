@@ -33,12 +33,14 @@ type snapCache struct {
 type snapEntry struct {
 	mu      sync.Mutex // held while building
 	version uint64
+	built   time.Time
 	data    []byte // immutable once published
 }
 
 // get returns the snapshot of t for bidder b, building it if the cached
-// one for b's set of allowed campaigns is older than t.
-func (c *snapCache) get(r *Rules, t *table, b signals.Bidder) ([]byte, uint64, error) {
+// one for b's set of allowed campaigns is older than t and was built at
+// least minAge before now.
+func (c *snapCache) get(r *Rules, t *table, b signals.Bidder, now time.Time, minAge time.Duration) ([]byte, uint64, error) {
 	// The key: what b may score among the configured campaigns, then among
 	// every campaign of the model (which keeps campaigns no longer
 	// configured).
@@ -65,7 +67,7 @@ func (c *snapCache) get(r *Rules, t *table, b signals.Bidder) ([]byte, uint64, e
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.data != nil && e.version >= t.est.Version() {
+	if e.data != nil && (e.version >= t.est.Version() || now.Sub(e.built) < minAge) {
 		return e.data, e.version, nil
 	}
 	start := time.Now()
@@ -78,10 +80,17 @@ func (c *snapCache) get(r *Rules, t *table, b signals.Bidder) ([]byte, uint64, e
 		return nil, 0, err
 	}
 	e.data = enc.EncodeAll(content, make([]byte, 0, len(content)/4))
-	e.version = t.est.Version()
+	e.version, e.built = t.est.Version(), now
 	snapshotsBuilt.Inc()
 	snapshotBuild.UpdateDuration(start)
 	return e.data, e.version, nil
+}
+
+func notModified(ctx *fasthttp.RequestCtx, v uint64) error {
+	snapshotsNotModified.Inc()
+	ctx.Response.Header.Set(VersionHeader, strconv.FormatUint(v, 10))
+	ctx.SetStatusCode(fasthttp.StatusNotModified)
+	return nil
 }
 
 func boolByte(b bool) byte {
@@ -94,33 +103,34 @@ func boolByte(b bool) byte {
 // HandleSnapshot serves GET /v1/model/snapshot[?since=N] for bidder b: the
 // zstd-compressed snapshot (see Snapshot) of the latest estimates of the
 // campaigns b may score, with the chain and their bid rules; 304 Not
-// Modified (no body) when the model version is still N. The version is in
-// the X-Cpafeed-Model-Version header. A snapshot is built once per model
-// version and set of allowed campaigns, and always whole (no deltas). A
+// Modified (no body) when the model version is still N, or when the
+// snapshot of a newer version is not due yet (one build per set of allowed
+// campaigns per Config.SnapshotInterval at most). The version is in the
+// X-Cpafeed-Model-Version header. Snapshots are always whole (no deltas). A
 // bidder that may score only some of the model's campaigns gets a 403: the
 // model encodes whole tables, and a snapshot must not hold another
 // tenant's segments.
 func (s *Service) HandleSnapshot(ctx *fasthttp.RequestCtx, b signals.Bidder) error {
 	t := s.table()
-	v := t.est.Version()
+	var since uint64
 	if a := ctx.QueryArgs().Peek("since"); len(a) > 0 {
-		since, err := strconv.ParseUint(string(a), 10, 64)
-		if err != nil {
+		var err error
+		if since, err = strconv.ParseUint(string(a), 10, 64); err != nil {
 			return apierr.BadRequest("since: %q is not a model version", a)
 		}
-		if since == v {
-			snapshotsNotModified.Inc()
-			ctx.Response.Header.Set(VersionHeader, strconv.FormatUint(v, 10))
-			ctx.SetStatusCode(fasthttp.StatusNotModified)
-			return nil
+		if since == t.est.Version() {
+			return notModified(ctx, since)
 		}
 	}
-	data, v, err := s.snaps.get(s.rules, t, b)
+	data, v, err := s.snaps.get(s.rules, t, b, s.now(), s.cfg.SnapshotInterval)
 	if errors.Is(err, errRestricted) {
 		return apierr.Forbidden("snapshot: not available to a bidder restricted to some campaigns (%v); score over POST /v1/score", err)
 	}
 	if err != nil {
 		return apierr.New(500, apierr.CodeInternal, "cannot build the snapshot: %v", err)
+	}
+	if since != 0 && since == v {
+		return notModified(ctx, v) // nothing newer yet (SnapshotInterval)
 	}
 	ctx.Response.Header.Set(VersionHeader, strconv.FormatUint(v, 10))
 	ctx.SetContentType(SnapshotContentType)

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/valyala/fasthttp"
@@ -72,6 +73,32 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	status, body := call(w.svc, "GET", "/v1/model/snapshot?since="+strconv.FormatUint(est.Version(), 10), nil, everyone)
 	if status != 304 || len(body) != 0 {
 		t.Fatalf("since the current version: %d %q", status, body)
+	}
+}
+
+// TestSnapshotInterval: within Config.SnapshotInterval a newer model
+// version does not cost a new build: the cached snapshot is sent, and a
+// poll since its version is a 304; after it, the newer one is built.
+func TestSnapshotInterval(t *testing.T) {
+	w := newWorld(t)
+	now := time.Unix(w.now, 0)
+	w.svc = NewService(Config{SnapshotInterval: time.Minute}, w.rules, w.m, nil)
+	w.svc.SetClock(func() time.Time { return now })
+	everyone := testBidder{name: "all"}
+	first, err := ParseSnapshot(snapshotOf(t, w, everyone), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := first.Version()
+	w.m.Refresh(w.now) // a newer version
+	status, body := call(w.svc, "GET", "/v1/model/snapshot?since="+strconv.FormatUint(v, 10), nil, everyone)
+	if status != 304 || len(body) != 0 {
+		t.Fatalf("within the interval: %d %d bytes", status, len(body))
+	}
+	now = now.Add(time.Minute)
+	sn, err := ParseSnapshot(snapshotOf(t, w, everyone), 0)
+	if err != nil || sn.Version() != v+1 {
+		t.Fatalf("after the interval: version %d, %v", sn.Version(), err)
 	}
 }
 

@@ -99,7 +99,7 @@ func newWorld(tb testing.TB) *world {
 		fed:   map[model.Key]bool{},
 		now:   t0 + 86400,
 	}
-	w.svc = NewService(rules, w.m, nil)
+	w.svc = NewService(Config{}, rules, w.m, nil)
 	w.svc.SetClock(func() time.Time { return time.Unix(w.now, 0) })
 	return w
 }

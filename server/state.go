@@ -60,7 +60,7 @@ func newState(cfg Config, t *tenants) (*state, error) {
 		st.journal.Close()
 		return nil, err
 	}
-	st.bid = bidder.NewService(rules, st.model, st.exp)
+	st.bid = bidder.NewService(cfg.Bidder, rules, st.model, st.exp)
 	return st, nil
 }
 
