@@ -35,8 +35,8 @@
 //   - A Snapshot, its Rules and its Estimates are immutable; a Scorer swaps
 //     the snapshot it uses by atomic pointer, and a call that already
 //     loaded the previous one finishes with it.
-//   - A snapshot answer's bytes are cached per model version and set of
-//     allowed campaigns and never modified once cached (they are sent
+//   - A snapshot answer's bytes are cached per set of allowed campaigns
+//     (the latest build) and never modified once cached (they are sent
 //     without a copy).
 //
 // # Locking
@@ -60,5 +60,7 @@
 // model encodes whole tables only, so a bidder restricted to some of the
 // model's campaigns is refused a snapshot (403) rather than sent another
 // tenant's segments; it scores over POST /v1/score. Snapshots are always
-// whole (no deltas); ?since=N answers 304 while the version is N.
+// whole (no deltas) and built at most once per Config.SnapshotInterval per
+// set of allowed campaigns; ?since=N answers 304 while the version is N or
+// no newer snapshot is due.
 package bidder
