@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"sync"
@@ -226,4 +227,30 @@ func TestConfigValidate(t *testing.T) {
 	f(Config{Quantiles: [2]float64{0.9, 0.1}}, 1)
 	f(Config{Shards: 3}, 1)
 	f(Config{MinSiblings: 1, VTRPrior: -1}, 2)
+}
+
+// TestRefreshWhileNodesAreCreated: Refresh runs while writers create new
+// segments (children in other shards than their parents); it must never
+// see a child without its parent.
+func TestRefreshWhileNodesAreCreated(t *testing.T) {
+	m := New(Config{}, []Campaign{{ID: "c", Advertiser: "a", Event: "Purchase", TargetCPA: 10}})
+	root := RootKey("c")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 20000 {
+			v := []byte(fmt.Sprint(i))
+			p1 := root.Child(v)
+			m.Expose(1000, []Key{root, p1, p1.Child(v), p1.Child(v).Child(v)}, [][]byte{nil, v, v, v}, 0.01)
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			m.Refresh(2000)
+			return
+		default:
+			m.Refresh(2000)
+		}
+	}
 }

@@ -103,12 +103,24 @@ func (m *Model) rebuild(now int64, fit bool) *Estimates {
 		rs.pos = make([][]int32, len(m.shards))
 		rs.cache = make([][]qcache, len(m.shards))
 	}
+	// The node counts of all shards are read at one instant (every shard
+	// locked): a node then existed with all its ancestors, so scanning each
+	// shard up to its count never finds a child whose parent was created
+	// after that shard was scanned.
+	counts := make([]int, len(m.shards))
+	for si := range m.shards {
+		m.shards[si].mu.Lock()
+	}
+	for si := range m.shards {
+		counts[si] = len(m.shards[si].nodes)
+		m.shards[si].mu.Unlock()
+	}
 	for si := range m.shards {
 		sh := &m.shards[si]
 		sh.mu.Lock()
 		e.labels[si] = sh.labels[:len(sh.labels):len(sh.labels)]
-		n := len(sh.nodes)
-		for local := range sh.nodes {
+		n := counts[si]
+		for local := range sh.nodes[:n] {
 			rows = append(rows, m.scan(&sh.nodes[local], &cc[sh.nodes[local].camp], now, uint8(si), uint32(local)))
 		}
 		sh.mu.Unlock()

@@ -211,3 +211,31 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	ctx.SetBody(apierr.AppendJSON(nil, e, traceID(ctx)))
 }
+
+// Spawn starts a server in this process on a free loopback port with cfg
+// (its Listen is replaced) and waits until it is ready. It returns the base
+// URL and a function that shuts it down. For `cpafeed bench --spawn`,
+// simulations and tests.
+func Spawn(cfg Config, logger *slog.Logger) (url string, stop func() error, err error) {
+	cfg.Listen = "127.0.0.1:0"
+	s, err := New(cfg, logger)
+	if err != nil {
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		s.st.close()
+		return "", nil, err
+	}
+	go s.Serve(ln)
+	if err := s.Recover(); err != nil {
+		s.Shutdown(context.Background())
+		return "", nil, err
+	}
+	stop = func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return s.Shutdown(ctx)
+	}
+	return "http://" + ln.Addr().String(), stop, nil
+}

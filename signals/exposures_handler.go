@@ -30,6 +30,7 @@ type batchBuilder struct {
 	es        []exposure
 	details   []apierr.Detail
 	forbidden bool
+	p         *fastjson.Parser // for the small objects (features, ids, privacy)
 }
 
 func (bb *batchBuilder) bad(i int, field, format string, args ...any) {
@@ -50,45 +51,39 @@ func (x *Exposures) HandleExposures(ctx *fasthttp.RequestCtx, body []byte, b Bid
 	bb := &batchBuilder{x: x, bidder: b, now: x.now()}
 	bb.ex = x.extractors.Get().(*Extractor)
 	defer x.extractors.Put(bb.ex)
-	p := jsonParsers.Get()
-	defer jsonParsers.Put(p)
+	bb.p = jsonParsers.Get()
+	defer jsonParsers.Put(bb.p)
 
 	n := 0
+	tooMany := false
+	add := func(i int, f *exposureFields) {
+		if i >= x.cfg.MaxBatch {
+			tooMany = true
+			return
+		}
+		bb.add(i, f)
+	}
 	if bytes.Contains(ctx.Request.Header.ContentType(), []byte("ndjson")) {
 		for line := range bytes.Lines(body) {
-			line = bytes.TrimSpace(line)
-			if len(line) == 0 {
+			if len(bytes.TrimSpace(line)) == 0 {
 				continue
 			}
-			if n >= x.cfg.MaxBatch {
-				return apierr.BadRequest("exposures: more than %d in one request", x.cfg.MaxBatch)
-			}
-			v, err := p.ParseBytes(line)
-			if err != nil {
-				bb.bad(n, "", "invalid JSON: %v", err)
-			} else {
-				bb.add(n, v)
+			if at := exposureLine(line, n, add); at >= 0 {
+				bb.bad(n, "", "invalid JSON near byte %d of the line", at)
 			}
 			n++
 		}
 	} else {
-		v, err := p.ParseBytes(body)
-		if err != nil {
-			return apierr.BadRequest("body: invalid JSON: %v", err)
+		var at int
+		n, at = exposureBatch(body, add)
+		if n < 0 {
+			return apierr.BadRequest("body: invalid JSON near byte %d", at)
 		}
-		arr, err := v.Get("exposures").Array()
-		if err != nil {
-			return apierr.BadRequest("exposures: must be an array")
-		}
-		if len(arr) > x.cfg.MaxBatch {
-			return apierr.BadRequest("exposures: %d in one request, at most %d", len(arr), x.cfg.MaxBatch)
-		}
-		for i, ev := range arr {
-			bb.add(i, ev)
-		}
-		n = len(arr)
 	}
 	exposuresReceived.Add(n)
+	if tooMany {
+		return apierr.BadRequest("exposures: %d in one request, at most %d", n, x.cfg.MaxBatch)
+	}
 	if n == 0 {
 		return apierr.BadRequest("exposures: must be a non-empty array")
 	}
@@ -117,14 +112,17 @@ func (x *Exposures) HandleExposures(ctx *fasthttp.RequestCtx, body []byte, b Bid
 	return nil
 }
 
-// add validates one exposure object and appends it to the batch.
-func (bb *batchBuilder) add(i int, v *fastjson.Value) {
+// add validates one exposure and appends it to the batch.
+func (bb *batchBuilder) add(i int, f *exposureFields) {
 	x := bb.x
-	if v.Type() != fastjson.TypeObject {
+	if f == nil {
 		bb.bad(i, "", "must be an object")
 		return
 	}
-	campaign := string(v.GetStringBytes("campaign"))
+	if f.badString {
+		bb.bad(i, f.badField, "must be a string")
+	}
+	campaign := string(f.campaign)
 	num, known := x.campaigns[campaign]
 	switch {
 	case campaign == "":
@@ -135,31 +133,25 @@ func (bb *batchBuilder) add(i int, v *fastjson.Value) {
 		bb.bad(i, "campaign", "campaign %q is not one of bidder %s's", campaign, bb.bidder.BidderName())
 		bb.forbidden = true
 	}
-	impID := v.GetStringBytes("imp_id")
+	impID := f.impID
 	if len(impID) == 0 {
 		bb.bad(i, "imp_id", "missing")
 	}
 	ts := bb.now.Unix()
-	if t := v.Get("ts"); t != nil {
-		f, err := t.Float64()
-		switch {
-		case err != nil:
-			bb.bad(i, "ts", "must be Unix seconds")
-		case f < float64(bb.now.Add(-x.cfg.MaxAge).Unix()):
-			bb.bad(i, "ts", "older than %s", x.cfg.MaxAge)
-		case f > float64(bb.now.Add(x.cfg.MaxFuture).Unix()):
-			bb.bad(i, "ts", "more than %s in the future", x.cfg.MaxFuture)
-		default:
-			ts = int64(f)
-		}
+	switch {
+	case f.badTS:
+		bb.bad(i, "ts", "must be Unix seconds")
+	case !f.hasTS:
+	case f.ts < float64(bb.now.Add(-x.cfg.MaxAge).Unix()):
+		bb.bad(i, "ts", "older than %s", x.cfg.MaxAge)
+	case f.ts > float64(bb.now.Add(x.cfg.MaxFuture).Unix()):
+		bb.bad(i, "ts", "more than %s in the future", x.cfg.MaxFuture)
+	default:
+		ts = int64(f.ts)
 	}
-	price := 0.0
-	if p := v.Get("price_cpm"); p != nil {
-		f, err := p.Float64()
-		if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
-			bb.bad(i, "price_cpm", "must be a number >= 0")
-		}
-		price = f
+	price := f.price
+	if f.badPrice || price < 0 || math.IsInf(price, 0) {
+		bb.bad(i, "price_cpm", "must be a number >= 0")
 	}
 	var (
 		imp     *Imp
@@ -168,14 +160,12 @@ func (bb *batchBuilder) add(i int, v *fastjson.Value) {
 	)
 	bb.ids = bb.ids[:0]
 	switch {
-	case v.Get("request") != nil:
-		r := v.Get("request")
-		if r.Type() != fastjson.TypeObject {
+	case f.request != nil:
+		if f.request[0] != '{' {
 			bb.bad(i, "request", "must be a bid request object")
 			return
 		}
-		bb.buf = r.MarshalTo(bb.buf[:0])
-		req, err := bb.ex.Extract(bb.buf, ts)
+		req, err := bb.ex.Extract(f.request, ts)
 		if err != nil {
 			bb.bad(i, "request."+apierr.As(err).Message, "invalid bid request")
 			return
@@ -194,11 +184,11 @@ func (bb *batchBuilder) add(i int, v *fastjson.Value) {
 		auction = req.ID
 		indexed, _ = Gate(req.Privacy(), x.cfg.TCFVendorID)
 		bb.ids = x.impIDs(req, imp, bb.ids)
-	case v.Get("features") != nil:
+	case f.features != nil:
 		imp = &Imp{}
-		f := v.Get("features")
-		o, err := f.Object()
-		if err != nil {
+		fv, err := bb.p.ParseBytes(f.features)
+		o, err2 := fv.Object()
+		if err != nil || err2 != nil {
 			bb.bad(i, "features", "must be an object of feature name to value")
 			return
 		}
@@ -210,28 +200,40 @@ func (bb *batchBuilder) add(i int, v *fastjson.Value) {
 			}
 			switch fv.Type() {
 			case fastjson.TypeString:
-				imp.SetFeature(id, fv.GetStringBytes())
+				imp.SetFeature(id, append([]byte(nil), fv.GetStringBytes()...))
 			case fastjson.TypeNumber:
 				imp.SetFeature(id, fv.MarshalTo(nil))
 			default:
 				bb.bad(i, "features."+string(k), "must be a string or a number")
 			}
 		})
-		auction = v.GetStringBytes("request_id")
+		auction = f.requestID
 		if len(auction) == 0 {
 			bb.bad(i, "request_id", "missing (needed with features)")
 		}
-		var priv Privacy
-		if pv := v.Get("privacy"); pv != nil {
+		priv := Privacy{GDPR: -1}
+		if f.privacy != nil {
+			pv, err := bb.p.ParseBytes(f.privacy)
+			if err != nil || pv.Type() != fastjson.TypeObject {
+				bb.bad(i, "privacy", "must be an object")
+				return
+			}
 			priv = parsePrivacy(pv)
-		} else {
-			priv.GDPR = -1
+			priv.Consent = append([]byte(nil), priv.Consent...)
+			priv.USPrivacy = append([]byte(nil), priv.USPrivacy...)
+			priv.GPP = append([]byte(nil), priv.GPP...)
 		}
 		indexed, _ = Gate(priv, x.cfg.TCFVendorID)
-		var perr error
-		bb.ids, perr = x.parseIDs(v.Get("ids"), bb.ids)
-		if perr != nil {
-			bb.bad(i, "ids", "%v", perr)
+		if f.ids != nil {
+			iv, err := bb.p.ParseBytes(f.ids)
+			if err != nil {
+				bb.bad(i, "ids", "must be an object")
+				return
+			}
+			var perr error
+			if bb.ids, perr = x.parseIDs(iv, bb.ids); perr != nil {
+				bb.bad(i, "ids", "%v", perr)
+			}
 		}
 	default:
 		bb.bad(i, "", "needs request (the bid request) or features")
