@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/cpafeed/cpafeed/bidder"
 	"github.com/cpafeed/cpafeed/configs"
 	"github.com/cpafeed/cpafeed/conversions"
 	"github.com/cpafeed/cpafeed/journal"
@@ -48,6 +49,8 @@ type Config struct {
 	Attribution conversions.AttributionConfig `yaml:"attribution"`
 	// Model configures the estimator (decay, priors, refresh schedule).
 	Model model.Config `yaml:"model"`
+	// Bidder configures scoring and model snapshots for embedded scorers.
+	Bidder bidder.Config `yaml:"bidder"`
 
 	// Segments is the backoff chain below the campaign, coarse to fine; each
 	// level names one or more bid-request features. Default
@@ -254,6 +257,7 @@ func (c Config) WithDefaults() Config {
 	}
 	c.Exposures = c.Exposures.WithDefaults()
 	c.Model = c.Model.WithDefaults()
+	c.Bidder = c.Bidder.WithDefaults()
 	c.Attribution = c.Attribution.WithDefaults()
 	if len(c.Segments) == 0 {
 		c.Segments = [][]string{{"publisher"}, {"bundle"}, {"genre"}, {"metro"}}
@@ -407,6 +411,9 @@ func (c Config) Validate() []error {
 	}
 	for _, err := range c.Conversions.Validate() {
 		bad("conversions", "%v", err)
+	}
+	for _, err := range c.Bidder.Validate() {
+		errs = append(errs, fmt.Errorf("config: %v", err))
 	}
 	for _, err := range c.Model.Validate() {
 		bad("model", "%v", err)

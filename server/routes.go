@@ -169,6 +169,21 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, r route) error {
 			return err
 		}
 		return s.withBody(ctx, "POST", func(body []byte) error { return s.st.exp.HandleBids(ctx, body, b) })
+	case routeScore:
+		b, err := s.bidder(ctx)
+		if err != nil {
+			return err
+		}
+		if ctx.IsGet() {
+			return s.st.bid.HandleScoreFeatures(ctx, b)
+		}
+		return s.withBody(ctx, "GET POST", func(body []byte) error { return s.st.bid.HandleScore(ctx, body, b) })
+	case routeModelSnapshot:
+		b, err := s.bidder(ctx)
+		if err != nil {
+			return err
+		}
+		return s.only(ctx, "GET", func() error { return s.st.bid.HandleSnapshot(ctx, b) })
 	case routeWin:
 		return s.only(ctx, "GET POST", func() error { return s.st.exp.HandleWin(ctx) })
 	case routeVAST:

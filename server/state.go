@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cpafeed/cpafeed/bidder"
 	"github.com/cpafeed/cpafeed/conversions"
 	"github.com/cpafeed/cpafeed/journal"
 	"github.com/cpafeed/cpafeed/model"
@@ -20,6 +21,7 @@ type state struct {
 	conv    *conversions.Service
 	attr    *conversions.Attributor
 	eraser  *conversions.Eraser
+	bid     *bidder.Service
 	chain   *signals.Chain
 	hasher  *signals.Hasher
 }
@@ -52,6 +54,13 @@ func newState(cfg Config, t *tenants) (*state, error) {
 	st.eraser = conversions.NewEraser(st.conv, st.attr, st.index)
 	st.conv.SetStoredHook(st.attr.OnStored)
 	st.exp.OnIndexed(st.attr.OnIndexed)
+	rules, err := bidder.NewRules(cfg.Segments, cfg.Campaigns)
+	if err != nil {
+		st.exp.Close()
+		st.journal.Close()
+		return nil, err
+	}
+	st.bid = bidder.NewService(cfg.Bidder, rules, st.model, st.exp)
 	return st, nil
 }
 

@@ -1,0 +1,19 @@
+package bidder
+
+import (
+	"github.com/valyala/fastjson"
+
+	"github.com/cpafeed/cpafeed/model"
+)
+
+// SnapshotOf is the snapshot a bidder allowed every campaign of r would
+// get of est, built in memory (no encoding).
+func SnapshotOf(r *Rules, est *model.Estimates) *Snapshot {
+	return &Snapshot{rules: r, tab: newTable(r, est), denied: map[string]bool{}}
+}
+
+// DecodeAnswer reads a POST /v1/score answer as Client does.
+func DecodeAnswer(body []byte) (*Answer, error) {
+	var p fastjson.Parser
+	return decodeAnswer(&p, body)
+}

@@ -1,0 +1,234 @@
+package bidder
+
+import (
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/cpafeed/cpafeed/signals"
+)
+
+// ImpScores is the answer for one imp: a Score per campaign, in the order
+// the campaigns were asked for.
+type ImpScores struct {
+	ID     []byte
+	Scores []Score
+}
+
+// Result is the answer to one scoring call. It is reusable: each call
+// overwrites it, and it allocates nothing once its buffers have grown to
+// the calls' size. Its byte slices (ID, Imps[i].ID, Scores' Segment) point
+// into its own buffer and are valid until the next call that fills it. A
+// Result is not safe for concurrent use.
+type Result struct {
+	// ID is the bid request's id; empty for a features call.
+	ID []byte
+	// Imps holds one entry per imp of the request (one, with an empty ID,
+	// for a features call).
+	Imps []ImpScores
+	// ModelVersion is the version of the estimates the answer used.
+	ModelVersion uint64
+
+	features bool // filled by a features call: AppendJSON writes the flat shape
+	arena    []byte
+	scores   []Score
+	idOff    []int // per imp: its id's end in arena (the request id first)
+}
+
+// scoreRequest scores every imp of req for each campaign of camps into res.
+func (r *Rules) scoreRequest(t *table, req *signals.Request, camps []int, rng *rand.Rand, res *Result) {
+	res.begin(t, len(req.Imps), len(camps), false)
+	res.arena = append(res.arena, req.ID...)
+	res.idOff = append(res.idOff, len(res.arena))
+	for i := range req.Imps {
+		res.arena = append(res.arena, req.Imps[i].ID...)
+		res.idOff = append(res.idOff, len(res.arena))
+	}
+	k := 0
+	for i := range req.Imps {
+		imp := &req.Imps[i]
+		for _, ci := range camps {
+			res.arena = r.score(t, ci, imp, rng, &res.scores[k], res.arena)
+			k++
+		}
+	}
+	res.finish(len(camps))
+}
+
+// scoreImp scores one imp given by its features for each campaign of camps.
+func (r *Rules) scoreImp(t *table, imp *signals.Imp, camps []int, rng *rand.Rand, res *Result) {
+	res.begin(t, 1, len(camps), true)
+	res.idOff = append(res.idOff, 0, 0)
+	for k, ci := range camps {
+		res.arena = r.score(t, ci, imp, rng, &res.scores[k], res.arena)
+	}
+	res.finish(len(camps))
+}
+
+func (res *Result) begin(t *table, imps, camps int, features bool) {
+	res.ModelVersion = t.est.Version()
+	res.features = features
+	res.arena = res.arena[:0]
+	res.idOff = res.idOff[:0]
+	n := imps * camps
+	if cap(res.scores) < n {
+		res.scores = make([]Score, n, n+n/4)
+	}
+	res.scores = res.scores[:n]
+	if cap(res.Imps) < imps {
+		res.Imps = make([]ImpScores, imps, imps+imps/4)
+	}
+	res.Imps = res.Imps[:imps]
+}
+
+// finish points the slices into the arena (which may have moved while it
+// grew).
+func (res *Result) finish(camps int) {
+	a := res.arena
+	res.ID = a[:res.idOff[0]:res.idOff[0]]
+	for i := range res.Imps {
+		lo, hi := res.idOff[i], res.idOff[i+1]
+		res.Imps[i] = ImpScores{ID: a[lo:hi:hi], Scores: res.scores[i*camps : (i+1)*camps : (i+1)*camps]}
+	}
+	for k := range res.scores {
+		s := &res.scores[k]
+		s.Segment = a[s.segOff : s.segOff+s.segLen : s.segOff+s.segLen]
+	}
+}
+
+// AppendJSON appends the answer as the HTTP API writes it:
+//
+//	{"id":...,"imp":[{"id":...,"campaigns":[{"campaign":...,"cvr":...,
+//	  "cvr_lo":...,"cvr_hi":...,"vtr":...,"n_eff":...,"conversions":...,
+//	  "segment":...,"level":...,"bid_cpm":...,"multiplier":...
+//	  [,"cvr_sample":...]}]}],"model_version":N}
+//
+// or, for a features call, {"campaigns":[...],"model_version":N}.
+func (res *Result) AppendJSON(dst []byte) []byte {
+	if res.features {
+		dst = append(dst, `{"campaigns":`...)
+		if len(res.Imps) == 1 {
+			dst = appendScores(dst, res.Imps[0].Scores)
+		} else {
+			dst = append(dst, "[]"...)
+		}
+	} else {
+		dst = append(dst, `{"id":`...)
+		dst = appendJSONString(dst, res.ID)
+		dst = append(dst, `,"imp":[`...)
+		for i := range res.Imps {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"id":`...)
+			dst = appendJSONString(dst, res.Imps[i].ID)
+			dst = append(dst, `,"campaigns":`...)
+			dst = appendScores(dst, res.Imps[i].Scores)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
+	dst = append(dst, `,"model_version":`...)
+	dst = strconv.AppendUint(dst, res.ModelVersion, 10)
+	return append(dst, '}')
+}
+
+func appendScores(dst []byte, ss []Score) []byte {
+	dst = append(dst, '[')
+	for k := range ss {
+		s := &ss[k]
+		if k > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"campaign":`...)
+		dst = appendJSONStr(dst, s.Campaign)
+		dst = append(dst, `,"cvr":`...)
+		dst = appendFloat(dst, s.CVR)
+		dst = append(dst, `,"cvr_lo":`...)
+		dst = appendFloat(dst, s.CVRLo)
+		dst = append(dst, `,"cvr_hi":`...)
+		dst = appendFloat(dst, s.CVRHi)
+		dst = append(dst, `,"vtr":`...)
+		dst = appendFloat(dst, s.VTR)
+		dst = append(dst, `,"n_eff":`...)
+		dst = appendFloat(dst, s.NEff)
+		dst = append(dst, `,"conversions":`...)
+		dst = appendFloat(dst, s.Conversions)
+		dst = append(dst, `,"segment":`...)
+		dst = appendJSONString(dst, s.Segment)
+		dst = append(dst, `,"level":`...)
+		dst = strconv.AppendInt(dst, int64(s.Level), 10)
+		dst = append(dst, `,"bid_cpm":`...)
+		dst = appendFloat(dst, s.BidCPM)
+		dst = append(dst, `,"multiplier":`...)
+		dst = appendFloat(dst, s.Multiplier)
+		if s.Sampled {
+			dst = append(dst, `,"cvr_sample":`...)
+			dst = appendFloat(dst, s.Sample)
+		}
+		dst = append(dst, '}')
+	}
+	return append(dst, ']')
+}
+
+// appendFloat appends f in the shortest form that reads back to the same
+// float64 (NaN and infinities, which no estimate should hold, as 0).
+func appendFloat(dst []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(dst, '0')
+	}
+	return strconv.AppendFloat(dst, f, 'g', -1, 64)
+}
+
+// appendJSONStr is appendJSONString of a string (read in place).
+func appendJSONStr(dst []byte, s string) []byte {
+	return appendJSONString(dst, unsafe.Slice(unsafe.StringData(s), len(s)))
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and
+// control characters escaped, invalid UTF-8 replaced by U+FFFD (feature
+// values come from bid requests and may hold anything).
+func appendJSONString(dst, s []byte) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, n := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, "\ufffd"...)
+			i++
+			start = i
+			continue
+		}
+		i += n
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

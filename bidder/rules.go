@@ -1,0 +1,320 @@
+package bidder
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"unsafe"
+
+	"github.com/cpafeed/cpafeed/apierr"
+	"github.com/cpafeed/cpafeed/model"
+	"github.com/cpafeed/cpafeed/signals"
+)
+
+// Bid bases of a campaign (model.Campaign.BidOn).
+const (
+	BidOnCVR   = "cvr"    // the posterior mean
+	BidOnCVRLo = "cvr_lo" // the lower end of the credible interval (cautious)
+)
+
+// CampaignRule is what scoring needs of one campaign: its bid rule.
+type CampaignRule struct {
+	ID        string
+	Currency  string  // ISO 4217 code of the bid
+	TargetCPA float64 // currency per conversion, > 0
+	FloorCPM  float64 // currency per mille; 0 = no floor
+	CapCPM    float64 // currency per mille; 0 = no cap
+	Pacing    float64 // bid multiplier, > 0
+	BidOn     string  // BidOnCVR or BidOnCVRLo
+}
+
+// campaign is a CampaignRule with its constants precomputed.
+type campaign struct {
+	CampaignRule
+	root   model.Key
+	factor float64 // 1000 × TargetCPA × Pacing
+	onLo   bool
+}
+
+// Rules is the immutable part of scoring: the segment chain below the
+// campaign and every campaign's bid rule, with the per-campaign constants
+// (root key, bid factor) computed once. It is safe for concurrent use.
+type Rules struct {
+	chain  *signals.Chain
+	levels [][]string
+	camps  []campaign
+	byID   map[string]int
+
+	features    map[string]signals.FeatureID // by config name
+	featureList string                       // the names, comma-separated
+}
+
+// NewRules builds the rules of a segment chain (feature names per level,
+// as in the server config's segments) and campaigns (taken WithDefaults).
+// Every problem is reported together.
+func NewRules(levels [][]string, campaigns []model.Campaign) (*Rules, error) {
+	rules := make([]CampaignRule, len(campaigns))
+	for i, c := range campaigns {
+		c = c.WithDefaults()
+		rules[i] = CampaignRule{ID: c.ID, Currency: c.Currency, TargetCPA: c.TargetCPA, FloorCPM: c.FloorCPM, CapCPM: c.CapCPM, Pacing: c.Pacing, BidOn: c.BidOn}
+	}
+	return newRules(levels, rules)
+}
+
+func newRules(levels [][]string, rules []CampaignRule) (*Rules, error) {
+	chain, err := signals.NewChain(levels)
+	if err != nil {
+		return nil, fmt.Errorf("segments: %w", err)
+	}
+	if chain.Depth()+1 > model.MaxLevels {
+		return nil, fmt.Errorf("segments: %d levels, at most %d below the campaign", chain.Depth(), model.MaxLevels-1)
+	}
+	r := &Rules{chain: chain, byID: make(map[string]int, len(rules)), features: map[string]signals.FeatureID{}}
+	names := signals.FeatureNames()
+	for _, n := range names {
+		r.features[n], _ = signals.FeatureByName(n)
+	}
+	r.featureList = strings.Join(names, ", ")
+	for _, lv := range levels {
+		r.levels = append(r.levels, append([]string(nil), lv...))
+	}
+	var errs []error
+	bad := func(i int, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("campaigns[%d]: "+format, append([]any{i}, a...)...))
+	}
+	for i, c := range rules {
+		if c.ID == "" {
+			bad(i, "empty id")
+		} else if _, dup := r.byID[c.ID]; dup {
+			bad(i, "duplicate id %q", c.ID)
+		}
+		if !(c.TargetCPA > 0) || math.IsInf(c.TargetCPA, 0) {
+			bad(i, "target_cpa %g: must be > 0", c.TargetCPA)
+		}
+		if !(c.Pacing > 0) || math.IsInf(c.Pacing, 0) {
+			bad(i, "pacing %g: must be > 0", c.Pacing)
+		}
+		if !(c.FloorCPM >= 0) || !(c.CapCPM >= 0) || (c.CapCPM > 0 && c.CapCPM < c.FloorCPM) {
+			bad(i, "floor_cpm %g, cap_cpm %g: want ≥ 0 with cap ≥ floor (0 = none)", c.FloorCPM, c.CapCPM)
+		}
+		if c.BidOn != BidOnCVR && c.BidOn != BidOnCVRLo {
+			bad(i, "bid_on %q: must be cvr or cvr_lo", c.BidOn)
+		}
+		r.byID[c.ID] = len(r.camps)
+		r.camps = append(r.camps, campaign{
+			CampaignRule: c,
+			root:         model.RootKey(c.ID),
+			factor:       1000 * c.TargetCPA * c.Pacing,
+			onLo:         c.BidOn == BidOnCVRLo,
+		})
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return r, nil
+}
+
+// feature returns the feature of a config name, without allocating.
+func (r *Rules) feature(name []byte) (signals.FeatureID, bool) {
+	f, ok := r.features[string(name)]
+	return f, ok
+}
+
+// Chain is the segment chain.
+func (r *Rules) Chain() *signals.Chain { return r.chain }
+
+// Levels returns the feature names of each chain level (a copy).
+func (r *Rules) Levels() [][]string {
+	out := make([][]string, len(r.levels))
+	for i, lv := range r.levels {
+		out[i] = append([]string(nil), lv...)
+	}
+	return out
+}
+
+// Campaigns returns the campaigns' rules, in configuration order (a copy).
+func (r *Rules) Campaigns() []CampaignRule {
+	out := make([]CampaignRule, len(r.camps))
+	for i := range r.camps {
+		out[i] = r.camps[i].CampaignRule
+	}
+	return out
+}
+
+// Campaign returns the rule of a campaign.
+func (r *Rules) Campaign(id string) (CampaignRule, bool) {
+	i, ok := r.byID[id]
+	if !ok {
+		return CampaignRule{}, false
+	}
+	return r.camps[i].CampaignRule, true
+}
+
+// Score is the answer for one imp and one campaign.
+type Score struct {
+	Campaign string
+	// CVR is the posterior mean conversion rate of the segment used; CVRLo
+	// and CVRHi its credible interval; VTR its video completion rate.
+	CVR, CVRLo, CVRHi, VTR float64
+	// NEff (delay-corrected effective exposures) and Conversions (credited,
+	// decayed) are the segment's evidence.
+	NEff, Conversions float64
+	// Level is the depth of the segment used (0 = the campaign's average),
+	// −1 when the model has no estimate of the campaign at all (then every
+	// number is 0 and the campaign should not bid).
+	Level int
+	// Key is the segment's key; Segment its readable name, e.g.
+	// "demo-ctv-purchase/pub-1203/151908/Sports" (valid as the Result).
+	Key     model.Key
+	Segment []byte
+	// BidCPM = 1000 × p × TargetCPA × Pacing clamped to [FloorCPM, CapCPM],
+	// p = CVR (or CVRLo for bid_on: cvr_lo), in the campaign's currency.
+	BidCPM float64
+	// Multiplier is CVR ÷ the campaign's average CVR.
+	Multiplier float64
+	// Sample is a Thompson draw from the segment's posterior Beta, set when
+	// Sampled (explore=thompson).
+	Sample  float64
+	Sampled bool
+
+	segOff, segLen int // Segment in Result.arena
+}
+
+// bid is the bid rule: 1000 × p × TargetCPA × Pacing clamped to the floor
+// and the cap (each 0 = none), with p the CVR, or its credible interval's
+// low end for bid_on: cvr_lo.
+func (c *campaign) bid(cvr, lo float64) float64 {
+	p := cvr
+	if c.onLo {
+		p = lo
+	}
+	bid := c.factor * p
+	if c.CapCPM > 0 && bid > c.CapCPM {
+		bid = c.CapCPM
+	}
+	if bid < c.FloorCPM {
+		bid = c.FloorCPM
+	}
+	return bid
+}
+
+// table is one published Estimates with the per-campaign constants derived
+// from it: the campaigns' average CVRs (the multiplier's reference), indexed
+// as Rules.camps. Immutable.
+type table struct {
+	est *model.Estimates
+	avg []float64 // 0 when the campaign has no root in est
+}
+
+func newTable(r *Rules, est *model.Estimates) *table {
+	t := &table{est: est, avg: make([]float64, len(r.camps))}
+	for i := range r.camps {
+		if e, ok := est.Get(r.camps[i].root); ok && e.Level == 0 {
+			t.avg[i] = e.CVR
+		}
+	}
+	return t
+}
+
+// score scores imp for campaign ci into out (all but the segment name,
+// which is returned appended to seg). rng nil: no Thompson draw. It does
+// not allocate.
+func (r *Rules) score(t *table, ci int, imp *signals.Imp, rng *rand.Rand, out *Score, seg []byte) []byte {
+	c := &r.camps[ci]
+	var buf [model.MaxLevels]model.Key
+	path := r.chain.Keys(c.root, imp, buf[:0])
+	e, ok := t.est.Lookup(path)
+	*out = Score{Campaign: c.ID, Level: -1}
+	if !ok {
+		return seg
+	}
+	out.CVR, out.CVRLo, out.CVRHi, out.VTR = e.CVR, e.Lo, e.Hi, e.VTR
+	out.NEff, out.Conversions, out.Level, out.Key = e.NEff, e.Conversions, e.Level, e.Key
+	out.BidCPM = c.bid(e.CVR, e.Lo)
+	if avg := t.avg[ci]; avg > 0 {
+		out.Multiplier = e.CVR / avg
+	}
+	if rng != nil {
+		out.Sample, out.Sampled = model.SampleBeta(e.Alpha, e.Beta, rng), true
+	}
+	start := len(seg)
+	seg = t.est.Name(e.Key, seg)
+	out.segOff, out.segLen = start, len(seg)-start
+	return seg
+}
+
+// runtimeSource is a rand.Source on the runtime's per-thread generator: safe
+// for concurrent use, without locks or allocation (what math/rand/v2's
+// top-level functions use).
+type runtimeSource struct{}
+
+func (runtimeSource) Uint64() uint64 { return rand.Uint64() }
+
+// newRand returns a *rand.Rand that is safe for concurrent use.
+func newRand() *rand.Rand { return rand.New(runtimeSource{}) }
+
+// allowFunc says whether campaign i of the rules may be scored.
+type allowFunc func(i int) bool
+
+// pick appends the index of campaign id to dst: 404 when it is unknown,
+// 403 when not allowed. A campaign already in dst is not added again.
+func (r *Rules) pick(id string, allow allowFunc, dst []int) ([]int, error) {
+	i, ok := r.byID[id]
+	if !ok {
+		return dst, apierr.NotFound("campaigns: unknown campaign %q", id)
+	}
+	if !allow(i) {
+		return dst, errForbidden(id)
+	}
+	for _, j := range dst {
+		if j == i {
+			return dst, nil
+		}
+	}
+	return append(dst, i), nil
+}
+
+func errForbidden(id string) error {
+	return apierr.Forbidden("campaigns: campaign %q is not one this bidder may score", id)
+}
+
+// pickList appends the campaigns of a comma-separated list (a query
+// parameter); an empty list means every allowed campaign.
+func (r *Rules) pickList(list []byte, allow allowFunc, dst []int) ([]int, error) {
+	if len(list) == 0 {
+		return r.pickAll(allow, dst), nil
+	}
+	var err error
+	for len(list) > 0 {
+		j := 0
+		for j < len(list) && list[j] != ',' {
+			j++
+		}
+		if j == 0 {
+			return dst, apierr.BadRequest("campaigns: empty campaign id in the list")
+		}
+		if dst, err = r.pick(unsafe.String(&list[0], j), allow, dst); err != nil {
+			return dst, err
+		}
+		if j == len(list) {
+			break
+		}
+		list = list[j+1:]
+		if len(list) == 0 {
+			return dst, apierr.BadRequest("campaigns: empty campaign id in the list")
+		}
+	}
+	return dst, nil
+}
+
+// pickAll appends every allowed campaign.
+func (r *Rules) pickAll(allow allowFunc, dst []int) []int {
+	for i := range r.camps {
+		if allow(i) {
+			dst = append(dst, i)
+		}
+	}
+	return dst
+}

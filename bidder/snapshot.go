@@ -1,0 +1,297 @@
+package bidder
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/cpafeed/cpafeed/model"
+)
+
+// A snapshot is what GET /v1/model/snapshot sends and a Scorer loads: the
+// estimates of one model version plus everything an embedded scorer needs
+// to answer as the server does. Its bytes are one or more zstd frames whose
+// content is
+//
+//	magic "CPFS", format 1 (byte)
+//	model version (uvarint)
+//	chain levels: count (uvarint), per level its feature names (count, strings)
+//	campaigns the bidder may score: count, then per campaign its id,
+//	  currency (strings), target CPA, floor, cap, pacing, average CVR
+//	  (float64 bits, little endian), bid_on (byte: 0 cvr, 1 cvr_lo)
+//	campaigns the bidder may not score: count, ids (so that asking for
+//	  one is a 403 as over HTTP, not a 404)
+//	the estimates of the campaigns it may score (length-prefixed, in the
+//	  model's binary encoding)
+//
+// Strings are a uvarint length then the bytes. Only the campaigns the
+// bidder may score are in the estimates: a bidder never sees another
+// tenant's segments.
+const (
+	snapMagic  = "CPFS"
+	snapFormat = 1
+)
+
+// SnapshotContentType is the Content-Type of a snapshot answer.
+const SnapshotContentType = "application/zstd"
+
+// VersionHeader is the answer header carrying the snapshot's model version.
+const VersionHeader = "X-Cpafeed-Model-Version"
+
+// Snapshot is a decoded snapshot: immutable, safe for concurrent use.
+type Snapshot struct {
+	rules  *Rules
+	tab    *table
+	denied map[string]bool
+	size   int // compressed bytes
+}
+
+// Version returns the model version of the snapshot's estimates.
+func (sn *Snapshot) Version() uint64 { return sn.tab.est.Version() }
+
+// Estimates returns the snapshot's estimates.
+func (sn *Snapshot) Estimates() *model.Estimates { return sn.tab.est }
+
+// Rules returns the chain and the bid rules of the campaigns the bidder may
+// score.
+func (sn *Snapshot) Rules() *Rules { return sn.rules }
+
+// Size returns the snapshot's compressed size in bytes.
+func (sn *Snapshot) Size() int { return sn.size }
+
+// pick is Rules.pick for the snapshot's bidder: a campaign it may not score
+// is a 403, one the server does not know a 404.
+func (sn *Snapshot) pick(id string, dst []int) ([]int, error) {
+	if _, ok := sn.rules.byID[id]; !ok && sn.denied[id] {
+		return dst, errForbidden(id)
+	}
+	return sn.rules.pick(id, allowAll, dst)
+}
+
+func allowAll(int) bool { return true }
+
+// appendSnapshotContent appends the uncompressed content of the snapshot of
+// t for a bidder that may score campaign i of r when allow[i], and any
+// campaign of the model when mayUse says so.
+func appendSnapshotContent(dst []byte, r *Rules, t *table, allow []bool, mayUse func(id string) bool) ([]byte, error) {
+	dst = append(dst, snapMagic...)
+	dst = append(dst, snapFormat)
+	dst = binary.AppendUvarint(dst, t.est.Version())
+	dst = binary.AppendUvarint(dst, uint64(len(r.levels)))
+	for _, lv := range r.levels {
+		dst = binary.AppendUvarint(dst, uint64(len(lv)))
+		for _, f := range lv {
+			dst = appendStr(dst, f)
+		}
+	}
+	n := 0
+	for _, ok := range allow {
+		if ok {
+			n++
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(n))
+	for i := range r.camps {
+		if !allow[i] {
+			continue
+		}
+		c := &r.camps[i]
+		dst = appendStr(dst, c.ID)
+		dst = appendStr(dst, c.Currency)
+		for _, f := range [...]float64{c.TargetCPA, c.FloorCPM, c.CapCPM, c.Pacing, t.avg[i]} {
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
+		}
+		b := byte(0)
+		if c.onLo {
+			b = 1
+		}
+		dst = append(dst, b)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(r.camps)-n))
+	for i := range r.camps {
+		if !allow[i] {
+			dst = appendStr(dst, r.camps[i].ID)
+		}
+	}
+	est, err := encodeEstimates(t.est, mayUse)
+	if err != nil {
+		return nil, err
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(est)))
+	return append(dst, est...), nil
+}
+
+func appendStr(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// ErrSnapshot is wrapped by every error of a snapshot that cannot be read.
+var ErrSnapshot = errors.New("bidder: invalid snapshot")
+
+// snapReader reads the content of a snapshot, remembering the first error.
+type snapReader struct {
+	b   []byte
+	err error
+}
+
+func (r *snapReader) fail(what string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: %s", ErrSnapshot, what)
+	}
+}
+
+func (r *snapReader) uvarint(what string) uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail(what)
+		r.b = nil
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// count reads a count of items of at least min bytes each.
+func (r *snapReader) count(what string, min int) int {
+	v := r.uvarint(what)
+	if v > uint64(len(r.b)/min) {
+		r.fail(what + ": count beyond the data")
+		r.b = nil
+		return 0
+	}
+	return int(v)
+}
+
+func (r *snapReader) bytes(what string) []byte {
+	n := r.uvarint(what)
+	if n > uint64(len(r.b)) {
+		r.fail(what + ": truncated")
+		r.b = nil
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *snapReader) str(what string) string { return string(r.bytes(what)) }
+
+func (r *snapReader) f64(what string) float64 {
+	if len(r.b) < 8 {
+		r.fail(what + ": truncated")
+		r.b = nil
+		return 0
+	}
+	v := math.Float64frombits(binary.LittleEndian.Uint64(r.b))
+	r.b = r.b[8:]
+	return v
+}
+
+func (r *snapReader) byte1(what string) byte {
+	if len(r.b) < 1 {
+		r.fail(what + ": truncated")
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+// parseSnapshotContent reads the uncompressed content of a snapshot.
+func parseSnapshotContent(b []byte) (*Snapshot, error) {
+	if len(b) < len(snapMagic)+1 || string(b[:len(snapMagic)]) != snapMagic {
+		return nil, fmt.Errorf("%w: not a cpafeed snapshot", ErrSnapshot)
+	}
+	if b[len(snapMagic)] != snapFormat {
+		return nil, fmt.Errorf("%w: format %d, this client reads format %d (upgrade it)", ErrSnapshot, b[len(snapMagic)], snapFormat)
+	}
+	r := &snapReader{b: b[len(snapMagic)+1:]}
+	version := r.uvarint("model version")
+	levels := make([][]string, r.count("levels", 1))
+	for i := range levels {
+		lv := make([]string, r.count("level features", 1))
+		for j := range lv {
+			lv[j] = r.str("feature name")
+		}
+		levels[i] = lv
+	}
+	rules := make([]CampaignRule, r.count("campaigns", 2+5*8+1))
+	avg := make([]float64, len(rules))
+	for i := range rules {
+		c := &rules[i]
+		c.ID = r.str("campaign id")
+		c.Currency = r.str("currency")
+		c.TargetCPA, c.FloorCPM, c.CapCPM, c.Pacing = r.f64("target_cpa"), r.f64("floor_cpm"), r.f64("cap_cpm"), r.f64("pacing")
+		avg[i] = r.f64("average cvr")
+		c.BidOn = BidOnCVR
+		if r.byte1("bid_on") == 1 {
+			c.BidOn = BidOnCVRLo
+		}
+	}
+	denied := make(map[string]bool)
+	for range r.count("denied campaigns", 1) {
+		denied[r.str("campaign id")] = true
+	}
+	raw := r.bytes("estimates")
+	if r.err != nil {
+		return nil, r.err
+	}
+	if len(r.b) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the estimates", ErrSnapshot, len(r.b))
+	}
+	est, err := decodeEstimates(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: estimates: %v", ErrSnapshot, err)
+	}
+	if est.Version() != version {
+		return nil, fmt.Errorf("%w: estimates of version %d in a snapshot of version %d", ErrSnapshot, est.Version(), version)
+	}
+	rs, err := newRules(levels, rules)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
+	}
+	return &Snapshot{rules: rs, tab: &table{est: est, avg: avg}, denied: denied}, nil
+}
+
+// snapCodec compresses and decompresses snapshots; its encoder and decoder
+// are safe for concurrent use.
+type snapCodec struct {
+	once sync.Once
+	enc  *zstd.Encoder
+	err  error
+}
+
+func (c *snapCodec) encoder() (*zstd.Encoder, error) {
+	c.once.Do(func() {
+		c.enc, c.err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest))
+	})
+	return c.enc, c.err
+}
+
+// ParseSnapshot decodes a snapshot as GET /v1/model/snapshot sends it,
+// refusing one that decompresses to more than maxBytes (≤ 0: 1 GiB).
+func ParseSnapshot(data []byte, maxBytes int64) (*Snapshot, error) {
+	if maxBytes <= 0 {
+		maxBytes = 1 << 30
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(maxBytes)))
+	if err != nil {
+		return nil, err
+	}
+	defer dec.Close()
+	raw, err := dec.DecodeAll(data, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
+	}
+	sn, err := parseSnapshotContent(raw)
+	if err != nil {
+		return nil, err
+	}
+	sn.size = len(data)
+	return sn, nil
+}

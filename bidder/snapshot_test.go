@@ -1,0 +1,174 @@
+package bidder
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/valyala/fasthttp"
+)
+
+// snapshotOf returns the snapshot bytes HandleSnapshot sends to b.
+func snapshotOf(tb testing.TB, w *world, b testBidder) []byte {
+	tb.Helper()
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI("/v1/model/snapshot")
+	if err := w.svc.HandleSnapshot(&ctx, b); err != nil {
+		tb.Fatal(err)
+	}
+	if string(ctx.Response.Header.ContentType()) != SnapshotContentType {
+		tb.Fatalf("content type %q", ctx.Response.Header.ContentType())
+	}
+	return append([]byte(nil), ctx.Response.Body()...)
+}
+
+// TestSnapshotRoundTrip: a Scorer on the decoded snapshot answers every
+// fixture exactly as the handler does, and the snapshot carries the chain,
+// the bid rules and the campaign averages.
+func TestSnapshotRoundTrip(t *testing.T) {
+	all := fixtures(t)
+	w := newWorld(t)
+	w.feedFixtures(t, all)
+	everyone := testBidder{name: "all"}
+	data := snapshotOf(t, w, everyone)
+	sn, err := ParseSnapshot(data, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	est := w.m.Estimates()
+	if sn.Version() != est.Version() || sn.Estimates().Len() != est.Len() || sn.Size() != len(data) {
+		t.Fatalf("version %d of %d, %d of %d nodes", sn.Version(), est.Version(), sn.Estimates().Len(), est.Len())
+	}
+	if got, want := sn.Rules().Levels(), w.rules.Levels(); len(got) != len(want) || got[3][0] != "metro" {
+		t.Fatalf("levels %v, want %v", got, want)
+	}
+	for i, c := range w.rules.Campaigns() {
+		if sn.Rules().Campaigns()[i] != c {
+			t.Fatalf("campaign %d: %+v, want %+v", i, sn.Rules().Campaigns()[i], c)
+		}
+		if sn.tab.avg[i] != newTable(w.rules, est).avg[i] {
+			t.Fatalf("campaign %d: average %g", i, sn.tab.avg[i])
+		}
+	}
+	sc := NewScorerFromSnapshot(sn)
+	var res Result
+	for _, name := range sortedNames(all) {
+		_, want := call(w.svc, "POST", "/v1/score", all[name], everyone)
+		if err := sc.Score(all[name], ScoreOptions{}, &res); err != nil {
+			t.Fatal(err)
+		}
+		if got := res.AppendJSON(nil); !bytes.Equal(got, want) {
+			t.Fatalf("%s:\nscorer %s\n  HTTP %s", name, got, want)
+		}
+	}
+	// The same version is cached: a second poll sends the same bytes.
+	if again := snapshotOf(t, w, everyone); !bytes.Equal(again, data) {
+		t.Fatal("a second snapshot of one version differs")
+	}
+	// since=N: 304 while the version is N.
+	status, body := call(w.svc, "GET", "/v1/model/snapshot?since="+strconv.FormatUint(est.Version(), 10), nil, everyone)
+	if status != 304 || len(body) != 0 {
+		t.Fatalf("since the current version: %d %q", status, body)
+	}
+}
+
+// TestSnapshotInterval: within Config.SnapshotInterval a newer model
+// version does not cost a new build: the cached snapshot is sent, and a
+// poll since its version is a 304; after it, the newer one is built.
+func TestSnapshotInterval(t *testing.T) {
+	w := newWorld(t)
+	now := time.Unix(w.now, 0)
+	w.svc = NewService(Config{SnapshotInterval: time.Minute}, w.rules, w.m, nil)
+	w.svc.SetClock(func() time.Time { return now })
+	everyone := testBidder{name: "all"}
+	first, err := ParseSnapshot(snapshotOf(t, w, everyone), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := first.Version()
+	w.m.Refresh(w.now) // a newer version
+	status, body := call(w.svc, "GET", "/v1/model/snapshot?since="+strconv.FormatUint(v, 10), nil, everyone)
+	if status != 304 || len(body) != 0 {
+		t.Fatalf("within the interval: %d %d bytes", status, len(body))
+	}
+	now = now.Add(time.Minute)
+	sn, err := ParseSnapshot(snapshotOf(t, w, everyone), 0)
+	if err != nil || sn.Version() != v+1 {
+		t.Fatalf("after the interval: version %d, %v", sn.Version(), err)
+	}
+}
+
+// TestSnapshotRestricted: a bidder restricted to some of the model's
+// campaigns gets a 403, never another tenant's estimates.
+func TestSnapshotRestricted(t *testing.T) {
+	w := newWorld(t)
+	w.m.Refresh(w.now)
+	status, body := call(w.svc, "GET", "/v1/model/snapshot", nil, demoBidder)
+	if status != 403 || !strings.HasPrefix(string(body), `snapshot: not available to a bidder restricted to some campaigns (restricted: the model holds campaign "other-tenant"`) {
+		t.Fatalf("%d %s", status, body)
+	}
+}
+
+// TestParseSnapshotBad: what is not a whole snapshot is an ErrSnapshot.
+func TestParseSnapshotBad(t *testing.T) {
+	w := newWorld(t)
+	w.m.Refresh(w.now)
+	data := snapshotOf(t, w, testBidder{name: "all"})
+	dec, _ := zstd.NewReader(nil)
+	defer dec.Close()
+	raw, err := dec.DecodeAll(data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := zstd.NewWriter(nil)
+	defer enc.Close()
+	f := func(what string, data []byte, want string) {
+		t.Helper()
+		_, err := ParseSnapshot(data, 0)
+		if !errors.Is(err, ErrSnapshot) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", what, err, want)
+		}
+	}
+	f("empty", nil, "not a cpafeed snapshot")
+	f("not zstd", []byte("hello"), "invalid snapshot")
+	f("plain content", raw, "invalid snapshot")
+	f("other magic", enc.EncodeAll(append([]byte("XXXX"), raw[4:]...), nil), "not a cpafeed snapshot")
+	f("newer format", enc.EncodeAll(append([]byte("CPFS\x02"), raw[5:]...), nil), "format 2")
+	f("truncated", enc.EncodeAll(raw[:len(raw)/2], nil), "invalid snapshot")
+	f("trailing", enc.EncodeAll(append(raw, 0), nil), "after the estimates")
+	if _, err := ParseSnapshot(data, int64(len(raw)-1)); !errors.Is(err, ErrSnapshot) {
+		t.Errorf("over the size limit: %v", err)
+	}
+}
+
+// FuzzParseSnapshot: any bytes are a snapshot or an ErrSnapshot; a
+// snapshot that decodes can be scored with.
+func FuzzParseSnapshot(f *testing.F) {
+	all := fixtures(f)
+	w := newWorld(f)
+	w.feedFixtures(f, all)
+	data := snapshotOf(f, w, testBidder{name: "all"})
+	dec, _ := zstd.NewReader(nil)
+	raw, _ := dec.DecodeAll(data, nil)
+	dec.Close()
+	enc, _ := zstd.NewWriter(nil)
+	f.Add(data)
+	f.Add(enc.EncodeAll(raw[:len(raw)-10], nil))
+	enc.Close()
+	body := all["ctv-1imp"]
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sn, err := ParseSnapshot(data, 1<<24)
+		if err != nil {
+			if !errors.Is(err, ErrSnapshot) {
+				t.Fatalf("%v is not an ErrSnapshot", err)
+			}
+			return
+		}
+		var res Result
+		NewScorerFromSnapshot(sn).Score(body, ScoreOptions{Thompson: true}, &res)
+	})
+}
