@@ -202,3 +202,7 @@ func (r *Reader) Tag(want string) {
 		r.fail(fmt.Errorf("section %q where %q was expected", got, want))
 	}
 }
+
+// Reader returns the buffered reader under r, positioned after what r has
+// read: to hand the rest of the stream to a decoder of its own.
+func (r *Reader) Reader() io.Reader { return r.r }

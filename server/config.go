@@ -45,6 +45,9 @@ type Config struct {
 	Conversions conversions.Config `yaml:"conversions"`
 	// Exposures configures remembered bids, exposures and the identity index.
 	Exposures signals.ExposureConfig `yaml:"exposures"`
+	// Snapshot configures the periodic and on-shutdown snapshots of the
+	// whole state (the journal before them is then trimmed).
+	Snapshot SnapshotConfig `yaml:"snapshot"`
 	// Attribution configures the matching of conversions to exposures.
 	Attribution conversions.AttributionConfig `yaml:"attribution"`
 	// Model configures the estimator (decay, priors, refresh schedule).
@@ -109,6 +112,15 @@ type IdentityConfig struct {
 	// TCFVendorID, when > 0, must have TCF consent for an exposure under GDPR
 	// to enter the identity index. Default 0 (purposes 1 and 7 only).
 	TCFVendorID int `yaml:"tcf_vendor_id"`
+}
+
+// SnapshotConfig configures snapshots of the state.
+type SnapshotConfig struct {
+	// Interval between periodic snapshots. Default 10m.
+	Interval time.Duration `yaml:"interval"`
+	// Disable turns periodic and shutdown snapshots off: a start then
+	// replays the whole journal, which is never trimmed. Default false.
+	Disable bool `yaml:"disable"`
 }
 
 // Advertiser is a tenant that posts conversions.
@@ -259,6 +271,9 @@ func (c Config) WithDefaults() Config {
 	c.Model = c.Model.WithDefaults()
 	c.Bidder = c.Bidder.WithDefaults()
 	c.Attribution = c.Attribution.WithDefaults()
+	if c.Snapshot.Interval == 0 {
+		c.Snapshot.Interval = 10 * time.Minute
+	}
 	if len(c.Segments) == 0 {
 		c.Segments = [][]string{{"publisher"}, {"bundle"}, {"genre"}, {"metro"}}
 	}
@@ -300,6 +315,9 @@ func (c Config) Validate() []error {
 	}
 	if c.HTTP.MaxDecompressedBytes < c.HTTP.MaxBodyBytes {
 		bad("http.max_decompressed_bytes", "must be >= max_body_bytes (%d)", c.HTTP.MaxBodyBytes)
+	}
+	if c.Snapshot.Interval < 0 {
+		bad("snapshot.interval", "must be > 0 (use snapshot.disable to turn snapshots off)")
 	}
 	if c.Identity.Secret == "" {
 		bad("identity.secret", "required")

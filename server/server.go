@@ -64,7 +64,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		started: time.Now(),
 	}
 	cfg.Journal.Logger = logger
-	st, err := newState(cfg, s.tenants)
+	st, err := newState(cfg, s.tenants, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +98,7 @@ func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
 // Recover rebuilds the in-memory state from disk, publishes the first
 // estimates, starts the background loops and marks the server ready.
 func (s *Server) Recover() error {
-	rep, err := s.st.replay()
+	rep, err := s.st.recoverState()
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ func (s *Server) Recover() error {
 	s.st.model.Refit(time.Now().Unix())
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel, s.bg = cancel, make(chan struct{})
-	go func() { defer close(s.bg); s.st.background(ctx, s.cfg) }()
+	go func() { defer close(s.bg); s.st.background(ctx) }()
 	s.ready.Store(true)
 	return nil
 }
@@ -124,7 +124,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.cancel()
 		<-s.bg
 	}
-	if cerr := s.st.close(); err == nil {
+	// A snapshot at shutdown makes the next start fast (only when the
+	// state was recovered: before that there is nothing new to keep).
+	if cerr := s.st.close(s.cancel != nil && !s.cfg.Snapshot.Disable); err == nil {
 		err = cerr
 	}
 	return err
@@ -224,7 +226,7 @@ func Spawn(cfg Config, logger *slog.Logger) (url string, stop func() error, err 
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		s.st.close()
+		s.st.close(false)
 		return "", nil, err
 	}
 	go s.Serve(ln)

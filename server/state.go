@@ -2,53 +2,77 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"time"
 
 	"github.com/cpafeed/cpafeed/bidder"
+	"github.com/cpafeed/cpafeed/binenc"
 	"github.com/cpafeed/cpafeed/conversions"
 	"github.com/cpafeed/cpafeed/journal"
 	"github.com/cpafeed/cpafeed/model"
 	"github.com/cpafeed/cpafeed/signals"
 )
 
-// state is everything the server keeps in memory and how it reaches disk.
+// state is everything the server keeps in memory and how it reaches disk:
+// the journal, and the in-memory components rebuilt from a snapshot and the
+// journal after it.
 type state struct {
+	cfg     Config
+	tenants *tenants
+	log     *slog.Logger
 	journal *journal.Journal
-	model   *model.Model
-	index   *signals.Index
-	exp     *signals.Exposures
-	conv    *conversions.Service
-	attr    *conversions.Attributor
-	eraser  *conversions.Eraser
-	bid     *bidder.Service
 	chain   *signals.Chain
 	hasher  *signals.Hasher
+
+	model  *model.Model
+	index  *signals.Index
+	exp    *signals.Exposures
+	conv   *conversions.Service
+	attr   *conversions.Attributor
+	eraser *conversions.Eraser
+	bid    *bidder.Service
+
+	lastSnapshot uint64 // LSN of the newest snapshot written or loaded
+	prevSnapshot uint64 // LSN of the one before: the journal is kept from there
 }
 
-// newState builds the components from the config; nothing is read from
-// disk yet.
-func newState(cfg Config, t *tenants) (*state, error) {
-	st := &state{}
+// newState opens the journal and builds empty components; nothing is read
+// from disk yet (see recover).
+func newState(cfg Config, t *tenants, logger *slog.Logger) (*state, error) {
+	st := &state{cfg: cfg, tenants: t, log: logger}
 	var err error
 	if st.chain, err = signals.NewChain(cfg.Segments); err != nil {
 		return nil, err
 	}
 	st.hasher = signals.NewHasher([]byte(cfg.Identity.Secret))
-	opts := cfg.Journal
-	if st.journal, err = journal.Open(opts); err != nil {
+	if st.journal, err = journal.Open(cfg.Journal); err != nil {
 		return nil, fmt.Errorf("cannot open the journal: %w", err)
+	}
+	if err := st.build(); err != nil {
+		st.journal.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// build makes fresh, empty in-memory components.
+func (st *state) build() error {
+	cfg := st.cfg
+	if st.exp != nil {
+		st.exp.Close()
 	}
 	st.model = model.New(cfg.Model, cfg.Campaigns)
 	st.index = signals.NewIndex(cfg.Exposures.Index)
+	var err error
 	if st.exp, err = signals.NewExposures(cfg.Exposures, st.chain, st.hasher, st.index, st.model, st.journal, cfg.Campaigns); err != nil {
-		st.journal.Close()
-		return nil, err
+		return err
 	}
-	if st.conv, err = conversions.NewService(cfg.Conversions, st.journal, st.hasher, t); err != nil {
+	if st.conv, err = conversions.NewService(cfg.Conversions, st.journal, st.hasher, st.tenants); err != nil {
 		st.exp.Close()
-		st.journal.Close()
-		return nil, err
+		return err
 	}
 	st.attr = conversions.NewAttributor(cfg.Attribution, st.index, st.model, cfg.Conversions.Datasets, cfg.Campaigns, st.exp.CampaignNumber)
 	st.eraser = conversions.NewEraser(st.conv, st.attr, st.index)
@@ -57,16 +81,43 @@ func newState(cfg Config, t *tenants) (*state, error) {
 	rules, err := bidder.NewRules(cfg.Segments, cfg.Campaigns)
 	if err != nil {
 		st.exp.Close()
-		st.journal.Close()
-		return nil, err
+		return err
 	}
 	st.bid = bidder.NewService(cfg.Bidder, rules, st.model, st.exp)
-	return st, nil
+	return nil
 }
 
-// replay rebuilds the state from the journal, record by record, in order.
-func (st *state) replay() (journal.ReplayReport, error) {
-	return st.journal.Replay(1, func(lsn uint64, rec []byte) error {
+// recoverState loads the newest valid snapshot (falling back to older ones,
+// then to none) and replays the journal after it.
+func (st *state) recoverState() (journal.ReplayReport, error) {
+	from := uint64(1)
+	files, err := journal.OpenSnapshots(st.cfg.DataDir)
+	if err != nil {
+		return journal.ReplayReport{}, err
+	}
+	for i, sf := range files {
+		start := time.Now()
+		err := journal.ReadSnapshot(sf, st.readSnapshot)
+		if err == nil {
+			st.log.Info("snapshot loaded", "lsn", sf.LSN, "bytes", sf.Bytes, "duration", time.Since(start).Round(time.Millisecond).String())
+			from = sf.LSN
+			st.lastSnapshot = sf.LSN
+			if i+1 < len(files) {
+				st.prevSnapshot = files[i+1].LSN
+			}
+			break
+		}
+		st.log.Warn("snapshot unusable; trying an older one, then the journal alone", "snapshot", sf.Path, "err", err.Error())
+		if err := st.build(); err != nil {
+			return journal.ReplayReport{}, err
+		}
+	}
+	return st.replay(from)
+}
+
+// replay applies the journal's records from LSN from on, in order.
+func (st *state) replay(from uint64) (journal.ReplayReport, error) {
+	return st.journal.Replay(from, func(lsn uint64, rec []byte) error {
 		if len(rec) == 0 {
 			return fmt.Errorf("record %d: empty", lsn)
 		}
@@ -93,15 +144,98 @@ func (st *state) replay() (journal.ReplayReport, error) {
 	})
 }
 
+const snapshotFormat = 1
+
+// writeSnapshot writes every component's state; it runs at a journal
+// checkpoint, where no apply runs.
+func (st *state) writeSnapshot(w io.Writer) error {
+	bw := binenc.NewWriter(w)
+	bw.Tag("cpafeed")
+	bw.Uvarint(snapshotFormat)
+	st.index.WriteSnapshot(bw)
+	st.exp.WriteSnapshot(bw)
+	st.conv.WriteSnapshot(bw)
+	st.attr.WriteSnapshot(bw)
+	bw.Tag("model")
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	// The model's own codec comes last: its reader buffers ahead.
+	return st.model.WriteSnapshot(w)
+}
+
+// readSnapshot restores what writeSnapshot wrote into the (fresh)
+// components.
+func (st *state) readSnapshot(r io.Reader) error {
+	br := binenc.NewReader(r)
+	br.Tag("cpafeed")
+	if v := br.Uvarint(); br.Err() == nil && v != snapshotFormat {
+		return fmt.Errorf("snapshot format %d, this cpafeed reads %d", v, snapshotFormat)
+	}
+	if err := st.index.ReadSnapshot(br); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	if err := st.exp.ReadSnapshot(br); err != nil {
+		return fmt.Errorf("exposures: %w", err)
+	}
+	if err := st.conv.ReadSnapshot(br); err != nil {
+		return fmt.Errorf("conversions: %w", err)
+	}
+	if err := st.attr.ReadSnapshot(br); err != nil {
+		return fmt.Errorf("attribution: %w", err)
+	}
+	br.Tag("model")
+	if err := br.Err(); err != nil {
+		return err
+	}
+	res, err := st.model.ReadSnapshot(br.Reader())
+	if err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	st.log.Info("model restored", "restored", fmt.Sprintf("%+v", res))
+	return nil
+}
+
+// snapshot writes a snapshot at a journal checkpoint and trims the journal
+// to what the older of the two kept snapshots needs.
+func (st *state) snapshot() (journal.SnapshotInfo, error) {
+	var info journal.SnapshotInfo
+	next, err := st.journal.Checkpoint(func(next uint64) error {
+		var err error
+		info, err = journal.WriteSnapshot(st.cfg.DataDir, next, st.writeSnapshot)
+		return err
+	})
+	if err != nil {
+		return info, err
+	}
+	st.prevSnapshot, st.lastSnapshot = st.lastSnapshot, next
+	keep := st.prevSnapshot
+	if keep == 0 {
+		keep = 1 // no older snapshot: keep the whole journal as its fallback
+	}
+	if err := st.journal.RemoveBefore(keep); err != nil {
+		return info, fmt.Errorf("snapshot written, journal not trimmed: %w", err)
+	}
+	return info, nil
+}
+
 // background runs the periodic work until ctx ends: estimate refreshes,
-// prior refits, and expiry of dedup keys and index entries.
-func (st *state) background(ctx context.Context, cfg Config) {
+// prior refits, snapshots, and expiry of dedup keys, pending conversions
+// and index entries.
+func (st *state) background(ctx context.Context) {
+	cfg := st.cfg
 	refresh := time.NewTicker(cfg.Model.RefreshInterval)
 	refit := time.NewTicker(cfg.Model.RefitInterval)
 	sweep := time.NewTicker(time.Minute)
 	defer refresh.Stop()
 	defer refit.Stop()
 	defer sweep.Stop()
+	var snap <-chan time.Time
+	if !cfg.Snapshot.Disable {
+		t := time.NewTicker(cfg.Snapshot.Interval)
+		defer t.Stop()
+		snap = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -114,12 +248,27 @@ func (st *state) background(ctx context.Context, cfg Config) {
 			st.conv.Expire()
 			st.attr.Expire(now)
 			st.index.Sweep(now.Unix())
+		case <-snap:
+			st.logSnapshot(st.snapshot())
 		}
 	}
 }
 
-// close flushes and releases everything.
-func (st *state) close() error {
+func (st *state) logSnapshot(info journal.SnapshotInfo, err error) {
+	if err != nil {
+		st.log.Error("snapshot failed", "err", err.Error())
+		return
+	}
+	st.log.Info("snapshot written", "lsn", info.LSN, "raw_bytes", info.RawBytes, "bytes", info.CompressedBytes, "duration", info.Duration.Round(time.Millisecond).String())
+}
+
+// close snapshots (when configured), flushes and releases everything.
+func (st *state) close(snapshot bool) error {
+	var err error
+	if snapshot {
+		_, err = st.snapshot()
+		st.logSnapshot(journal.SnapshotInfo{}, err)
+	}
 	st.exp.Close()
-	return st.journal.Close()
+	return errors.Join(err, st.journal.Close())
 }
