@@ -1,0 +1,88 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cpafeed/cpafeed/bidder"
+	"github.com/cpafeed/cpafeed/conversions"
+	"github.com/cpafeed/cpafeed/model"
+	"github.com/cpafeed/cpafeed/signals"
+)
+
+// EngineLog is the durable log an Engine writes through: *journal.Journal,
+// or an in-memory log with the same contract (apply runs in log order
+// before Wait returns) for simulations.
+type EngineLog interface {
+	AppendApply(rec []byte, undo, apply func()) (lsn, epoch uint64, err error)
+	Tail() (lsn, epoch uint64)
+	Wait(lsn, epoch uint64) error
+}
+
+// Engine is cpafeed's in-memory state wired exactly as a server wires it
+// (conversions → attribution → model, exposures → index → attribution,
+// scoring on the model's estimates), without HTTP, disk or background work:
+// the caller gives the log and the clock, and runs the periodic work
+// (Model.Refresh, Model.Refit, Sweep) on its own schedule. It is for in-process drivers such as
+// the market simulation of package bench. Its components are safe for
+// concurrent use as documented in their packages.
+type Engine struct {
+	Model       *model.Model
+	Hasher      *signals.Hasher
+	Index       *signals.Index
+	Exposures   *signals.Exposures
+	Conversions *conversions.Service
+	Attributor  *conversions.Attributor
+	Bidder      *bidder.Service
+
+	now func() time.Time
+}
+
+// NewEngine builds the components of cfg (taken WithDefaults and
+// validated) over log, reading time only from now.
+func NewEngine(cfg Config, log EngineLog, now func() time.Time) (*Engine, error) {
+	cfg = cfg.WithDefaults()
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	cfg.Conversions.Now = now
+	chain, err := signals.NewChain(cfg.Segments)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{now: now, Hasher: signals.NewHasher([]byte(cfg.Identity.Secret))}
+	e.Model = model.New(cfg.Model, cfg.Campaigns)
+	e.Index = signals.NewIndex(cfg.Exposures.Index)
+	if e.Exposures, err = signals.NewExposures(cfg.Exposures, chain, e.Hasher, e.Index, e.Model, log, cfg.Campaigns); err != nil {
+		return nil, err
+	}
+	e.Exposures.SetClock(now)
+	if e.Conversions, err = conversions.NewService(cfg.Conversions, log, e.Hasher, newTenants(cfg)); err != nil {
+		e.Exposures.Close()
+		return nil, err
+	}
+	e.Attributor = conversions.NewAttributor(cfg.Attribution, e.Index, e.Model, cfg.Conversions.Datasets, cfg.Campaigns, e.Exposures.CampaignNumber)
+	e.Conversions.SetStoredHook(e.Attributor.OnStored)
+	e.Exposures.OnIndexed(e.Attributor.OnIndexed)
+	rules, err := bidder.NewRules(cfg.Segments, cfg.Campaigns)
+	if err != nil {
+		e.Exposures.Close()
+		return nil, fmt.Errorf("bidder rules: %w", err)
+	}
+	e.Bidder = bidder.NewService(cfg.Bidder, rules, e.Model, e.Exposures)
+	e.Bidder.SetClock(now)
+	return e, nil
+}
+
+// Sweep runs the expiries a server runs every minute (background): dedup
+// keys, pending conversions past their grace, index keys past the window.
+func (e *Engine) Sweep() {
+	now := e.now()
+	e.Conversions.Expire()
+	e.Attributor.Expire(now)
+	e.Index.Sweep(now.Unix())
+}
+
+// Close releases the exposures' bid memory.
+func (e *Engine) Close() { e.Exposures.Close() }

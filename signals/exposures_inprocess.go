@@ -1,0 +1,73 @@
+package signals
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/cpafeed/cpafeed/model"
+)
+
+// In-process producers (the market simulation of package bench) hold an
+// extracted Request already; these entry points take it instead of a body,
+// and then run exactly what the HTTP handlers run: the privacy gate, the
+// identities, the idempotency key, the journal record and its apply.
+
+// Expose records that campaign's ad was shown in imp i of req at ts (Unix
+// seconds) for priceCPM (currency per mille), as POST /v1/exposures does for
+// {"request": <req>, "imp_id", "campaign", "price_cpm", "ts"}: it returns once
+// the exposure is journaled and applied (counted in the model, indexed when
+// the privacy gate allows it). stored is false for a duplicate of (request
+// id, imp id, campaign). req is read during the call only.
+func (x *Exposures) Expose(req *Request, i int, campaign string, priceCPM float64, ts int64) (stored bool, err error) {
+	num, ok := x.campaigns[campaign]
+	if !ok {
+		return false, fmt.Errorf("signals: unknown campaign %q", campaign)
+	}
+	if i < 0 || i >= len(req.Imps) {
+		return false, fmt.Errorf("signals: imp %d of a request with %d", i, len(req.Imps))
+	}
+	if !(priceCPM >= 0) || math.IsInf(priceCPM, 0) {
+		return false, fmt.Errorf("signals: price_cpm %g: must be a number >= 0", priceCPM)
+	}
+	now := x.now()
+	if ts < now.Add(-x.cfg.MaxAge).Unix() || ts > now.Add(x.cfg.MaxFuture).Unix() {
+		return false, fmt.Errorf("signals: ts %d outside [now − %s, now + %s]", ts, x.cfg.MaxAge, x.cfg.MaxFuture)
+	}
+	imp := &req.Imps[i]
+	indexed, _ := Gate(req.Privacy(), x.cfg.TCFVendorID)
+	var buf [8]ID
+	ids := x.impIDs(req, imp, buf[:0])
+	e := x.newExposure(num, campaign, imp, req.ID, imp.ID, ts, priceCPM/1000, indexed, ids)
+	n, err := x.commit([]exposure{e})
+	return n == 1, err
+}
+
+// VideoEvent records VAST event ev of campaign's ad in imp i of req, as GET
+// /v1/vast does for a won exposure: "start" and "complete" are journaled
+// and counted on the imp's segment leaf at the current time, once per
+// (request id, imp id, campaign, event); every other event is ignored, as
+// the beacon only counts it in metrics. req is read during the call only.
+func (x *Exposures) VideoEvent(req *Request, i int, campaign, ev string) error {
+	var starts, completes float64
+	switch ev {
+	case vastStart:
+		starts = 1
+	case vastComplete:
+		completes = 1
+	default:
+		return nil
+	}
+	num, ok := x.campaigns[campaign]
+	if !ok {
+		return fmt.Errorf("signals: unknown campaign %q", campaign)
+	}
+	if i < 0 || i >= len(req.Imps) {
+		return fmt.Errorf("signals: imp %d of a request with %d", i, len(req.Imps))
+	}
+	imp := &req.Imps[i]
+	var buf [model.MaxLevels]model.Key
+	path := x.chain.Keys(x.roots[num], imp, buf[:0])
+	v := &videoEvent{ts: x.now().Unix(), campaign: campaign, leaf: path[len(path)-1], starts: starts, complete: completes,
+		key: x.idemKey('v', req.ID, imp.ID, []byte(campaign), []byte(ev))}
+	return x.commitVideo(v)
+}
