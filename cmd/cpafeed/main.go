@@ -25,6 +25,7 @@ Usage:
   cpafeed serve [--config FILE] [--listen HOST:PORT] [--data DIR] [--repair]
   cpafeed bench [--target URL | --spawn] [--scenario FILE] [--mix score=90,exposures=9,conversions=1]
                 [--duration 30s] [--rate N | --concurrency C] [--baseline] [--json FILE]
+  cpafeed simulate [--scenario FILE] [--seed N] [--days D] [--out report.html] [--json FILE]
   cpafeed version
 
 Run "cpafeed <command> -h" for the flags of a command.
@@ -44,6 +45,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "bench":
 		return benchCmd(args[1:], stdout, stderr)
+	case "simulate":
+		return simulateCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "cpafeed %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0

@@ -1,0 +1,410 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/cpafeed/cpafeed/configs"
+	"github.com/cpafeed/cpafeed/model"
+	"github.com/cpafeed/cpafeed/server"
+	"github.com/cpafeed/cpafeed/signals"
+)
+
+// The strategies of `cpafeed simulate`, in report order.
+const (
+	StrategyFlat    = "flat"    // a constant CPM
+	StrategyVTR     = "vtr"     // CPM ∝ the segment's measured completion rate
+	StrategyCPARaw  = "cpa_raw" // CPA bidding on the segment's raw c/n
+	StrategyCPAfeed = "cpafeed" // CPA bidding on cpafeed's estimates
+	StrategyOracle  = "oracle"  // CPA bidding on the true CVR
+)
+
+// Strategies returns the names of every strategy, in report order.
+func Strategies() []string {
+	return []string{StrategyFlat, StrategyVTR, StrategyCPARaw, StrategyCPAfeed, StrategyOracle}
+}
+
+// SimOptions configures Simulate.
+type SimOptions struct {
+	// Scenario and Seed make the market (see NewMarket).
+	Scenario Scenario
+	Seed     uint64
+	// Days is the number of simulated days. Default 14.
+	Days int
+	// Config is the cpafeed configuration every simulated instance runs
+	// (segments, model, attribution, exposures); its tenants and campaigns
+	// are replaced by the scenario's. Nil: the embedded default
+	// (configs/cpafeed.yaml).
+	Config *server.Config
+	// RefreshEvery is the simulated time between two model refreshes (a
+	// server refreshes every model.refresh_interval, 2s by default; the
+	// simulation cannot afford that). Default 15m.
+	RefreshEvery time.Duration
+	// RefitEvery is the simulated time between two refits (empirical-Bayes
+	// strengths, delay weights). Default 6h.
+	RefitEvery time.Duration
+	// Strategies to play; nil: all (Strategies()). The oracle is always
+	// played (CPA ÷ oracle CPA needs it).
+	Strategies []string
+	// Pacing tunes the budget pacer every strategy uses.
+	Pacing PacingConfig
+	// CapFactor caps every bid at CapFactor × the campaign's average value
+	// CPM (1000 × target CPA × base CVR). Default 5.
+	CapFactor float64
+	// Workers is how many goroutines play the strategies (each strategy is
+	// played by one goroutine at a time; results do not depend on it).
+	// Default GOMAXPROCS.
+	Workers int
+	// Progress, when set, receives one line per simulated day.
+	Progress io.Writer
+}
+
+// PacingConfig tunes the budget pacer (see pacer). Zero fields take the
+// defaults.
+type PacingConfig struct {
+	// Steps is how many times a day the multiplier is updated, at equal
+	// shares of the day's traffic. Default 96.
+	Steps int
+	// Gain is the exponent of the multiplicative update m ← m ×
+	// (wanted rate ÷ actual rate)^Gain. Default 0.5.
+	Gain float64
+	// Min and Max bound the multiplier. Defaults 0.05 and 4.
+	Min, Max float64
+}
+
+func (p PacingConfig) withDefaults() PacingConfig {
+	if p.Steps <= 0 {
+		p.Steps = 96
+	}
+	if p.Gain <= 0 {
+		p.Gain = 0.5
+	}
+	if p.Min <= 0 {
+		p.Min = 0.05
+	}
+	if p.Max <= 0 {
+		p.Max = 4
+	}
+	return p
+}
+
+func (o SimOptions) withDefaults() SimOptions {
+	if o.Days <= 0 {
+		o.Days = 14
+	}
+	if o.RefreshEvery <= 0 {
+		o.RefreshEvery = 6 * time.Hour
+	}
+	if o.RefitEvery <= 0 {
+		o.RefitEvery = 6 * time.Hour
+	}
+	if len(o.Strategies) == 0 {
+		o.Strategies = Strategies()
+	}
+	if o.CapFactor <= 0 {
+		o.CapFactor = 5
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	o.Pacing = o.Pacing.withDefaults()
+	return o
+}
+
+// simCampaign is a scenario campaign with what the strategies derive from it.
+type simCampaign struct {
+	id       string
+	target   float64 // USD per conversion
+	baseCVR  float64
+	budget   float64 // USD per day
+	valueCPM float64 // 1000 × target × base CVR: the value of an average impression
+	capCPM   float64
+	root     model.Key
+}
+
+// simulation is what every player shares, read-only.
+type simulation struct {
+	opts  SimOptions
+	m     *Market
+	camps []simCampaign
+	cfg   server.Config
+	depth int  // levels of the segment chain below the campaign
+	first bool // first-price auction
+}
+
+// simOpp is one opportunity of a chunk: a copy of the market's, and its bid
+// request extracted once for every player.
+type simOpp struct {
+	o     Opportunity
+	req   *signals.Request
+	index int // in its day
+	n     int // opportunities of its day
+}
+
+// chunk is a run of opportunities prepared by the producer.
+type chunk struct {
+	opps []simOpp
+	ex   []*signals.Extractor
+	body []byte
+	eval bool // the held-out day of the estimator evaluation
+}
+
+const chunkSize = 256
+
+// Simulate plays the market of opts.Scenario and opts.Seed for opts.Days
+// days, once per strategy, each strategy through its own in-process cpafeed
+// (server.NewEngine over an in-memory journal, on simulated time). See
+// package doc and SimResult.
+func Simulate(opts SimOptions) (*SimResult, error) {
+	opts = opts.withDefaults()
+	m, err := NewMarket(opts.Scenario, opts.Seed)
+	if err != nil {
+		return nil, err
+	}
+	sim := &simulation{opts: opts, m: m, first: m.sc.Market.Auction == FirstPrice}
+	if sim.cfg, err = simConfig(opts, m); err != nil {
+		return nil, err
+	}
+	sim.depth = len(sim.cfg.Segments)
+	for _, cs := range m.sc.Campaigns {
+		v := 1000 * cs.TargetCPA * cs.BaseCVR
+		sim.camps = append(sim.camps, simCampaign{
+			id: cs.ID, target: cs.TargetCPA, baseCVR: cs.BaseCVR, budget: cs.DailyBudget,
+			valueCPM: v, capCPM: opts.CapFactor * v, root: model.RootKey(cs.ID),
+		})
+	}
+	names, err := strategyList(opts.Strategies)
+	if err != nil {
+		return nil, err
+	}
+	players := make([]*player, len(names))
+	for i, name := range names {
+		if players[i], err = newPlayer(sim, name); err != nil {
+			for _, p := range players[:i] {
+				p.eng.Close()
+			}
+			return nil, err
+		}
+	}
+	defer func() {
+		for _, p := range players {
+			p.eng.Close()
+		}
+	}()
+
+	start := time.Now()
+	cpu0 := processCPU()
+	run := func(c *chunk) error { return runChunk(players, c, opts.Workers) }
+	for d := 0; d < opts.Days; d++ {
+		if err := produceDay(m, d, false, run); err != nil {
+			return nil, err
+		}
+		if opts.Progress != nil {
+			fmt.Fprintf(opts.Progress, "day %d/%d %s\n", d+1, opts.Days, progressLine(players, d))
+		}
+	}
+	end := m.DayStart(opts.Days)
+	if err := parallel(players, opts.Workers, func(p *player) error { return p.finish(end) }); err != nil {
+		return nil, err
+	}
+	if err := produceDay(m, opts.Days, true, run); err != nil { // the estimator's held-out day
+		return nil, err
+	}
+	if err := parallel(players, opts.Workers, func(p *player) error { return p.drain(end) }); err != nil {
+		return nil, err
+	}
+	if opts.Progress != nil {
+		for _, p := range players {
+			fmt.Fprintf(opts.Progress, "%s: %d model rebuilds in %v, %d segment nodes, %d journal records (%.0f MB)\n",
+				p.name, p.refreshes, p.refreshWall.Round(time.Millisecond), p.eng.Model.Estimates().Len(), p.log.records, float64(p.log.bytes)/1e6)
+		}
+	}
+	res := buildResult(sim, players)
+	res.Wall, res.CPU = time.Since(start), processCPU()-cpu0
+	return res, nil
+}
+
+func strategyList(asked []string) ([]string, error) {
+	known := map[string]bool{}
+	for _, s := range Strategies() {
+		known[s] = true
+	}
+	want := map[string]bool{StrategyOracle: true}
+	for _, s := range asked {
+		if !known[s] {
+			return nil, fmt.Errorf("unknown strategy %q (known: %v)", s, Strategies())
+		}
+		want[s] = true
+	}
+	var out []string
+	for _, s := range Strategies() {
+		if want[s] {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// simConfig is the configuration of every simulated cpafeed: opts.Config
+// (or the embedded default) with the scenario's advertiser, datasets and
+// campaigns.
+func simConfig(opts SimOptions, m *Market) (server.Config, error) {
+	var cfg server.Config
+	if opts.Config != nil {
+		cfg = *opts.Config
+	} else {
+		var err error
+		if cfg, err = server.ParseConfig(configs.Default); err != nil {
+			return cfg, err
+		}
+	}
+	const adv = "simulated-advertiser"
+	seen := map[string]bool{}
+	var datasets []string
+	for _, c := range m.sc.Campaigns {
+		if !seen[c.Dataset] {
+			seen[c.Dataset] = true
+			datasets = append(datasets, c.Dataset)
+		}
+	}
+	cfg.Advertisers = []server.Advertiser{{Name: adv, Token: "simulated-advertiser-token", Datasets: datasets}}
+	cfg.Bidders = []server.Bidder{{Name: "simulated-bidder", Token: "simulated-bidder-token"}}
+	cfg.Campaigns = nil
+	for _, c := range m.sc.Campaigns {
+		cfg.Campaigns = append(cfg.Campaigns, model.Campaign{
+			ID: c.ID, Advertiser: adv, Event: c.Event, TargetCPA: c.TargetCPA,
+			// The advertiser's average CVR is its prior: flat and vtr
+			// are scaled by it too. No floor, no cap, pacing 1 in the
+			// scoring core: the simulation's pacer multiplies and caps
+			// every strategy's bid the same way.
+			PriorCVR: c.BaseCVR,
+		})
+	}
+	// Remembered bids serve win notices and VAST beacons over HTTP; the
+	// simulation reports exposures and VAST events in process, so it
+	// remembers nothing: a TTL under a second makes exposures skip it.
+	cfg.Exposures.BidMemoryBytes = 1 << 20
+	cfg.Exposures.BidTTL = time.Millisecond
+	cfg.Exposures.Index.Window = 0 // derived from the campaigns again
+	cfg = cfg.WithDefaults()
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return cfg, errors.Join(errs...)
+	}
+	return cfg, nil
+}
+
+// produceDay renders and extracts the opportunities of day d in chunks and
+// hands each chunk to run, preparing the next chunk while run plays the
+// current one.
+func produceDay(m *Market, d int, eval bool, run func(*chunk) error) error {
+	it := m.Day(d)
+	n := it.Len()
+	var bufs [2]*chunk
+	for i := range bufs {
+		bufs[i] = &chunk{opps: make([]simOpp, chunkSize), ex: make([]*signals.Extractor, chunkSize), eval: eval}
+		for j := range bufs[i].ex {
+			bufs[i].ex[j] = signals.NewExtractor()
+		}
+	}
+	index := 0
+	fill := func(c *chunk) (int, error) {
+		k := 0
+		for ; k < chunkSize; k++ {
+			o := it.Next()
+			if o == nil {
+				break
+			}
+			so := &c.opps[k]
+			copyOpportunity(&so.o, o)
+			c.body = m.AppendBidRequest(c.body[:0], o)
+			req, err := c.ex[k].Extract(c.body, o.Time)
+			if err != nil {
+				return 0, fmt.Errorf("day %d opportunity %d: %w", d, index, err)
+			}
+			so.req, so.index, so.n = req, index, n
+			index++
+		}
+		return k, nil
+	}
+	k, err := fill(bufs[0])
+	if err != nil {
+		return err
+	}
+	for cur := 0; k > 0; cur ^= 1 {
+		c := bufs[cur]
+		c.opps = c.opps[:k]
+		errc := make(chan error, 1)
+		go func() { errc <- run(c) }()
+		next := bufs[cur^1]
+		next.opps = next.opps[:chunkSize]
+		var ferr error
+		k, ferr = fill(next)
+		if err := <-errc; err != nil {
+			return err
+		}
+		if ferr != nil {
+			return ferr
+		}
+		c.opps = c.opps[:chunkSize]
+	}
+	return nil
+}
+
+func copyOpportunity(dst, src *Opportunity) {
+	slots, truth := dst.Slots, dst.Truth
+	*dst = *src
+	dst.Slots = append(slots[:0], src.Slots...)
+	dst.Truth = append(truth[:0], src.Truth...)
+}
+
+// runChunk plays c for every player, on up to workers goroutines.
+func runChunk(players []*player, c *chunk, workers int) error {
+	return parallel(players, workers, func(p *player) error {
+		for i := range c.opps {
+			if c.eval {
+				p.evaluate(&c.opps[i])
+				continue
+			}
+			if err := p.play(&c.opps[i]); err != nil {
+				return fmt.Errorf("%s: %w", p.name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// parallel runs fn for every player on up to workers goroutines and
+// returns the first error (in player order).
+func parallel(players []*player, workers int, fn func(*player) error) error {
+	errs := make([]error, len(players))
+	next := make(chan int, len(players))
+	for i := range players {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range min(workers, len(players)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				errs[i] = fn(players[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// ratio is a/b, NaN when b is 0.
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return math.NaN()
+	}
+	return a / b
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+	"strings"
+
+	"github.com/cpafeed/cpafeed/bench"
+	"github.com/cpafeed/cpafeed/server"
+)
+
+// simulateCmd is `cpafeed simulate`: the strategies played on the same
+// synthetic market, each through its own in-process cpafeed.
+func simulateCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	scenarioPath := fs.String("scenario", "configs/scenarios/default.yaml", "scenario file of the market")
+	seed := fs.Uint64("seed", 1, "market seed")
+	days := fs.Int("days", 14, "simulated days")
+	out := fs.String("out", "", "write the HTML report (self-contained, inline SVG) to this file")
+	jsonPath := fs.String("json", "", "write the results as JSON to this file")
+	configPath := fs.String("config", "", "cpafeed config the simulated instances run (default: the embedded one); its tenants and campaigns are replaced by the scenario's")
+	strategies := fs.String("strategies", "", "comma-separated subset of flat,vtr,cpa_raw,cpafeed,oracle (the oracle is always played)")
+	quiet := fs.Bool("quiet", false, "no progress line per day")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "cpafeed simulate: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	sc, err := bench.LoadScenario(*scenarioPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
+		return 1
+	}
+	opts := bench.SimOptions{Scenario: sc, Seed: *seed, Days: *days}
+	if !*quiet {
+		opts.Progress = stderr
+	}
+	if *strategies != "" {
+		opts.Strategies = strings.Split(*strategies, ",")
+	}
+	if *configPath != "" {
+		cfg, err := server.LoadConfig(*configPath)
+		if err != nil {
+			fmt.Fprintf(stderr, "cpafeed simulate: %s: %v\n", *configPath, err)
+			return 1
+		}
+		opts.Config = &cfg
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res, err := bench.Simulate(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
+		return 1
+	}
+	if err := res.WriteTable(stdout); err != nil {
+		fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
+		return 1
+	}
+	write := func(path string, fn func(io.Writer) error) bool {
+		f, err := os.Create(path)
+		if err == nil {
+			err = fn(f)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "cpafeed simulate: %s: %v\n", path, err)
+			return false
+		}
+		return true
+	}
+	if *jsonPath != "" && !write(*jsonPath, res.WriteJSON) {
+		return 1
+	}
+	if *out != "" && !write(*out, res.WriteHTML) {
+		return 1
+	}
+	return 0
+}
