@@ -63,7 +63,8 @@ func (p *player) evaluate(so *simOpp) {
 			}
 		}
 	}
-	if err := p.eng.Bidder.ScoreRequest(so.req, p.opts, &p.res); err != nil {
+	req := so.req.View() // shared with the other players
+	if err := p.eng.Bidder.ScoreRequest(&req, p.opts, &p.res); err != nil {
 		p.eval.err = err
 		return
 	}
@@ -79,7 +80,7 @@ func (p *player) evaluate(so *simOpp) {
 		if sc.Level < 0 || !(pred > 0) {
 			pred = camp.baseCVR // no estimate at all: the prior
 		}
-		path := chain.Keys(camp.root, &so.req.Imps[0], buf[:0])
+		path := chain.Keys(camp.root, &req.Imps[0], buf[:0])
 		leaf := path[len(path)-1]
 		raw := camp.baseCVR
 		if e, ok := est.Get(leaf); ok && e.Exposures > 0 {

@@ -9,6 +9,7 @@ import (
 	"github.com/cpafeed/cpafeed/bidder"
 	"github.com/cpafeed/cpafeed/model"
 	"github.com/cpafeed/cpafeed/server"
+	"github.com/cpafeed/cpafeed/signals"
 )
 
 // player is one strategy with its own cpafeed: engine, journal, clock, the
@@ -242,8 +243,10 @@ func (p *player) play(so *simOpp) error {
 		return err
 	}
 	p.step(so.index, so.n)
+	// The request is shared with the other players: use a view of it.
+	req := so.req.View()
 	if p.scores {
-		if err := p.score(so); err != nil {
+		if err := p.score(&req); err != nil {
 			return err
 		}
 	}
@@ -273,7 +276,7 @@ func (p *player) play(so *simOpp) error {
 		if !won {
 			continue
 		}
-		if err := p.won(so, s, best, price); err != nil {
+		if err := p.won(so, &req, s, best, price); err != nil {
 			return err
 		}
 	}
@@ -285,8 +288,7 @@ func (p *player) play(so *simOpp) error {
 // reads request-level features): an imp whose segment path equals an
 // earlier one's reuses its scores, the others are scored alone, as a
 // request of that one imp.
-func (p *player) score(so *simOpp) error {
-	req := so.req
+func (p *player) score(req *signals.Request) error {
 	nc := len(p.sim.camps)
 	p.slots = p.slots[:0]
 	p.leaves = p.leaves[:0]
@@ -311,8 +313,9 @@ func (p *player) score(so *simOpp) error {
 	return nil
 }
 
-// won reports an impression of campaign c in slot s bought at price (CPM).
-func (p *player) won(so *simOpp, s, c int, price float64) error {
+// won reports an impression of campaign c in slot s of so (req: the
+// player's view of its request) bought at price (CPM).
+func (p *player) won(so *simOpp, req *signals.Request, s, c int, price float64) error {
 	o := &so.o
 	m := p.sim.m
 	camp := &p.sim.camps[c]
@@ -320,12 +323,12 @@ func (p *player) won(so *simOpp, s, c int, price float64) error {
 	pc := &p.pace[c]
 	pc.spent += cost
 	pc.stepSpent += cost
-	if _, err := p.eng.Exposures.Expose(so.req, s, camp.id, price, o.Time); err != nil {
+	if _, err := p.eng.Exposures.Expose(req, s, camp.id, price, o.Time); err != nil {
 		return err
 	}
 	out := m.Outcome(o, s, c)
 	for lvl := 1; lvl <= out.Played; lvl++ {
-		if err := p.eng.Exposures.VideoEvent(so.req, s, camp.id, VASTEvent(lvl)); err != nil {
+		if err := p.eng.Exposures.VideoEvent(req, s, camp.id, VASTEvent(lvl)); err != nil {
 			return err
 		}
 	}

@@ -71,3 +71,13 @@ func (x *Exposures) VideoEvent(req *Request, i int, campaign, ev string) error {
 		key: x.idemKey('v', req.ID, imp.ID, []byte(campaign), []byte(ev))}
 	return x.commitVideo(v)
 }
+
+// View returns a copy of r that shares its bytes (read-only) but not its
+// scratch buffer, so that several goroutines may each use their own view of
+// one extracted request at once: IDs writes the scratch buffer, nothing
+// else of a Request changes after Extract. A view is valid as long as r is.
+func (r *Request) View() Request {
+	v := *r
+	v.scratch = nil
+	return v
+}

@@ -2,8 +2,11 @@ package signals
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"sync"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -118,5 +121,39 @@ func TestExposeRefusals(t *testing.T) {
 	}
 	if h.c.exposures != 0 || h.c.starts != 0 {
 		t.Fatalf("refused calls counted: %+v", h.c)
+	}
+}
+
+// Views of one request give its identities concurrently (the race detector
+// watches) and equal to its own.
+func TestRequestViewsConcurrentIDs(t *testing.T) {
+	h := NewHasher([]byte("test-secret"))
+	req, err := NewExtractor().Extract(fixture(t, "firetv-ctv-gdpr-ext-eids.json"), 1_795_000_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := req.IDs(h, nil)
+	if len(want) < 2 {
+		t.Fatalf("fixture has %d identities", len(want))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 4)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				v := req.View()
+				if got := v.IDs(h, nil); !slices.Equal(got, want) {
+					errs <- fmt.Sprintf("%v, want %v", got, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatal(e)
 	}
 }
