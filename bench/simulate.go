@@ -6,7 +6,9 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cpafeed/cpafeed/configs"
@@ -56,9 +58,8 @@ type SimOptions struct {
 	// CapFactor caps every bid at CapFactor × the campaign's average value
 	// CPM (1000 × target CPA × base CVR). Default 5.
 	CapFactor float64
-	// Workers is how many goroutines play the strategies (each strategy is
-	// played by one goroutine at a time; results do not depend on it).
-	// Default GOMAXPROCS.
+	// Workers is how many strategies are played at once (each by its own
+	// goroutine; results do not depend on it). Default GOMAXPROCS.
 	Workers int
 	// Progress, when set, receives one line per simulated day.
 	Progress io.Writer
@@ -148,10 +149,11 @@ type simOpp struct {
 
 // chunk is a run of opportunities prepared by the producer.
 type chunk struct {
-	opps []simOpp
-	ex   []*signals.Extractor
-	body []byte
-	eval bool // the held-out day of the estimator evaluation
+	opps    []simOpp
+	ex      []*signals.Extractor
+	body    []byte
+	eval    bool         // the held-out day of the estimator evaluation
+	pending atomic.Int32 // players yet to play it
 }
 
 const chunkSize = 256
@@ -199,23 +201,7 @@ func Simulate(opts SimOptions) (*SimResult, error) {
 
 	start := time.Now()
 	cpu0 := processCPU()
-	run := func(c *chunk) error { return runChunk(players, c, opts.Workers) }
-	for d := 0; d < opts.Days; d++ {
-		if err := produceDay(m, d, false, run); err != nil {
-			return nil, err
-		}
-		if opts.Progress != nil {
-			fmt.Fprintf(opts.Progress, "day %d/%d %s\n", d+1, opts.Days, progressLine(players, d))
-		}
-	}
-	end := m.DayStart(opts.Days)
-	if err := parallel(players, opts.Workers, func(p *player) error { return p.finish(end) }); err != nil {
-		return nil, err
-	}
-	if err := produceDay(m, opts.Days, true, run); err != nil { // the estimator's held-out day
-		return nil, err
-	}
-	if err := parallel(players, opts.Workers, func(p *player) error { return p.drain(end) }); err != nil {
+	if err := sim.run(players); err != nil {
 		return nil, err
 	}
 	if opts.Progress != nil {
@@ -290,6 +276,10 @@ func simConfig(opts SimOptions, m *Market) (server.Config, error) {
 	// remembers nothing: a TTL under a second makes exposures skip it.
 	cfg.Exposures.BidMemoryBytes = 1 << 20
 	cfg.Exposures.BidTTL = time.Millisecond
+	// The simulated bidder never resends an exposure or a beacon, so the
+	// idempotency window only costs: with the default hour, each of the
+	// ~2 lookups per impression probed 7 generation maps (10% of a run).
+	cfg.Exposures.IdempotencyWindow = time.Second
 	cfg.Exposures.Index.Window = 0 // derived from the campaigns again
 	cfg = cfg.WithDefaults()
 	if errs := cfg.Validate(); len(errs) > 0 {
@@ -298,23 +288,113 @@ func simConfig(opts SimOptions, m *Market) (server.Config, error) {
 	return cfg, nil
 }
 
-// produceDay renders and extracts the opportunities of day d in chunks and
-// hands each chunk to run, preparing the next chunk while run plays the
-// current one.
-func produceDay(m *Market, d int, eval bool, run func(*chunk) error) error {
-	it := m.Day(d)
-	n := it.Len()
-	var bufs [2]*chunk
-	for i := range bufs {
-		bufs[i] = &chunk{opps: make([]simOpp, chunkSize), ex: make([]*signals.Extractor, chunkSize), eval: eval}
-		for j := range bufs[i].ex {
-			bufs[i].ex[j] = signals.NewExtractor()
+// pipelineDepth is how many chunks may be in flight: prepared by the
+// producer and not yet played by every player.
+const pipelineDepth = 32
+
+// run streams the opportunities of every day, then of the held-out day, to
+// the players: one producer goroutine renders and extracts each bid request
+// once into chunks, and every player plays each chunk in order on its own
+// goroutine (at most opts.Workers at a time), without waiting for the
+// others; a chunk is reused once every player is done with it. Results do
+// not depend on the scheduling: a player only ever touches its own state
+// and read-only chunks. Then each player delivers its last conversions
+// (drain).
+func (sim *simulation) run(players []*player) error {
+	opts := sim.opts
+	free := make(chan *chunk, pipelineDepth)
+	for range pipelineDepth {
+		c := &chunk{opps: make([]simOpp, chunkSize), ex: make([]*signals.Extractor, chunkSize)}
+		for j := range c.ex {
+			c.ex[j] = signals.NewExtractor()
+		}
+		free <- c
+	}
+	ins := make([]chan *chunk, len(players))
+	for i := range ins {
+		ins[i] = make(chan *chunk, pipelineDepth)
+	}
+	sem := make(chan struct{}, opts.Workers)
+	prog := newDayProgress(opts, len(players))
+	end := sim.m.DayStart(opts.Days)
+	errs := make([]error, len(players))
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for i, p := range players {
+		p.prog, p.index = prog, i
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range ins[i] {
+				if errs[i] == nil {
+					sem <- struct{}{}
+					errs[i] = p.playChunk(c, end)
+					<-sem
+					if errs[i] != nil {
+						errs[i] = fmt.Errorf("%s: %w", p.name, errs[i])
+						failed.Store(true)
+					}
+				}
+				if c.pending.Add(-1) == 0 {
+					free <- c
+				}
+			}
+			if errs[i] == nil {
+				sem <- struct{}{}
+				if errs[i] = p.drain(end); errs[i] != nil {
+					errs[i] = fmt.Errorf("%s: %w", p.name, errs[i])
+				}
+				<-sem
+			}
+		}()
+	}
+	send := func(c *chunk) {
+		c.pending.Store(int32(len(players)))
+		for _, in := range ins {
+			in <- c
 		}
 	}
-	index := 0
-	fill := func(c *chunk) (int, error) {
+	var perr error
+	for d := 0; d <= opts.Days && perr == nil && !failed.Load(); d++ {
+		perr = produceDay(sim.m, d, d == opts.Days, free, send)
+	}
+	for _, in := range ins {
+		close(in)
+	}
+	wg.Wait()
+	return errors.Join(perr, errors.Join(errs...))
+}
+
+// playChunk plays (or, on the held-out day, evaluates) one chunk.
+func (p *player) playChunk(c *chunk, end int64) error {
+	if c.eval && !p.finished {
+		p.finished = true
+		if err := p.finish(end); err != nil {
+			return err
+		}
+	}
+	for i := range c.opps {
+		if c.eval {
+			p.evaluate(&c.opps[i])
+			continue
+		}
+		if err := p.play(&c.opps[i]); err != nil {
+			return err
+		}
+	}
+	return p.eval.err
+}
+
+// produceDay renders and extracts the opportunities of day d into chunks
+// taken from free and hands each to send.
+func produceDay(m *Market, d int, eval bool, free <-chan *chunk, send func(*chunk)) error {
+	it := m.Day(d)
+	n := it.Len()
+	for index := 0; index < n; {
+		c := <-free
+		c.opps, c.eval = c.opps[:cap(c.opps)], eval
 		k := 0
-		for ; k < chunkSize; k++ {
+		for ; k < len(c.opps); k++ {
 			o := it.Next()
 			if o == nil {
 				break
@@ -324,33 +404,13 @@ func produceDay(m *Market, d int, eval bool, run func(*chunk) error) error {
 			c.body = m.AppendBidRequest(c.body[:0], o)
 			req, err := c.ex[k].Extract(c.body, o.Time)
 			if err != nil {
-				return 0, fmt.Errorf("day %d opportunity %d: %w", d, index, err)
+				return fmt.Errorf("day %d opportunity %d: %w", d, index, err)
 			}
 			so.req, so.index, so.n = req, index, n
 			index++
 		}
-		return k, nil
-	}
-	k, err := fill(bufs[0])
-	if err != nil {
-		return err
-	}
-	for cur := 0; k > 0; cur ^= 1 {
-		c := bufs[cur]
 		c.opps = c.opps[:k]
-		errc := make(chan error, 1)
-		go func() { errc <- run(c) }()
-		next := bufs[cur^1]
-		next.opps = next.opps[:chunkSize]
-		var ferr error
-		k, ferr = fill(next)
-		if err := <-errc; err != nil {
-			return err
-		}
-		if ferr != nil {
-			return ferr
-		}
-		c.opps = c.opps[:chunkSize]
+		send(c)
 	}
 	return nil
 }
@@ -362,43 +422,40 @@ func copyOpportunity(dst, src *Opportunity) {
 	dst.Truth = append(truth[:0], src.Truth...)
 }
 
-// runChunk plays c for every player, on up to workers goroutines.
-func runChunk(players []*player, c *chunk, workers int) error {
-	return parallel(players, workers, func(p *player) error {
-		for i := range c.opps {
-			if c.eval {
-				p.evaluate(&c.opps[i])
-				continue
-			}
-			if err := p.play(&c.opps[i]); err != nil {
-				return fmt.Errorf("%s: %w", p.name, err)
-			}
-		}
-		return nil
-	})
+// dayProgress prints a line per day once every player has played it.
+type dayProgress struct {
+	w     io.Writer
+	days  int
+	names []string
+	mu    sync.Mutex
+	done  map[int][]string // day → each player's summary, by player index
 }
 
-// parallel runs fn for every player on up to workers goroutines and
-// returns the first error (in player order).
-func parallel(players []*player, workers int, fn func(*player) error) error {
-	errs := make([]error, len(players))
-	next := make(chan int, len(players))
-	for i := range players {
-		next <- i
+func newDayProgress(opts SimOptions, players int) *dayProgress {
+	return &dayProgress{w: opts.Progress, days: opts.Days, names: make([]string, players), done: map[int][]string{}}
+}
+
+// dayDone records player i's summary of day d and prints the day when it
+// is the last.
+func (pr *dayProgress) dayDone(i, d int, summary string) {
+	if pr == nil || pr.w == nil {
+		return
 	}
-	close(next)
-	var wg sync.WaitGroup
-	for range min(workers, len(players)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				errs[i] = fn(players[i])
-			}
-		}()
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	sums := pr.done[d]
+	if sums == nil {
+		sums = make([]string, len(pr.names))
+		pr.done[d] = sums
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	sums[i] = summary
+	for _, s := range sums {
+		if s == "" {
+			return
+		}
+	}
+	fmt.Fprintf(pr.w, "day %d/%d %s\n", d+1, pr.days, strings.Join(sums, " | "))
+	delete(pr.done, d)
 }
 
 // ratio is a/b, NaN when b is 0.

@@ -48,6 +48,10 @@ type player struct {
 
 	refreshWall time.Duration // wall time spent in Refresh and Refit
 	refreshes   int
+
+	prog     *dayProgress
+	index    int  // in the players
+	finished bool // the last day was closed (finish)
 }
 
 // campTally is what a strategy bought for one campaign.
@@ -203,11 +207,17 @@ func (p *player) endDay() {
 	if p.day < 0 {
 		return
 	}
+	var spend float64
+	var conv int64
 	for i := range p.pace {
+		t := &p.daily[p.day][i]
 		if pc := &p.pace[i]; pc.steps > 0 {
-			p.daily[p.day][i].Multiplier = pc.mSum / float64(pc.steps)
+			t.Multiplier = pc.mSum / float64(pc.steps)
 		}
+		spend += t.Spend
+		conv += t.Converted
 	}
+	p.prog.dayDone(p.index, p.day, fmt.Sprintf("%s %.0f$ %d conv", p.name, spend, conv))
 }
 
 // step updates the pacers at opportunity index i of a day of n.

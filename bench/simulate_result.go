@@ -304,23 +304,3 @@ func (r *SimResult) WriteTable(w io.Writer) error {
 	}
 	return nil
 }
-
-// progressLine summarizes day d of every player.
-func progressLine(players []*player, d int) string {
-	var b strings.Builder
-	for i, p := range players {
-		if i > 0 {
-			b.WriteString(" | ")
-		}
-		var spend float64
-		var conv int64
-		if d < len(p.daily) {
-			for _, t := range p.daily[d] {
-				spend += t.Spend
-				conv += t.Converted
-			}
-		}
-		fmt.Fprintf(&b, "%s %.0f$ %d conv", p.name, spend, conv)
-	}
-	return b.String()
-}
