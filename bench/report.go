@@ -107,6 +107,7 @@ type plot struct {
 	logX, logY            bool
 	xLabel, yLabel, title string
 	caption               string
+	xMinStep              float64 // smallest step between x ticks (linear axis)
 }
 
 func (p *plot) px(x float64) float64 {
@@ -161,13 +162,22 @@ func (p *plot) close(b *bytes.Buffer) {
 
 // ticks returns tick positions (in axis units: log10 on a log axis) and
 // their labels.
-func ticks(lo, hi float64, log bool) ([]float64, []string) {
+func ticks(lo, hi float64, log bool, minStep float64) ([]float64, []string) {
 	var pos []float64
 	var lab []string
 	if log {
-		for e := math.Ceil(lo); e <= hi+1e-9; e++ {
-			pos = append(pos, e)
-			lab = append(lab, strconv.FormatFloat(math.Pow(10, e), 'g', 3, 64))
+		mults := []float64{1}
+		if hi-lo <= 2.5 {
+			mults = []float64{1, 2, 5}
+		}
+		for e := math.Floor(lo); e <= hi+1e-9; e++ {
+			for _, m := range mults {
+				v := e + math.Log10(m)
+				if v >= lo-1e-9 && v <= hi+1e-9 {
+					pos = append(pos, v)
+					lab = append(lab, strconv.FormatFloat(m*math.Pow(10, e), 'g', 3, 64))
+				}
+			}
 		}
 		return pos, lab
 	}
@@ -178,6 +188,7 @@ func ticks(lo, hi float64, log bool) ([]float64, []string) {
 			break
 		}
 	}
+	step = max(step, minStep)
 	for v := math.Ceil(lo/step) * step; v <= hi+1e-9; v += step {
 		pos = append(pos, v)
 		lab = append(lab, strconv.FormatFloat(v, 'g', 4, 64))
@@ -186,13 +197,13 @@ func ticks(lo, hi float64, log bool) ([]float64, []string) {
 }
 
 func (p *plot) axes(b *bytes.Buffer) {
-	xs, xl := ticks(p.x0, p.x1, p.logX)
+	xs, xl := ticks(p.x0, p.x1, p.logX, p.xMinStep)
 	for i, v := range xs {
 		x := p.left + (v-p.x0)/(p.x1-p.x0)*(p.w-p.left-p.right)
 		fmt.Fprintf(b, "<line x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\" stroke=\"#e3e3e3\"/>", x, p.top, x, p.h-p.bot)
 		fmt.Fprintf(b, "<text x=\"%.1f\" y=\"%g\" text-anchor=\"middle\">%s</text>\n", x, p.h-p.bot+14, xl[i])
 	}
-	ys, yl := ticks(p.y0, p.y1, p.logY)
+	ys, yl := ticks(p.y0, p.y1, p.logY, 0)
 	for i, v := range ys {
 		y := p.h - p.bot - (v-p.y0)/(p.y1-p.y0)*(p.h-p.top-p.bot)
 		fmt.Fprintf(b, "<line x1=\"%g\" y1=\"%.1f\" x2=\"%g\" y2=\"%.1f\" stroke=\"#e3e3e3\"/>", p.left, y, p.w-p.right, y)
@@ -204,13 +215,24 @@ func (p *plot) axes(b *bytes.Buffer) {
 	fmt.Fprintf(b, "<text x=\"%g\" y=\"14\" font-weight=\"bold\">%s</text>\n", p.left, html.EscapeString(p.title))
 }
 
-// legend writes colored labels at the top right of the frame.
+// legend writes colored labels in a box: at the top left inside the frame,
+// or right of it when the plot keeps a right margin for it.
 func (p *plot) legend(b *bytes.Buffer, names, colors []string) {
+	width := 0
+	for _, n := range names {
+		width = max(width, len(n))
+	}
+	w := 22 + 6.2*float64(width)
+	x, y := p.left+6, p.top+6
+	if p.right >= w+8 {
+		x = p.w - p.right + 8
+	}
+	fmt.Fprintf(b, "<rect x=\"%g\" y=\"%g\" width=\"%.0f\" height=\"%d\" fill=\"#fff\" fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n",
+		x, y, w, 6+14*len(names))
 	for i, n := range names {
-		y := p.top + 14 + float64(i)*14
-		x := p.w - p.right - 110
+		ty := y + 15 + float64(i)*14
 		fmt.Fprintf(b, "<rect x=\"%g\" y=\"%g\" width=\"10\" height=\"10\" fill=\"%s\"/><text x=\"%g\" y=\"%g\">%s</text>\n",
-			x, y-9, colors[i], x+14, y, html.EscapeString(n))
+			x+5, ty-9, colors[i], x+19, ty, html.EscapeString(n))
 	}
 }
 
@@ -218,7 +240,7 @@ func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // cpaChart: CPA of each day's impressions, per strategy.
 func (r *SimResult) cpaChart(b *bytes.Buffer) {
-	p := &plot{w: 560, h: 340, left: 56, right: 16, top: 28, bot: 40, xLabel: "day", yLabel: "CPA (USD per true conversion)", title: "CPA by day"}
+	p := &plot{w: 600, h: 340, left: 56, right: 96, top: 28, bot: 40, xLabel: "day", yLabel: "CPA (USD per true conversion)", title: "CPA by day", xMinStep: 1}
 	ymax := 0.0
 	for _, name := range r.Order {
 		for _, d := range r.Strategies[name].Daily {

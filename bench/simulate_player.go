@@ -32,8 +32,7 @@ type player struct {
 	rootVTR   []float64      // per campaign, the model's average VTR (vtr)
 
 	pace []pacer
-	comp priceHist // first price: the prices to beat seen so far
-	day  int       // the day being played, −1 before the first
+	day  int // the day being played, −1 before the first
 
 	nextRefresh, nextRefit, nextSweep int64
 
@@ -266,9 +265,6 @@ func (p *player) play(so *simOpp) error {
 		for c := range p.sim.camps {
 			camp := &p.sim.camps[c]
 			b := min(p.pace[c].m*p.base(so, s, c), camp.capCPM)
-			if p.sim.first {
-				b = shade(b, p.comp.median())
-			}
 			if !(b > 0) || p.pace[c].spent+b/1000 > camp.budget {
 				continue
 			}
@@ -280,9 +276,6 @@ func (p *player) play(so *simOpp) error {
 			continue
 		}
 		won, price := m.Auction(o.Slots[s], bid)
-		if p.sim.first {
-			p.comp.add(max(o.Slots[s].CompetingCPM, o.Slots[s].FloorCPM))
-		}
 		if !won {
 			continue
 		}
@@ -394,51 +387,6 @@ func (p *player) base(so *simOpp, s, c int) float64 {
 		return 1000 * camp.target * cvr
 	}
 	return sc.BidCPM // cpafeed: the scoring core's bid
-}
-
-// shade is the first-price bid for a value v (CPM): b = √(c² + c·v) − c,
-// the bid maximizing (v − b)·W(b) for the win rate W(b) = b / (b + c) (the
-// reference's b.7), c being the median price to beat.
-func shade(v, c float64) float64 {
-	if !(c > 0) {
-		return v
-	}
-	return math.Sqrt(c*c+c*v) - c
-}
-
-// priceHist learns the median price to beat of a first-price market from
-// the minimum bid to win of every auction seen (what an exchange reports in
-// its loss and win notifications): a histogram of ln CPM in 1/16 steps from
-// 0.01 to about 8900 USD. Every strategy sees the same auctions, so all
-// shade with the same c.
-type priceHist struct {
-	bins [220]uint32
-	n    uint32
-	med  float64 // cached median, recomputed every 256 additions
-}
-
-func (h *priceHist) add(cpm float64) {
-	i := int(math.Round((math.Log(max(cpm, 0.01)) - math.Log(0.01)) * 16))
-	h.bins[min(max(i, 0), len(h.bins)-1)]++
-	h.n++
-	if h.n&255 == 1 {
-		h.med = 0
-	}
-}
-
-func (h *priceHist) median() float64 {
-	if h.med > 0 || h.n == 0 {
-		return h.med
-	}
-	var acc uint32
-	for i, c := range h.bins {
-		acc += c
-		if 2*acc >= h.n {
-			h.med = 0.01 * math.Exp(float64(i)/16)
-			break
-		}
-	}
-	return h.med
 }
 
 // finish ends the last day and refits the model at end (every strategy's,
