@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"sync"
@@ -150,7 +151,10 @@ func TestConcurrentWrites(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 2000; i++ {
-				v := string(rune('a' + (i+g)%7))
+				v := string(rune('a'+(i+g)%7)) + string(rune('a'+i%5))
+				if i%3 == 0 { // and a stream of new nodes
+					v = fmt.Sprint(g, "-", i)
+				}
 				path, labels := testPath("demo-ctv-purchase", v, v+v)
 				ts := t0 + int64(i)
 				m.Expose(ts, path, labels, 0.01)
@@ -158,9 +162,21 @@ func TestConcurrentWrites(t *testing.T) {
 					m.Credit(ts, ts+60, path[2], 1)
 					m.Video(ts, path[2], 1, 1)
 				}
-				if i%500 == 0 {
-					m.Refresh(ts)
-					m.Estimates().Lookup(path)
+				if i%700 == 0 {
+					// Tables built while nodes are being created keep their
+					// invariants (UnmarshalEstimates checks them all).
+					data, err := m.Refresh(ts).MarshalBinary()
+					if err == nil {
+						_, err = UnmarshalEstimates(data)
+					}
+					if err != nil {
+						t.Error(err)
+					}
+				}
+				if i%50 == 0 { // readers of labels while writers add nodes
+					e := m.Estimates()
+					x, _ := e.Lookup(path)
+					e.Name(x.Key, nil)
 				}
 			}
 		}()
@@ -181,7 +197,7 @@ func TestConcurrentWrites(t *testing.T) {
 		names = append(names, string(e.Name(x.Key, nil)))
 		return true
 	})
-	if len(names) != 7 || !strings.HasPrefix(names[0], "demo-ctv-purchase/") {
+	if len(names) != 35+4*667 || !strings.HasPrefix(names[0], "demo-ctv-purchase/") {
 		t.Fatalf("level-2 names %q", names)
 	}
 }
