@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 const t0 = int64(1_750_000_000)
@@ -242,4 +244,28 @@ func TestConfigValidate(t *testing.T) {
 	f(Config{Quantiles: [2]float64{0.9, 0.1}}, 1)
 	f(Config{Shards: 3}, 1)
 	f(Config{MinSiblings: 1, VTRPrior: -1}, 2)
+}
+
+func TestConfigYAML(t *testing.T) {
+	var c Config
+	err := yaml.Unmarshal([]byte(`
+half_life: 72h
+quantiles: [0.1, 0.9]
+refresh_interval: 5s
+min_siblings: 30
+strength_spread: 0.3
+no_delay_correction: true
+shards: 16
+`), &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{HalfLife: 72 * time.Hour, Quantiles: [2]float64{0.1, 0.9}, RefreshInterval: 5 * time.Second,
+		MinSiblings: 30, StrengthSpread: 0.3, NoDelayCorrection: true, Shards: 16}
+	if c != want {
+		t.Fatalf("decoded %+v", c)
+	}
+	if errs := c.WithDefaults().Validate(); len(errs) != 0 {
+		t.Fatal(errs)
+	}
 }
