@@ -20,6 +20,9 @@ lint:
 
 test: lint
 	$(GO) test -race -count=1 ./...
+	# The estimator's statistical proofs need the full-size synthetic market,
+	# which is too slow under -race (there it runs smaller and only logs).
+	$(GO) test -count=1 -run 'Market' ./model
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
