@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/cpafeed/cpafeed/apierr"
+	"github.com/cpafeed/cpafeed/journal"
 )
 
 // Server is one cpafeed process: its state, HTTP server and background loops.
@@ -150,6 +151,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = s.Shutdown(shutdownCtx)
+		if errors.Is(err, journal.ErrCorrupt) {
+			return fmt.Errorf("cannot recover state: %w (from the command line: cpafeed serve --repair)", err)
+		}
 		return fmt.Errorf("cannot recover state: %w", err)
 	}
 	logger.Info("cpafeed ready", "recovery", time.Since(start).Round(time.Millisecond).String())
