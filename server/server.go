@@ -201,17 +201,26 @@ func (s *Server) connError(ctx *fasthttp.RequestCtx, err error) {
 	s.writeError(ctx, e)
 }
 
-// writeError writes err in the API's one error shape.
+// writeError writes err in the API's one error shape, with the headers its
+// status calls for (Allow, Retry-After, WWW-Authenticate).
 func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 	e := apierr.As(err)
 	if e.Status >= 500 {
 		s.log.Error("request failed", "path", string(ctx.Path()), "status", e.Status, "err", err.Error())
 	}
+	allow := string(ctx.Response.Header.Peek("Allow")) // set with a 405 by only
 	ctx.Response.Reset()
 	ctx.SetStatusCode(e.Status)
 	ctx.SetContentType("application/json")
-	if e.Status == 401 {
+	switch e.Status {
+	case 401:
 		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="cpafeed"`)
+	case 405:
+		if allow != "" {
+			ctx.Response.Header.Set("Allow", allow)
+		}
+	case 429, 503: // shed, not ready, or the journal cannot persist: retry
+		ctx.Response.Header.Set("Retry-After", "1")
 	}
 	ctx.SetBody(apierr.AppendJSON(nil, e, traceID(ctx)))
 }
