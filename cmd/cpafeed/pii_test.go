@@ -130,6 +130,9 @@ func TestNoRawPIIOnDiskOrInLogs(t *testing.T) {
 		{"email", "Meta.Form.Person@Example.com", "meta.form.person@example.com"},
 		{"email", "Pixel.Person@Example.net", "pixel.person@example.net"},
 		{"email", "rejected.person@example.com", "rejected.person@example.com"},
+		{"email", "Malformed.Header@Example.com", "malformed.header@example.com"},
+		{"email", "Malformed.URI@Example.com", "malformed.uri@example.com"},
+		{"email", "Bad.Chunk@Example.com", "bad.chunk@example.com"},
 		{"phone", "+1 (415) 555-0199", "14155550199"},
 		{"phone", "+44 20 7946 0958", "442079460958"},
 		{"name", "Zebulon", "zebulon"},
@@ -189,6 +192,26 @@ func TestNoRawPIIOnDiskOrInLogs(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Fatalf("pixel: %d", resp.StatusCode)
+	}
+	// Requests the HTTP server cannot parse, with clear identifiers in the
+	// URL (fasthttp's error messages quote the request).
+	addr := strings.TrimPrefix(p.base, "http://")
+	for _, raw := range []string{
+		"GET /v1/pixel?id=1234567890&ev=Purchase&em=Malformed.Header@Example.com HTTP/1.1\r\nHost: x\r\nA Header Without Colon\r\n\r\n",
+		"GET /v1/pixel?id=1234567890&ev=Purchase&em=Malformed.URI@Example.com\xff\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /v1/pixel?id=1234567890&ev=Purchase&em=Bad.Chunk@Example.com HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+	} {
+		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		conn.Write([]byte(raw))
+		answer, _ := io.ReadAll(conn) // the server answers 400 and closes
+		conn.Close()
+		if !bytes.HasPrefix(answer, []byte("HTTP/1.1 400")) {
+			t.Fatalf("malformed request %q: %q", raw, answer)
+		}
 	}
 	// Exposures with an IP and an IFA.
 	exp := exposure("pii-auction-1", "demo-ctv-purchase", 22, now-3600, map[string]any{"publisher": "pub-3", "bundle": "com.tv"},
