@@ -46,6 +46,11 @@ func householdIFA(h int) string {
 
 // crashWorkload builds the batches of every client; base is the time the
 // events are stamped relative to (the same for a reference and a crash run).
+// Households are shared across clients, so conversions often arrive before
+// their exposures (pending, then matched late). Each conversion carries the
+// identities of one match method only (IP, or IFA), so the method that
+// attributes it does not depend on the order of arrival, and neither do the
+// compared counts.
 func crashWorkload(base int64) [][]wbatch {
 	out := make([][]wbatch, crashClients)
 	for c := range crashClients {
