@@ -174,10 +174,11 @@ func TestFaultDataDirFull(t *testing.T) {
 // intact when it is writable again.
 //
 // A file system turning read-only under a running server cannot be made
-// here: the kernel refuses `mount -o remount,ro` (EBUSY) while the journal
-// holds its segment open for writing, and there is no device-mapper to fail
-// a block device. Write errors at run time take the same path as ENOSPC,
-// which TestFaultDataDirFull covers.
+// on this machine: the kernel refuses `mount -o remount,ro` (EBUSY) while
+// the journal holds its segment open for writing, and there is no
+// device-mapper to fail a block device. Where the remount works, the test
+// checks 503, bid-time requests and recovery too. Write errors at run time
+// take the same path as ENOSPC, which TestFaultDataDirFull covers.
 func TestFaultDataDirReadOnly(t *testing.T) {
 	mnt := mountTmpfs(t, "4m")
 	dir := filepath.Join(mnt, "data")
@@ -185,11 +186,25 @@ func TestFaultDataDirReadOnly(t *testing.T) {
 	ingestBatches(t, p, "ro", 2, 5)
 	want := durableStats(t, p)
 
-	// While it runs: the remount is refused, as said above.
-	if err := syscall.Mount("tmpfs", mnt, "tmpfs", syscall.MS_REMOUNT|syscall.MS_RDONLY, "size=4m"); err == nil {
-		t.Fatalf("remounted read-only under a running server: the test can cover this case now; extend it")
+	// While it runs: where the kernel allows the remount (not here, see
+	// above), ingest must answer 503, bid-time requests go on, and ingest
+	// recovers once the file system is writable again.
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", syscall.MS_REMOUNT|syscall.MS_RDONLY, "size=4m"); err != nil {
+		t.Logf("remount read-only while running: %v (the journal segment is open for writing)", err)
 	} else {
-		t.Logf("remount read-only while running: %v (expected: the journal segment is open for writing)", err)
+		c := newHTTPC(10 * time.Second)
+		now := time.Now().Unix()
+		if a := c.mustSend(t, "POST", p.base+"/v1/conversions?dataset=1234567890", "application/json", advToken, diskBatch(t, 0, now)); a.status != 503 {
+			t.Fatalf("ingest on a read-only data dir: %v", a)
+		}
+		bidTimeWorks(t, c, p.base, readFixture(t, "../../signals/testdata/openrtb/roku-ctv-pod-gpp.json"))
+		if err := syscall.Mount("tmpfs", mnt, "tmpfs", syscall.MS_REMOUNT, "size=4m"); err != nil {
+			t.Fatal(err)
+		}
+		if a := c.mustSend(t, "POST", p.base+"/v1/conversions?dataset=1234567890", "application/json", advToken, diskBatch(t, 0, now)); a.status != 200 {
+			t.Fatalf("ingest once writable again: %v", a)
+		}
+		want = durableStats(t, p)
 	}
 	if err := p.stop(); err != nil {
 		t.Fatal(err)
