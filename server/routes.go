@@ -26,7 +26,6 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.inflight[class].Add(-1)
 		httpShed[class].Inc()
 		httpErrors[r].Inc()
-		ctx.Response.Header.Set("Retry-After", "1")
 		s.writeError(ctx, apierr.New(429, apierr.CodeTooMany, "overloaded: %d requests in flight, retry later", limit))
 		httpDuration[r].UpdateDuration(start)
 		return
