@@ -23,7 +23,6 @@ func diskBatch(t *testing.T, b int, now int64) []byte {
 
 // bidTimeWorks checks that bid-time requests answer while ingest cannot
 // persist: the health probe and POST /v1/bids (in-memory).
-// TODO(lead): also POST /v1/score once it is on main.
 func bidTimeWorks(t *testing.T, c *httpc, base string, bid []byte) {
 	t.Helper()
 	if a := c.mustSend(t, "GET", base+"/healthz", "", "", nil); a.status != 200 {
@@ -31,6 +30,9 @@ func bidTimeWorks(t *testing.T, c *httpc, base string, bid []byte) {
 	}
 	if a := c.mustSend(t, "POST", base+"/v1/bids", "application/json", bidderToken, bid); a.status != 200 || num(a.json, "remembered") != 3 {
 		t.Fatalf("/v1/bids: %v", a)
+	}
+	if a := c.mustSend(t, "POST", base+"/v1/score", "application/json", bidderToken, bid); a.status != 200 || a.json["model_version"] == nil {
+		t.Fatalf("/v1/score: %v", a)
 	}
 }
 

@@ -206,7 +206,8 @@ func slowClient(addr string, prefix, dribble []byte, interval, giveUp time.Durat
 // bidTimeProbe sends bid-time requests (health probe and POST /v1/bids) one
 // after the other until stop is closed, and reports how many succeeded,
 // the failures, and the slowest.
-// TODO(lead): also POST /v1/score once it is on main.
+// bidTimeProbe alternates /healthz, POST /v1/bids and POST /v1/score until
+// stop.
 func bidTimeProbe(base string, bid []byte, stop <-chan struct{}) (ok int, failures []string, slowest time.Duration) {
 	c := newHTTPC(30 * time.Second) // a bound against hangs, not a latency target
 	for i := 0; ; i++ {
@@ -218,10 +219,13 @@ func bidTimeProbe(base string, bid []byte, stop <-chan struct{}) (ok int, failur
 		start := time.Now()
 		var a answer
 		var err error
-		if i%2 == 0 {
+		switch i % 3 {
+		case 0:
 			a, err = c.send("GET", base+"/healthz", "", "", nil)
-		} else {
+		case 1:
 			a, err = c.send("POST", base+"/v1/bids", "application/json", bidderToken, bid)
+		default:
+			a, err = c.send("POST", base+"/v1/score", "application/json", bidderToken, bid)
 		}
 		slowest = max(slowest, time.Since(start))
 		if err != nil || a.status != 200 {

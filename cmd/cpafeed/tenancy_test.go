@@ -13,8 +13,6 @@ import (
 // only). Every cross-tenant attempt is refused and changes nothing; every
 // refusal has a positive control that the same request with the right
 // token succeeds.
-// TODO(lead): add POST /v1/score (a bidder scores only its campaigns) once it
-// is on main.
 func TestTenancyEveryTokenSeesOnlyItsTenant(t *testing.T) {
 	const (
 		otherAdv    = "other-advertiser-token"
@@ -130,6 +128,18 @@ func TestTenancyEveryTokenSeesOnlyItsTenant(t *testing.T) {
 		must(send("POST", "/v1/bids", tok, bid), 403, "advertiser token on /v1/bids")
 	}
 	must(send("POST", "/v1/bids", otherBidder, bid), 200, "other-bidder's bids")
+
+	// Scoring: a bidder scores only its campaigns (403 for another
+	// tenant's, 404 for an unknown one); without ?campaigns, only its own
+	// are scored.
+	must(send("POST", "/v1/score?campaigns=demo-ctv-purchase", otherBidder, bid), 403, "other-bidder scores demo's campaign")
+	must(send("POST", "/v1/score?campaigns=nope", otherBidder, bid), 404, "unknown campaign")
+	must(send("POST", "/v1/score?campaigns=other-ctv-purchase", otherBidder, bid), 200, "other-bidder scores its campaign")
+	all := must(send("POST", "/v1/score", otherBidder, bid), 200, "other-bidder scores its campaigns")
+	if strings.Contains(string(all.raw), "demo-ctv") || !strings.Contains(string(all.raw), "other-ctv-purchase") {
+		t.Fatalf("other-bidder's default scoring: %s", all.raw)
+	}
+	must(send("POST", "/v1/score", advToken, bid), 403, "advertiser token on /v1/score")
 	for _, tok := range []string{bidderToken, otherBidder} {
 		must(send("POST", "/v1/conversions?dataset=1234567890", tok, conversion("bidder-as-adv")), 401, "bidder token on /v1/conversions")
 		must(send("POST", "/v24.0/1234567890/events?access_token="+tok, "", conversion("bidder-as-adv")), 401, "bidder token on Meta's path")
