@@ -106,7 +106,12 @@ func (s *Server) Recover() error {
 	}
 	s.log.Info("journal replayed", "records", rep.Records, "bytes", rep.Bytes, "segments", rep.Segments,
 		"truncated_bytes", rep.TruncatedBytes, "dropped_ranges", len(rep.Dropped), "duration", rep.Duration.Round(time.Millisecond).String())
-	s.st.model.Refit(time.Now().Unix())
+	// From a snapshot the model already has its fitted priors and a table:
+	// the background loop publishes the replayed counts right away. Without
+	// one, fit now so the first answers use the replayed evidence.
+	if s.st.lastSnapshot == 0 {
+		s.st.model.Refit(time.Now().Unix())
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel, s.bg = cancel, make(chan struct{})
 	go func() { defer close(s.bg); s.st.background(ctx) }()

@@ -236,6 +236,7 @@ func (st *state) background(ctx context.Context) {
 		defer t.Stop()
 		snap = t.C
 	}
+	st.model.Refresh(time.Now().Unix()) // publish what replay added, at once
 	for {
 		select {
 		case <-ctx.Done():
