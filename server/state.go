@@ -267,8 +267,9 @@ func (st *state) logSnapshot(info journal.SnapshotInfo, err error) {
 func (st *state) close(snapshot bool) error {
 	var err error
 	if snapshot {
-		_, err = st.snapshot()
-		st.logSnapshot(journal.SnapshotInfo{}, err)
+		var info journal.SnapshotInfo
+		info, err = st.snapshot()
+		st.logSnapshot(info, err)
 	}
 	st.exp.Close()
 	return errors.Join(err, st.journal.Close())
