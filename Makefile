@@ -18,10 +18,11 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# The estimator's statistical proofs need the full-size synthetic market,
+# which is too slow under -race (there it runs smaller and only logs): they
+# run once more without it.
 test: lint
 	$(GO) test -race -count=1 ./...
-	# The estimator's statistical proofs need the full-size synthetic market,
-	# which is too slow under -race (there it runs smaller and only logs).
 	$(GO) test -count=1 -run 'Market' ./model
 
 # Only the fault, tenancy and privacy tests of the real binary (kill -9,
