@@ -55,12 +55,20 @@ func BenchmarkRecovery1MConversions10MExposures(b *testing.B) {
 		fill(b, st, now, nConv, nExp)
 
 		b.ReportMetric(float64(st.model.Refresh(now).Len()), "segments")
+		if path := os.Getenv("SNAPSHOT_CPUPROFILE"); path != "" {
+			f, _ := os.Create(path)
+			pprof.StartCPUProfile(f)
+		}
 		start := time.Now()
 		info, err := st.snapshot()
+		if os.Getenv("SNAPSHOT_CPUPROFILE") != "" {
+			pprof.StopCPUProfile()
+		}
 		if err != nil {
 			b.Fatal(err)
 		}
 		write := time.Since(start)
+		b.ReportMetric(st.lastPause.Seconds(), "pause-s")
 		if err := st.close(false); err != nil {
 			b.Fatal(err)
 		}
