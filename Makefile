@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: build run test lint bench fuzz clean
+.PHONY: build run test test-faults lint bench fuzz clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cpafeed
@@ -18,8 +18,18 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# The estimator's statistical proofs need the full-size synthetic market,
+# which is too slow under -race (there it runs smaller and only logs): they
+# run once more without it.
 test: lint
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -run 'Market' ./model
+
+# Only the fault, tenancy and privacy tests of the real binary (kill -9,
+# torn and corrupt journals, full and read-only disks, body limits, slow and
+# idle clients, overload). `make test` runs them too.
+test-faults:
+	$(GO) test -race -count=1 -run 'Fault|Tenancy|NoRawPII' -v ./cmd/cpafeed
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -410,8 +410,9 @@ type loadWorker struct {
 	next  [numKinds]int
 	sched []Kind
 	j     int
-	// convSeq counts conversion requests over all workers: its quotient by
-	// the pool size is the pass number patched into the event ids.
+	// convSeq counts conversion and exposure requests over all workers: a
+	// request's count gives its pool element (count mod pool size) and the
+	// pass number patched into its ids (count / pool size), unique pairs.
 	convSeq *atomic.Uint64
 	nonce   uint32
 }
@@ -444,7 +445,7 @@ func (w *loadWorker) prepare(k Kind) *fasthttp.Request {
 	kp := &w.pool.kinds[k]
 	req := w.reqs[k]
 	var pr *pooledRequest
-	if k == KindConversions {
+	if k == KindConversions || k == KindExposures {
 		n := w.convSeq.Add(1) - 1
 		pr = &kp.reqs[n%uint64(len(kp.reqs))]
 		if !kp.fixedURI {

@@ -156,13 +156,14 @@ func buildPool(sc Scenario, seed uint64, o PoolOptions) (*requestPool, error) {
 	rep.patch = enc == nil
 	var expo []byte
 	nexpo := 0
+	var expoPatch []int // offsets of the request ids' first 8 hex digits
 	flushExpo := func() {
 		if nexpo == 0 {
 			return
 		}
 		expo = append(expo, "]}"...)
-		p.kinds[KindExposures].reqs = append(p.kinds[KindExposures].reqs, pooledRequest{uri: []byte("/v1/exposures"), body: expo})
-		expo, nexpo = nil, 0
+		p.kinds[KindExposures].reqs = append(p.kinds[KindExposures].reqs, pooledRequest{uri: []byte("/v1/exposures"), body: expo, patch: expoPatch})
+		expo, nexpo, expoPatch = nil, 0, nil
 	}
 	it := m.Day(0)
 	for i := 0; i < o.Requests; i++ {
@@ -186,7 +187,14 @@ func buildPool(sc Scenario, seed uint64, o PoolOptions) (*requestPool, error) {
 		} else {
 			expo = append(expo, ',')
 		}
+		at := len(expo)
 		expo = m.AppendExposure(expo, op, 0, c, k, price, ts)
+		// The request id (a UUID) comes first: patching its first 8 hex
+		// digits with the pass number keeps every exposure new (the server
+		// is idempotent by request id, imp id and campaign).
+		if prefix := `{"request":{"id":"`; bytes.HasPrefix(expo[at:], []byte(prefix)) && enc == nil {
+			expoPatch = append(expoPatch, at+len(prefix))
+		}
 		if nexpo++; nexpo == o.ExposuresPerBatch {
 			flushExpo()
 		}

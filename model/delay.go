@@ -27,7 +27,10 @@ import (
 // half the conversions are slow). Under the default 168 h half-life at most
 // half of a node's decayed weight is older than a 7-day window, so n_eff is
 // over-counted by well under 1% in steady state; a delay tail slower than
-// W/4 is represented only approximately (the price of the fixed grid).
+// W/4 is represented only approximately (the price of the fixed grid); on
+// the synthetic market's delays (35% mean 15 min, 15% 8 h, 50% 1.75 days)
+// the best fit on the grid is within 0.025 of the true F at every age
+// (F(1 day) 0.69 for 0.714), however many delays are seen.
 const (
 	nComp      = 6
 	slowestDiv = 4.0 // slowest component mean = W/slowestDiv

@@ -121,8 +121,9 @@ type fitState struct {
 }
 
 // New returns a model of campaigns (each taken WithDefaults) under cfg
-// (taken WithDefaults). It panics if cfg is invalid: call cfg.Validate
-// first to report problems. Campaign IDs must be unique.
+// (taken WithDefaults). It panics if cfg is invalid or a campaign is refused
+// (see SetCampaigns): to report problems instead, call cfg.Validate, then
+// New(cfg, nil) and SetCampaigns(campaigns).
 func New(cfg Config, campaigns []Campaign) *Model {
 	cfg = cfg.WithDefaults()
 	if errs := cfg.Validate(); len(errs) > 0 {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 const t0 = int64(1_750_000_000)
@@ -151,7 +153,10 @@ func TestConcurrentWrites(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 2000; i++ {
-				v := string(rune('a' + (i+g)%7))
+				v := string(rune('a'+(i+g)%7)) + string(rune('a'+i%5))
+				if i%3 == 0 { // and a stream of new nodes
+					v = fmt.Sprint(g, "-", i)
+				}
 				path, labels := testPath("demo-ctv-purchase", v, v+v)
 				ts := t0 + int64(i)
 				m.Expose(ts, path, labels, 0.01)
@@ -159,9 +164,21 @@ func TestConcurrentWrites(t *testing.T) {
 					m.Credit(ts, ts+60, path[2], 1)
 					m.Video(ts, path[2], 1, 1)
 				}
-				if i%500 == 0 {
-					m.Refresh(ts)
-					m.Estimates().Lookup(path)
+				if i%700 == 0 {
+					// Tables built while nodes are being created keep their
+					// invariants (UnmarshalEstimates checks them all).
+					data, err := m.Refresh(ts).MarshalBinary()
+					if err == nil {
+						_, err = UnmarshalEstimates(data)
+					}
+					if err != nil {
+						t.Error(err)
+					}
+				}
+				if i%50 == 0 { // readers of labels while writers add nodes
+					e := m.Estimates()
+					x, _ := e.Lookup(path)
+					e.Name(x.Key, nil)
 				}
 			}
 		}()
@@ -182,7 +199,7 @@ func TestConcurrentWrites(t *testing.T) {
 		names = append(names, string(e.Name(x.Key, nil)))
 		return true
 	})
-	if len(names) != 7 || !strings.HasPrefix(names[0], "demo-ctv-purchase/") {
+	if len(names) != 35+4*667 || !strings.HasPrefix(names[0], "demo-ctv-purchase/") {
 		t.Fatalf("level-2 names %q", names)
 	}
 }
@@ -252,5 +269,29 @@ func TestRefreshWhileNodesAreCreated(t *testing.T) {
 		default:
 			m.Refresh(2000)
 		}
+	}
+}
+
+func TestConfigYAML(t *testing.T) {
+	var c Config
+	err := yaml.Unmarshal([]byte(`
+half_life: 72h
+quantiles: [0.1, 0.9]
+refresh_interval: 5s
+min_siblings: 30
+strength_spread: 0.3
+no_delay_correction: true
+shards: 16
+`), &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{HalfLife: 72 * time.Hour, Quantiles: [2]float64{0.1, 0.9}, RefreshInterval: 5 * time.Second,
+		MinSiblings: 30, StrengthSpread: 0.3, NoDelayCorrection: true, Shards: 16}
+	if c != want {
+		t.Fatalf("decoded %+v", c)
+	}
+	if errs := c.WithDefaults().Validate(); len(errs) != 0 {
+		t.Fatal(errs)
 	}
 }

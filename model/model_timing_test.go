@@ -188,3 +188,27 @@ func BenchmarkBetaQuantile(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMapLookupBaseline is the obvious alternative to the table: a Go
+// map from key to Estimate, probed from the deepest key of the same paths.
+func BenchmarkMapLookupBaseline(b *testing.B) {
+	m, paths := filledModel(b, 100000)
+	e := m.Refresh(t0 + 7*86400)
+	mp := make(map[Key]Estimate, e.Len())
+	for i := range e.ents {
+		mp[e.ents[i].key] = e.estimate(i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var s float64
+	for i := 0; i < b.N; i++ {
+		p := paths[i%len(paths)]
+		for j := len(p) - 1; j >= 0; j-- {
+			if est, ok := mp[p[j]]; ok {
+				s += est.CVR
+				break
+			}
+		}
+	}
+	_ = s
+}

@@ -26,7 +26,6 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.inflight[class].Add(-1)
 		httpShed[class].Inc()
 		httpErrors[r].Inc()
-		ctx.Response.Header.Set("Retry-After", "1")
 		s.writeError(ctx, apierr.New(429, apierr.CodeTooMany, "overloaded: %d requests in flight, retry later", limit))
 		httpDuration[r].UpdateDuration(start)
 		return
@@ -209,13 +208,15 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, r route) error {
 }
 
 // only runs fn when the method is one of methods (space separated), else
-// answers 405.
+// answers 405. It does not allocate.
 func (s *Server) only(ctx *fasthttp.RequestCtx, methods string, fn func() error) error {
-	m := string(ctx.Method())
-	for _, ok := range strings.Fields(methods) {
-		if m == ok {
+	m := ctx.Method()
+	for rest := methods; rest != ""; {
+		ok, next, _ := strings.Cut(rest, " ")
+		if string(m) == ok {
 			return fn()
 		}
+		rest = next
 	}
 	ctx.Response.Header.Set("Allow", strings.ReplaceAll(methods, " ", ", "))
 	return apierr.New(405, apierr.CodeInvalidParameter, "%s %s: method not allowed (use %s)", m, ctx.Path(), methods)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/cpafeed/cpafeed/apierr"
+	"github.com/cpafeed/cpafeed/journal"
 )
 
 // Server is one cpafeed process: its state, HTTP server and background loops.
@@ -104,7 +106,12 @@ func (s *Server) Recover() error {
 	}
 	s.log.Info("journal replayed", "records", rep.Records, "bytes", rep.Bytes, "segments", rep.Segments,
 		"truncated_bytes", rep.TruncatedBytes, "dropped_ranges", len(rep.Dropped), "duration", rep.Duration.Round(time.Millisecond).String())
-	s.st.model.Refit(time.Now().Unix())
+	// From a snapshot the model already has its fitted priors and a table:
+	// the background loop publishes the replayed counts right away. Without
+	// one, fit now so the first answers use the replayed evidence.
+	if s.st.lastSnapshot == 0 {
+		s.st.model.Refit(time.Now().Unix())
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel, s.bg = cancel, make(chan struct{})
 	go func() { defer close(s.bg); s.st.background(ctx) }()
@@ -152,6 +159,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = s.Shutdown(shutdownCtx)
+		if errors.Is(err, journal.ErrCorrupt) {
+			return fmt.Errorf("cannot recover state: %w (from the command line: cpafeed serve --repair)", err)
+		}
 		return fmt.Errorf("cannot recover state: %w", err)
 	}
 	logger.Info("cpafeed ready", "recovery", time.Since(start).Round(time.Millisecond).String())
@@ -176,8 +186,60 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 // slogPrinter adapts slog to fasthttp's Logger.
 type slogPrinter struct{ l *slog.Logger }
 
+// Printf logs a message of fasthttp without the raw bytes it carries:
+// fasthttp quotes the request it could not parse (whose URL may hold clear
+// identifiers, e.g. a pixel's em=) and names the client's address, and
+// neither may reach a log. Numbers are kept; other arguments are replaced by
+// "[redacted]", errors keep their text with quoted parts and IP addresses
+// redacted.
 func (p slogPrinter) Printf(format string, args ...any) {
-	p.l.Warn("http", "msg", fmt.Sprintf(format, args...))
+	safe := make([]any, len(args))
+	for i, a := range args {
+		switch v := a.(type) {
+		case int, int64, uint64, uint32, int32, float64, time.Duration:
+			safe[i] = v
+		case error:
+			safe[i] = redactLogText(v.Error())
+		default:
+			safe[i] = "[redacted]"
+		}
+	}
+	p.l.Warn("http", "msg", redactLogText(fmt.Sprintf(format, safe...)))
+}
+
+// ipLike matches IPv4 and IPv6 addresses, with an optional port.
+var ipLike = regexp.MustCompile(`(?i)\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b|\[?\b[0-9a-f]{0,4}(:[0-9a-f]{0,4}){2,7}(%\w+)?\]?(:\d+)?`)
+
+// redactLogText replaces every double-quoted part of s (Go %q quoting, as
+// fasthttp's errors quote request bytes) with "..." and every IP address
+// with [addr].
+func redactLogText(s string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(s, '"')
+		if i < 0 {
+			b.WriteString(s)
+			break
+		}
+		b.WriteString(s[:i])
+		j := i + 1
+		for j < len(s) && s[j] != '"' {
+			if s[j] == '\\' {
+				j++
+			}
+			j++
+		}
+		if s[i+1:min(j, len(s))] == "[redacted]" {
+			b.WriteString(`"[redacted]"`)
+		} else {
+			b.WriteString(`"..."`)
+		}
+		if j >= len(s) {
+			break
+		}
+		s = s[j+1:]
+	}
+	return ipLike.ReplaceAllString(b.String(), "[addr]")
 }
 
 // connError answers errors fasthttp finds before a handler runs (body too
@@ -199,17 +261,26 @@ func (s *Server) connError(ctx *fasthttp.RequestCtx, err error) {
 	s.writeError(ctx, e)
 }
 
-// writeError writes err in the API's one error shape.
+// writeError writes err in the API's one error shape, with the headers its
+// status calls for (Allow, Retry-After, WWW-Authenticate).
 func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 	e := apierr.As(err)
 	if e.Status >= 500 {
 		s.log.Error("request failed", "path", string(ctx.Path()), "status", e.Status, "err", err.Error())
 	}
+	allow := string(ctx.Response.Header.Peek("Allow")) // set with a 405 by only
 	ctx.Response.Reset()
 	ctx.SetStatusCode(e.Status)
 	ctx.SetContentType("application/json")
-	if e.Status == 401 {
+	switch e.Status {
+	case 401:
 		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="cpafeed"`)
+	case 405:
+		if allow != "" {
+			ctx.Response.Header.Set("Allow", allow)
+		}
+	case 429, 503: // shed, not ready, or the journal cannot persist: retry
+		ctx.Response.Header.Set("Retry-After", "1")
 	}
 	ctx.SetBody(apierr.AppendJSON(nil, e, traceID(ctx)))
 }

@@ -35,8 +35,10 @@ type state struct {
 	eraser *conversions.Eraser
 	bid    *bidder.Service
 
-	lastSnapshot uint64 // LSN of the newest snapshot written or loaded
-	prevSnapshot uint64 // LSN of the one before: the journal is kept from there
+	lastSnapshot uint64        // LSN of the newest snapshot written or loaded
+	lastPause    time.Duration // how long the last snapshot held applies (ingest answers) back
+	snapBuf      chunks        // the state encoded at the checkpoint
+	prevSnapshot uint64        // LSN of the one before: the journal is kept from there
 }
 
 // newState opens the journal and builds empty components; nothing is read
@@ -197,12 +199,22 @@ func (st *state) readSnapshot(r io.Reader) error {
 }
 
 // snapshot writes a snapshot at a journal checkpoint and trims the journal
-// to what the older of the two kept snapshots needs.
+// to what the older of the two kept snapshots needs. At the checkpoint
+// (where later records' applies, and so ingest answers, wait) the state is
+// only encoded into memory; compression and the disk write come after it,
+// while ingest goes on. That costs a transient buffer of the raw size.
 func (st *state) snapshot() (journal.SnapshotInfo, error) {
 	var info journal.SnapshotInfo
-	next, err := st.journal.Checkpoint(func(next uint64) error {
-		var err error
-		info, err = journal.WriteSnapshot(st.cfg.DataDir, next, st.writeSnapshot)
+	buf := &st.snapBuf
+	defer buf.Reset(64 << 20) // keep a little for the next snapshot, not the whole state
+	start := time.Now()
+	next, err := st.journal.Checkpoint(func(uint64) error { return st.writeSnapshot(buf) })
+	if err != nil {
+		return info, err
+	}
+	st.lastPause = time.Since(start)
+	info, err = journal.WriteSnapshot(st.cfg.DataDir, next, func(w io.Writer) error {
+		_, err := buf.WriteTo(w)
 		return err
 	})
 	if err != nil {
@@ -236,6 +248,7 @@ func (st *state) background(ctx context.Context) {
 		defer t.Stop()
 		snap = t.C
 	}
+	st.model.Refresh(time.Now().Unix()) // publish what replay added, at once
 	for {
 		select {
 		case <-ctx.Done():
@@ -266,8 +279,9 @@ func (st *state) logSnapshot(info journal.SnapshotInfo, err error) {
 func (st *state) close(snapshot bool) error {
 	var err error
 	if snapshot {
-		_, err = st.snapshot()
-		st.logSnapshot(journal.SnapshotInfo{}, err)
+		var info journal.SnapshotInfo
+		info, err = st.snapshot()
+		st.logSnapshot(info, err)
 	}
 	st.exp.Close()
 	return errors.Join(err, st.journal.Close())

@@ -49,9 +49,13 @@ func (x *Exposures) HandleBids(ctx *fasthttp.RequestCtx, body []byte, b Bidder) 
 func (x *Exposures) HandleWin(ctx *fasthttp.RequestCtx) error {
 	args := ctx.QueryArgs()
 	auction, impID, campaign := args.Peek("auction"), args.Peek("imp"), string(args.Peek("campaign"))
-	r, ok := x.bids.Get(bidKey(auction, impID))
+	r, ok := x.bids.Get(string(auction))
+	var m *rememberedImp
+	if ok && r.leaf == 0 {
+		m = r.find(impID)
+	}
 	num, known := x.campaigns[campaign]
-	if !ok || !known || r.leaf != 0 {
+	if m == nil || !known {
 		winsUnknown.Inc()
 		WriteGIF(ctx)
 		return nil
@@ -61,7 +65,7 @@ func (x *Exposures) HandleWin(ctx *fasthttp.RequestCtx) error {
 		winsBadPrice.Inc() // an unsubstituted or encrypted price macro: count the exposure at 0
 		price = 0
 	}
-	e := x.newExposure(num, campaign, r.imp(), auction, impID, x.now().Unix(), price/1000, r.indexed, r.ids)
+	e := x.newExposure(num, campaign, r.imp(m), auction, impID, x.now().Unix(), price/1000, r.indexed, r.impIDs(m))
 	if _, err := x.commit([]exposure{e}); err != nil {
 		return apierr.Unavailable("win not stored, retry: %v", err)
 	}

@@ -1,49 +1,74 @@
 package signals
 
 import (
+	"bytes"
 	"unsafe"
 
 	"github.com/cpafeed/cpafeed/model"
 )
 
-// remembered is what cpafeed keeps of one imp of a scored bid request until
-// its win notice, or of a won exposure until its VAST events: features as
-// bytes, identities only as keyed hashes.
+// remembered is what cpafeed keeps of a scored bid request until its win
+// notices (every imp: features as bytes, identities only as keyed hashes,
+// computed once for the request), or of a won exposure until its VAST
+// events (leaf and campaign).
 type remembered struct {
 	ts      int64 // Unix seconds the bid was seen
 	bidder  string
 	indexed bool // the request passed the privacy gates
 	arena   []byte
-	off     [NumFeatures + 1]uint16 // feature f is arena[off[f]:off[f+1]]
-	ids     []ID
+	imps    []rememberedImp
+	ids     []ID      // the request's identities (with the IP)
 	leaf    model.Key // won exposures: the leaf to count VAST events on
 	camp    string    // won exposures: the campaign
 	key     string    // its cache key (for snapshots)
 }
 
-func (r *remembered) feature(f FeatureID) []byte { return r.arena[r.off[f]:r.off[f+1]] }
+// rememberedImp is one imp: its id and features in the request's arena.
+type rememberedImp struct {
+	id   [2]uint32               // arena[id[0]:id[1]]
+	off  [NumFeatures + 1]uint32 // feature f is arena[off[f]:off[f+1]]
+	noIP bool                    // ads stitched server-side (ssai=3): the IP is the stitcher's
+}
 
-// imp rebuilds the features of r as an Imp.
-func (r *remembered) imp() *Imp {
+// find returns the imp with id, or nil.
+func (r *remembered) find(id []byte) *rememberedImp {
+	for i := range r.imps {
+		m := &r.imps[i]
+		if bytes.Equal(r.arena[m.id[0]:m.id[1]], id) {
+			return m
+		}
+	}
+	return nil
+}
+
+// imp rebuilds the features of m as an Imp.
+func (r *remembered) imp(m *rememberedImp) *Imp {
 	imp := &Imp{}
 	for f := range NumFeatures {
-		if v := r.feature(f); len(v) > 0 {
+		if v := r.arena[m.off[f]:m.off[f+1]]; len(v) > 0 {
 			imp.SetFeature(f, v)
 		}
 	}
 	return imp
 }
 
-func (r *remembered) cost() int64 {
-	return int64(unsafe.Sizeof(*r)) + int64(len(r.arena)) + int64(len(r.ids))*16 + int64(len(r.bidder)) + 64
+// impIDs returns the identities of imp m.
+func (r *remembered) impIDs(m *rememberedImp) []ID {
+	if !m.noIP {
+		return r.ids
+	}
+	out := make([]ID, 0, len(r.ids))
+	for _, id := range r.ids {
+		if id.Kind != IDIP {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
-func bidKey(auction, imp []byte) string {
-	b := make([]byte, 0, len(auction)+len(imp)+1)
-	b = append(b, auction...)
-	b = append(b, 0)
-	b = append(b, imp...)
-	return string(b)
+func (r *remembered) cost() int64 {
+	return int64(unsafe.Sizeof(*r)) + int64(len(r.arena)) + int64(len(r.imps))*int64(unsafe.Sizeof(rememberedImp{})) +
+		int64(len(r.ids))*16 + int64(len(r.key)) + 64
 }
 
 func wonKey(auction, imp []byte, campaign string) string {
@@ -63,7 +88,7 @@ func wonKey(auction, imp []byte, campaign string) string {
 func (x *Exposures) impIDs(req *Request, imp *Imp, dst []ID) []ID {
 	start := len(dst)
 	dst = req.IDs(x.hasher, dst)
-	if string(imp.Feature(FeatureSSAI)) == "3" {
+	if serverStitched(imp) {
 		out := dst[:start]
 		for _, id := range dst[start:] {
 			if id.Kind != IDIP {
@@ -75,31 +100,41 @@ func (x *Exposures) impIDs(req *Request, imp *Imp, dst []ID) []ID {
 	return dst
 }
 
-// Remember keeps every imp of req for its win notice (BidTTL). The request's
-// bytes are copied; nothing of req is retained.
+func serverStitched(imp *Imp) bool { return string(imp.Feature(FeatureSSAI)) == "3" }
+
+// Remember keeps the request (every imp) for its win notices (BidTTL): one
+// cache entry, the identities hashed once. The request's bytes are copied;
+// nothing of req is retained.
 func (x *Exposures) Remember(req *Request, bidder string, now int64) {
 	allowed, _ := Gate(req.Privacy(), x.cfg.TCFVendorID)
-	var ids []ID
+	n := 0
 	for i := range req.Imps {
 		imp := &req.Imps[i]
-		r := &remembered{ts: now, bidder: bidder, indexed: allowed}
-		n := 0
+		n += len(imp.ID)
 		for f := range NumFeatures {
-			n += len(imp.Feature(f))
+			if v := imp.Feature(f); string(v) != Unknown {
+				n += len(v)
+			}
 		}
-		r.arena = make([]byte, 0, n)
+	}
+	r := &remembered{ts: now, bidder: bidder, indexed: allowed, key: string(req.ID),
+		arena: make([]byte, 0, n), imps: make([]rememberedImp, len(req.Imps))}
+	r.ids = req.IDs(x.hasher, make([]ID, 0, 4))
+	for i := range req.Imps {
+		imp, m := &req.Imps[i], &r.imps[i]
+		m.id[0] = uint32(len(r.arena))
+		r.arena = append(r.arena, imp.ID...)
+		m.id[1] = uint32(len(r.arena))
 		for f := range NumFeatures {
-			r.off[f] = uint16(len(r.arena))
-			if v := imp.Feature(f); string(v) != Unknown && len(r.arena)+len(v) < 1<<16 {
+			m.off[f] = uint32(len(r.arena))
+			if v := imp.Feature(f); string(v) != Unknown {
 				r.arena = append(r.arena, v...)
 			}
 		}
-		r.off[NumFeatures] = uint16(len(r.arena))
-		ids = x.impIDs(req, imp, ids[:0])
-		r.ids = append([]ID(nil), ids...)
-		r.key = bidKey(req.ID, imp.ID)
-		x.bids.SetWithTTL(r.key, r, r.cost(), x.cfg.BidTTL)
+		m.off[NumFeatures] = uint32(len(r.arena))
+		m.noIP = serverStitched(imp)
 	}
+	x.bids.SetWithTTL(r.key, r, r.cost(), x.cfg.BidTTL)
 	bidsRemembered.Add(len(req.Imps))
 }
 

@@ -68,14 +68,14 @@ func (x *Exposures) HandleExposures(ctx *fasthttp.RequestCtx, body []byte, b Bid
 			if len(bytes.TrimSpace(line)) == 0 {
 				continue
 			}
-			if at := exposureLine(line, n, add); at >= 0 {
+			if at := exposureLine(line, n, bb.ex, add); at >= 0 {
 				bb.bad(n, "", "invalid JSON near byte %d of the line", at)
 			}
 			n++
 		}
 	} else {
 		var at int
-		n, at = exposureBatch(body, add)
+		n, at = exposureBatch(body, bb.ex, add)
 		if n < 0 {
 			return apierr.BadRequest("body: invalid JSON near byte %d", at)
 		}
@@ -160,12 +160,11 @@ func (bb *batchBuilder) add(i int, f *exposureFields) {
 	)
 	bb.ids = bb.ids[:0]
 	switch {
-	case f.request != nil:
-		if f.request[0] != '{' {
-			bb.bad(i, "request", "must be a bid request object")
-			return
-		}
-		req, err := bb.ex.Extract(f.request, ts)
+	case f.notObject:
+		bb.bad(i, "request", "must be a bid request object")
+		return
+	case f.request:
+		req, err := bb.ex.finish(ts)
 		if err != nil {
 			bb.bad(i, "request."+apierr.As(err).Message, "invalid bid request")
 			return

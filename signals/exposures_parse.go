@@ -15,8 +15,9 @@ type exposureFields struct {
 	hasTS, hasPrice            bool
 	badTS, badPrice, badString bool
 	badField                   string // the first member of the wrong type
-	request, features          []byte // raw JSON values; nil when absent or null
-	ids, privacy               []byte
+	request                    bool   // a bid request object was read into the Extractor
+	notObject                  bool   // "request" is not an object
+	features, ids, privacy     []byte // raw JSON values; nil when absent or null
 }
 
 // exposureBatch walks a POST /v1/exposures body, {"exposures": [...]} (other
@@ -24,8 +25,8 @@ type exposureFields struct {
 // element index and, for an object, its fields (nil for any other value).
 // It returns the number of elements, or -1 with the byte offset of the
 // first syntax error.
-func exposureBatch(body []byte, fn func(i int, f *exposureFields)) (n int, errAt int) {
-	s := &scanner{b: body}
+func exposureBatch(body []byte, ex *Extractor, fn func(i int, f *exposureFields)) (n int, errAt int) {
+	s := &scanner{b: body, ex: ex}
 	i := skipSpace(body, 0)
 	if i >= len(body) || body[i] != '{' {
 		return -1, i
@@ -65,8 +66,8 @@ func exposureBatch(body []byte, fn func(i int, f *exposureFields)) (n int, errAt
 }
 
 // exposureLine reads one NDJSON line holding one exposure object.
-func exposureLine(line []byte, idx int, fn func(i int, f *exposureFields)) (errAt int) {
-	s := &scanner{b: line}
+func exposureLine(line []byte, idx int, ex *Extractor, fn func(i int, f *exposureFields)) (errAt int) {
+	s := &scanner{b: line, ex: ex}
 	i := skipSpace(line, 0)
 	if i >= len(line) {
 		return i
@@ -119,7 +120,19 @@ func (s *scanner) exposure(i int, f *exposureFields) int {
 		case "price_cpm":
 			i = s.number(i, &f.price, &f.hasPrice, &f.badPrice)
 		case "request":
-			i = s.raw(i, &f.request)
+			// Parsed in place by the Extractor (one pass over the bytes);
+			// finish builds it once the exposure's ts is known.
+			switch b[i] {
+			case '{':
+				if i = s.ex.parseAt(b, i); i >= 0 {
+					f.request, f.notObject = true, false
+				}
+			case 'n':
+				i = literalAt(b, i, "null")
+			default:
+				f.notObject = true
+				i = s.skipValue(i)
+			}
 		case "features":
 			i = s.raw(i, &f.features)
 		case "ids":

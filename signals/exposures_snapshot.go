@@ -32,8 +32,18 @@ func (x *Exposures) WriteSnapshot(w *binenc.Writer) {
 		}
 		w.Byte(flags)
 		w.Bytes(r.arena)
-		for _, o := range r.off {
-			w.Uvarint(uint64(o))
+		w.Uvarint(uint64(len(r.imps)))
+		for _, m := range r.imps {
+			w.Uvarint(uint64(m.id[0]))
+			w.Uvarint(uint64(m.id[1]))
+			for _, o := range m.off {
+				w.Uvarint(uint64(o))
+			}
+			if m.noIP {
+				w.Byte(1)
+			} else {
+				w.Byte(0)
+			}
 		}
 		w.Uvarint(uint64(len(r.ids)))
 		for _, id := range r.ids {
@@ -60,9 +70,20 @@ func (x *Exposures) ReadSnapshot(r *binenc.Reader) error {
 		m.ts = r.Varint()
 		m.bidder = r.String(1 << 10)
 		m.indexed = r.Byte()&1 == 1
-		m.arena = r.Bytes(1 << 16)
-		for i := range m.off {
-			m.off[i] = uint16(r.Uvarint())
+		m.arena = r.Bytes(1 << 24)
+		m.imps = make([]rememberedImp, r.Len(1<<12))
+		ok := true
+		for i := range m.imps {
+			mi := &m.imps[i]
+			mi.id[0], mi.id[1] = uint32(r.Uvarint()), uint32(r.Uvarint())
+			for j := range mi.off {
+				mi.off[j] = uint32(r.Uvarint())
+			}
+			mi.noIP = r.Byte() == 1
+			ok = ok && mi.id[0] <= mi.id[1] && int(mi.id[1]) <= len(m.arena)
+			for j := 1; j < len(mi.off); j++ {
+				ok = ok && mi.off[j-1] <= mi.off[j] && int(mi.off[j]) <= len(m.arena)
+			}
 		}
 		m.ids = make([]ID, r.Len(1<<10))
 		for i := range m.ids {
@@ -73,10 +94,8 @@ func (x *Exposures) ReadSnapshot(r *binenc.Reader) error {
 		if r.Err() != nil {
 			return r.Err()
 		}
-		for i := 1; i < len(m.off); i++ {
-			if m.off[i] < m.off[i-1] || int(m.off[i]) > len(m.arena) {
-				return binenc.ErrCorrupt
-			}
+		if !ok {
+			return binenc.ErrCorrupt
 		}
 		ttl := time.Unix(m.ts, 0).Add(x.cfg.BidTTL).Sub(now)
 		if ttl > 0 {

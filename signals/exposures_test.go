@@ -83,7 +83,7 @@ type expHarness struct {
 	now time.Time
 }
 
-func openHarness(t *testing.T, dir string) *expHarness {
+func openHarness(t testing.TB, dir string) *expHarness {
 	t.Helper()
 	j, err := journal.Open(journal.Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -417,4 +417,33 @@ func TestExposuresSnapshotRoundTrip(t *testing.T) {
 	if st := h2.x.Index().Stats(); st.Exposures != 2 {
 		t.Fatalf("index after restore and win: %+v", st)
 	}
+}
+
+// FuzzExposureBatch: the exposure body scanner never panics, and whatever
+// it accepts (a JSON batch or NDJSON lines) also goes through the handler
+// without panicking.
+func FuzzExposureBatch(f *testing.F) {
+	roku, _ := os.ReadFile("testdata/openrtb/roku-ctv-pod-gpp.json")
+	f.Add([]byte(`{"exposures":[{"request":` + string(roku) + `,"imp_id":"1","campaign":"demo-ctv-purchase","price_cpm":12.5,"ts":1795000000}]}`))
+	f.Add([]byte(`{"exposures":[{"request_id":"r","imp_id":"1","campaign":"demo-ctv-purchase","features":{"publisher":"p","metro":501},"ids":{"ip":"10.0.0.1"},"privacy":{"coppa":1}}]}`))
+	f.Add([]byte(`{"exposures":[1,null,"x",{"request":5},{"request":{"id":"a","imp":[{"id":"1"}]},"imp_id":"1"}]}`))
+	f.Add([]byte(`{"exposures":[{"campaign":"\u0064emo","ts":"x","price_cpm":-1}],"exposures":[]}`))
+	h := openHarness(f, f.TempDir())
+	ex := NewExtractor()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		n, at := exposureBatch(body, ex, func(i int, fl *exposureFields) {
+			if fl != nil && fl.request {
+				ex.finish(1795000000)
+			}
+		})
+		if n < 0 && at > len(body) {
+			t.Fatalf("error offset %d past the body (%d bytes)", at, len(body))
+		}
+		for line := range bytes.Lines(body) {
+			exposureLine(line, 0, ex, func(int, *exposureFields) {})
+		}
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.SetContentType("application/json")
+		h.x.HandleExposures(&ctx, body, demoBidder)
+	})
 }

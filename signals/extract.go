@@ -100,6 +100,25 @@ func (x *Extractor) Extract(body []byte, now int64) (*Request, error) {
 	if !x.parseRoot() {
 		return nil, syntaxError(body)
 	}
+	return x.finish(now)
+}
+
+// parseAt reads the bid request that is the JSON value at b[i] (a member
+// of a larger document, e.g. an exposure batch) into x, and returns the
+// index after the value, or -1 when it is not valid JSON. finish then
+// checks it and builds the Request; until then x must not be used.
+func (x *Extractor) parseAt(b []byte, i int) int {
+	if len(b) > math.MaxInt32 {
+		return bad
+	}
+	x.s.b, x.s.depth = b, 0
+	x.st.reset()
+	return x.parseValue(i)
+}
+
+// finish checks the parsed request has an id and imps with ids, and builds
+// the Request.
+func (x *Extractor) finish(now int64) (*Request, error) {
 	st := &x.st
 	if st.id.empty() {
 		return nil, apierr.BadRequest("id: missing")
@@ -129,43 +148,51 @@ func syntaxError(body []byte) error {
 }
 
 func (x *Extractor) parseRoot() bool {
-	s := &x.s
-	st := &x.st
-	b := s.b
+	b := x.s.b
 	i := skipSpace(b, 0)
 	if i >= len(b) {
 		return false
 	}
+	i = x.parseValue(i)
+	return i >= 0 && skipSpace(b, i) == len(b)
+}
+
+// parseValue reads the value at b[i] as the bid request and returns the
+// index after it (-1 on a syntax error). A value that is not an object is
+// a type error: nothing is set.
+func (x *Extractor) parseValue(i int) int {
+	s := &x.s
+	st := &x.st
+	b := s.b
 	if b[i] != '{' {
-		i = s.skipValue(i) // not an object: a type error, nothing set
-	} else {
-		var more bool
-		for i, more = s.open(i); more; i, more = s.next(i) {
-			var key string
-			if key, i = s.key(i); i < 0 {
-				return false
-			}
-			switch key {
-			case "id":
-				i = s.str(i, &st.id)
-			case "imp":
-				i = x.parseImps(i)
-			case "app":
-				i = x.parseSite(i, &st.app, true)
-			case "site":
-				i = x.parseSite(i, &st.site, false)
-			case "device":
-				i = x.parseDevice(i, &st.device)
-			case "user":
-				i = x.parseUser(i, &st.user)
-			case "regs":
-				i = x.parseRegs(i, &st.regs)
-			default:
-				i = s.skipValue(i)
-			}
+		return s.skipValue(i)
+	}
+	var more bool
+	for i, more = s.open(i); more; i, more = s.next(i) {
+		var key string
+		if key, i = s.key(i); i < 0 {
+			return bad
+		}
+		switch key {
+		case "id":
+			i = s.str(i, &st.id)
+		case "imp":
+			i = x.parseImps(i)
+		case "app":
+			i = x.parseSite(i, &st.app, true)
+		case "site":
+			i = x.parseSite(i, &st.site, false)
+		case "device":
+			i = x.parseDevice(i, &st.device)
+		case "user":
+			i = x.parseUser(i, &st.user)
+		case "regs":
+			i = x.parseRegs(i, &st.regs)
+		default:
+			i = s.skipValue(i)
 		}
 	}
-	return i >= 0 && skipSpace(b, i) == len(b)
+	return i
 }
 
 // The parse functions below read the value at b[i] into their state and

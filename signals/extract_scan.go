@@ -65,7 +65,8 @@ var strClass = func() (t [256]uint8) {
 // what makes this fast.
 type scanner struct {
 	b     []byte
-	depth int // open arrays and objects
+	ex    *Extractor // exposure batches: reads each bid request in place
+	depth int        // open arrays and objects
 	stack [maxNesting/64 + 1]uint64
 	kbuf  [16]byte
 	tmp   []byte // unquoted escaped keys

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -35,6 +36,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	exposed := fs.Int("exposed", 0, "bid requests that get exposures, win notices, VAST events and conversions in the request pool (default 256)")
 	perBatch := fs.Int("exposures-per-batch", 0, "exposures per POST /v1/exposures (default 10)")
 	requests := fs.Int("requests", 0, "distinct bid requests in the pool (default 1024; raised to --exposed)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (with --spawn: server and load generator) to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -78,6 +80,19 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 			}
 			return url, func() error { err := stop(); os.RemoveAll(dir); return err }, nil
 		}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "cpafeed bench: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "cpafeed bench: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer cancel()

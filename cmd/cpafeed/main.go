@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/cpafeed/cpafeed/server"
@@ -65,6 +66,7 @@ func serve(args []string, stderr io.Writer) int {
 	configPath := fs.String("config", server.DefaultConfigPath, "config file (the embedded default when the file does not exist)")
 	listen := fs.String("listen", "", "HOST:PORT to listen on (overrides the config)")
 	data := fs.String("data", "", "data directory (overrides the config)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for performance work)")
 	repair := fs.Bool("repair", false, "start even when a journal record in the middle is corrupt: keep every intact record and report what was dropped")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -87,6 +89,19 @@ func serve(args []string, stderr io.Writer) int {
 	if errs := cfg.Validate(); len(errs) > 0 {
 		fmt.Fprintf(stderr, "cpafeed: %v\n", errors.Join(errs...))
 		return 1
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "cpafeed: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "cpafeed: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	logger := server.NewLogger(cfg.Log, stderr)
 	logger.Info("cpafeed starting", "version", version, "config", *configPath)

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestTenancyEveryTokenSeesOnlyItsTenant runs configs/examples/two-tenants.yaml:
+// advertisers demo (dataset 1234567890) and other (2222222222), bidders
+// demo-bidder (the demo campaigns) and other-bidder (other-ctv-purchase
+// only). Every cross-tenant attempt is refused and changes nothing; every
+// refusal has a positive control that the same request with the right
+// token succeeds.
+func TestTenancyEveryTokenSeesOnlyItsTenant(t *testing.T) {
+	const (
+		otherAdv    = "other-advertiser-token"
+		otherBidder = "other-bidder-token"
+		household   = "203.0.113.200" // a household both advertisers reach
+	)
+	p := start(t, t.TempDir(), "--config", "../../configs/examples/two-tenants.yaml")
+	c := newHTTPC(10 * time.Second)
+	now := time.Now().Unix()
+	send := func(method, path, token string, body []byte) answer {
+		t.Helper()
+		ct := ""
+		if body != nil {
+			ct = "application/json"
+		}
+		return c.mustSend(t, method, p.base+path, ct, token, body)
+	}
+	must := func(a answer, status int, what string) answer {
+		t.Helper()
+		if a.status != status {
+			t.Fatalf("%s: %v, want %d", what, a, status)
+		}
+		if status >= 400 && errorMessage(a) == "" {
+			t.Fatalf("%s: not a JSON error: %v", what, a)
+		}
+		return a
+	}
+	exposures := func(campaign, rid string) []byte {
+		return jsonBody(t, map[string]any{"exposures": []any{exposure(rid, campaign, 30, now-3600,
+			map[string]any{"publisher": "pub-7", "bundle": "com.tv", "genre": "News", "metro": "501"}, map[string]any{"ip": household})}})
+	}
+	conversion := func(id string) []byte {
+		return jsonBody(t, map[string]any{"data": []any{conversionEvent("Purchase", id, now-60, 50, map[string]any{"client_ip_address": household})}})
+	}
+	report := func(campaign, token string) answer {
+		t.Helper()
+		return must(send("GET", "/v1/campaigns/"+campaign+"/stats", token, nil), 200, "own report "+campaign)
+	}
+
+	// Both tenants reach the household: an exposure and a conversion each.
+	must(send("POST", "/v1/exposures", otherBidder, exposures("other-ctv-purchase", "b-1")), 200, "other-bidder's exposure")
+	must(send("POST", "/v1/exposures", bidderToken, exposures("demo-ctv-purchase", "a-1")), 200, "demo-bidder's exposure")
+	must(send("POST", "/v1/conversions?dataset=2222222222", otherAdv, conversion("b-order-1")), 200, "other's conversion")
+	must(send("POST", "/v1/conversions?dataset=1234567890", advToken, conversion("a-order-1")), 200, "demo's conversion")
+	bReport := func() (exposures, attributed float64) {
+		r := report("other-ctv-purchase", otherAdv)
+		return num(r.json, "exposures"), num(r.json, "conversions", "attributed")
+	}
+	if e, a := bReport(); e != 1 || a != 1 {
+		t.Fatalf("other's report: %v exposures, %v attributed", e, a)
+	}
+	bStats := func() string {
+		a := must(send("GET", "/v1/stats?dataset=2222222222", otherAdv, nil), 200, "other's stats")
+		return string(a.raw)
+	}
+	bBefore := bStats()
+
+	// Advertiser demo against other's dataset, reports and data.
+	must(send("POST", "/v1/conversions?dataset=2222222222", advToken, conversion("a-into-b-1")), 403, "demo posts to other's dataset")
+	must(send("POST", "/v24.0/2222222222/events?access_token="+advToken, "", conversion("a-into-b-2")), 403, "demo posts to other's dataset on Meta's path")
+	form := url.Values{"data": {string(jsonBody(t, []any{conversionEvent("Purchase", "a-into-b-3", now-60, 5, map[string]any{"client_ip_address": household})}))}, "access_token": {advToken}}
+	if a := c.mustSend(t, "POST", p.base+"/v24.0/2222222222/events", "application/x-www-form-urlencoded", "", []byte(form.Encode())); a.status != 403 {
+		t.Fatalf("demo posts a form to other's dataset on Meta's path: %v", a)
+	}
+	must(send("GET", "/v1/stats?dataset=2222222222", advToken, nil), 403, "demo reads other's stats")
+	must(send("GET", "/v1/campaigns/other-ctv-purchase/stats", advToken, nil), 403, "demo reads other's campaign report")
+	must(send("GET", "/v1/segments?campaign=other-ctv-purchase", advToken, nil), 403, "demo reads other's segments")
+	must(send("GET", "/v1/segments?campaign=other-ctv-purchase", otherAdv, nil), 200, "other reads its segments")
+	// Deleting the household with demo's token removes demo's exposure only.
+	del := must(send("DELETE", "/v1/identities", advToken, []byte(`{"client_ip_address":"`+household+`"}`)), 200, "demo's deletion")
+	if num(del.json, "exposures_removed") != 1 {
+		t.Fatalf("demo's deletion: %s (want its own exposure removed, only)", del.raw)
+	}
+	if got := bStats(); got != bBefore {
+		t.Fatalf("other's stats changed by demo's attempts:\n%s\n%s", bBefore, got)
+	}
+	// other's exposure still attributes other's next conversion; demo's is
+	// gone.
+	must(send("POST", "/v1/conversions?dataset=2222222222", otherAdv, conversion("b-order-2")), 200, "other's second conversion")
+	if e, a := bReport(); e != 1 || a != 2 {
+		t.Fatalf("other's report after demo's deletion: %v exposures, %v attributed, want 1 and 2", e, a)
+	}
+	must(send("POST", "/v1/conversions?dataset=1234567890", advToken, conversion("a-order-2")), 200, "demo's second conversion")
+	if r := report("demo-ctv-purchase", advToken); num(r.json, "conversions", "attributed") != 1 {
+		t.Fatalf("demo's deleted exposure still attributes: %s", r.raw)
+	}
+
+	// Bidders: only their campaigns, to report and to read.
+	must(send("POST", "/v1/exposures", bidderToken, exposures("other-ctv-purchase", "a-into-b")), 403, "demo-bidder reports for other's campaign")
+	mixed := jsonBody(t, map[string]any{"exposures": []any{
+		exposure("mixed-1", "demo-ctv-purchase", 30, now-60, map[string]any{"publisher": "pub-7"}, nil),
+		exposure("mixed-2", "other-ctv-purchase", 30, now-60, map[string]any{"publisher": "pub-7"}, nil)}})
+	must(send("POST", "/v1/exposures", bidderToken, mixed), 403, "demo-bidder's batch with one of other's campaign")
+	must(send("POST", "/v1/exposures", otherBidder, exposures("demo-ctv-purchase", "b-into-a")), 403, "other-bidder reports for demo's campaign")
+	if e, _ := bReport(); e != 1 {
+		t.Fatalf("other's exposures changed: %v", e)
+	}
+	if r := report("demo-ctv-purchase", advToken); num(r.json, "exposures") != 1 {
+		t.Fatalf("demo's exposures changed (a forbidden batch is not stored in part): %s", r.raw)
+	}
+	must(send("GET", "/v1/campaigns/other-ctv-purchase/stats", bidderToken, nil), 403, "demo-bidder reads other's report")
+	must(send("GET", "/v1/segments?campaign=other-ctv-purchase", bidderToken, nil), 403, "demo-bidder reads other's segments")
+	must(send("GET", "/v1/campaigns/demo-ctv-purchase/stats", otherBidder, nil), 403, "other-bidder reads demo's report")
+	must(send("GET", "/v1/segments?campaign=demo-ctv-signup", otherBidder, nil), 403, "other-bidder reads demo's segments")
+	report("other-ctv-purchase", otherBidder)
+	report("demo-ctv-signup", bidderToken)
+	must(send("GET", "/v1/segments?campaign=other-ctv-purchase", otherBidder, nil), 200, "other-bidder reads its segments")
+
+	// Roles: an advertiser's token is no bidder's and vice versa.
+	bid := readFixture(t, "../../signals/testdata/openrtb/roku-ctv-pod-gpp.json")
+	for _, tok := range []string{advToken, otherAdv} {
+		must(send("POST", "/v1/exposures", tok, exposures("demo-ctv-purchase", "adv-as-bidder")), 403, "advertiser token on /v1/exposures")
+		must(send("POST", "/v1/bids", tok, bid), 403, "advertiser token on /v1/bids")
+	}
+	must(send("POST", "/v1/bids", otherBidder, bid), 200, "other-bidder's bids")
+
+	// Scoring: a bidder scores only its campaigns (403 for another
+	// tenant's, 404 for an unknown one); without ?campaigns, only its own
+	// are scored.
+	must(send("POST", "/v1/score?campaigns=demo-ctv-purchase", otherBidder, bid), 403, "other-bidder scores demo's campaign")
+	must(send("POST", "/v1/score?campaigns=nope", otherBidder, bid), 404, "unknown campaign")
+	must(send("POST", "/v1/score?campaigns=other-ctv-purchase", otherBidder, bid), 200, "other-bidder scores its campaign")
+	all := must(send("POST", "/v1/score", otherBidder, bid), 200, "other-bidder scores its campaigns")
+	if strings.Contains(string(all.raw), "demo-ctv") || !strings.Contains(string(all.raw), "other-ctv-purchase") {
+		t.Fatalf("other-bidder's default scoring: %s", all.raw)
+	}
+	must(send("POST", "/v1/score", advToken, bid), 403, "advertiser token on /v1/score")
+	for _, tok := range []string{bidderToken, otherBidder} {
+		must(send("POST", "/v1/conversions?dataset=1234567890", tok, conversion("bidder-as-adv")), 401, "bidder token on /v1/conversions")
+		must(send("POST", "/v24.0/1234567890/events?access_token="+tok, "", conversion("bidder-as-adv")), 401, "bidder token on Meta's path")
+		must(send("GET", "/v1/stats?dataset=1234567890", tok, nil), 401, "bidder token on /v1/stats")
+		must(send("DELETE", "/v1/identities", tok, []byte(`{"client_ip_address":"`+household+`"}`)), 401, "bidder token on /v1/identities")
+	}
+
+	// Unknown and missing tokens.
+	for _, tok := range []string{"nope", "dev-advertiser-token2", strings.ToUpper(advToken), ""} {
+		for _, r := range []struct{ method, path string }{
+			{"POST", "/v1/conversions?dataset=1234567890"}, {"POST", "/v24.0/1234567890/events"},
+			{"GET", "/v1/stats?dataset=1234567890"}, {"POST", "/v1/exposures"}, {"POST", "/v1/bids"},
+			{"GET", "/v1/campaigns/demo-ctv-purchase/stats"}, {"GET", "/v1/segments?campaign=demo-ctv-purchase"},
+			{"DELETE", "/v1/identities"},
+		} {
+			path := r.path
+			if strings.HasPrefix(path, "/v24.0") && tok != "" {
+				path += "?access_token=" + url.QueryEscape(tok)
+			}
+			body := conversion("unknown-token")
+			switch {
+			case strings.Contains(path, "exposures"):
+				body = exposures("demo-ctv-purchase", "unknown-token")
+			case strings.Contains(path, "bids"):
+				body = bid
+			case r.method == "GET":
+				body = nil
+			case r.method == "DELETE":
+				body = []byte(`{"client_ip_address":"` + household + `"}`)
+			}
+			must(send(r.method, path, tok, body), 401, r.method+" "+r.path+" with token "+tok)
+		}
+	}
+	if got := bStats(); !strings.Contains(got, `"stored":2`) {
+		t.Fatalf("other's stats at the end: %s", got)
+	}
+	if r := report("demo-ctv-purchase", advToken); num(r.json, "exposures") != 1 || num(r.json, "conversions", "received") != 2 {
+		t.Fatalf("demo's report at the end: %s", r.raw)
+	}
+}

@@ -1,0 +1,69 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/cpafeed/cpafeed/apierr"
+)
+
+// TestWriteErrorHeaders: the headers an error status calls for survive the
+// reset of the response (Allow set by the handler before the 405, Retry-After
+// for 429 and 503, WWW-Authenticate for 401).
+func TestWriteErrorHeaders(t *testing.T) {
+	s := &Server{log: slog.New(slog.DiscardHandler)}
+	f := func(e *apierr.Error, preset, header, want string) {
+		t.Helper()
+		var ctx fasthttp.RequestCtx
+		if preset != "" {
+			ctx.Response.Header.Set(header, preset)
+		}
+		s.writeError(&ctx, e)
+		if got := string(ctx.Response.Header.Peek(header)); got != want || ctx.Response.StatusCode() != e.Status {
+			t.Fatalf("%d: %s = %q, want %q", ctx.Response.StatusCode(), header, got, want)
+		}
+	}
+	f(apierr.New(429, apierr.CodeTooMany, "overloaded"), "", "Retry-After", "1")
+	f(apierr.Unavailable("journal: no space"), "", "Retry-After", "1")
+	f(apierr.New(405, apierr.CodeInvalidParameter, "method not allowed"), "GET, POST", "Allow", "GET, POST")
+	f(apierr.Unauthorized("unknown token"), "", "WWW-Authenticate", `Bearer realm="cpafeed"`)
+	f(apierr.BadRequest("bad"), "", "Retry-After", "")
+	f(apierr.BadRequest("bad"), "GET", "Allow", "") // a stale header of another answer is dropped
+}
+
+// TestHTTPLogRedactsRequestsAndAddresses: fasthttp's messages about
+// connections it could not serve quote the request (a URL may carry clear
+// identifiers) and name the client's address; the log keeps neither.
+func TestHTTPLogRedactsRequestsAndAddresses(t *testing.T) {
+	var buf bytes.Buffer
+	p := slogPrinter{slog.New(slog.NewTextHandler(&buf, nil))}
+	f := func(format string, args []any, want string) {
+		t.Helper()
+		buf.Reset()
+		p.Printf(format, args...)
+		got := buf.String()
+		for _, leak := range []string{"leak@example.com", "203.0.113.9", "2001:db8::7", "Bad Header"} {
+			if strings.Contains(got, leak) {
+				t.Fatalf("log holds %q: %s", leak, got)
+			}
+		}
+		if !strings.Contains(got, want) {
+			t.Fatalf("log %s lacks %q", got, want)
+		}
+	}
+	remote := &net.TCPAddr{IP: net.ParseIP("203.0.113.9"), Port: 55123}
+	remote6 := &net.TCPAddr{IP: net.ParseIP("2001:db8::7"), Port: 443}
+	local := &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 8080}
+	headerErr := errors.New(`error when reading request headers: malformed mime header: missing colon: "Bad Header": buffer size=99, contents: "GET /v1/pixel?id=1&em=leak@example.com HTTP/1.1\r\nHost: x\r\n\"quoted\"\r\n"`)
+	f("error when serving connection %q<->%q: %v", []any{local, remote, headerErr}, `missing colon: \"...\": buffer size=99, contents: \"...\"`)
+	f("error when serving connection %q<->%q: %v", []any{local, remote6, errors.New("read tcp 127.0.0.1:8080->[2001:db8::7]:443: use of closed network connection")}, "read tcp [addr]->[addr]: use of closed network connection")
+	f("The number of connections from %s exceeds MaxConnsPerIP=%d", []any{net.ParseIP("203.0.113.9"), 10}, "MaxConnsPerIP=10")
+	f("%.3f %s - %s", []any{1.5, "#0001 - 127.0.0.1:8080<->203.0.113.9:1 - GET /v1/pixel?em=leak@example.com", "x"}, "1.500 [redacted] - [redacted]")
+	f("The incoming connection cannot be served, because %d concurrent connections are served.", []any{100000}, "because 100000 concurrent")
+}
