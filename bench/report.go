@@ -161,21 +161,24 @@ func (p *plot) close(b *bytes.Buffer) {
 }
 
 // ticks returns tick positions (in axis units: log10 on a log axis) and
-// their labels.
+// their labels; a log axis (here always a rate) is labelled in percent.
 func ticks(lo, hi float64, log bool, minStep float64) ([]float64, []string) {
 	var pos []float64
 	var lab []string
 	if log {
 		mults := []float64{1}
-		if hi-lo <= 2.5 {
+		switch {
+		case hi-lo <= 1.6:
 			mults = []float64{1, 2, 5}
+		case hi-lo <= 2.6:
+			mults = []float64{1, 3}
 		}
 		for e := math.Floor(lo); e <= hi+1e-9; e++ {
 			for _, m := range mults {
 				v := e + math.Log10(m)
 				if v >= lo-1e-9 && v <= hi+1e-9 {
 					pos = append(pos, v)
-					lab = append(lab, strconv.FormatFloat(m*math.Pow(10, e), 'g', 3, 64))
+					lab = append(lab, strconv.FormatFloat(100*m*math.Pow(10, e), 'g', 3, 64)+"%")
 				}
 			}
 		}
