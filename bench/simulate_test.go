@@ -60,6 +60,16 @@ func TestSimulateDeterministic(t *testing.T) {
 	if b := jsonOf(t, res); !bytes.Equal(a, b) {
 		t.Fatalf("two runs of seed 7 differ:\n%s\n---\n%s", a, b)
 	}
+	// A strategy's run does not depend on which others are played.
+	alone, err := Simulate(SimOptions{Scenario: simScenario(t), Seed: 7, Days: simTestDays, Strategies: []string{StrategyCPAfeed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, _ := json.Marshal(alone.Strategies[StrategyCPAfeed])
+	y, _ := json.Marshal(simSmall(t).Strategies[StrategyCPAfeed])
+	if !bytes.Equal(x, y) || len(alone.Order) != 2 {
+		t.Fatalf("cpafeed alone differs from cpafeed among all:\n%s\n%s", x, y)
+	}
 	other, err := Simulate(SimOptions{Scenario: simScenario(t), Seed: 8, Days: 1, Strategies: []string{StrategyFlat}})
 	if err != nil {
 		t.Fatal(err)
@@ -246,5 +256,22 @@ func TestSimulateHTML(t *testing.T) {
 func TestSimulateRefusesUnknownStrategy(t *testing.T) {
 	if _, err := Simulate(SimOptions{Scenario: simScenario(t), Days: 1, Strategies: []string{"vtr", "magic"}}); err == nil || !strings.Contains(err.Error(), `"magic"`) {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// The scenarios kept beside the tests (the simulation's test market and
+// the default market's attribution variants the report cites) load.
+func TestSimTestdataScenariosLoad(t *testing.T) {
+	for _, name := range []string{"sim-small", "default-clean-attribution", "default-short-delay", "default-ifa-only"} {
+		sc, err := LoadScenario("testdata/" + name + ".yaml")
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if sc.Name != name {
+			t.Errorf("%s: name %q", name, sc.Name)
+		}
+		if _, err := NewMarket(sc, 1); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
