@@ -279,7 +279,7 @@ func (r *SimResult) calibrationChart(b *bytes.Buffer) {
 	p := &plot{w: 420, h: 380, left: 60, right: 16, top: 28, bot: 40, logX: true, logY: true,
 		xLabel: "estimated CVR (decile mean)", yLabel: "true CVR (decile mean)", title: "Calibration by decile of the estimate"}
 	lo, hi := math.Inf(1), math.Inf(-1)
-	for _, ds := range r.Deciles {
+	for _, ds := range r.decileBins {
 		for _, d := range ds {
 			for _, v := range []float64{d.Pred, d.True} {
 				if v > 0 {
@@ -295,7 +295,7 @@ func (r *SimResult) calibrationChart(b *bytes.Buffer) {
 	p.open(b, "cpafeed's model at the end, on the next day's traffic: each point is a tenth of the traffic, sorted by estimate. On the diagonal, the estimates are calibrated.")
 	p.diagonal(b)
 	var names, colors []string
-	for c, ds := range r.Deciles {
+	for c, ds := range r.decileBins {
 		col := campaignColors[c%len(campaignColors)]
 		var pts []string
 		for _, d := range ds {
@@ -330,7 +330,7 @@ func (r *SimResult) scatterChart(b *bytes.Buffer) {
 	p := &plot{w: 420, h: 380, left: 60, right: 16, top: 28, bot: 40, logX: true, logY: true,
 		xLabel: "true CVR of the segment", yLabel: "cpafeed's estimate", title: "Estimate vs truth per segment"}
 	lo, hi := math.Inf(1), math.Inf(-1)
-	for _, pts := range r.Scatter {
+	for _, pts := range r.scatterPts {
 		for _, e := range pts {
 			if e.Pred > 0 && e.True > 0 {
 				lo, hi = math.Min(lo, math.Min(e.Pred, e.True)), math.Max(hi, math.Max(e.Pred, e.True))
@@ -344,7 +344,7 @@ func (r *SimResult) scatterChart(b *bytes.Buffer) {
 	p.open(b, "Each point is a leaf segment (campaign/publisher/bundle/genre/metro) of the next day's traffic, the most trafficked per campaign; the estimate is the one a bid would have used (the deepest node the model knows).")
 	p.diagonal(b)
 	var names, colors []string
-	for c, pts := range r.Scatter {
+	for c, pts := range r.scatterPts {
 		col := campaignColors[c%len(campaignColors)]
 		for _, e := range pts {
 			if e.Pred > 0 && e.True > 0 {

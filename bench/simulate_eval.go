@@ -155,20 +155,20 @@ func (p *player) estimator() EstimatorResult {
 	return r
 }
 
-// Decile is one bin of the calibration plot: equal traffic, by estimate.
-type Decile struct {
+// decile is one bin of the calibration plot: equal traffic, by estimate.
+type decile struct {
 	Pred, True float64 // traffic-weighted means
 }
 
 // deciles bins points by estimate into 10 bins of equal traffic.
-func deciles(pts []evalPoint) []Decile {
+func deciles(pts []evalPoint) []decile {
 	pts = slices.Clone(pts)
 	slices.SortStableFunc(pts, func(a, b evalPoint) int { return cmp.Compare(a.Pred, b.Pred) })
 	var total float64
 	for _, p := range pts {
 		total += p.W
 	}
-	out := make([]Decile, 0, 10)
+	out := make([]decile, 0, 10)
 	var w, sp, st, seen float64
 	bin := 1
 	for _, p := range pts {
@@ -178,7 +178,7 @@ func deciles(pts []evalPoint) []Decile {
 		seen += p.W
 		if seen >= total*float64(bin)/10-1e-9 || seen == total {
 			if w > 0 {
-				out = append(out, Decile{Pred: sp / w, True: st / w})
+				out = append(out, decile{Pred: sp / w, True: st / w})
 			}
 			w, sp, st = 0, 0, 0
 			bin++

@@ -35,11 +35,11 @@ type SimResult struct {
 	Settings  SimSettings    `json:"settings"`
 	// Order lists the strategies played, in report order.
 	Order []string `json:"order"`
-	// Deciles and Scatter are the cpafeed model's calibration plot (per
+	// decileBins and scatterPts are the cpafeed model's calibration plot (per
 	// campaign, 10 bins of equal traffic by estimate) and its estimate vs
 	// truth per leaf segment (the most trafficked, per campaign).
-	Deciles [][]Decile    `json:"-"`
-	Scatter [][]evalPoint `json:"-"`
+	decileBins [][]decile
+	scatterPts [][]evalPoint
 
 	Wall time.Duration `json:"-"` // elapsed
 	CPU  time.Duration `json:"-"` // user + system CPU of the process
@@ -180,8 +180,8 @@ func buildResult(sim *simulation, players []*player) *SimResult {
 		if p.name == StrategyCPAfeed {
 			res.Estimator = sr.Model
 			for c := range sim.camps {
-				res.Deciles = append(res.Deciles, deciles(p.eval.points[c]))
-				res.Scatter = append(res.Scatter, scatter(p.eval.segs[c], 1500))
+				res.decileBins = append(res.decileBins, deciles(p.eval.points[c]))
+				res.scatterPts = append(res.scatterPts, scatter(p.eval.segs[c], 1500))
 			}
 		}
 	}
