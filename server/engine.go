@@ -34,7 +34,9 @@ type Engine struct {
 	Exposures   *signals.Exposures
 	Conversions *conversions.Service
 	Attributor  *conversions.Attributor
+	Eraser      *conversions.Eraser
 	Bidder      *bidder.Service
+	Chain       *signals.Chain
 
 	now func() time.Time
 }
@@ -46,23 +48,30 @@ func NewEngine(cfg Config, log EngineLog, now func() time.Time) (*Engine, error)
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	return newEngine(cfg, log, now, newTenants(cfg))
+}
+
+// newEngine wires the components of a validated cfg; the server passes its
+// own tenants.
+func newEngine(cfg Config, log EngineLog, now func() time.Time, t *tenants) (*Engine, error) {
 	cfg.Conversions.Now = now
 	chain, err := signals.NewChain(cfg.Segments)
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{now: now, Hasher: signals.NewHasher([]byte(cfg.Identity.Secret))}
+	e := &Engine{now: now, Chain: chain, Hasher: signals.NewHasher([]byte(cfg.Identity.Secret))}
 	e.Model = model.New(cfg.Model, cfg.Campaigns)
 	e.Index = signals.NewIndex(cfg.Exposures.Index)
 	if e.Exposures, err = signals.NewExposures(cfg.Exposures, chain, e.Hasher, e.Index, e.Model, log, cfg.Campaigns); err != nil {
 		return nil, err
 	}
 	e.Exposures.SetClock(now)
-	if e.Conversions, err = conversions.NewService(cfg.Conversions, log, e.Hasher, newTenants(cfg)); err != nil {
+	if e.Conversions, err = conversions.NewService(cfg.Conversions, log, e.Hasher, t); err != nil {
 		e.Exposures.Close()
 		return nil, err
 	}
 	e.Attributor = conversions.NewAttributor(cfg.Attribution, e.Index, e.Model, cfg.Conversions.Datasets, cfg.Campaigns, e.Exposures.CampaignNumber)
+	e.Eraser = conversions.NewEraser(e.Conversions, e.Attributor, e.Index)
 	e.Conversions.SetStoredHook(e.Attributor.OnStored)
 	e.Exposures.OnIndexed(e.Attributor.OnIndexed)
 	rules, err := bidder.NewRules(cfg.Segments, cfg.Campaigns)

@@ -25,7 +25,6 @@ type state struct {
 	log     *slog.Logger
 	journal *journal.Journal
 	chain   *signals.Chain
-	hasher  *signals.Hasher
 
 	model  *model.Model
 	index  *signals.Index
@@ -46,10 +45,6 @@ type state struct {
 func newState(cfg Config, t *tenants, logger *slog.Logger) (*state, error) {
 	st := &state{cfg: cfg, tenants: t, log: logger}
 	var err error
-	if st.chain, err = signals.NewChain(cfg.Segments); err != nil {
-		return nil, err
-	}
-	st.hasher = signals.NewHasher([]byte(cfg.Identity.Secret))
 	if st.journal, err = journal.Open(cfg.Journal); err != nil {
 		return nil, fmt.Errorf("cannot open the journal: %w", err)
 	}
@@ -60,32 +55,18 @@ func newState(cfg Config, t *tenants, logger *slog.Logger) (*state, error) {
 	return st, nil
 }
 
-// build makes fresh, empty in-memory components.
+// build makes fresh, empty in-memory components, wired as the Engine wires
+// them, over the journal and the wall clock.
 func (st *state) build() error {
-	cfg := st.cfg
 	if st.exp != nil {
 		st.exp.Close()
 	}
-	st.model = model.New(cfg.Model, cfg.Campaigns)
-	st.index = signals.NewIndex(cfg.Exposures.Index)
-	var err error
-	if st.exp, err = signals.NewExposures(cfg.Exposures, st.chain, st.hasher, st.index, st.model, st.journal, cfg.Campaigns); err != nil {
-		return err
-	}
-	if st.conv, err = conversions.NewService(cfg.Conversions, st.journal, st.hasher, st.tenants); err != nil {
-		st.exp.Close()
-		return err
-	}
-	st.attr = conversions.NewAttributor(cfg.Attribution, st.index, st.model, cfg.Conversions.Datasets, cfg.Campaigns, st.exp.CampaignNumber)
-	st.eraser = conversions.NewEraser(st.conv, st.attr, st.index)
-	st.conv.SetStoredHook(st.attr.OnStored)
-	st.exp.OnIndexed(st.attr.OnIndexed)
-	rules, err := bidder.NewRules(cfg.Segments, cfg.Campaigns)
+	e, err := newEngine(st.cfg, st.journal, time.Now, st.tenants)
 	if err != nil {
-		st.exp.Close()
 		return err
 	}
-	st.bid = bidder.NewService(cfg.Bidder, rules, st.model, st.exp)
+	st.chain, st.model, st.index, st.exp = e.Chain, e.Model, e.Index, e.Exposures
+	st.conv, st.attr, st.eraser, st.bid = e.Conversions, e.Attributor, e.Eraser, e.Bidder
 	return nil
 }
 
