@@ -93,6 +93,11 @@ func (m *Market) AppendRequestID(dst []byte, o *Opportunity) []byte {
 // RequestID returns the id of o's bid request.
 func (m *Market) RequestID(o *Opportunity) string { return string(m.AppendRequestID(nil, o)) }
 
+// HouseholdEIDSource is the user.eids source of the market's household
+// graph: its ids are the household ids conversions carry as household_id
+// (a cpafeed configured with identity.household_eid_sources matches them).
+const HouseholdEIDSource = "hhgraph.example"
+
 // AppendBidRequest appends o as an OpenRTB 2.6 CTV BidRequest (JSON).
 func (m *Market) AppendBidRequest(dst []byte, o *Opportunity) []byte {
 	hh := &m.households[o.Household]
@@ -213,7 +218,7 @@ func (m *Market) AppendBidRequest(dst []byte, o *Opportunity) []byte {
 		}
 	}
 	if o.eid {
-		dst = append(dst, `,"eids":[{"source":"hhgraph.example","uids":[{"id":"`...)
+		dst = append(dst, `,"eids":[{"source":"`+HouseholdEIDSource+`","uids":[{"id":"`...)
 		dst = append(dst, hh.id...)
 		dst = append(dst, `","atype":1}]}]`...)
 	}

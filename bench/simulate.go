@@ -309,6 +309,9 @@ func simConfig(opts SimOptions, m *Market) (server.Config, error) {
 	// idempotency window only costs: with the default hour, each of the
 	// ~2 lookups per impression probed 7 generation maps (10% of a run).
 	cfg.Exposures.IdempotencyWindow = time.Second
+	// The market's household graph comes in user.eids, as a DSP would
+	// configure its graph vendor.
+	cfg.Identity.HouseholdEIDSources = []string{HouseholdEIDSource}
 	cfg.Exposures.Index.Window = 0 // derived from the campaigns again
 	cfg = cfg.WithDefaults()
 	if errs := cfg.Validate(); len(errs) > 0 {

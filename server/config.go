@@ -112,6 +112,10 @@ type IdentityConfig struct {
 	// TCFVendorID, when > 0, must have TCF consent for an exposure under GDPR
 	// to enter the identity index. Default 0 (purposes 1 and 7 only).
 	TCFVendorID int `yaml:"tcf_vendor_id"`
+	// HouseholdEIDSources are the user.eids sources (household graph
+	// vendors) whose ids are household ids: they match a conversion's
+	// household_id. Default none.
+	HouseholdEIDSources []string `yaml:"household_eid_sources"`
 }
 
 // SnapshotConfig configures snapshots of the state.

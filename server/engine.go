@@ -59,7 +59,7 @@ func newEngine(cfg Config, log EngineLog, now func() time.Time, t *tenants) (*En
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{now: now, Chain: chain, Hasher: signals.NewHasher([]byte(cfg.Identity.Secret))}
+	e := &Engine{now: now, Chain: chain, Hasher: signals.NewHasher([]byte(cfg.Identity.Secret), cfg.Identity.HouseholdEIDSources...)}
 	e.Model = model.New(cfg.Model, cfg.Campaigns)
 	e.Index = signals.NewIndex(cfg.Exposures.Index)
 	if e.Exposures, err = signals.NewExposures(cfg.Exposures, chain, e.Hasher, e.Index, e.Model, log, cfg.Campaigns); err != nil {

@@ -26,6 +26,12 @@ func (r *Request) IDs(h *Hasher, dst []ID) []ID {
 		}
 	}
 	for _, e := range r.EIDs {
+		if h.household(e.Source) {
+			for _, uid := range e.IDs {
+				dst = append(dst, h.ID(IDHousehold, uid))
+			}
+			continue
+		}
 		for _, uid := range e.IDs {
 			buf = append(buf[:0], e.Source...)
 			buf = append(buf, '/')

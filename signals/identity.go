@@ -58,7 +58,8 @@ type ID struct {
 // config, truncated to 64 bits. It is safe for concurrent use and does not
 // allocate in steady state.
 type Hasher struct {
-	pool sync.Pool
+	pool       sync.Pool
+	households map[string]bool // eid sources whose ids are household ids
 }
 
 type hmacState struct {
@@ -67,11 +68,25 @@ type hmacState struct {
 }
 
 // NewHasher returns a Hasher for secret, which must not be empty.
-func NewHasher(secret []byte) *Hasher {
+// householdSources are the OpenRTB user.eids sources (household graph
+// vendors) whose ids are household ids: they are keyed as IDHousehold, so
+// they match a conversion's household_id, rather than as IDEID.
+func NewHasher(secret []byte, householdSources ...string) *Hasher {
 	s := append([]byte(nil), secret...)
 	h := &Hasher{}
+	if len(householdSources) > 0 {
+		h.households = map[string]bool{}
+		for _, src := range householdSources {
+			h.households[src] = true
+		}
+	}
 	h.pool.New = func() any { return &hmacState{h: hmac.New(sha256.New, s)} }
 	return h
+}
+
+// household reports whether an eid source is a household graph's.
+func (h *Hasher) household(source []byte) bool {
+	return h.households != nil && h.households[string(source)]
 }
 
 // ID returns the keyed hash of value as an identity of the given kind. The

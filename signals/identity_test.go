@@ -66,3 +66,12 @@ func TestHasherNoAlloc(t *testing.T) {
 		t.Fatalf("ID+NormalizeIP allocate %v times", n)
 	}
 }
+
+func TestHouseholdEIDSourcesAreHouseholdIDs(t *testing.T) {
+	h := NewHasher([]byte("s"), "hhgraph.example")
+	r := &Request{EIDs: []EID{{Source: []byte("hhgraph.example"), IDs: [][]byte{[]byte("hh-42")}}, {Source: []byte("uidapi.com"), IDs: [][]byte{[]byte("u1")}}}}
+	ids := r.IDs(h, nil)
+	if len(ids) != 2 || ids[0] != h.ID(IDHousehold, []byte("hh-42")) || ids[1] != h.ID(IDEID, []byte("uidapi.com/u1")) {
+		t.Fatalf("ids %v", ids)
+	}
+}
