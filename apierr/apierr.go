@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unicode/utf8"
+	"unsafe"
 )
 
 // Meta Graph API error codes used on every path (Meta's SDKs read them; other
@@ -144,14 +146,34 @@ func AppendJSON(dst []byte, e *Error, traceID string) []byte {
 
 const hex = "0123456789abcdef"
 
-// AppendString appends s as a JSON string literal (quotes, escapes; invalid
-// UTF-8 passes through byte for byte, control characters are \u-escaped).
+// AppendString appends s as a JSON string literal: quotes, backslashes
+// and control characters escaped, < and > too (safe inside HTML), invalid
+// UTF-8 replaced by U+FFFD so the answer stays valid JSON. It is the one JSON
+// string writer of every hand-written answer.
 func AppendString(dst []byte, s string) []byte {
+	return AppendBytes(dst, unsafe.Slice(unsafe.StringData(s), len(s)))
+}
+
+// AppendBytes is AppendString of a byte slice.
+func AppendBytes(dst, s []byte) []byte {
 	dst = append(dst, '"')
 	start := 0
-	for i := 0; i < len(s); i++ {
+	for i := 0; i < len(s); {
 		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, n := utf8.DecodeRune(s[i:])
+			if r == utf8.RuneError && n == 1 {
+				dst = append(dst, s[start:i]...)
+				dst = append(dst, "\ufffd"...)
+				i++
+				start = i
+				continue
+			}
+			i += n
+			continue
+		}
 		if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' {
+			i++
 			continue
 		}
 		dst = append(dst, s[start:i]...)
@@ -167,7 +189,8 @@ func AppendString(dst []byte, s string) []byte {
 		default:
 			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 		}
-		start = i + 1
+		i++
+		start = i
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')

@@ -44,3 +44,26 @@ func TestAs(t *testing.T) {
 		t.Fatalf("got %+v", got)
 	}
 }
+
+// TestAppendBytes: values (feature values, ids) are escaped into valid JSON.
+func TestAppendBytes(t *testing.T) {
+	f := func(in, want string) {
+		t.Helper()
+		got := string(AppendBytes(nil, []byte(in)))
+		if got != want {
+			t.Errorf("%q: got %s, want %s", in, got, want)
+		}
+		var back string
+		if err := json.Unmarshal([]byte(got), &back); err != nil {
+			t.Errorf("%q: %s is not JSON: %v", in, got, err)
+		}
+	}
+	f("pub-1203", `"pub-1203"`)
+	f(`a"b\c`, `"a\"b\\c"`)
+	f("tab\there\nnl", `"tab\there\nnl"`)
+	f("\x01", `"\u0001"`)
+	f("<b>", `"\u003cb\u003e"`)
+	f("Café/Ünïcode", `"Café/Ünïcode"`)
+	f("bad\xffutf8", "\"bad\ufffdutf8\"")
+	f("", `""`)
+}

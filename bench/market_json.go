@@ -1,8 +1,8 @@
 package bench
 
 import (
+	"github.com/cpafeed/cpafeed/apierr"
 	"strconv"
-	"unicode/utf8"
 )
 
 // JSON is written by hand with append functions: the generator renders
@@ -10,48 +10,6 @@ import (
 // bytes for the same seed (no map iteration anywhere).
 
 const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				dst = append(dst, s[start:i]...)
-				dst = append(dst, `\ufffd`...)
-				i += size
-				start = i
-				continue
-			}
-			i += size
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		i++
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
 
 // appendKey appends ,"k": (or "k": right after an opening brace).
 func appendKey(dst []byte, k string) []byte {
@@ -64,7 +22,7 @@ func appendKey(dst []byte, k string) []byte {
 }
 
 func appendKV(dst []byte, k, v string) []byte {
-	return appendJSONString(appendKey(dst, k), v)
+	return apierr.AppendString(appendKey(dst, k), v)
 }
 
 func appendKI(dst []byte, k string, v int64) []byte {

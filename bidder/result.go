@@ -1,11 +1,10 @@
 package bidder
 
 import (
+	"github.com/cpafeed/cpafeed/apierr"
 	"math"
 	"math/rand/v2"
 	"strconv"
-	"unicode/utf8"
-	"unsafe"
 
 	"github.com/cpafeed/cpafeed/signals"
 )
@@ -116,14 +115,14 @@ func (res *Result) AppendJSON(dst []byte) []byte {
 		}
 	} else {
 		dst = append(dst, `{"id":`...)
-		dst = appendJSONString(dst, res.ID)
+		dst = apierr.AppendBytes(dst, res.ID)
 		dst = append(dst, `,"imp":[`...)
 		for i := range res.Imps {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
 			dst = append(dst, `{"id":`...)
-			dst = appendJSONString(dst, res.Imps[i].ID)
+			dst = apierr.AppendBytes(dst, res.Imps[i].ID)
 			dst = append(dst, `,"campaigns":`...)
 			dst = appendScores(dst, res.Imps[i].Scores)
 			dst = append(dst, '}')
@@ -143,7 +142,7 @@ func appendScores(dst []byte, ss []Score) []byte {
 			dst = append(dst, ',')
 		}
 		dst = append(dst, `{"campaign":`...)
-		dst = appendJSONStr(dst, s.Campaign)
+		dst = apierr.AppendString(dst, s.Campaign)
 		dst = append(dst, `,"cvr":`...)
 		dst = appendFloat(dst, s.CVR)
 		dst = append(dst, `,"cvr_lo":`...)
@@ -157,7 +156,7 @@ func appendScores(dst []byte, ss []Score) []byte {
 		dst = append(dst, `,"conversions":`...)
 		dst = appendFloat(dst, s.Conversions)
 		dst = append(dst, `,"segment":`...)
-		dst = appendJSONString(dst, s.Segment)
+		dst = apierr.AppendBytes(dst, s.Segment)
 		dst = append(dst, `,"level":`...)
 		dst = strconv.AppendInt(dst, int64(s.Level), 10)
 		dst = append(dst, `,"bid_cpm":`...)
@@ -180,55 +179,4 @@ func appendFloat(dst []byte, f float64) []byte {
 		return append(dst, '0')
 	}
 	return strconv.AppendFloat(dst, f, 'g', -1, 64)
-}
-
-// appendJSONStr is appendJSONString of a string (read in place).
-func appendJSONStr(dst []byte, s string) []byte {
-	return appendJSONString(dst, unsafe.Slice(unsafe.StringData(s), len(s)))
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string: quotes, backslashes and
-// control characters escaped, invalid UTF-8 replaced by U+FFFD (feature
-// values come from bid requests and may hold anything).
-func appendJSONString(dst, s []byte) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, n := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && n == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, "\ufffd"...)
-			i++
-			start = i
-			continue
-		}
-		i += n
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

@@ -301,25 +301,3 @@ func TestThompson(t *testing.T) {
 		t.Fatalf("mean draw %g, CVR %g (sd %g)", mean, s.CVR, sd)
 	}
 }
-
-// TestAppendJSONString: feature values are escaped into valid JSON.
-func TestAppendJSONString(t *testing.T) {
-	f := func(in, want string) {
-		t.Helper()
-		got := string(appendJSONString(nil, []byte(in)))
-		if got != want {
-			t.Errorf("%q: got %s, want %s", in, got, want)
-		}
-		var back string
-		if err := json.Unmarshal([]byte(got), &back); err != nil {
-			t.Errorf("%q: %s is not JSON: %v", in, got, err)
-		}
-	}
-	f("pub-1203", `"pub-1203"`)
-	f(`a"b\c`, `"a\"b\\c"`)
-	f("tab\there\nnl", `"tab\there\nnl"`)
-	f("\x01", `"\u0001"`)
-	f("Café/Ünïcode", `"Café/Ünïcode"`)
-	f("bad\xffutf8", "\"bad\ufffdutf8\"")
-	f("", `""`)
-}

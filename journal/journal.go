@@ -364,24 +364,32 @@ func (j *Journal) epochErrLocked(lsn, epoch uint64) error {
 // Append gets). Use it before a snapshot covering the records < next, then
 // RemoveBefore(next).
 func (j *Journal) Rotate() (next uint64, err error) {
+	req := rotateReq{res: make(chan rotateResult, 1)}
+	if err := j.sendRotate(req); err != nil {
+		return 0, err
+	}
+	r := <-req.res
+	return r.next, r.err
+}
+
+// sendRotate hands a rotation request to the flusher.
+func (j *Journal) sendRotate(req rotateReq) error {
 	j.mu.Lock()
 	switch {
 	case j.closing:
 		j.mu.Unlock()
-		return 0, ErrClosed
+		return ErrClosed
 	case !j.ready:
 		j.mu.Unlock()
-		return 0, ErrNotReplayed
+		return ErrNotReplayed
 	}
 	j.mu.Unlock()
-	req := rotateReq{res: make(chan rotateResult, 1)}
 	select {
 	case j.rotateCh <- req:
+		return nil
 	case <-j.done:
-		return 0, ErrClosed
+		return ErrClosed
 	}
-	r := <-req.res
-	return r.next, r.err
 }
 
 // Checkpoint rotates like Rotate and then runs fn(next) on the applier
@@ -391,21 +399,9 @@ func (j *Journal) Rotate() (next uint64, err error) {
 // while fn runs; only applies (and so Waits) of later records wait. fn must
 // not call Append, Wait, Rotate, Checkpoint or Close.
 func (j *Journal) Checkpoint(fn func(next uint64) error) (next uint64, err error) {
-	j.mu.Lock()
-	switch {
-	case j.closing:
-		j.mu.Unlock()
-		return 0, ErrClosed
-	case !j.ready:
-		j.mu.Unlock()
-		return 0, ErrNotReplayed
-	}
-	j.mu.Unlock()
 	req := rotateReq{res: make(chan rotateResult, 1), barrier: fn, done: make(chan error, 1)}
-	select {
-	case j.rotateCh <- req:
-	case <-j.done:
-		return 0, ErrClosed
+	if err := j.sendRotate(req); err != nil {
+		return 0, err
 	}
 	r := <-req.res
 	if r.err != nil {
