@@ -13,15 +13,7 @@ import (
 // advertiser's only dataset), a CAPI body (JSON, or form-encoded with
 // data=<JSON array>). body is the decompressed request body; it is not kept.
 func (s *Service) HandleConversions(ctx *fasthttp.RequestCtx, body []byte) error {
-	token := bearer(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
-	if len(token) == 0 {
-		return apierr.Unauthorized("Authorization: missing; send \"Authorization: Bearer <token>\"")
-	}
-	adv, ok := s.tenants.Advertiser(token)
-	if !ok {
-		return apierr.Unauthorized("Authorization: invalid token")
-	}
-	ds, aerr := s.datasetFor(adv, b2s(ctx.QueryArgs().Peek("dataset")))
+	ds, aerr := s.bearerDataset(ctx)
 	if aerr != nil {
 		return aerr
 	}
@@ -207,4 +199,18 @@ func bearer(h []byte) []byte {
 		return nil
 	}
 	return trimSpace(h[7:])
+}
+
+// bearerDataset authenticates the advertiser's Bearer token and resolves
+// the dataset of ?dataset=<id> (or the advertiser's only one).
+func (s *Service) bearerDataset(ctx *fasthttp.RequestCtx) (*dataset, *apierr.Error) {
+	token := bearer(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
+	if len(token) == 0 {
+		return nil, apierr.Unauthorized("Authorization: missing; send \"Authorization: Bearer <token>\"")
+	}
+	adv, ok := s.tenants.Advertiser(token)
+	if !ok {
+		return nil, apierr.Unauthorized("Authorization: invalid token")
+	}
+	return s.datasetFor(adv, b2s(ctx.QueryArgs().Peek("dataset")))
 }

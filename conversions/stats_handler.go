@@ -19,15 +19,7 @@ import (
 // Names beyond MaxEventNames per dataset are counted under "(other)", and so
 // are rejected events whose name was never stored.
 func (s *Service) HandleStats(ctx *fasthttp.RequestCtx) error {
-	token := bearer(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
-	if len(token) == 0 {
-		return apierr.Unauthorized("Authorization: missing; send \"Authorization: Bearer <token>\"")
-	}
-	adv, ok := s.tenants.Advertiser(token)
-	if !ok {
-		return apierr.Unauthorized("Authorization: invalid token")
-	}
-	ds, aerr := s.datasetFor(adv, b2s(ctx.QueryArgs().Peek("dataset")))
+	ds, aerr := s.bearerDataset(ctx)
 	if aerr != nil {
 		return aerr
 	}
