@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cpafeed/cpafeed/signals"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 )
@@ -71,6 +72,10 @@ type PoolOptions struct {
 	// ExposuresPerBatch is the number of exposures per POST /v1/exposures.
 	// Default 10.
 	ExposuresPerBatch int
+	// ExposureForm is what each exposure carries: FormRequest (its whole bid
+	// request, the default) or FormFeatures (the features, identities and
+	// privacy signals, as a bidder that extracts features itself sends them).
+	ExposureForm string
 	// Campaigns are the campaign ids of score requests
 	// (?campaigns=a,b). Default: every campaign of the scenario.
 	Campaigns []string
@@ -105,6 +110,13 @@ func buildPool(sc Scenario, seed uint64, o PoolOptions) (*requestPool, error) {
 	o.Exposed = min(o.Exposed, o.Requests)
 	if o.ExposuresPerBatch <= 0 {
 		o.ExposuresPerBatch = 10
+	}
+	switch o.ExposureForm {
+	case "":
+		o.ExposureForm = FormRequest
+	case FormRequest, FormFeatures:
+	default:
+		return nil, fmt.Errorf("exposure form %q: must be %s or %s", o.ExposureForm, FormRequest, FormFeatures)
 	}
 	if o.BidderToken == "" {
 		o.BidderToken = "dev-bidder-token"
@@ -165,6 +177,7 @@ func buildPool(sc Scenario, seed uint64, o PoolOptions) (*requestPool, error) {
 		p.kinds[KindExposures].reqs = append(p.kinds[KindExposures].reqs, pooledRequest{uri: []byte("/v1/exposures"), body: expo, patch: expoPatch})
 		expo, nexpo, expoPatch = nil, 0, nil
 	}
+	ex := signals.NewExtractor()
 	it := m.Day(0)
 	for i := 0; i < o.Requests; i++ {
 		op := it.Next()
@@ -188,11 +201,19 @@ func buildPool(sc Scenario, seed uint64, o PoolOptions) (*requestPool, error) {
 			expo = append(expo, ',')
 		}
 		at := len(expo)
-		expo = m.AppendExposure(expo, op, 0, c, k, price, ts)
+		prefix := `{"request":{"id":"`
+		if o.ExposureForm == FormFeatures {
+			prefix = `{"request_id":"`
+			if expo, err = appendFeatureExposure(expo, ex, body, op.Slots[0].ImpID, m.sc.Campaigns[c].ID, m.Creative(c, k), price, ts); err != nil {
+				return nil, fmt.Errorf("exposure of request %d: %w", i, err)
+			}
+		} else {
+			expo = m.AppendExposure(expo, op, 0, c, k, price, ts)
+		}
 		// The request id (a UUID) comes first: patching its first 8 hex
 		// digits with the pass number keeps every exposure new (the server
 		// is idempotent by request id, imp id and campaign).
-		if prefix := `{"request":{"id":"`; bytes.HasPrefix(expo[at:], []byte(prefix)) && enc == nil {
+		if bytes.HasPrefix(expo[at:], []byte(prefix)) && enc == nil {
 			expoPatch = append(expoPatch, at+len(prefix))
 		}
 		if nexpo++; nexpo == o.ExposuresPerBatch {

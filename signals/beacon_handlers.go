@@ -51,7 +51,7 @@ func (x *Exposures) HandleWin(ctx *fasthttp.RequestCtx) error {
 	auction, impID, campaign := args.Peek("auction"), args.Peek("imp"), string(args.Peek("campaign"))
 	r, ok := x.bids.Get(string(auction))
 	var m *rememberedImp
-	if ok && r.leaf == 0 {
+	if ok {
 		m = r.find(impID)
 	}
 	num, known := x.campaigns[campaign]
@@ -102,13 +102,14 @@ func (x *Exposures) HandleVAST(ctx *fasthttp.RequestCtx) error {
 		return nil
 	}
 	auction, impID, campaign := args.Peek("auction"), args.Peek("imp"), string(args.Peek("campaign"))
-	r, ok := x.bids.Get(wonKey(auction, impID, campaign))
+	now := x.now()
+	won, ok := x.won.get(wonHash(auction, impID, campaign), now.Unix())
 	if !ok {
 		vastUnknown.Inc()
 		WriteGIF(ctx)
 		return nil
 	}
-	v := &videoEvent{ts: x.now().Unix(), campaign: campaign, leaf: r.leaf, starts: starts, complete: completes,
+	v := &videoEvent{ts: now.Unix(), campaign: campaign, leaf: won.leaf, starts: starts, complete: completes,
 		key: x.idemKey('v', auction, impID, []byte(campaign), []byte(ev))}
 	if err := x.commitVideo(v); err != nil {
 		return apierr.Unavailable("VAST event not stored, retry: %v", err)

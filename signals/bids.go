@@ -9,18 +9,15 @@ import (
 
 // remembered is what cpafeed keeps of a scored bid request until its win
 // notices (every imp: features as bytes, identities only as keyed hashes,
-// computed once for the request), or of a won exposure until its VAST
-// events (leaf and campaign).
+// computed once for the request).
 type remembered struct {
 	ts      int64 // Unix seconds the bid was seen
 	bidder  string
 	indexed bool // the request passed the privacy gates
 	arena   []byte
 	imps    []rememberedImp
-	ids     []ID      // the request's identities (with the IP)
-	leaf    model.Key // won exposures: the leaf to count VAST events on
-	camp    string    // won exposures: the campaign
-	key     string    // its cache key (for snapshots)
+	ids     []ID   // the request's identities (with the IP)
+	key     string // its cache key (for snapshots)
 }
 
 // rememberedImp is one imp: its id and features in the request's arena.
@@ -69,17 +66,6 @@ func (r *remembered) impIDs(m *rememberedImp) []ID {
 func (r *remembered) cost() int64 {
 	return int64(unsafe.Sizeof(*r)) + int64(len(r.arena)) + int64(len(r.imps))*int64(unsafe.Sizeof(rememberedImp{})) +
 		int64(len(r.ids))*16 + int64(len(r.key)) + 64
-}
-
-func wonKey(auction, imp []byte, campaign string) string {
-	b := make([]byte, 0, len(auction)+len(imp)+len(campaign)+3)
-	b = append(b, 'w', 0)
-	b = append(b, auction...)
-	b = append(b, 0)
-	b = append(b, imp...)
-	b = append(b, 0)
-	b = append(b, campaign...)
-	return string(b)
 }
 
 // impIDs appends the identity keys of an imp of req: the request's, without
@@ -138,10 +124,10 @@ func (x *Exposures) Remember(req *Request, bidder string, now int64) {
 	bidsRemembered.Add(len(req.Imps))
 }
 
-// rememberWon keeps the leaf of a won exposure for its VAST events.
-func (x *Exposures) rememberWon(e *exposure, leaf model.Key) {
-	r := &remembered{ts: x.now().Unix(), leaf: leaf, camp: e.campaign, key: wonKey(e.auction, e.imp, e.campaign)}
-	x.bids.SetWithTTL(r.key, r, r.cost(), x.cfg.BidTTL)
+// rememberWon keeps the leaf of a won exposure, ingested at the Unix second
+// ingest, for its VAST events.
+func (x *Exposures) rememberWon(e *exposure, leaf model.Key, ingest int64) {
+	x.won.put(wonHash(e.auction, e.imp, e.campaign), wonEntry{leaf: leaf, ts: ingest}, x.now().Unix())
 }
 
 // WaitBids blocks until remembered bids are visible to lookups (the cache

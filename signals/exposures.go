@@ -21,8 +21,9 @@ type ExposureConfig struct {
 	// remembered for its win notice, and a won exposure for its VAST events.
 	// Default 15m.
 	BidTTL time.Duration `yaml:"bid_ttl"`
-	// BidMemoryBytes bounds the memory of remembered bids (ristretto cost in
-	// bytes). Default 256 MiB.
+	// BidMemoryBytes bounds the memory of remembered bids and won exposures,
+	// in bytes: three quarters for the bids (ristretto cost), a quarter for
+	// the won exposures (about 48 bytes each). Default 256 MiB.
 	BidMemoryBytes int64 `yaml:"bid_memory_bytes"`
 	// MaxBatch is the most exposures in one POST /v1/exposures. Default 10000.
 	MaxBatch int `yaml:"max_batch"`
@@ -123,6 +124,7 @@ type Exposures struct {
 	roots     []model.Key       // number -> root key
 
 	bids *ristretto.Cache[string, *remembered]
+	won  *wonMemory
 
 	mu   sync.Mutex // guards seen
 	seen dedup.Set  // idempotency keys
@@ -142,7 +144,7 @@ func NewExposures(cfg ExposureConfig, chain *Chain, h *Hasher, index *Index, cou
 	}
 	bids, err := ristretto.NewCache(&ristretto.Config[string, *remembered]{
 		NumCounters: max(cfg.BidMemoryBytes/100, 1000), // ~10 counters per expected item of ~1 KB
-		MaxCost:     cfg.BidMemoryBytes,
+		MaxCost:     cfg.BidMemoryBytes * 3 / 4,
 		BufferItems: 64,
 	})
 	if err != nil {
@@ -153,6 +155,7 @@ func NewExposures(cfg ExposureConfig, chain *Chain, h *Hasher, index *Index, cou
 		now:       time.Now,
 		campaigns: map[string]uint16{},
 		bids:      bids,
+		won:       newWonMemory(int64(cfg.BidTTL/time.Second), cfg.BidMemoryBytes/4),
 		seen:      dedup.New(cfg.IdempotencyWindow.Milliseconds(), 6),
 	}
 	for i, c := range campaigns {
@@ -294,7 +297,7 @@ func (x *Exposures) apply(ingest int64, es []exposure) {
 			exposuresNotIndexed.Inc()
 		}
 		if len(e.auction) > 0 && ingest+int64(x.cfg.BidTTL/time.Second) > x.now().Unix() {
-			x.rememberWon(e, leaf)
+			x.rememberWon(e, leaf, ingest)
 		}
 	}
 }

@@ -7,11 +7,11 @@ import (
 	"github.com/cpafeed/cpafeed/model"
 )
 
-// WriteSnapshot writes the exposure side's own state: the idempotency keys
-// and the remembered bids and won exposures (the index has its own
+// WriteSnapshot writes the exposure side's own state: the idempotency keys,
+// the remembered bids and the won exposures (the index has its own
 // snapshot). Call it where no apply runs (a journal checkpoint).
 func (x *Exposures) WriteSnapshot(w *binenc.Writer) {
-	w.Tag("exposures1")
+	w.Tag("exposures2")
 	x.mu.Lock()
 	x.seen.WriteSnapshot(w)
 	x.mu.Unlock()
@@ -50,15 +50,25 @@ func (x *Exposures) WriteSnapshot(w *binenc.Writer) {
 			w.Byte(byte(id.Kind))
 			w.U64(id.Key)
 		}
-		w.U64(uint64(r.leaf))
-		w.String(r.camp)
+	}
+	type won struct {
+		h uint64
+		e wonEntry
+	}
+	var ws []won
+	x.won.each(x.now().Unix(), func(h uint64, e wonEntry) { ws = append(ws, won{h, e}) })
+	w.Uvarint(uint64(len(ws)))
+	for _, v := range ws {
+		w.U64(v.h)
+		w.U64(uint64(v.e.leaf))
+		w.Varint(v.e.ts)
 	}
 }
 
 // ReadSnapshot restores what WriteSnapshot wrote; remembered bids keep the
 // rest of their time to live.
 func (x *Exposures) ReadSnapshot(r *binenc.Reader) error {
-	r.Tag("exposures1")
+	r.Tag("exposures2")
 	now := x.now()
 	x.mu.Lock()
 	x.seen.ReadSnapshot(r, now.UnixMilli())
@@ -89,8 +99,6 @@ func (x *Exposures) ReadSnapshot(r *binenc.Reader) error {
 		for i := range m.ids {
 			m.ids[i] = ID{Kind: IDKind(r.Byte()), Key: r.U64()}
 		}
-		m.leaf = model.Key(r.U64())
-		m.camp = r.String(1 << 10)
 		if r.Err() != nil {
 			return r.Err()
 		}
@@ -103,5 +111,13 @@ func (x *Exposures) ReadSnapshot(r *binenc.Reader) error {
 		}
 	}
 	x.bids.Wait()
+	n = r.Len(1 << 30)
+	for range n {
+		h, leaf, ts := r.U64(), model.Key(r.U64()), r.Varint()
+		if r.Err() != nil {
+			return r.Err()
+		}
+		x.won.put(h, wonEntry{leaf: leaf, ts: ts}, now.Unix())
+	}
 	return r.Err()
 }

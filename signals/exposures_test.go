@@ -417,6 +417,12 @@ func TestExposuresSnapshotRoundTrip(t *testing.T) {
 	if st := h2.x.Index().Stats(); st.Exposures != 2 {
 		t.Fatalf("index after restore and win: %+v", st)
 	}
+	// The posted exposure is still remembered as won: its VAST start counts.
+	var vast fasthttp.RequestCtx
+	vast.Request.SetRequestURI("/v1/vast?auction=9f1c2d3e-roku-0001&imp=1&campaign=demo-ctv-purchase&ev=start")
+	if err := h2.x.HandleVAST(&vast); err != nil || h2.c.starts != 1 {
+		t.Fatalf("VAST after restore: %v, %v starts", err, h2.c.starts)
+	}
 }
 
 // FuzzExposureBatch: the exposure body scanner never panics, and whatever

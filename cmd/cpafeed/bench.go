@@ -35,6 +35,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	jsonPath := fs.String("json", "", "write the report as JSON to this file")
 	exposed := fs.Int("exposed", 0, "bid requests that get exposures, win notices, VAST events and conversions in the request pool (default 256)")
 	perBatch := fs.Int("exposures-per-batch", 0, "exposures per POST /v1/exposures (default 10)")
+	form := fs.String("exposure-form", bench.FormRequest, "what each exposure carries: request (its whole bid request) or features (extracted features, ids and privacy)")
 	requests := fs.Int("requests", 0, "distinct bid requests in the pool (default 1024; raised to --exposed)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (with --spawn: server and load generator) to this file")
 	if err := fs.Parse(args); err != nil {
@@ -57,7 +58,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	opts := bench.LoadOptions{
 		Target: *target, Mix: m, Duration: *duration, Rate: *rate, Concurrency: *concurrency,
 		Baseline: *baseline, JSONPath: *jsonPath, Scenario: sc, Seed: *seed, Out: stdout,
-		Pool: bench.PoolOptions{Requests: max(*requests, *exposed), Exposed: *exposed, ExposuresPerBatch: *perBatch},
+		Pool: bench.PoolOptions{Requests: max(*requests, *exposed), Exposed: *exposed, ExposuresPerBatch: *perBatch, ExposureForm: *form},
 	}
 	if *spawn {
 		cfg, err := server.LoadConfig(*configPath)
