@@ -2,6 +2,7 @@ package bidder
 
 import (
 	"github.com/valyala/fastjson"
+	"strconv"
 
 	"github.com/cpafeed/cpafeed/model"
 )
@@ -16,4 +17,10 @@ func SnapshotOf(r *Rules, est *model.Estimates) *Snapshot {
 func DecodeAnswer(body []byte) (*Answer, error) {
 	var p fastjson.Parser
 	return decodeAnswer(&p, body)
+}
+
+// WireFloat is f as the JSON answers carry it (six significant digits).
+func WireFloat(f float64) float64 {
+	v, _ := strconv.ParseFloat(string(appendFloat(nil, f)), 64)
+	return v
 }

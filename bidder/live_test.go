@@ -355,8 +355,9 @@ func TestScorerEqualsHTTP(t *testing.T) {
 		}
 		for i, s := range res.Imps[0].Scores {
 			w := want.Campaigns[i]
-			if s.Campaign != w.Campaign || s.CVR != w.CVR || s.CVRLo != w.CVRLo || s.CVRHi != w.CVRHi || s.NEff != w.NEff ||
-				s.BidCPM != w.BidCPM || s.Multiplier != w.Multiplier || string(s.Segment) != w.Segment || s.Level != w.Level {
+			f := bidder.WireFloat // the HTTP answer carries six significant digits
+			if s.Campaign != w.Campaign || f(s.CVR) != w.CVR || f(s.CVRLo) != w.CVRLo || f(s.CVRHi) != w.CVRHi || f(s.NEff) != w.NEff ||
+				f(s.BidCPM) != w.BidCPM || f(s.Multiplier) != w.Multiplier || string(s.Segment) != w.Segment || s.Level != w.Level {
 				t.Fatalf("features: scorer %+v, HTTP %+v", s, w)
 			}
 		}

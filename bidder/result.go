@@ -172,11 +172,71 @@ func appendScores(dst []byte, ss []Score) []byte {
 	return append(dst, ']')
 }
 
-// appendFloat appends f in the shortest form that reads back to the same
-// float64 (NaN and infinities, which no estimate should hold, as 0).
+// appendFloat appends f rounded to six significant digits, as %g would but
+// without an exponent between 1e-6 and 1e9 (NaN and infinities, which no
+// estimate should hold, as 0). Six digits are far finer than any estimate's
+// credible interval or a bid's price granularity, and this costs a quarter
+// of strconv's shortest-float formatting on the bid path.
 func appendFloat(dst []byte, f float64) []byte {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
+	if math.IsNaN(f) || math.IsInf(f, 0) || f == 0 {
 		return append(dst, '0')
 	}
-	return strconv.AppendFloat(dst, f, 'g', -1, 64)
+	if f < 0 {
+		dst = append(dst, '-')
+		f = -f
+	}
+	if f < 1e-6 || f >= 1e9 {
+		return strconv.AppendFloat(dst, f, 'g', 6, 64)
+	}
+	// f = m × 10^(e-5) with m of six digits.
+	e := 8
+	for f < pow10[e+6] {
+		e--
+	}
+	var m uint64
+	if e > 5 {
+		m = uint64(f/pow10[e-5+6] + 0.5)
+	} else {
+		m = uint64(f*pow10[5-e+6] + 0.5)
+	}
+	if m >= 1_000_000 { // rounded up to the next power of ten
+		m /= 10
+		e++
+	}
+	var digits [6]byte
+	for i := 5; i >= 0; i-- {
+		digits[i] = byte('0' + m%10)
+		m /= 10
+	}
+	n := 6 // digits up to the last non-zero one after the point
+	switch {
+	case e >= 5: // an integer: all six digits, then zeros
+		dst = append(dst, digits[:]...)
+		for range e - 5 {
+			dst = append(dst, '0')
+		}
+		return dst
+	case e >= 0:
+		for n > e+1 && digits[n-1] == '0' {
+			n--
+		}
+		dst = append(dst, digits[:e+1]...)
+		if n > e+1 {
+			dst = append(dst, '.')
+			dst = append(dst, digits[e+1:n]...)
+		}
+		return dst
+	default:
+		for digits[n-1] == '0' {
+			n--
+		}
+		dst = append(dst, '0', '.')
+		for range -e - 1 {
+			dst = append(dst, '0')
+		}
+		return append(dst, digits[:n]...)
+	}
 }
+
+// pow10[i+6] is 10^i, for i in [-6, 14]; each is the float64 nearest.
+var pow10 = [...]float64{1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14}

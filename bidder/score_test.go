@@ -31,10 +31,11 @@ func decode(t *testing.T, body []byte) *Answer {
 
 func sameScore(t *testing.T, where string, got CampaignScore, want Score) {
 	t.Helper()
+	w := WireFloat // the answer carries six significant digits
 	if got.Campaign != want.Campaign || got.Level != want.Level || got.Segment != string(want.Segment) ||
-		got.CVR != want.CVR || got.CVRLo != want.CVRLo || got.CVRHi != want.CVRHi || got.VTR != want.VTR ||
-		got.NEff != want.NEff || got.Conversions != want.Conversions ||
-		got.BidCPM != want.BidCPM || got.Multiplier != want.Multiplier {
+		got.CVR != w(want.CVR) || got.CVRLo != w(want.CVRLo) || got.CVRHi != w(want.CVRHi) || got.VTR != w(want.VTR) ||
+		got.NEff != w(want.NEff) || got.Conversions != w(want.Conversions) ||
+		got.BidCPM != w(want.BidCPM) || got.Multiplier != w(want.Multiplier) {
 		t.Fatalf("%s:\n got %+v\nwant %+v (segment %s)", where, got, want, want.Segment)
 	}
 }

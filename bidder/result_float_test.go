@@ -1,0 +1,40 @@
+package bidder
+
+import (
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+)
+
+func TestAppendFloat(t *testing.T) {
+	for f, want := range map[float64]string{
+		0: "0", 1: "1", -1: "-1", 0.5: "0.5", 12.3456789: "12.3457", 0.00123456789: "0.00123457",
+		0.0999999999: "0.1", 999999.7: "1000000", 123456789: "123457000", 999999999.9: "1000000000",
+		40: "40", 0.035: "0.035", 1e-7: "1e-07", 2.5e12: "2.5e+12", 1.0000001: "1",
+		math.NaN(): "0", math.Inf(1): "0",
+	} {
+		if got := string(appendFloat(nil, f)); got != want {
+			t.Errorf("appendFloat(%v) = %s, want %s", f, got, want)
+		}
+	}
+}
+
+// TestAppendFloatSixDigits: across magnitudes, the output is valid JSON and
+// within half a unit of the sixth significant digit.
+func TestAppendFloatSixDigits(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 200_000 {
+		f := math.Pow(10, r.Float64()*18-8) // 1e-8 .. 1e10
+		out := appendFloat(nil, f)
+		var back float64
+		if err := json.Unmarshal(out, &back); err != nil {
+			t.Fatalf("%v: %s is not JSON: %v", f, out, err)
+		}
+		ref, _ := strconv.ParseFloat(strconv.FormatFloat(f, 'g', 6, 64), 64)
+		if back != ref && math.Abs(back-f)/f > 5.0001e-6 {
+			t.Fatalf("%v: %s, strconv %v", f, out, ref)
+		}
+	}
+}
