@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
 	"github.com/cpafeed/cpafeed/apierr"
@@ -25,8 +26,9 @@ import (
 )
 
 const (
-	bidderToken = "dev-bidder-token"     // demo-bidder: demo-ctv-purchase, demo-ctv-signup
-	allToken    = "dev-all-bidder-token" // may score every campaign
+	bidderToken = "dev-bidder-token"       // demo-bidder: demo-ctv-purchase, demo-ctv-signup
+	allToken    = "dev-all-bidder-token"   // may score every campaign
+	noWinToken  = "dev-nowin-bidder-token" // every campaign, sends no win notices (win_notices: false)
 )
 
 // startServer runs a cpafeed server in process on a free loopback port
@@ -45,7 +47,9 @@ func startServer(tb testing.TB, refresh time.Duration) string {
 	cfg.Bidder.SnapshotInterval = time.Millisecond // a snapshot of every version
 	cfg.Advertisers = append(cfg.Advertisers, server.Advertiser{Name: "other", Token: "dev-other-advertiser-token", Datasets: []string{"999"}})
 	cfg.Campaigns = append(cfg.Campaigns, model.Campaign{ID: "other-ctv", Advertiser: "other", Event: "Purchase", TargetCPA: 25, BidOn: "cvr_lo"})
-	cfg.Bidders = append(cfg.Bidders, server.Bidder{Name: "all-bidder", Token: allToken})
+	noWins := false
+	cfg.Bidders = append(cfg.Bidders, server.Bidder{Name: "all-bidder", Token: allToken},
+		server.Bidder{Name: "nowin-bidder", Token: noWinToken, WinNotices: &noWins})
 	cfg = cfg.WithDefaults()
 	if errs := cfg.Validate(); len(errs) > 0 {
 		tb.Fatal(errors.Join(errs...))
@@ -226,6 +230,28 @@ func TestClientAgainstServer(t *testing.T) {
 	// leaking another tenant's segments.
 	_, err = c.Snapshot(ctx, 0)
 	f(err, 403, "snapshot: not available to a bidder restricted to some campaigns")
+}
+
+// TestScoreWithoutWinNotices: a bidder configured without win notices is
+// scored like any other, and its requests are not remembered.
+func TestScoreWithoutWinNotices(t *testing.T) {
+	base := startServer(t, time.Hour)
+	body := readFixtures(t)["roku-ctv-pod-gpp"]
+	remembered := metrics.GetOrCreateCounter(`cpafeed_bids_remembered_total`)
+	before := remembered.Get()
+	a, err := newClient(t, base, noWinToken).Score(context.Background(), body, "demo-ctv-purchase")
+	if err != nil || len(a.Imps) != 3 || len(a.Imps[0].Campaigns) != 1 {
+		t.Fatalf("score: %v %+v", err, a)
+	}
+	if n := remembered.Get() - before; n != 0 {
+		t.Fatalf("%d imps remembered for a bidder without win notices", n)
+	}
+	if _, err := newClient(t, base, bidderToken).Score(context.Background(), body, "demo-ctv-purchase"); err != nil {
+		t.Fatal(err)
+	}
+	if n := remembered.Get() - before; n != 3 {
+		t.Fatalf("%d imps remembered for a bidder with win notices, want 3", n)
+	}
 }
 
 // TestScoreRemembersForWin: a scored request is remembered, so that its

@@ -96,7 +96,7 @@ func (s *Service) explore(v []byte) (*rand.Rand, error) {
 // HandleScore serves POST /v1/score?campaigns=a,b[&explore=thompson] with
 // an OpenRTB 2.5/2.6 BidRequest as body (decompressed), for bidder b: every
 // imp is scored for every campaign asked (all b may score when campaigns
-// is absent) and remembered for its win notice. A malformed request is a
+// is absent) and, when b sends win notices, remembered for them. A malformed request is a
 // 400 naming the JSON path, an unknown campaign 404, a campaign b may not
 // score 403.
 func (s *Service) HandleScore(ctx *fasthttp.RequestCtx, body []byte, b signals.Bidder) error {
@@ -118,7 +118,7 @@ func (s *Service) HandleScore(ctx *fasthttp.RequestCtx, body []byte, b signals.B
 	}
 	s.rules.scoreRequest(s.table(), req, sc.camps, rng, &sc.res)
 	s.write(ctx, sc, rng != nil)
-	if s.mem != nil {
+	if s.mem != nil && b.SendsWins() {
 		s.mem.Remember(req, b.BidderName(), now)
 	}
 	return nil

@@ -241,6 +241,7 @@ type benchBidder struct{}
 
 func (benchBidder) BidderName() string { return "bench-bidder" }
 func (benchBidder) MayUse(string) bool { return true }
+func (benchBidder) SendsWins() bool    { return true }
 
 // BenchmarkSnapshotBuild100k builds (encodes and compresses) the snapshot
 // of a model of about 100 000 nodes, as the first poll of a version does,

@@ -81,6 +81,7 @@ type testBidder struct {
 }
 
 func (b testBidder) BidderName() string { return b.name }
+func (b testBidder) SendsWins() bool    { return true }
 func (b testBidder) MayUse(c string) bool {
 	return b.allowed == nil || b.allowed[c]
 }

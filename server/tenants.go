@@ -11,6 +11,7 @@ type tenant struct {
 	advertiser bool                // else a bidder
 	datasets   []string            // advertisers: owned dataset ids
 	campaigns  map[string]struct{} // bidders: allowed campaigns; nil = all
+	noWins     bool                // bidders: sends no win notices, so scored requests are not remembered
 	token      []byte
 }
 
@@ -27,7 +28,7 @@ func newTenants(c Config) *tenants {
 		t.byDigest[sha256.Sum256([]byte(a.Token))] = &tenant{name: a.Name, advertiser: true, datasets: a.Datasets, token: []byte(a.Token)}
 	}
 	for _, b := range c.Bidders {
-		tn := &tenant{name: b.Name, token: []byte(b.Token)}
+		tn := &tenant{name: b.Name, token: []byte(b.Token), noWins: b.WinNotices != nil && !*b.WinNotices}
 		if len(b.Campaigns) > 0 {
 			tn.campaigns = map[string]struct{}{}
 			for _, id := range b.Campaigns {
@@ -61,6 +62,9 @@ func (t *tenants) Advertiser(token []byte) (string, bool) {
 
 // BidderName implements signals.Bidder.
 func (tn *tenant) BidderName() string { return tn.name }
+
+// SendsWins implements signals.Bidder.
+func (tn *tenant) SendsWins() bool { return !tn.noWins }
 
 // MayUse reports whether a bidder tenant may score or report for campaign
 // (signals.Bidder).

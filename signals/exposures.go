@@ -90,6 +90,9 @@ type Log interface {
 type Bidder interface {
 	BidderName() string
 	MayUse(campaign string) bool
+	// SendsWins reports whether the bidder sends win notices to cpafeed:
+	// only then are the requests it scores remembered.
+	SendsWins() bool
 }
 
 var (

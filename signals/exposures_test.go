@@ -58,6 +58,7 @@ type testBidder struct {
 }
 
 func (b testBidder) BidderName() string { return b.name }
+func (b testBidder) SendsWins() bool    { return true }
 func (b testBidder) MayUse(c string) bool {
 	for _, x := range b.camps {
 		if x == c {

@@ -18,6 +18,7 @@ type allBidder struct{}
 
 func (allBidder) BidderName() string   { return "b" }
 func (allBidder) MayUse(c string) bool { return true }
+func (allBidder) SendsWins() bool      { return true }
 
 // BenchmarkExposuresIngest1000 posts batches of 1000 new exposures (full CTV
 // bid requests from the synthetic market) through the handler, the journal
