@@ -355,7 +355,9 @@ func looPrior(x *entry, ents []entry, kish []float64) (mu, cv2 float64, ok bool)
 // truth was 10.6 (synthetic market, TestMarketHierarchy).
 
 // fitLevel fits the strengths of level l (≥ 1) into fs: first pooled over
-// every campaign (when MinSiblings nodes expect at least one conversion;
+// every campaign, as the maximum a posteriori under a log-normal prior
+// centred on DefaultStrength with standard deviation PooledStrengthSpread
+// (when MinSiblings nodes expect at least one conversion;
 // otherwise the level inherits the pooled strength of the level above, or
 // DefaultStrength at level 1), then per campaign as the maximum a
 // posteriori under a log-normal prior centred on the pooled strength with
@@ -379,7 +381,7 @@ func (m *Model) fitLevel(fs *fitState, l int, e *Estimates, ents []entry, kish [
 	from[len(e.camps)] = len(rs.fk)
 	switch {
 	case total >= m.cfg.MinSiblings:
-		fs.pooled[l], fs.pooledFitted[l] = m.mapStrength(rs.fk, rs.fl, rs.fc, 0, 0), true
+		fs.pooled[l], fs.pooledFitted[l] = m.mapStrength(rs.fk, rs.fl, rs.fc, m.cfg.DefaultStrength, m.cfg.PooledStrengthSpread), true
 	case l == 1:
 		fs.pooled[l] = m.cfg.DefaultStrength
 	default:
