@@ -25,7 +25,11 @@ type ReplayReport struct {
 	// Dropped lists what Repair cut out of the middle of the log.
 	Dropped []DroppedRange
 	// GapLSNs counts LSNs that an earlier repair marked as lost.
-	GapLSNs  uint64
+	GapLSNs uint64
+	// Passed lists corrupt parts that hold only records before the replay
+	// start (a snapshot covers them): read past with a warning, neither an
+	// error nor repaired. A replay from an earlier LSN would stop there.
+	Passed   []DroppedRange
 	Duration time.Duration
 }
 
@@ -75,7 +79,9 @@ func (e *callbackError) Error() string { return e.err.Error() }
 // *CorruptError (ErrCorrupt) unless Options.Repair: then the intact records
 // are all kept, the bad bytes are cut out of the file and listed in the
 // report. LSNs from..first-1 missing before the first segment count as such
-// a part too.
+// a part too. A corrupt part whose records all lie before from is only
+// reported (ReplayReport.Passed) and logged: the snapshot the replay starts
+// from covers them.
 //
 // After a successful Replay, Append continues after the last good record,
 // or at from if the log ends before it (a snapshot covers the records the
@@ -198,6 +204,12 @@ func (j *Journal) replaySegment(s *segment, limit uint64, last bool, from uint64
 		return nil
 	}
 	onAnomaly := func(a anomaly) error {
+		if a.lsn+a.lost <= from && !j.opts.Repair {
+			rep.Passed = append(rep.Passed, DroppedRange{Segment: s.path, Offset: a.off, Bytes: a.bytes, LSN: a.lsn, Records: a.lost})
+			j.log.Warn("journal: a corrupt part of the log before the replay start, covered by the snapshot: read past it (the older snapshot could not be used with it; --repair cuts it out)",
+				"segment", s.path, "offset", a.off, "bytes", a.bytes, "first_lsn", a.lsn, "records", a.lost, "from", from)
+			return nil
+		}
 		if !j.opts.Repair {
 			return &CorruptError{Segment: s.path, Offset: a.off, LSN: a.lsn, Bytes: a.bytes, Records: a.lost}
 		}

@@ -293,3 +293,44 @@ func TestCorruptSegments(t *testing.T) {
 		}
 	})
 }
+
+// TestCorruptPartBeforeReplayStart: a corrupt record that a snapshot covers
+// (its LSN is before the replay start) does not stop the start: it is read
+// past, reported and logged; a replay from before it still refuses.
+func TestCorruptPartBeforeReplayStart(t *testing.T) {
+	dir, offs := writeLog(t, Options{}, 40, 40, 40, 40, 40, 40, 40, 40)
+	path := lastSegment(t, dir)
+	b, _ := os.ReadFile(path)
+	b[offs[1]+headerSize+3] ^= 1 // LSN 2
+	os.WriteFile(path, b, 0o644)
+
+	j, err := Open(Options{Dir: dir, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []uint64
+	rep, err := j.Replay(4, func(lsn uint64, _ []byte) error { seen = append(seen, lsn); return nil })
+	if err != nil {
+		t.Fatalf("replay from 4: %v", err)
+	}
+	want := DroppedRange{Segment: path, Offset: offs[1], Bytes: 68, LSN: 2, Records: 1}
+	if fmt.Sprint(seen) != "[4 5 6 7 8]" || len(rep.Passed) != 1 || rep.Passed[0] != want || len(rep.Dropped) != 0 {
+		t.Fatalf("replayed %v, report %+v, want passed %+v", seen, rep, want)
+	}
+	if next := appendWait(t, j, testRecord(9, 40)); next != 9 {
+		t.Fatalf("next LSN %d", next)
+	}
+	j.Close()
+
+	// The corrupt record is still there for a replay that needs it.
+	j, err = Open(Options{Dir: dir, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = j.Replay(2, nil)
+	j.Close()
+	var ce *CorruptError
+	if !errors.As(err, &ce) || ce.LSN != 2 {
+		t.Fatalf("replay from 2: %v, want a CorruptError at LSN 2", err)
+	}
+}
