@@ -32,6 +32,10 @@ func Strategies() []string {
 }
 
 // SimOptions configures Simulate.
+// ExploreThompson makes the cpafeed strategy bid on posterior draws
+// (SimOptions.Explore).
+const ExploreThompson = "thompson"
+
 type SimOptions struct {
 	// Scenario and Seed make the market (see NewMarket).
 	Scenario Scenario
@@ -43,6 +47,10 @@ type SimOptions struct {
 	// are replaced by the scenario's. Nil: the embedded default
 	// (configs/cpafeed.yaml).
 	Config *server.Config
+	// Explore is how the cpafeed strategy explores: "" bids on the
+	// posterior mean (the scoring core's bid_cpm), ExploreThompson on a
+	// draw from each segment's posterior (cvr_sample of explore=thompson).
+	Explore string
 	// RefreshEvery is the simulated time between two model refreshes (a
 	// server refreshes every model.refresh_interval, 2s by default). A
 	// rebuild recomputes every segment node's estimate and credible

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -94,6 +95,12 @@ func newPlayer(sim *simulation, name string) (*player, error) {
 	}
 	for _, c := range sim.camps {
 		p.opts.Campaigns = append(p.opts.Campaigns, c.id)
+	}
+	if name == StrategyCPAfeed && sim.opts.Explore == ExploreThompson {
+		// Seeded draws: the run stays a function of the seed (the player
+		// scores on one goroutine).
+		p.opts.Thompson = true
+		p.eng.Bidder.SetRand(rand.New(rand.NewPCG(sim.opts.Seed, 0x74686f6d70736f6e)))
 	}
 	p.rootVTR = make([]float64, len(sim.camps))
 	p.pace = make([]pacer, len(sim.camps))
@@ -385,6 +392,11 @@ func (p *player) base(so *simOpp, s, c int) float64 {
 			}
 		}
 		return 1000 * camp.target * cvr
+	}
+	if sc.Sampled && sc.Level >= 0 {
+		// explore=thompson: the bid on a draw from the segment's posterior
+		// (the scoring core's bid rule, without floor or cap: none is set).
+		return 1000 * camp.target * sc.Sample
 	}
 	return sc.BidCPM // cpafeed: the scoring core's bid
 }

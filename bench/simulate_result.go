@@ -51,6 +51,7 @@ type SimSettings struct {
 	RefitEvery   string       `json:"refit_every"`
 	CapFactor    float64      `json:"cap_factor"`
 	Pacing       PacingConfig `json:"pacing"`
+	Explore      string       `json:"explore,omitempty"` // how the cpafeed strategy bids: "" (posterior mean) or "thompson"
 }
 
 // StrategyResult is one strategy's run. CPA is spend ÷ true conversions
@@ -125,7 +126,7 @@ func buildResult(sim *simulation, players []*player) *SimResult {
 		Auction:    sim.m.sc.Market.Auction,
 		Campaigns:  sim.m.sc.Campaigns,
 		Settings: SimSettings{RefreshEvery: o.RefreshEvery.String(), RefitEvery: o.RefitEvery.String(),
-			CapFactor: o.CapFactor, Pacing: o.Pacing},
+			CapFactor: o.CapFactor, Pacing: o.Pacing, Explore: o.Explore},
 	}
 	if res.Scenario == "" {
 		res.Scenario = sim.m.sc.Name
@@ -262,7 +263,11 @@ func fmtPct[F ~float64](x F) string {
 // WriteTable writes the per-strategy table, the per-campaign breakdown and
 // the estimator's figures.
 func (r *SimResult) WriteTable(w io.Writer) error {
-	fmt.Fprintf(w, "scenario %s, seed %d, %d days, %s-price auction\n\n", r.Scenario, r.Seed, r.Days, r.Auction)
+	explore := ""
+	if r.Settings.Explore != "" {
+		explore = ", cpafeed explores (" + r.Settings.Explore + ")"
+	}
+	fmt.Fprintf(w, "scenario %s, seed %d, %d days, %s-price auction%s\n\n", r.Scenario, r.Seed, r.Days, r.Auction, explore)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "strategy\tspend\timpressions\tVTR\ttrue conv\tattributed\tCPA\tCPA÷oracle\tbudget used\t")
 	for _, name := range r.Order {

@@ -275,3 +275,32 @@ func TestSimTestdataScenariosLoad(t *testing.T) {
 		}
 	}
 }
+
+// With --explore thompson the cpafeed strategy bids on posterior draws:
+// another run than on the posterior mean, and still a function of the seed.
+func TestSimulateThompsonDeterministic(t *testing.T) {
+	opts := SimOptions{Scenario: simScenario(t), Seed: 7, Days: 2, Strategies: []string{StrategyCPAfeed}, Explore: ExploreThompson}
+	a, err := Simulate(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Simulate(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x, y := jsonOf(t, a), jsonOf(t, b); !bytes.Equal(x, y) {
+		t.Fatalf("two Thompson runs of seed 7 differ:\n%s\n---\n%s", x, y)
+	}
+	opts.Explore = ""
+	mean, err := Simulate(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, ms := a.Strategies[StrategyCPAfeed], mean.Strategies[StrategyCPAfeed]
+	if ts.Impressions == ms.Impressions && ts.Spend == ms.Spend {
+		t.Fatalf("bidding on draws bought exactly what bidding on the mean did: %+v", ts)
+	}
+	if !(ts.Spend > 0) || a.Settings.Explore != ExploreThompson {
+		t.Fatalf("Thompson run: spend %v, settings %+v", ts.Spend, a.Settings)
+	}
+}

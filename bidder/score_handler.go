@@ -66,6 +66,11 @@ func NewService(cfg Config, rules *Rules, m Estimator, mem Rememberer) *Service 
 // SetClock replaces time.Now (tests).
 func (s *Service) SetClock(now func() time.Time) { s.now = now }
 
+// SetRand replaces the generator of Thompson draws (by default the
+// runtime's, safe for concurrent use): a seeded one makes draws repeatable
+// (simulations, tests). r must be safe for the service's concurrency.
+func (s *Service) SetRand(r *rand.Rand) { s.rng = r }
+
 // Rules returns the service's rules.
 func (s *Service) Rules() *Rules { return s.rules }
 

@@ -26,6 +26,7 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 	strategies := fs.String("strategies", "", "comma-separated subset of flat,vtr,cpa_raw,cpafeed,oracle (the oracle is always played)")
 	quiet := fs.Bool("quiet", false, "no progress line per day")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	explore := fs.String("explore", "", "how the cpafeed strategy explores: empty (bid on the posterior mean) or thompson (bid on a posterior draw, as explore=thompson offers bidders)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -38,7 +39,11 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
 		return 1
 	}
-	opts := bench.SimOptions{Scenario: sc, Seed: *seed, Days: *days}
+	if *explore != "" && *explore != bench.ExploreThompson {
+		fmt.Fprintf(stderr, "cpafeed simulate: --explore %q: want thompson or nothing\n", *explore)
+		return 2
+	}
+	opts := bench.SimOptions{Scenario: sc, Seed: *seed, Days: *days, Explore: *explore}
 	if !*quiet {
 		opts.Progress = stderr
 	}
