@@ -185,3 +185,53 @@ func DecodeUSNat(s string) (USNat, error) {
 	u.TargetedAdvertisingOptOut = int(b.read(22, 2))
 	return u, nil
 }
+
+// USState holds the opt-outs of a GPP US state section (ids 8-27): the sale
+// opt-out and the state's second one (SharingOptOut for California,
+// TargetedAdvertisingOptOut for the others). Values as in USNat.
+type USState struct {
+	ID, Version  int
+	SaleOptOut   int
+	SecondOptOut int
+}
+
+// gppUSStates gives, per US state section id, its name and the bit offsets
+// of SaleOptOut and of the second opt-out in its core segment (version 1),
+// as the IAB library @iabgpp/cmpapi 3.2.0 lays them out (its fields and
+// widths; testdata/gpp/gpp-encode.js makes the test vectors with it).
+var gppUSStates = map[int]struct {
+	name         string
+	sale, second int
+}{
+	8: {"usca", 12, 14}, 9: {"usva", 12, 14}, 10: {"usco", 12, 14}, 11: {"usut", 14, 16},
+	12: {"usct", 12, 14}, 13: {"usfl", 12, 14}, 14: {"usmt", 12, 14}, 15: {"usor", 12, 14},
+	16: {"ustx", 12, 14}, 17: {"usde", 12, 14}, 18: {"usia", 14, 16}, 19: {"usne", 12, 14},
+	20: {"usnh", 12, 14}, 21: {"usnj", 12, 14}, 22: {"ustn", 12, 14}, 23: {"usmn", 12, 14},
+	24: {"usmd", 16, 18}, 25: {"usin", 16, 18}, 26: {"usky", 16, 18}, 27: {"usri", 16, 18},
+}
+
+var errUSState = errors.New("gpp: US state section unknown, too short or of an unknown version")
+
+// DecodeUSState reads the opt-outs of US state section id from its text s
+// (the core segment; a GPC sub-section after '.' is ignored). Only version
+// 1 is known.
+func DecodeUSState(id int, s string) (USState, error) {
+	u := USState{ID: id}
+	layout, ok := gppUSStates[id]
+	if !ok {
+		return u, errUSState
+	}
+	if i := strings.IndexByte(s, '.'); i >= 0 {
+		s = s[:i]
+	}
+	b := bitString(s)
+	if !b.valid() || b.bits() < layout.second+2 {
+		return u, errUSState
+	}
+	if u.Version = int(b.read(0, 6)); u.Version != 1 {
+		return u, errUSState
+	}
+	u.SaleOptOut = int(b.read(layout.sale, 2))
+	u.SecondOptOut = int(b.read(layout.second, 2))
+	return u, nil
+}

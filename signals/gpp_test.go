@@ -11,6 +11,11 @@ type gppVector struct {
 	SaleOptOut          *int   `json:"usnat_sale_opt_out"`
 	TargetedAdvertising *int   `json:"usnat_targeted_advertising_opt_out"`
 	USNatVersion        *int   `json:"usnat_version"`
+	// US state sections by name: their sale opt-out and second opt-out.
+	USStates map[string]struct {
+		Sale   int `json:"sale_opt_out"`
+		Second int `json:"second_opt_out"`
+	} `json:"us_states"`
 }
 
 // TestDecodeGPPVectors checks DecodeGPP and DecodeUSNat against strings made
@@ -33,6 +38,25 @@ func TestDecodeGPPVectors(t *testing.T) {
 			if g.HasSection(id) != want[id] {
 				t.Fatalf("%s: section %d = %v", v.Case, id, !want[id])
 			}
+		}
+		states := 0
+		for id, layout := range gppUSStates {
+			sec, ok := g.Section(id)
+			want, listed := v.USStates[layout.name]
+			if ok != listed {
+				t.Fatalf("%s: section %s present = %v", v.Case, layout.name, ok)
+			}
+			if !ok {
+				continue
+			}
+			states++
+			u, err := DecodeUSState(id, sec)
+			if err != nil || u.Version != 1 || u.SaleOptOut != want.Sale || u.SecondOptOut != want.Second {
+				t.Fatalf("%s: %s decoded %+v, %v; library says %+v", v.Case, layout.name, u, err, want)
+			}
+		}
+		if states != len(v.USStates) {
+			t.Fatalf("%s: %d state sections decoded, library lists %v", v.Case, states, v.USStates)
 		}
 		sec, ok := g.Section(GPPSectionUSNat)
 		if ok != (v.SaleOptOut != nil) {
@@ -96,6 +120,7 @@ func FuzzGPP(f *testing.F) {
 		for id := 0; id <= gppMaxSectionID+1; id++ {
 			if sec, ok := g.Section(id); ok {
 				DecodeUSNat(sec)
+				DecodeUSState(id, sec)
 			} else if g.HasSection(id) {
 				t.Fatalf("section %d listed but not found in %q", id, s)
 			}

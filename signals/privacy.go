@@ -28,9 +28,12 @@ const (
 //   - a US privacy string that opts out of sale, i.e. its third character is
 //     'Y' ("1YY-") ("usp_opt_out");
 //   - a GPP string whose usnat section (id 7) says SaleOptOut or
-//     TargetedAdvertisingOptOut = 1, opted out ("gpp_opt_out"). It is read
-//     whether or not gpp_sid lists 7; a GPP string that does not decode
-//     carries no opt-out we can read and does not refuse.
+//     TargetedAdvertisingOptOut = 1, or any of whose US state sections
+//     (ids 8-27: usca ... usri) says SaleOptOut or its second opt-out
+//     (SharingOptOut in usca, TargetedAdvertisingOptOut elsewhere) = 1
+//     ("gpp_opt_out"). Sections are read whether or not gpp_sid lists
+//     them; a GPP string or section that does not decode carries no
+//     opt-out we can read and does not refuse.
 //
 // device.lmt = 1 is not a gate: Request.IDs leaves the IFA out instead.
 // Gate does not allocate.
@@ -61,21 +64,32 @@ func tcfAllows(consent string, vendorID int) bool {
 	return vendorID <= 0 || t.VendorConsent(vendorID)
 }
 
+// gppOptedOut reports whether a GPP string opts out of sale, sharing or
+// targeted advertising in its US national section or in any US state
+// section it carries (a section that does not decode counts as no opt-out,
+// like a missing one).
 func gppOptedOut(s string) bool {
 	g, err := DecodeGPP(s)
 	if err != nil {
 		return false
 	}
-	sec, ok := g.Section(GPPSectionUSNat)
-	if !ok {
-		return false
+	if sec, ok := g.Section(GPPSectionUSNat); ok {
+		if u, err := DecodeUSNat(sec); err == nil && (u.SaleOptOut == GPPOptedOut || u.TargetedAdvertisingOptOut == GPPOptedOut) {
+			return true
+		}
 	}
-	u, err := DecodeUSNat(sec)
-	if err != nil {
-		return false
+	for id := gppUSStateFirst; id < gppUSStateFirst+len(gppUSStates); id++ {
+		if sec, ok := g.Section(id); ok {
+			if u, err := DecodeUSState(id, sec); err == nil && (u.SaleOptOut == GPPOptedOut || u.SecondOptOut == GPPOptedOut) {
+				return true
+			}
+		}
 	}
-	return u.SaleOptOut == GPPOptedOut || u.TargetedAdvertisingOptOut == GPPOptedOut
+	return false
 }
+
+// gppUSStateFirst is the id of the first US state section (usca).
+const gppUSStateFirst = 8
 
 // bytesString views b as a string for the decoders, which keep it only in
 // values that do not outlive Gate.

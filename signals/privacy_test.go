@@ -43,14 +43,19 @@ func TestGate(t *testing.T) {
 	f(Privacy{GDPR: -1, GPP: b("DBABLA~CUQiAAAAAACA.QA")}, 0, true, "")
 	f(Privacy{GDPR: -1, GPP: b("DBABLA~CUQRAAAAAACA.QA")}, 0, false, ReasonGPPOptOut)
 	f(Privacy{GDPR: -1, GPP: b("gppString")}, 0, true, "")
-	f(Privacy{GDPR: -1, GPP: b("DBABBg~BAQAAABA.QA")}, 0, true, "") // usca only
+	f(Privacy{GDPR: -1, GPP: b("DBABBg~BAQAAABA.QA")}, 0, false, ReasonGPPOptOut) // usca only: sale opt-out
+	f(Privacy{GDPR: -1, GPP: b("DBABBg~BAoAAABA.QA")}, 0, true, "")               // usca only: no opt-out
 }
 
 // TestGateGPPVectors runs Gate on every GPP vector: refused exactly when the
-// library says usnat SaleOptOut or TargetedAdvertisingOptOut is 1.
+// library says usnat SaleOptOut or TargetedAdvertisingOptOut is 1, or a US
+// state section's SaleOptOut or its second opt-out is.
 func TestGateGPPVectors(t *testing.T) {
 	for _, v := range readJSONL[gppVector](t, "testdata/gpp/*.jsonl") {
 		want := v.SaleOptOut != nil && (*v.SaleOptOut == 1 || *v.TargetedAdvertising == 1)
+		for _, st := range v.USStates {
+			want = want || st.Sale == 1 || st.Second == 1
+		}
 		ok, reason := Gate(Privacy{GDPR: -1, GPP: []byte(v.GPP)}, 0)
 		if ok == want || (want && reason != ReasonGPPOptOut) {
 			t.Fatalf("%s: Gate = %v, %q", v.Case, ok, reason)

@@ -6,7 +6,9 @@
 // TargetedAdvertisingOptOut (0 = not applicable, 1 = opted out, 2 = did not
 // opt out), with and without the GPC sub-section; usnat together with other
 // sections (tcfeuv2 id 2, uspv1 id 6, usca id 8) so that the header holds
-// several section ids (Fibonacci-coded ranges); and strings without usnat.
+// several section ids (Fibonacci-coded ranges); strings without usnat; and
+// every US state section (ids 8-27) with its sale opt-out and its second
+// opt-out (sharing for usca, targeted advertising for the others).
 //
 //   npm install --prefix /tmp/gpp @iabgpp/cmpapi
 //   GPP_PREFIX=/tmp/gpp node gpp-encode.js > gpp-strings.jsonl
@@ -29,6 +31,13 @@ for (let dir = path.dirname(req.resolve('@iabgpp/cmpapi')); dir !== path.dirname
   }
 }
 
+// The US state sections (ids 8 and up) and the field that is their second
+// opt-out: California has SharingOptOut, the others
+// TargetedAdvertisingOptOut.
+const US_STATES = ['usca', 'usva', 'usco', 'usut', 'usct', 'usfl', 'usmt', 'usor', 'ustx', 'usde',
+  'usia', 'usne', 'usnh', 'usnj', 'ustn', 'usmn', 'usmd', 'usin', 'usky', 'usri'];
+const secondOptOut = (sec) => (sec === 'usca' ? 'SharingOptOut' : 'TargetedAdvertisingOptOut');
+
 function emit(name, model, extra) {
   const s = model.encode();
   // Round trip through the library's own decoder.
@@ -39,6 +48,15 @@ function emit(name, model, extra) {
     o.usnat_sale_opt_out = back.getFieldValue('usnat', 'SaleOptOut');
     o.usnat_targeted_advertising_opt_out = back.getFieldValue('usnat', 'TargetedAdvertisingOptOut');
     o.usnat_version = back.getFieldValue('usnat', 'Version');
+  }
+  const states = {};
+  for (const sec of US_STATES) {
+    if (back.hasSection(sec)) {
+      states[sec] = { sale_opt_out: back.getFieldValue(sec, 'SaleOptOut'), second_opt_out: back.getFieldValue(sec, secondOptOut(sec)) };
+    }
+  }
+  if (Object.keys(states).length > 0) {
+    o.us_states = states;
   }
   Object.assign(o, extra || {});
   o.lib = '@iabgpp/cmpapi ' + libVersion;
@@ -100,4 +118,14 @@ for (const sale of [0, 1, 2]) {
   const m = new GppModel();
   m.setFieldValue('usca', 'SaleOptOut', 1);
   emit('usca_only_sale_opt_out', m);
+}
+
+// Every US state section with each opt-out set alone, and with neither.
+for (const sec of US_STATES) {
+  for (const [sale, second] of [[1, 2], [2, 1], [2, 2]]) {
+    const m = new GppModel();
+    m.setFieldValue(sec, 'SaleOptOut', sale);
+    m.setFieldValue(sec, secondOptOut(sec), second);
+    emit(`${sec}_sale${sale}_${secondOptOut(sec)}${second}`, m);
+  }
 }
