@@ -21,9 +21,11 @@ type Config struct {
 	// and publish the bid-time table); estimates lag writes by up to this.
 	// Default 2s. Measured on the 2-core dev box: a rebuild of 100k nodes
 	// costs ~35 ms of one core (under 2% of a core at 2s), 1M nodes ~330 ms
-	// and 130 MB of fresh table (16%: use 5-10s there); the first rebuild
-	// after a Refit recomputes every credible interval, ~2.5 µs a node.
-	// The model itself never schedules.
+	// and 130 MB of fresh table; the first rebuild after a Refit recomputes
+	// every credible interval, ~2.5 µs a node. The server waits at least
+	// ten times the last rebuild's duration between two (so refreshes take
+	// at most a tenth of a core: 3-7 s at a million nodes). The model
+	// itself never schedules.
 	RefreshInterval time.Duration `yaml:"refresh_interval"`
 	// RefitInterval is how often the server should call Refit (delay weights
 	// and empirical-Bayes strengths). Default 10m; a refit costs about as

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -66,4 +67,16 @@ func TestHTTPLogRedactsRequestsAndAddresses(t *testing.T) {
 	f("The number of connections from %s exceeds MaxConnsPerIP=%d", []any{net.ParseIP("203.0.113.9"), 10}, "MaxConnsPerIP=10")
 	f("%.3f %s - %s", []any{1.5, "#0001 - 127.0.0.1:8080<->203.0.113.9:1 - GET /v1/pixel?em=leak@example.com", "x"}, "1.500 [redacted] - [redacted]")
 	f("The incoming connection cannot be served, because %d concurrent connections are served.", []any{100000}, "because 100000 concurrent")
+}
+
+func TestRefreshWait(t *testing.T) {
+	for _, c := range []struct{ interval, took, want time.Duration }{
+		{2 * time.Second, 35 * time.Millisecond, 2 * time.Second},  // 100k segments: the interval
+		{2 * time.Second, 200 * time.Millisecond, 2 * time.Second}, // exactly a tenth
+		{2 * time.Second, 500 * time.Millisecond, 5 * time.Second}, // a million: stretched
+	} {
+		if got := refreshWait(c.interval, c.took); got != c.want {
+			t.Errorf("refreshWait(%v, %v) = %v, want %v", c.interval, c.took, got, c.want)
+		}
+	}
 }
