@@ -5,7 +5,8 @@
 package binenc
 
 import (
-	"bufio"
+	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -17,40 +18,75 @@ import (
 // wrote.
 var ErrCorrupt = errors.New("binenc: corrupt input")
 
-// Writer encodes to a buffered io.Writer; the first error sticks and is
-// returned by Flush.
+// Writer encodes into a buffer of its own, written out to an io.Writer
+// when full; the first error sticks and is returned by Flush. Each field is
+// an append to that buffer (no call through bufio per field: snapshots
+// write tens of millions of them while ingest waits).
 type Writer struct {
-	w   *bufio.Writer
-	buf [binary.MaxVarintLen64]byte
+	w   io.Writer
+	b   []byte // pending bytes, cap bufSize
 	err error
 }
 
-// NewWriter returns a Writer on w.
-func NewWriter(w io.Writer) *Writer { return &Writer{w: bufio.NewWriterSize(w, 1<<16)} }
+const bufSize = 64 << 10
 
-func (w *Writer) write(b []byte) {
-	if w.err == nil {
-		_, w.err = w.w.Write(b)
+// NewWriter returns a Writer on w.
+func NewWriter(w io.Writer) *Writer { return &Writer{w: w, b: make([]byte, 0, bufSize)} }
+
+// flushBuf writes out the pending bytes (dropped after an error).
+func (w *Writer) flushBuf() {
+	if w.err == nil && len(w.b) > 0 {
+		_, w.err = w.w.Write(w.b)
 	}
+	w.b = w.b[:0]
+}
+
+func (w *Writer) write(p []byte) {
+	if len(p) > cap(w.b)-len(w.b) {
+		w.flushBuf()
+		if len(p) >= cap(w.b) {
+			if w.err == nil {
+				_, w.err = w.w.Write(p)
+			}
+			return
+		}
+	}
+	w.b = append(w.b, p...)
 }
 
 // Uvarint writes v as an unsigned varint.
-func (w *Writer) Uvarint(v uint64) { w.write(binary.AppendUvarint(w.buf[:0], v)) }
+func (w *Writer) Uvarint(v uint64) {
+	if len(w.b)+binary.MaxVarintLen64 > cap(w.b) {
+		w.flushBuf()
+	}
+	w.b = binary.AppendUvarint(w.b, v)
+}
 
 // Varint writes v as a signed varint.
-func (w *Writer) Varint(v int64) { w.write(binary.AppendVarint(w.buf[:0], v)) }
+func (w *Writer) Varint(v int64) {
+	if len(w.b)+binary.MaxVarintLen64 > cap(w.b) {
+		w.flushBuf()
+	}
+	w.b = binary.AppendVarint(w.b, v)
+}
 
 // U64 writes v as 8 little-endian bytes.
-func (w *Writer) U64(v uint64) { w.write(binary.LittleEndian.AppendUint64(w.buf[:0], v)) }
+func (w *Writer) U64(v uint64) {
+	if len(w.b)+8 > cap(w.b) {
+		w.flushBuf()
+	}
+	w.b = binary.LittleEndian.AppendUint64(w.b, v)
+}
 
 // F64 writes a float64 as its bits.
 func (w *Writer) F64(v float64) { w.U64(math.Float64bits(v)) }
 
 // Byte writes one byte.
 func (w *Writer) Byte(b byte) {
-	if w.err == nil {
-		w.err = w.w.WriteByte(b)
+	if len(w.b)+1 > cap(w.b) {
+		w.flushBuf()
 	}
+	w.b = append(w.b, b)
 }
 
 // Bytes writes b with its length.
@@ -62,9 +98,11 @@ func (w *Writer) Bytes(b []byte) {
 // String writes s with its length.
 func (w *Writer) String(s string) {
 	w.Uvarint(uint64(len(s)))
-	if w.err == nil {
-		_, w.err = w.w.WriteString(s)
+	if len(s) <= cap(w.b)-len(w.b) {
+		w.b = append(w.b, s...)
+		return
 	}
+	w.write([]byte(s))
 }
 
 // Raw writes b as is (fixed-size fields, e.g. 16-byte keys).
@@ -75,24 +113,25 @@ func (w *Writer) Tag(tag string) { w.String(tag) }
 
 // Flush writes out what is buffered and returns the first error.
 func (w *Writer) Flush() error {
-	if w.err == nil {
-		w.err = w.w.Flush()
-	}
+	w.flushBuf()
 	return w.err
 }
 
 // Err is the first error.
 func (w *Writer) Err() error { return w.err }
 
-// Reader decodes what a Writer wrote; the first error sticks.
+// Reader decodes what a Writer wrote, from a buffer of its own refilled
+// from an io.Reader; the first error sticks.
 type Reader struct {
-	r   *bufio.Reader
+	r   io.Reader
+	b   []byte // b[off:] is read but not yet decoded
+	off int
+	eof error // the io.Reader's error once it returned one
 	err error
-	buf [8]byte
 }
 
 // NewReader returns a Reader on r.
-func NewReader(r io.Reader) *Reader { return &Reader{r: bufio.NewReaderSize(r, 1<<16)} }
+func NewReader(r io.Reader) *Reader { return &Reader{r: r, b: make([]byte, 0, bufSize)} }
 
 func (r *Reader) fail(err error) {
 	if r.err == nil {
@@ -103,6 +142,37 @@ func (r *Reader) fail(err error) {
 	}
 }
 
+// fill tries to make n ≤ bufSize bytes available; it reports whether it did.
+func (r *Reader) fill(n int) bool {
+	if len(r.b)-r.off >= n {
+		return true
+	}
+	r.b = r.b[:copy(r.b[:cap(r.b)], r.b[r.off:])]
+	r.off = 0
+	for len(r.b) < n && r.eof == nil {
+		k, err := r.r.Read(r.b[len(r.b):cap(r.b)])
+		r.b = r.b[:len(r.b)+k]
+		if err != nil {
+			r.eof = err
+		} else if k == 0 {
+			r.eof = io.ErrNoProgress
+		}
+	}
+	return len(r.b) >= n
+}
+
+// need makes n bytes available or fails.
+func (r *Reader) need(n int) bool {
+	if r.err != nil {
+		return false
+	}
+	if !r.fill(n) {
+		r.fail(r.eof)
+		return false
+	}
+	return true
+}
+
 // Err is the first error.
 func (r *Reader) Err() error { return r.err }
 
@@ -111,35 +181,40 @@ func (r *Reader) Uvarint() uint64 {
 	if r.err != nil {
 		return 0
 	}
-	v, err := binary.ReadUvarint(r.r)
-	if err != nil {
-		r.fail(err)
+	if len(r.b)-r.off < binary.MaxVarintLen64 {
+		r.fill(binary.MaxVarintLen64) // the stream may end sooner: decode what there is
 	}
+	v, n := binary.Uvarint(r.b[r.off:])
+	if n <= 0 {
+		if n == 0 {
+			r.fail(cmp.Or(r.eof, io.ErrUnexpectedEOF))
+		} else {
+			r.fail(errors.New("varint overflows 64 bits"))
+		}
+		return 0
+	}
+	r.off += n
 	return v
 }
 
 // Varint reads a signed varint.
 func (r *Reader) Varint() int64 {
-	if r.err != nil {
-		return 0
-	}
-	v, err := binary.ReadVarint(r.r)
-	if err != nil {
-		r.fail(err)
+	u := r.Uvarint()
+	v := int64(u >> 1)
+	if u&1 != 0 {
+		v = ^v
 	}
 	return v
 }
 
 // U64 reads 8 little-endian bytes.
 func (r *Reader) U64() uint64 {
-	if r.err != nil {
+	if len(r.b)-r.off < 8 && !r.need(8) || r.err != nil {
 		return 0
 	}
-	if _, err := io.ReadFull(r.r, r.buf[:8]); err != nil {
-		r.fail(err)
-		return 0
-	}
-	return binary.LittleEndian.Uint64(r.buf[:8])
+	v := binary.LittleEndian.Uint64(r.b[r.off:])
+	r.off += 8
+	return v
 }
 
 // F64 reads a float64.
@@ -147,14 +222,12 @@ func (r *Reader) F64() float64 { return math.Float64frombits(r.U64()) }
 
 // Byte reads one byte.
 func (r *Reader) Byte() byte {
-	if r.err != nil {
+	if len(r.b)-r.off < 1 && !r.need(1) || r.err != nil {
 		return 0
 	}
-	b, err := r.r.ReadByte()
-	if err != nil {
-		r.fail(err)
-	}
-	return b
+	c := r.b[r.off]
+	r.off++
+	return c
 }
 
 // Len reads a length or count, refusing one above max (so corrupt input
@@ -175,8 +248,8 @@ func (r *Reader) Bytes(max int) []byte {
 		return nil
 	}
 	b := make([]byte, n)
-	if _, err := io.ReadFull(r.r, b); err != nil {
-		r.fail(err)
+	r.Raw(b)
+	if r.err != nil {
 		return nil
 	}
 	return b
@@ -190,7 +263,17 @@ func (r *Reader) Raw(b []byte) {
 	if r.err != nil {
 		return
 	}
-	if _, err := io.ReadFull(r.r, b); err != nil {
+	k := copy(b, r.b[r.off:])
+	r.off += k
+	if k == len(b) {
+		return
+	}
+	if r.eof != nil {
+		r.fail(r.eof)
+		return
+	}
+	if _, err := io.ReadFull(r.r, b[k:]); err != nil {
+		r.eof = err
 		r.fail(err)
 	}
 }
@@ -203,6 +286,10 @@ func (r *Reader) Tag(want string) {
 	}
 }
 
-// Reader returns the buffered reader under r, positioned after what r has
-// read: to hand the rest of the stream to a decoder of its own.
-func (r *Reader) Reader() io.Reader { return r.r }
+// Reader returns the rest of the stream after what r has decoded: to hand
+// it to a decoder of its own. r must not be used after.
+func (r *Reader) Reader() io.Reader {
+	rest := bytes.NewReader(r.b[r.off:])
+	r.off = len(r.b)
+	return io.MultiReader(rest, r.r)
+}
