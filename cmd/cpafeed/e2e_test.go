@@ -49,6 +49,7 @@ type proc struct {
 	base string
 	mu   sync.Mutex
 	logs bytes.Buffer
+	eof  chan struct{} // closed when all of stderr is in logs
 }
 
 var listening = regexp.MustCompile(`msg="cpafeed listening" addr=(\S+)`)
@@ -57,7 +58,7 @@ var listening = regexp.MustCompile(`msg="cpafeed listening" addr=(\S+)`)
 // default config and dataDir, and waits until it is ready.
 func start(t *testing.T, dataDir string, extra ...string) *proc {
 	t.Helper()
-	p := &proc{t: t}
+	p := &proc{t: t, eof: make(chan struct{})}
 	args := append([]string{"serve", "--config", "../../configs/cpafeed.yaml", "--listen", "127.0.0.1:0", "--data", dataDir}, extra...)
 	p.cmd = exec.Command(binary, args...)
 	stderr, err := p.cmd.StderrPipe()
@@ -69,6 +70,7 @@ func start(t *testing.T, dataDir string, extra ...string) *proc {
 	}
 	addr := make(chan string, 1)
 	go func() {
+		defer close(p.eof)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
@@ -83,7 +85,7 @@ func start(t *testing.T, dataDir string, extra ...string) *proc {
 	t.Cleanup(func() {
 		if p.cmd.ProcessState == nil {
 			p.cmd.Process.Kill()
-			p.cmd.Wait()
+			p.wait()
 		}
 	})
 	select {
@@ -92,11 +94,14 @@ func start(t *testing.T, dataDir string, extra ...string) *proc {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("cpafeed did not start:\n%s", p.Logs())
 	}
+	// Ready: /readyz says so and the log has caught up with it (the pipe
+	// is read on its own goroutine, so the HTTP answer can come before the
+	// lines logged during recovery are in p.logs).
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if resp, err := http.Get(p.base + "/readyz"); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
+			if resp.StatusCode == 200 && strings.Contains(p.Logs(), `msg="cpafeed ready"`) {
 				return p
 			}
 		}
@@ -114,11 +119,23 @@ func (p *proc) Logs() string {
 
 func (p *proc) kill9() {
 	p.cmd.Process.Signal(syscall.SIGKILL)
-	p.cmd.Wait()
+	p.wait()
 }
 
 func (p *proc) stop() error {
 	p.cmd.Process.Signal(syscall.SIGTERM)
+	return p.wait()
+}
+
+// wait reads stderr to its end (the process exited), then reaps the
+// process: Wait closes the pipe, so calling it first could lose the last
+// lines logged.
+func (p *proc) wait() error {
+	select {
+	case <-p.eof:
+	case <-time.After(60 * time.Second):
+		p.t.Errorf("cpafeed's stderr not closed 60 s after the signal")
+	}
 	return p.cmd.Wait()
 }
 
