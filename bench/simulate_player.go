@@ -27,6 +27,7 @@ type player struct {
 	scores    bool // the strategy bids on cpafeed's scores
 	usesModel bool // refresh the model on schedule (else only at the end)
 	opts      bidder.ScoreOptions
+	bidRules  []bidder.CampaignRule // explore=thompson: each campaign's bid rule, for its draws
 	res       bidder.Result
 	slots     []bidder.Score // the opportunity's scores, slot × campaign (see score)
 	leaves    []model.Key    // the segment leaf of each slot (first campaign)
@@ -101,6 +102,10 @@ func newPlayer(sim *simulation, name string) (*player, error) {
 		// scores on one goroutine).
 		p.opts.Thompson = true
 		p.eng.Bidder.SetRand(rand.New(rand.NewPCG(sim.opts.Seed, 0x74686f6d70736f6e)))
+		for _, c := range sim.camps {
+			rule, _ := p.eng.Bidder.Rules().Campaign(c.id)
+			p.bidRules = append(p.bidRules, rule)
+		}
 	}
 	p.rootVTR = make([]float64, len(sim.camps))
 	p.pace = make([]pacer, len(sim.camps))
@@ -394,9 +399,7 @@ func (p *player) base(so *simOpp, s, c int) float64 {
 		return 1000 * camp.target * cvr
 	}
 	if sc.Sampled && sc.Level >= 0 {
-		// explore=thompson: the bid on a draw from the segment's posterior
-		// (the scoring core's bid rule, without floor or cap: none is set).
-		return 1000 * camp.target * sc.Sample
+		return p.bidRules[c].Bid(sc.Sample) // explore=thompson: the bid rule on the draw
 	}
 	return sc.BidCPM // cpafeed: the scoring core's bid
 }

@@ -7,7 +7,7 @@
 // # Scoring
 //
 // Rules holds what does not change while serving: the segment chain and each
-// campaign's bid rule, with its root key and bid factor computed once. For an
+// campaign's bid rule, with its root key computed once. For an
 // imp and a campaign, scoring takes the imp's segment path from the chain,
 // looks up the deepest node of it the estimates hold (model.Estimates.Lookup),
 // and prices it: bid_cpm = 1000 × p × target_cpa × pacing clamped to

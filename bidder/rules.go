@@ -30,17 +30,31 @@ type CampaignRule struct {
 	BidOn     string  // BidOnCVR or BidOnCVRLo
 }
 
+// Bid is the bid rule: 1000 × p × TargetCPA × Pacing clamped to the floor
+// and the cap (each 0 = none), in Currency per mille; p is the conversion
+// rate bid on (the CVR, its credible interval's low end for bid_on: cvr_lo,
+// or a Thompson draw).
+func (c *CampaignRule) Bid(p float64) float64 {
+	bid := 1000 * c.TargetCPA * c.Pacing * p
+	if c.CapCPM > 0 && bid > c.CapCPM {
+		bid = c.CapCPM
+	}
+	if bid < c.FloorCPM {
+		bid = c.FloorCPM
+	}
+	return bid
+}
+
 // campaign is a CampaignRule with its constants precomputed.
 type campaign struct {
 	CampaignRule
-	root   model.Key
-	factor float64 // 1000 × TargetCPA × Pacing
-	onLo   bool
+	root model.Key
+	onLo bool
 }
 
 // Rules is the immutable part of scoring: the segment chain below the
 // campaign and every campaign's bid rule, with the per-campaign constants
-// (root key, bid factor) computed once. It is safe for concurrent use.
+// (root key) computed once. It is safe for concurrent use.
 type Rules struct {
 	chain  *signals.Chain
 	levels [][]string
@@ -106,7 +120,6 @@ func newRules(levels [][]string, rules []CampaignRule) (*Rules, error) {
 		r.camps = append(r.camps, campaign{
 			CampaignRule: c,
 			root:         model.RootKey(c.ID),
-			factor:       1000 * c.TargetCPA * c.Pacing,
 			onLo:         c.BidOn == BidOnCVRLo,
 		})
 	}
@@ -182,22 +195,14 @@ type Score struct {
 	segOff, segLen int // Segment in Result.arena
 }
 
-// bid is the bid rule: 1000 × p × TargetCPA × Pacing clamped to the floor
-// and the cap (each 0 = none), with p the CVR, or its credible interval's
-// low end for bid_on: cvr_lo.
+// bid is the campaign's bid on an estimate: the rule (CampaignRule.Bid) on
+// its CVR, or on its credible interval's low end for bid_on: cvr_lo.
 func (c *campaign) bid(cvr, lo float64) float64 {
 	p := cvr
 	if c.onLo {
 		p = lo
 	}
-	bid := c.factor * p
-	if c.CapCPM > 0 && bid > c.CapCPM {
-		bid = c.CapCPM
-	}
-	if bid < c.FloorCPM {
-		bid = c.FloorCPM
-	}
-	return bid
+	return c.CampaignRule.Bid(p)
 }
 
 // table is one published Estimates with the per-campaign constants derived
