@@ -195,19 +195,23 @@ type USState struct {
 	SecondOptOut int
 }
 
-// gppUSStates gives, per US state section id, its name and the bit offsets
-// of SaleOptOut and of the second opt-out in its core segment (version 1),
-// as the IAB library @iabgpp/cmpapi 3.2.0 lays them out (its fields and
-// widths; testdata/gpp/gpp-encode.js makes the test vectors with it).
-var gppUSStates = map[int]struct {
+// gppUSStateFirst is the id of the first US state section (usca); the
+// others follow it in gppUSStates order.
+const gppUSStateFirst = 8
+
+// gppUSStates gives, for section ids gppUSStateFirst on, the name and the
+// bit offsets of SaleOptOut and of the second opt-out in the core segment
+// (version 1), as the IAB library @iabgpp/cmpapi 3.2.0 lays them out (its
+// fields and widths; testdata/gpp/gpp-encode.js makes the test vectors).
+var gppUSStates = [...]struct {
 	name         string
 	sale, second int
 }{
-	8: {"usca", 12, 14}, 9: {"usva", 12, 14}, 10: {"usco", 12, 14}, 11: {"usut", 14, 16},
-	12: {"usct", 12, 14}, 13: {"usfl", 12, 14}, 14: {"usmt", 12, 14}, 15: {"usor", 12, 14},
-	16: {"ustx", 12, 14}, 17: {"usde", 12, 14}, 18: {"usia", 14, 16}, 19: {"usne", 12, 14},
-	20: {"usnh", 12, 14}, 21: {"usnj", 12, 14}, 22: {"ustn", 12, 14}, 23: {"usmn", 12, 14},
-	24: {"usmd", 16, 18}, 25: {"usin", 16, 18}, 26: {"usky", 16, 18}, 27: {"usri", 16, 18},
+	{"usca", 12, 14}, {"usva", 12, 14}, {"usco", 12, 14}, {"usut", 14, 16}, // 8-11
+	{"usct", 12, 14}, {"usfl", 12, 14}, {"usmt", 12, 14}, {"usor", 12, 14}, // 12-15
+	{"ustx", 12, 14}, {"usde", 12, 14}, {"usia", 14, 16}, {"usne", 12, 14}, // 16-19
+	{"usnh", 12, 14}, {"usnj", 12, 14}, {"ustn", 12, 14}, {"usmn", 12, 14}, // 20-23
+	{"usmd", 16, 18}, {"usin", 16, 18}, {"usky", 16, 18}, {"usri", 16, 18}, // 24-27
 }
 
 var errUSState = errors.New("gpp: US state section unknown, too short or of an unknown version")
@@ -217,10 +221,10 @@ var errUSState = errors.New("gpp: US state section unknown, too short or of an u
 // 1 is known.
 func DecodeUSState(id int, s string) (USState, error) {
 	u := USState{ID: id}
-	layout, ok := gppUSStates[id]
-	if !ok {
+	if id < gppUSStateFirst || id >= gppUSStateFirst+len(gppUSStates) {
 		return u, errUSState
 	}
+	layout := gppUSStates[id-gppUSStateFirst]
 	if i := strings.IndexByte(s, '.'); i >= 0 {
 		s = s[:i]
 	}

@@ -40,7 +40,8 @@ func TestDecodeGPPVectors(t *testing.T) {
 			}
 		}
 		states := 0
-		for id, layout := range gppUSStates {
+		for i, layout := range gppUSStates {
+			id := gppUSStateFirst + i
 			sec, ok := g.Section(id)
 			want, listed := v.USStates[layout.name]
 			if ok != listed {

@@ -78,7 +78,8 @@ func gppOptedOut(s string) bool {
 			return true
 		}
 	}
-	for id := gppUSStateFirst; id < gppUSStateFirst+len(gppUSStates); id++ {
+	for i := range gppUSStates {
+		id := gppUSStateFirst + i
 		if sec, ok := g.Section(id); ok {
 			if u, err := DecodeUSState(id, sec); err == nil && (u.SaleOptOut == GPPOptedOut || u.SecondOptOut == GPPOptedOut) {
 				return true
@@ -87,9 +88,6 @@ func gppOptedOut(s string) bool {
 	}
 	return false
 }
-
-// gppUSStateFirst is the id of the first US state section (usca).
-const gppUSStateFirst = 8
 
 // bytesString views b as a string for the decoders, which keep it only in
 // values that do not outlive Gate.
