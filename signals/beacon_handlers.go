@@ -6,6 +6,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/cpafeed/cpafeed/apierr"
+	"github.com/cpafeed/cpafeed/model"
 )
 
 // transparentGIF is a 1x1 transparent GIF, the answer to every beacon.
@@ -87,17 +88,11 @@ func (x *Exposures) HandleVAST(ctx *fasthttp.RequestCtx) error {
 	args := ctx.QueryArgs()
 	ev := string(args.Peek("ev"))
 	vastEvents.Inc()
-	var starts, completes float64
-	switch ev {
-	case vastStart:
-		starts = 1
-	case vastComplete:
-		completes = 1
-	case "impression", "firstQuartile", "midpoint", "thirdQuartile":
-		WriteGIF(ctx)
-		return nil
-	default:
-		vastUnknown.Inc()
+	starts, completes, known := vastCounts(ev)
+	if starts+completes == 0 {
+		if !known {
+			vastUnknown.Inc()
+		}
 		WriteGIF(ctx)
 		return nil
 	}
@@ -109,13 +104,35 @@ func (x *Exposures) HandleVAST(ctx *fasthttp.RequestCtx) error {
 		WriteGIF(ctx)
 		return nil
 	}
-	v := &videoEvent{ts: now.Unix(), campaign: campaign, leaf: won.leaf, starts: starts, complete: completes,
-		key: x.idemKey('v', auction, impID, []byte(campaign), []byte(ev))}
-	if err := x.commitVideo(v); err != nil {
+	if err := x.commitVideo(x.videoEventOf(now.Unix(), auction, impID, campaign, ev, won.leaf)); err != nil {
 		return apierr.Unavailable("VAST event not stored, retry: %v", err)
 	}
 	WriteGIF(ctx)
 	return nil
+}
+
+// vastCounts is what VAST event ev counts on its segment: a video start, a
+// complete, or nothing (impression and the quartiles, known, are only
+// counted in metrics).
+func vastCounts(ev string) (starts, completes float64, known bool) {
+	switch ev {
+	case vastStart:
+		return 1, 0, true
+	case vastComplete:
+		return 0, 1, true
+	case "impression", "firstQuartile", "midpoint", "thirdQuartile":
+		return 0, 0, true
+	}
+	return 0, 0, false
+}
+
+// videoEventOf is VAST event ev (one vastCounts counts) of campaign's ad in
+// imp impID of auction, on segment leaf at ts: idempotent by (auction, imp,
+// campaign, event) whether it came as a beacon or in process.
+func (x *Exposures) videoEventOf(ts int64, auction, impID []byte, campaign, ev string, leaf model.Key) *videoEvent {
+	starts, completes, _ := vastCounts(ev)
+	return &videoEvent{ts: ts, campaign: campaign, leaf: leaf, starts: starts, complete: completes,
+		key: x.idemKey('v', auction, impID, []byte(campaign), []byte(ev))}
 }
 
 // commitVideo journals one VAST event unless seen before, and waits until

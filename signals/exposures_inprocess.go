@@ -48,13 +48,7 @@ func (x *Exposures) Expose(req *Request, i int, campaign string, priceCPM float6
 // (request id, imp id, campaign, event); every other event is ignored, as
 // the beacon only counts it in metrics. req is read during the call only.
 func (x *Exposures) VideoEvent(req *Request, i int, campaign, ev string) error {
-	var starts, completes float64
-	switch ev {
-	case vastStart:
-		starts = 1
-	case vastComplete:
-		completes = 1
-	default:
+	if starts, completes, _ := vastCounts(ev); starts+completes == 0 {
 		return nil
 	}
 	num, ok := x.campaigns[campaign]
@@ -67,9 +61,7 @@ func (x *Exposures) VideoEvent(req *Request, i int, campaign, ev string) error {
 	imp := &req.Imps[i]
 	var buf [model.MaxLevels]model.Key
 	path := x.chain.Keys(x.roots[num], imp, buf[:0])
-	v := &videoEvent{ts: x.now().Unix(), campaign: campaign, leaf: path[len(path)-1], starts: starts, complete: completes,
-		key: x.idemKey('v', req.ID, imp.ID, []byte(campaign), []byte(ev))}
-	return x.commitVideo(v)
+	return x.commitVideo(x.videoEventOf(x.now().Unix(), req.ID, imp.ID, campaign, ev, path[len(path)-1]))
 }
 
 // View returns a copy of r that shares its bytes (read-only) but not its

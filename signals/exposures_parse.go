@@ -147,7 +147,6 @@ func (s *scanner) exposure(i int, f *exposureFields) int {
 		}
 		i, more = s.next(i)
 	}
-	_ = b
 	return i
 }
 
