@@ -86,14 +86,8 @@ func (m *Model) Credit(expTS, convTS int64, leaf Key, weight float64) bool {
 	if !(weight > 0) || math.IsInf(weight, 0) {
 		return false
 	}
-	sh, local, ok := m.lockLeaf(leaf)
-	if !ok {
-		return false
-	}
-	cs := m.camps.Load().list[sh.nodes[local].camp]
 	t := max(convTS, expTS)
-	for {
-		nd := &sh.nodes[local]
+	cs, ok := m.upFromLeaf(leaf, func(cs *campState, nd *node) {
 		if t > nd.tRef {
 			m.advance(nd, cs.lam0, t)
 		}
@@ -106,13 +100,9 @@ func (m *Model) Credit(expTS, convTS int64, leaf Key, weight float64) bool {
 		if nd.level == 0 {
 			cs.tot.credited += weight
 		}
-		p := nd.parent
-		sh.mu.Unlock()
-		if p == noNode {
-			break
-		}
-		sh, local = m.splitID(p)
-		sh.mu.Lock()
+	})
+	if !ok {
+		return false
 	}
 	if d := convTS - expTS; d < 0 || d > cs.win {
 		m.badDelay.Add(1)
@@ -130,13 +120,7 @@ func (m *Model) Video(ts int64, leaf Key, starts, completes float64) bool {
 	if !(starts >= 0 && completes >= 0) || math.IsInf(starts+completes, 0) {
 		return false
 	}
-	sh, local, ok := m.lockLeaf(leaf)
-	if !ok {
-		return false
-	}
-	cs := m.camps.Load().list[sh.nodes[local].camp]
-	for {
-		nd := &sh.nodes[local]
+	_, ok := m.upFromLeaf(leaf, func(cs *campState, nd *node) {
 		if ts > nd.tRef {
 			m.advance(nd, cs.lam0, ts)
 		}
@@ -147,28 +131,34 @@ func (m *Model) Video(ts int64, leaf Key, starts, completes float64) bool {
 			cs.tot.starts += starts
 			cs.tot.completes += completes
 		}
-		p := nd.parent
-		sh.mu.Unlock()
-		if p == noNode {
-			break
-		}
-		sh, local = m.splitID(p)
-		sh.mu.Lock()
-	}
-	return true
+	})
+	return ok
 }
 
-// lockLeaf finds leaf and returns its shard, locked, and local index.
-func (m *Model) lockLeaf(leaf Key) (*shard, uint32, bool) {
+// upFromLeaf calls fn on leaf's node and then on each ancestor up to the
+// root, each under its shard's lock, with the campaign of the path. It
+// returns that campaign, or false, counting it, for an unknown leaf.
+func (m *Model) upFromLeaf(leaf Key, fn func(cs *campState, nd *node)) (*campState, bool) {
 	sh := &m.shards[uint64(leaf)&m.shardMask]
 	sh.mu.Lock()
 	local, ok := sh.index[leaf]
 	if !ok {
 		sh.mu.Unlock()
 		m.unknownLeaf.Add(1)
-		return nil, 0, false
+		return nil, false
 	}
-	return sh, local, true
+	cs := m.camps.Load().list[sh.nodes[local].camp]
+	for {
+		nd := &sh.nodes[local]
+		fn(cs, nd)
+		p := nd.parent
+		sh.mu.Unlock()
+		if p == noNode {
+			return cs, true
+		}
+		sh, local = m.splitID(p)
+		sh.mu.Lock()
+	}
 }
 
 // CampaignConversion counts a conversion of the campaign's event reported
