@@ -59,3 +59,58 @@ func StartServer(h fasthttp.RequestHandler) (url string, stop func() error, err 
 	}
 	return "http://" + ln.Addr().String(), stop, nil
 }
+
+// BudgetHandler is the baseline handler made to do a fixed amount of CPU
+// work per request before it answers with size bytes of JSON (the bare
+// handler's 200-byte answer when size < 2).
+// Loaded like the bare handler, it tells how much work a handler may do on
+// this machine and still reach a given fraction of the bare rate: the
+// budget a target such as "70 % of a bare handler" leaves to scoring. The
+// work is a fixed number of iterations of an arithmetic loop, calibrated
+// once (the fastest of several timings), so a descheduled thread does not
+// shorten it the way a wall-clock spin would.
+func BudgetHandler(work time.Duration, size int) fasthttp.RequestHandler {
+	body := []byte(bareBody)
+	if size >= 2 {
+		body = make([]byte, size)
+		for i := range body {
+			body[i] = ' '
+		}
+		body[0], body[len(body)-1] = '{', '}'
+	}
+	iters := uint64(float64(work.Nanoseconds()) / burnNanosPerIter())
+	return func(ctx *fasthttp.RequestCtx) {
+		if burn(iters) == 1 { // never: keeps the loop from being dropped
+			ctx.SetStatusCode(fasthttp.StatusTeapot)
+		}
+		ctx.SetContentType("application/json")
+		ctx.SetBody(body)
+	}
+}
+
+// burn runs n iterations of a xorshift step and returns the state.
+func burn(n uint64) uint64 {
+	x := uint64(88172645463325252)
+	for range n {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+	}
+	return x
+}
+
+// burnSink keeps the calibration's loops from being optimized away.
+var burnSink uint64
+
+// burnNanosPerIter times burn: the fastest of five runs of a million
+// iterations.
+func burnNanosPerIter() float64 {
+	const n = 1 << 20
+	best := time.Duration(1<<63 - 1)
+	for range 5 {
+		t := time.Now()
+		burnSink += burn(n)
+		best = min(best, time.Since(t))
+	}
+	return max(float64(best.Nanoseconds())/n, 1e-3)
+}

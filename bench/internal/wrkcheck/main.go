@@ -3,7 +3,9 @@
 // baseline handler in its own process, runs the load generator against a URL,
 // and prints the request wrk should send.
 //
-//	wrkcheck serve [-for 10m]                 print the URL, serve until killed or -for
+//	wrkcheck serve [-for 10m] [-work 4us -size 1265]
+//	                                          print the URL, serve until killed or -for
+//	                                          (-work/-size: bench.BudgetHandler instead of the bare one)
 //	wrkcheck load -target URL -c 16 -d 10s -mix win=1
 //	wrkcheck request -kind score|win          print a score body or a win URL
 package main
@@ -31,8 +33,10 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		d := fs.Duration("for", 10*time.Minute, "serve at most this long")
+		work := fs.Duration("work", 0, "CPU work per request (bench.BudgetHandler)")
+		size := fs.Int("size", 0, "answer size in bytes (bench.BudgetHandler; 0: the bare handler's 200-byte answer)")
 		fs.Parse(os.Args[2:])
-		err = serve(*d)
+		err = serve(*d, *work, *size)
 	case "load":
 		target := fs.String("target", "", "base URL of the server (loopback)")
 		c := fs.Int("c", 16, "connections")
@@ -55,8 +59,12 @@ func main() {
 	}
 }
 
-func serve(d time.Duration) error {
-	u, stop, err := bench.StartBareServer()
+func serve(d, work time.Duration, size int) error {
+	h := bench.BareHandler
+	if work > 0 || size > 0 {
+		h = bench.BudgetHandler(work, size)
+	}
+	u, stop, err := bench.StartServer(h)
 	if err != nil {
 		return err
 	}
