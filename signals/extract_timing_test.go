@@ -206,3 +206,31 @@ func BenchmarkGate(b *testing.B) {
 		Gate(p, 1234)
 	}
 }
+
+// BenchmarkRemember keeps a scored CTV pod request (three imps, an IFA, an
+// IP, eids) for its win notices, each time under a new auction id: what
+// remembering adds to POST /v1/score for a bidder that sends wins.
+func BenchmarkRemember(b *testing.B) {
+	r, err := NewExtractor().Extract(fixtures(b)["roku-ctv-pod-gpp"], testNow)
+	if err != nil {
+		b.Fatal(err)
+	}
+	chain, _ := NewChain([][]string{{"publisher"}, {"bundle"}, {"genre"}, {"metro"}})
+	camps := []model.Campaign{{ID: "c", Advertiser: "a", Event: "Purchase", TargetCPA: 50}}
+	x, err := NewExposures(ExposureConfig{}, chain, NewHasher([]byte("bench-secret")), NewIndex(IndexConfig{}), model.New(model.Config{}, camps), nil, camps)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer x.Close()
+	id := []byte("auction-0000000000")
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		for k, n := len(id)-1, i; n > 0; k, n = k-1, n/10 {
+			id[k] = byte('0' + n%10)
+		}
+		r.ID = id
+		x.Remember(r, "bench-bidder", testNow)
+	}
+}
