@@ -51,12 +51,13 @@ func (x *Exposures) HandleWin(ctx *fasthttp.RequestCtx) error {
 	args := ctx.QueryArgs()
 	auction, impID, campaign := args.Peek("auction"), args.Peek("imp"), string(args.Peek("campaign"))
 	r, ok := x.bids.Get(string(auction))
-	var m *rememberedImp
+	var imp Imp
+	var ids []ID
 	if ok {
-		m = r.find(impID)
+		ids, ok = r.find(impID, &imp)
 	}
 	num, known := x.campaigns[campaign]
-	if m == nil || !known {
+	if !ok || !known {
 		winsUnknown.Inc()
 		WriteGIF(ctx)
 		return nil
@@ -66,7 +67,7 @@ func (x *Exposures) HandleWin(ctx *fasthttp.RequestCtx) error {
 		winsBadPrice.Inc() // an unsubstituted or encrypted price macro: count the exposure at 0
 		price = 0
 	}
-	e := x.newExposure(num, campaign, r.imp(m), auction, impID, x.now().Unix(), price/1000, r.indexed, r.impIDs(m))
+	e := x.newExposure(num, campaign, &imp, auction, impID, x.now().Unix(), price/1000, r.indexed(), ids)
 	if _, err := x.commit([]exposure{e}); err != nil {
 		return apierr.Unavailable("win not stored, retry: %v", err)
 	}

@@ -2,70 +2,196 @@ package signals
 
 import (
 	"bytes"
+	"encoding/binary"
 	"unsafe"
 
 	"github.com/cpafeed/cpafeed/model"
 )
 
 // remembered is what cpafeed keeps of a scored bid request until its win
-// notices (every imp: features as bytes, identities only as keyed hashes,
-// computed once for the request).
-type remembered struct {
-	ts      int64 // Unix seconds the bid was seen
-	bidder  string
-	indexed bool // the request passed the privacy gates
-	arena   []byte
-	imps    []rememberedImp
-	ids     []ID   // the request's identities (with the IP)
-	key     string // its cache key (for snapshots)
-}
+// notices: one pointer-free record (so the garbage collector never scans
+// it, and a request costs one allocation), identities only as keyed
+// hashes computed once for the request. Layout:
+//
+//	ts       int64, little endian: Unix seconds the bid was seen
+//	flags    byte: bit 0 set when the request passed the privacy gates
+//	key      uvarint length, bytes: the auction id (the cache key)
+//	bidder   uvarint length, bytes
+//	ids      uvarint count, then per id its kind (byte) and key (uint64 LE)
+//	imps     uvarint count, then per imp its id (uvarint length, bytes) and
+//	         per feature a uvarint code: 0 the previous imp's value (a
+//	         pod's imps share the request's features), else 1 + the
+//	         value's length, then the value (code 1: Unknown)
+//
+// Records are immutable once stored: the slices decoded from one alias it.
+type remembered []byte
 
-// rememberedImp is one imp: its id and features in the request's arena.
-type rememberedImp struct {
-	id   [2]uint32               // arena[id[0]:id[1]]
-	off  [NumFeatures + 1]uint32 // feature f is arena[off[f]:off[f+1]]
-	noIP bool                    // ads stitched server-side (ssai=3): the IP is the stitcher's
-}
+const rememberedHeader = 9 // ts and flags
 
-// find returns the imp with id, or nil.
-func (r *remembered) find(id []byte) *rememberedImp {
-	for i := range r.imps {
-		m := &r.imps[i]
-		if bytes.Equal(r.arena[m.id[0]:m.id[1]], id) {
-			return m
+func (r remembered) ts() int64     { return int64(binary.LittleEndian.Uint64(r)) }
+func (r remembered) indexed() bool { return r[8]&1 == 1 }
+
+// cost is what the record holds in the bid memory: its bytes and its slice
+// header (ristretto adds the size of its own item).
+func (r remembered) cost() int64 { return int64(len(r)) + 24 }
+
+// appendRemembered appends the record of a request to dst.
+func appendRemembered(dst []byte, key []byte, bidder string, ts int64, indexed bool, ids []ID, imps []Imp) []byte {
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(ts))
+	flags := byte(0)
+	if indexed {
+		flags = 1
+	}
+	dst = append(dst, flags)
+	dst = binary.AppendUvarint(dst, uint64(len(key)))
+	dst = append(dst, key...)
+	dst = binary.AppendUvarint(dst, uint64(len(bidder)))
+	dst = append(dst, bidder...)
+	dst = binary.AppendUvarint(dst, uint64(len(ids)))
+	for _, id := range ids {
+		dst = append(dst, byte(id.Kind))
+		dst = binary.LittleEndian.AppendUint64(dst, id.Key)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(imps)))
+	for i := range imps {
+		imp := &imps[i]
+		dst = binary.AppendUvarint(dst, uint64(len(imp.ID)))
+		dst = append(dst, imp.ID...)
+		for f := range NumFeatures {
+			v := imp.feat[f]
+			if i > 0 && bytes.Equal(v, imps[i-1].feat[f]) {
+				dst = append(dst, 0)
+				continue
+			}
+			dst = binary.AppendUvarint(dst, uint64(len(v))+1)
+			dst = append(dst, v...)
 		}
 	}
-	return nil
+	return dst
 }
 
-// imp rebuilds the features of m as an Imp.
-func (r *remembered) imp(m *rememberedImp) *Imp {
-	imp := &Imp{}
+// rememberedSize is the length of the record appendRemembered writes.
+func rememberedSize(key []byte, bidder string, ids []ID, imps []Imp) int {
+	n := rememberedHeader + uvarintLen(len(key)) + len(key) + uvarintLen(len(bidder)) + len(bidder) +
+		uvarintLen(len(ids)) + 9*len(ids) + uvarintLen(len(imps))
+	for i := range imps {
+		imp := &imps[i]
+		n += uvarintLen(len(imp.ID)) + len(imp.ID)
+		for f := range NumFeatures {
+			v := imp.feat[f]
+			if i > 0 && bytes.Equal(v, imps[i-1].feat[f]) {
+				n++
+				continue
+			}
+			n += uvarintLen(len(v)+1) + len(v)
+		}
+	}
+	return n
+}
+
+func uvarintLen(v int) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
+}
+
+// recordReader decodes a record; ok turns false at the first byte that
+// does not fit, after which every read returns zero values.
+type recordReader struct {
+	b  []byte
+	i  int
+	ok bool
+}
+
+func (d *recordReader) uvarint() int {
+	v, n := binary.Uvarint(d.b[min(d.i, len(d.b)):])
+	if n <= 0 || v > 1<<24 {
+		d.ok = false
+		return 0
+	}
+	d.i += n
+	return int(v)
+}
+
+func (d *recordReader) bytes(n int) []byte {
+	if !d.ok || n > len(d.b)-d.i {
+		d.ok = false
+		return nil
+	}
+	v := d.b[d.i : d.i+n : d.i+n]
+	d.i += n
+	return v
+}
+
+// head decodes the record up to its imps: the key, the bidder and the
+// identities (appended to ids), and returns the number of imps.
+func (r remembered) head(d *recordReader, ids []ID) (key, bidder []byte, _ []ID, nImps int) {
+	*d = recordReader{b: r, i: rememberedHeader, ok: len(r) >= rememberedHeader}
+	key = d.bytes(d.uvarint())
+	bidder = d.bytes(d.uvarint())
+	n := d.uvarint()
+	for range n {
+		b := d.bytes(9)
+		if b == nil {
+			break
+		}
+		ids = append(ids, ID{Kind: IDKind(b[0]), Key: binary.LittleEndian.Uint64(b[1:])})
+	}
+	return key, bidder, ids, d.uvarint()
+}
+
+// nextImp decodes the next imp into imp, whose features hold the previous
+// imp's (the first: zero values).
+func (d *recordReader) nextImp(imp *Imp, first bool) {
+	imp.ID = d.bytes(d.uvarint())
 	for f := range NumFeatures {
-		if v := r.arena[m.off[f]:m.off[f+1]]; len(v) > 0 {
-			imp.SetFeature(f, v)
+		switch c := d.uvarint(); {
+		case c == 0 && first:
+			d.ok = false
+		case c > 0:
+			imp.feat[f] = d.bytes(c - 1)
 		}
 	}
-	return imp
 }
 
-// impIDs returns the identities of imp m.
-func (r *remembered) impIDs(m *rememberedImp) []ID {
-	if !m.noIP {
-		return r.ids
+// find decodes the imp with id into imp and returns its identities (the
+// request's, without the IP when its ads are stitched server-side).
+func (r remembered) find(id []byte, imp *Imp) (ids []ID, ok bool) {
+	var d recordReader
+	_, _, ids, n := r.head(&d, nil)
+	for i := 0; i < n && d.ok; i++ {
+		d.nextImp(imp, i == 0)
+		if d.ok && bytes.Equal(imp.ID, id) {
+			if serverStitched(imp) {
+				ids = withoutIP(ids)
+			}
+			return ids, true
+		}
 	}
-	out := make([]ID, 0, len(r.ids))
-	for _, id := range r.ids {
+	return nil, false
+}
+
+// valid reports whether the record decodes to its end (snapshots).
+func (r remembered) valid() bool {
+	var d recordReader
+	_, _, _, n := r.head(&d, nil)
+	var imp Imp
+	for i := 0; i < n && d.ok; i++ {
+		d.nextImp(&imp, i == 0)
+	}
+	return d.ok && d.i == len(r)
+}
+
+func withoutIP(ids []ID) []ID {
+	out := ids[:0]
+	for _, id := range ids {
 		if id.Kind != IDIP {
 			out = append(out, id)
 		}
 	}
 	return out
-}
-
-func (r *remembered) cost() int64 {
-	return int64(unsafe.Sizeof(*r)) + int64(len(r.arena)) + int64(len(r.imps))*int64(unsafe.Sizeof(rememberedImp{})) +
-		int64(len(r.ids))*16 + int64(len(r.key)) + 64
 }
 
 // impIDs appends the identity keys of an imp of req: the request's, without
@@ -89,38 +215,16 @@ func (x *Exposures) impIDs(req *Request, imp *Imp, dst []ID) []ID {
 func serverStitched(imp *Imp) bool { return string(imp.Feature(FeatureSSAI)) == "3" }
 
 // Remember keeps the request (every imp) for its win notices (BidTTL): one
-// cache entry, the identities hashed once. The request's bytes are copied;
-// nothing of req is retained.
+// cache entry, one allocation, the identities hashed once. The request's
+// bytes are copied; nothing of req is retained.
 func (x *Exposures) Remember(req *Request, bidder string, now int64) {
 	allowed, _ := Gate(req.Privacy(), x.cfg.TCFVendorID)
-	n := 0
-	for i := range req.Imps {
-		imp := &req.Imps[i]
-		n += len(imp.ID)
-		for f := range NumFeatures {
-			if v := imp.Feature(f); string(v) != Unknown {
-				n += len(v)
-			}
-		}
-	}
-	r := &remembered{ts: now, bidder: bidder, indexed: allowed, key: string(req.ID),
-		arena: make([]byte, 0, n), imps: make([]rememberedImp, len(req.Imps))}
-	r.ids = req.IDs(x.hasher, make([]ID, 0, 4))
-	for i := range req.Imps {
-		imp, m := &req.Imps[i], &r.imps[i]
-		m.id[0] = uint32(len(r.arena))
-		r.arena = append(r.arena, imp.ID...)
-		m.id[1] = uint32(len(r.arena))
-		for f := range NumFeatures {
-			m.off[f] = uint32(len(r.arena))
-			if v := imp.Feature(f); string(v) != Unknown {
-				r.arena = append(r.arena, v...)
-			}
-		}
-		m.off[NumFeatures] = uint32(len(r.arena))
-		m.noIP = serverStitched(imp)
-	}
-	x.bids.SetWithTTL(r.key, r, r.cost(), x.cfg.BidTTL)
+	var idBuf [8]ID
+	ids := req.IDs(x.hasher, idBuf[:0])
+	r := remembered(appendRemembered(make([]byte, 0, rememberedSize(req.ID, bidder, ids, req.Imps)),
+		req.ID, bidder, now, allowed, ids, req.Imps))
+	// The cache keeps only the key's hashes, not the key.
+	x.bids.SetWithTTL(unsafe.String(unsafe.SliceData(req.ID), len(req.ID)), r, r.cost(), x.cfg.BidTTL)
 	bidsRemembered.Add(len(req.Imps))
 }
 

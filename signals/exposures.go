@@ -126,7 +126,7 @@ type Exposures struct {
 	ids       []string          // number -> campaign id
 	roots     []model.Key       // number -> root key
 
-	bids *ristretto.Cache[string, *remembered]
+	bids *ristretto.Cache[string, remembered]
 	won  *wonMemory
 
 	mu   sync.Mutex // guards seen
@@ -145,7 +145,7 @@ func NewExposures(cfg ExposureConfig, chain *Chain, h *Hasher, index *Index, cou
 	if len(campaigns) > 1<<16 {
 		return nil, fmt.Errorf("signals: %d campaigns, at most 65536", len(campaigns))
 	}
-	bids, err := ristretto.NewCache(&ristretto.Config[string, *remembered]{
+	bids, err := ristretto.NewCache(&ristretto.Config[string, remembered]{
 		NumCounters: max(cfg.BidMemoryBytes/100, 1000), // ~10 counters per expected item of ~1 KB
 		MaxCost:     cfg.BidMemoryBytes * 3 / 4,
 		BufferItems: 64,

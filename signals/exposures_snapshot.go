@@ -1,6 +1,7 @@
 package signals
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/cpafeed/cpafeed/binenc"
@@ -11,45 +12,19 @@ import (
 // the remembered bids and the won exposures (the index has its own
 // snapshot). Call it where no apply runs (a journal checkpoint).
 func (x *Exposures) WriteSnapshot(w *binenc.Writer) {
-	w.Tag("exposures2")
+	w.Tag("exposures3")
 	x.mu.Lock()
 	x.seen.WriteSnapshot(w)
 	x.mu.Unlock()
 	x.bids.Wait()
-	var rs []*remembered
-	x.bids.IterValues(func(r *remembered) bool {
+	var rs []remembered
+	x.bids.IterValues(func(r remembered) bool {
 		rs = append(rs, r)
 		return false
 	})
 	w.Uvarint(uint64(len(rs)))
 	for _, r := range rs {
-		w.String(r.key)
-		w.Varint(r.ts)
-		w.String(r.bidder)
-		flags := byte(0)
-		if r.indexed {
-			flags = 1
-		}
-		w.Byte(flags)
-		w.Bytes(r.arena)
-		w.Uvarint(uint64(len(r.imps)))
-		for _, m := range r.imps {
-			w.Uvarint(uint64(m.id[0]))
-			w.Uvarint(uint64(m.id[1]))
-			for _, o := range m.off {
-				w.Uvarint(uint64(o))
-			}
-			if m.noIP {
-				w.Byte(1)
-			} else {
-				w.Byte(0)
-			}
-		}
-		w.Uvarint(uint64(len(r.ids)))
-		for _, id := range r.ids {
-			w.Byte(byte(id.Kind))
-			w.U64(id.Key)
-		}
+		w.Bytes(r)
 	}
 	type won struct {
 		h uint64
@@ -65,49 +40,37 @@ func (x *Exposures) WriteSnapshot(w *binenc.Writer) {
 	}
 }
 
-// ReadSnapshot restores what WriteSnapshot wrote; remembered bids keep the
-// rest of their time to live.
+// ReadSnapshot restores what WriteSnapshot wrote (or the layout before
+// remembered bids became single records, "exposures2"); remembered bids
+// keep the rest of their time to live.
 func (x *Exposures) ReadSnapshot(r *binenc.Reader) error {
-	r.Tag("exposures2")
+	tag := r.String(64)
+	if r.Err() == nil && tag != "exposures2" && tag != "exposures3" {
+		return fmt.Errorf("section %q where %q was expected", tag, "exposures3")
+	}
 	now := x.now()
 	x.mu.Lock()
 	x.seen.ReadSnapshot(r, now.UnixMilli())
 	x.mu.Unlock()
 	n := r.Len(1 << 30)
 	for range n {
-		m := &remembered{}
-		m.key = r.String(1 << 16)
-		m.ts = r.Varint()
-		m.bidder = r.String(1 << 10)
-		m.indexed = r.Byte()&1 == 1
-		m.arena = r.Bytes(1 << 24)
-		m.imps = make([]rememberedImp, r.Len(1<<12))
-		ok := true
-		for i := range m.imps {
-			mi := &m.imps[i]
-			mi.id[0], mi.id[1] = uint32(r.Uvarint()), uint32(r.Uvarint())
-			for j := range mi.off {
-				mi.off[j] = uint32(r.Uvarint())
-			}
-			mi.noIP = r.Byte() == 1
-			ok = ok && mi.id[0] <= mi.id[1] && int(mi.id[1]) <= len(m.arena)
-			for j := 1; j < len(mi.off); j++ {
-				ok = ok && mi.off[j-1] <= mi.off[j] && int(mi.off[j]) <= len(m.arena)
-			}
-		}
-		m.ids = make([]ID, r.Len(1<<10))
-		for i := range m.ids {
-			m.ids[i] = ID{Kind: IDKind(r.Byte()), Key: r.U64()}
+		var m remembered
+		if tag == "exposures2" {
+			m = readRemembered2(r)
+		} else {
+			m = r.Bytes(1 << 24)
 		}
 		if r.Err() != nil {
 			return r.Err()
 		}
-		if !ok {
+		if !m.valid() {
 			return binenc.ErrCorrupt
 		}
-		ttl := time.Unix(m.ts, 0).Add(x.cfg.BidTTL).Sub(now)
+		ttl := time.Unix(m.ts(), 0).Add(x.cfg.BidTTL).Sub(now)
 		if ttl > 0 {
-			x.bids.SetWithTTL(m.key, m, m.cost(), ttl)
+			var d recordReader
+			key, _, _, _ := m.head(&d, nil)
+			x.bids.SetWithTTL(string(key), m, m.cost(), ttl)
 		}
 	}
 	x.bids.Wait()
@@ -120,4 +83,45 @@ func (x *Exposures) ReadSnapshot(r *binenc.Reader) error {
 		x.won.put(h, wonEntry{leaf: leaf, ts: ts}, now.Unix())
 	}
 	return r.Err()
+}
+
+// readRemembered2 reads a remembered bid of the "exposures2" layout (a
+// struct of key, time, bidder, flags, an arena of imp ids and features
+// with offsets per imp, and identities) and returns it as a record; nil
+// when it does not fit together.
+func readRemembered2(r *binenc.Reader) remembered {
+	key := r.Bytes(1 << 16)
+	ts := r.Varint()
+	bidder := r.String(1 << 10)
+	indexed := r.Byte()&1 == 1
+	arena := r.Bytes(1 << 24)
+	imps := make([]Imp, r.Len(1<<12))
+	ok := true
+	span := func(a, b uint64) []byte {
+		if a > b || b > uint64(len(arena)) {
+			ok = false
+			return nil
+		}
+		return arena[a:b]
+	}
+	for i := range imps {
+		imp := &imps[i]
+		imp.ID = span(r.Uvarint(), r.Uvarint())
+		var off [NumFeatures + 1]uint64
+		for j := range off {
+			off[j] = r.Uvarint()
+		}
+		for f := range NumFeatures {
+			imp.feat[f] = span(off[f], off[f+1])
+		}
+		r.Byte() // server-stitched: derived from the ssai feature now
+	}
+	ids := make([]ID, r.Len(1<<10))
+	for i := range ids {
+		ids[i] = ID{Kind: IDKind(r.Byte()), Key: r.U64()}
+	}
+	if r.Err() != nil || !ok {
+		return nil
+	}
+	return appendRemembered(nil, key, bidder, ts, indexed, ids, imps)
 }

@@ -233,4 +233,6 @@ func BenchmarkRemember(b *testing.B) {
 		r.ID = id
 		x.Remember(r, "bench-bidder", testNow)
 	}
+	var idBuf [8]ID
+	b.ReportMetric(float64(rememberedSize(r.ID, "bench-bidder", r.IDs(x.hasher, idBuf[:0]), r.Imps)), "record-B")
 }

@@ -1,0 +1,175 @@
+package signals
+
+import (
+	"bytes"
+	"slices"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/cpafeed/cpafeed/binenc"
+)
+
+// podRequest extracts the Roku pod fixture (three imps sharing the
+// request's features) and marks its last imp as server-stitched.
+func podRequest(t *testing.T) (*Request, []ID) {
+	t.Helper()
+	req, err := NewExtractor().Extract(fixture(t, "roku-ctv-pod-gpp.json"), testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(req.Imps) < 2 {
+		t.Fatalf("%d imps, want a pod", len(req.Imps))
+	}
+	req.Imps[len(req.Imps)-1].SetFeature(FeatureSSAI, []byte("3"))
+	ids := req.IDs(NewHasher([]byte("s")), nil)
+	if !slices.ContainsFunc(ids, func(id ID) bool { return id.Kind == IDIP }) || len(ids) < 3 {
+		t.Fatalf("ids %v: want an IP and others", ids)
+	}
+	return req, ids
+}
+
+func TestRememberedRecord(t *testing.T) {
+	req, ids := podRequest(t)
+	rec := remembered(appendRemembered(nil, req.ID, "demo-bidder", 1234, true, ids, req.Imps))
+	if n := rememberedSize(req.ID, "demo-bidder", ids, req.Imps); n != len(rec) {
+		t.Fatalf("rememberedSize %d, record %d bytes", n, len(rec))
+	}
+	if rec.ts() != 1234 || !rec.indexed() || !rec.valid() {
+		t.Fatalf("ts %d, indexed %v, valid %v", rec.ts(), rec.indexed(), rec.valid())
+	}
+	var d recordReader
+	key, bidder, gotIDs, n := rec.head(&d, nil)
+	if string(key) != string(req.ID) || string(bidder) != "demo-bidder" || !slices.Equal(gotIDs, ids) || n != len(req.Imps) {
+		t.Fatalf("head: %q %q %v %d", key, bidder, gotIDs, n)
+	}
+	for i := range req.Imps {
+		want := &req.Imps[i]
+		var imp Imp
+		got, ok := rec.find(want.ID, &imp)
+		if !ok {
+			t.Fatalf("imp %q not found", want.ID)
+		}
+		for f := range NumFeatures {
+			if !bytes.Equal(imp.Feature(f), want.Feature(f)) {
+				t.Errorf("imp %q %s: %q, want %q", want.ID, f, imp.Feature(f), want.Feature(f))
+			}
+		}
+		wantIDs := ids
+		if i == len(req.Imps)-1 { // server-stitched: the IP is the stitcher's
+			wantIDs = slices.DeleteFunc(slices.Clone(ids), func(id ID) bool { return id.Kind == IDIP })
+		}
+		if !slices.Equal(got, wantIDs) {
+			t.Errorf("imp %q ids %v, want %v", want.ID, got, wantIDs)
+		}
+	}
+	if _, ok := rec.find([]byte("no-such-imp"), new(Imp)); ok {
+		t.Error("an unknown imp was found")
+	}
+	// The pod's imps share the request's features: stored once.
+	one := appendRemembered(nil, req.ID, "demo-bidder", 1234, true, ids, req.Imps[:1])
+	if extra := len(rec) - len(one); extra > len(req.Imps[1:])*(int(NumFeatures)+16) {
+		t.Errorf("each further imp of the pod adds %d bytes", extra/len(req.Imps[1:]))
+	}
+	// Every truncation and any trailing byte is refused.
+	for i := range rec {
+		if rec[:i].valid() {
+			t.Fatalf("record truncated to %d bytes is valid", i)
+		}
+	}
+	if remembered(append(slices.Clone(rec), 0)).valid() {
+		t.Fatal("record with a trailing byte is valid")
+	}
+}
+
+// FuzzRememberedRecord: decoding any bytes as a record never panics, and a
+// record that decodes finds each of its imps.
+func FuzzRememberedRecord(f *testing.F) {
+	var imps [2]Imp
+	imps[0].ID, imps[1].ID = []byte("1"), []byte("2")
+	imps[0].SetFeature(FeaturePublisher, []byte("p"))
+	imps[1].SetFeature(FeaturePublisher, []byte("p"))
+	imps[1].SetFeature(FeatureSSAI, []byte("3"))
+	f.Add(appendRemembered(nil, []byte("a"), "b", 7, true, []ID{{IDIP, 1}, {IDIFA, 2}}, imps[:]))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := remembered(b)
+		if !r.valid() {
+			r.find([]byte("1"), new(Imp))
+			return
+		}
+		var d recordReader
+		_, _, _, n := r.head(&d, nil)
+		var imp Imp
+		for i := 0; i < n; i++ {
+			d.nextImp(&imp, i == 0)
+			var got Imp
+			if _, ok := r.find(imp.ID, &got); !ok {
+				t.Fatalf("imp %q of a valid record not found", imp.ID)
+			}
+		}
+	})
+}
+
+// TestExposuresReadsSnapshot2: a snapshot written before remembered bids
+// became single records ("exposures2") still restores them.
+func TestExposuresReadsSnapshot2(t *testing.T) {
+	h := openHarness(t, t.TempDir())
+	req, ids := podRequest(t)
+	var buf bytes.Buffer
+	w := binenc.NewWriter(&buf)
+	w.Tag("exposures2")
+	h.x.seen.WriteSnapshot(w)
+	w.Uvarint(1)
+	// The old layout: key, ts, bidder, flags, one arena of imp ids and
+	// features with offsets per imp, a server-stitched flag, identities.
+	w.String(string(req.ID))
+	w.Varint(h.x.now().Unix())
+	w.String("demo-bidder")
+	w.Byte(1)
+	var arena []byte
+	type offs struct {
+		id  [2]int
+		off [NumFeatures + 1]int
+	}
+	var os []offs
+	for i := range req.Imps {
+		imp, o := &req.Imps[i], offs{}
+		o.id[0] = len(arena)
+		arena = append(arena, imp.ID...)
+		o.id[1] = len(arena)
+		for f := range NumFeatures {
+			o.off[f] = len(arena)
+			arena = append(arena, imp.feat[f]...)
+		}
+		o.off[NumFeatures] = len(arena)
+		os = append(os, o)
+	}
+	w.Bytes(arena)
+	w.Uvarint(uint64(len(os)))
+	for i, o := range os {
+		w.Uvarint(uint64(o.id[0]))
+		w.Uvarint(uint64(o.id[1]))
+		for _, v := range o.off {
+			w.Uvarint(uint64(v))
+		}
+		w.Byte(byte(i / (len(os) - 1))) // the last imp is server-stitched
+	}
+	w.Uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		w.Byte(byte(id.Kind))
+		w.U64(id.Key)
+	}
+	w.Uvarint(0) // won exposures
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.x.ReadSnapshot(binenc.NewReader(&buf)); err != nil {
+		t.Fatal(err)
+	}
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI("/v1/win?auction=" + string(req.ID) + "&imp=" + string(req.Imps[0].ID) + "&campaign=demo-ctv-signup&price=5")
+	if err := h.x.HandleWin(&ctx); err != nil || h.c.exposures != 1 {
+		t.Fatalf("win after an exposures2 snapshot: %v, %d exposures", err, h.c.exposures)
+	}
+}
