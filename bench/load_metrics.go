@@ -149,6 +149,10 @@ type ServerMetrics struct {
 	GCPauseSeconds map[string]float64 `json:"gc_pause_seconds,omitempty"`
 	// GCs is the number of garbage collections during the run.
 	GCs float64 `json:"gcs"`
+	// CPUSeconds is process_cpu_seconds_total during the run: the server's
+	// CPU time (user and system, at the resolution of the kernel's clock
+	// ticks). With --spawn it includes the load generator's.
+	CPUSeconds float64 `json:"cpu_seconds"`
 	// JournalFsync is cpafeed_journal_fsync_seconds during the run.
 	JournalFsync *HistogramSummary `json:"journal_fsync_seconds,omitempty"`
 	// Error says why some figure is missing.
@@ -311,6 +315,12 @@ func summarizeServer(before, after []MetricSample) *ServerMetrics {
 	a, _ := get(after, "go_gc_duration_seconds_count")
 	b, _ := get(before, "go_gc_duration_seconds_count")
 	sm.GCs = a - b
+	if a, ok := get(after, "process_cpu_seconds_total"); ok {
+		b, _ := get(before, "process_cpu_seconds_total")
+		sm.CPUSeconds = a - b
+	} else {
+		missing = append(missing, "process_cpu_seconds_total")
+	}
 	ab, asum, acount, found := histogramBuckets(after, "cpafeed_journal_fsync_seconds")
 	if found {
 		bb, bsum, bcount, _ := histogramBuckets(before, "cpafeed_journal_fsync_seconds")

@@ -102,6 +102,7 @@ cpafeed_journal_fsync_seconds_bucket{le="0.1"} 10
 cpafeed_journal_fsync_seconds_bucket{le="+Inf"} 10
 cpafeed_journal_fsync_seconds_sum 0.005
 cpafeed_journal_fsync_seconds_count 10
+process_cpu_seconds_total 1.5
 `))
 	after, _ := ParseMetrics([]byte(`
 # TYPE cpafeed_journal_fsync_seconds histogram
@@ -112,8 +113,12 @@ cpafeed_journal_fsync_seconds_bucket{le="+Inf"} 110
 cpafeed_journal_fsync_seconds_sum 2.5
 cpafeed_journal_fsync_seconds_count 110
 process_resident_memory_bytes 5e+07
+process_cpu_seconds_total 4
 `))
 	sm := summarizeServer(before, after)
+	if sm.CPUSeconds != 2.5 {
+		t.Errorf("CPU seconds %v, want 2.5 (the run only)", sm.CPUSeconds)
+	}
 	j := sm.JournalFsync
 	if j.Count != 100 || math.Abs(j.Sum-2.495) > 1e-9 {
 		t.Fatalf("%+v", j)

@@ -15,8 +15,11 @@ import (
 
 // LoadReport is the result of RunLoad, printed as a table and written as JSON.
 type LoadReport struct {
-	Target          string         `json:"target"`
-	Mode            string         `json:"mode"` // "closed" or "open"
+	Target string `json:"target"`
+	Mode   string `json:"mode"` // "closed" or "open"
+	// Spawned is set when the server ran in the load generator's process
+	// (--spawn): its CPU figures then include the generator's.
+	Spawned         bool           `json:"spawned,omitempty"`
 	Concurrency     int            `json:"concurrency"`
 	Rate            int            `json:"rate,omitempty"` // intended requests/s (open loop)
 	DurationSeconds float64        `json:"duration_seconds"`
@@ -70,7 +73,7 @@ func newReport(opts LoadOptions, target string) *LoadReport {
 	r := &LoadReport{
 		Target: target, Mode: "closed", Concurrency: opts.Concurrency, Rate: opts.Rate,
 		DurationSeconds: opts.Duration.Seconds(), Scenario: opts.Scenario.Name, Seed: opts.Seed,
-		Mix: map[string]int{}, Kinds: map[string]*KindReport{},
+		Mix: map[string]int{}, Kinds: map[string]*KindReport{}, Spawned: opts.Spawn != nil,
 	}
 	if opts.Rate > 0 {
 		r.Mode = "open"
@@ -221,6 +224,9 @@ func (r *LoadReport) write(w io.Writer) {
 	}
 	if s := r.Server; s != nil {
 		fmt.Fprintf(w, "server: rss %.1f MB (%.1f MB before)", s.RSSBytes/1e6, s.RSSBytesBefore/1e6)
+		if s.CPUSeconds > 0 && r.Total.Requests > 0 && !r.Spawned {
+			fmt.Fprintf(w, ", %.2f s CPU, %.1f µs per request", s.CPUSeconds, s.CPUSeconds*1e6/float64(r.Total.Requests))
+		}
 		if len(s.GCPauseSeconds) > 0 {
 			fmt.Fprintf(w, ", gc pause p50 %s max %s, %.0f GCs during the run",
 				fmtMS(s.GCPauseSeconds["0.5"]*1e3), fmtMS(s.GCPauseSeconds["1"]*1e3), s.GCs)
@@ -266,6 +272,7 @@ func (r *LoadReport) sanitized() *LoadReport {
 		fix(&s.RSSBytes)
 		fix(&s.RSSBytesBefore)
 		fix(&s.GCs)
+		fix(&s.CPUSeconds)
 		if s.GCPauseSeconds != nil {
 			m := map[string]float64{}
 			for k, v := range s.GCPauseSeconds {
