@@ -93,6 +93,16 @@ func TestIsLoopback(t *testing.T) {
 	f("10.0.0.1:80", false)
 }
 
+func TestNoWinNoticesExampleIsValid(t *testing.T) {
+	c, err := LoadConfig("../configs/examples/no-win-notices.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Bidders) != 1 || c.Bidders[0].WinNotices == nil || *c.Bidders[0].WinNotices {
+		t.Fatalf("%+v", c.Bidders)
+	}
+}
+
 func TestTwoTenantsExampleIsValid(t *testing.T) {
 	c, err := LoadConfig("../configs/examples/two-tenants.yaml")
 	if err != nil {
