@@ -9,6 +9,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/cpafeed/cpafeed/binenc"
 	"github.com/cpafeed/cpafeed/model"
 )
 
@@ -133,75 +134,6 @@ func appendStr(dst []byte, s string) []byte {
 // ErrSnapshot is wrapped by every error of a snapshot that cannot be read.
 var ErrSnapshot = errors.New("bidder: invalid snapshot")
 
-// snapReader reads the content of a snapshot, remembering the first error.
-type snapReader struct {
-	b   []byte
-	err error
-}
-
-func (r *snapReader) fail(what string) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: %s", ErrSnapshot, what)
-	}
-}
-
-func (r *snapReader) uvarint(what string) uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail(what)
-		r.b = nil
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-// count reads a count of items of at least min bytes each.
-func (r *snapReader) count(what string, min int) int {
-	v := r.uvarint(what)
-	if v > uint64(len(r.b)/min) {
-		r.fail(what + ": count beyond the data")
-		r.b = nil
-		return 0
-	}
-	return int(v)
-}
-
-func (r *snapReader) bytes(what string) []byte {
-	n := r.uvarint(what)
-	if n > uint64(len(r.b)) {
-		r.fail(what + ": truncated")
-		r.b = nil
-		return nil
-	}
-	v := r.b[:n:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *snapReader) str(what string) string { return string(r.bytes(what)) }
-
-func (r *snapReader) f64(what string) float64 {
-	if len(r.b) < 8 {
-		r.fail(what + ": truncated")
-		r.b = nil
-		return 0
-	}
-	v := math.Float64frombits(binary.LittleEndian.Uint64(r.b))
-	r.b = r.b[8:]
-	return v
-}
-
-func (r *snapReader) byte1(what string) byte {
-	if len(r.b) < 1 {
-		r.fail(what + ": truncated")
-		return 0
-	}
-	v := r.b[0]
-	r.b = r.b[1:]
-	return v
-}
-
 // parseSnapshotContent reads the uncompressed content of a snapshot.
 func parseSnapshotContent(b []byte) (*Snapshot, error) {
 	if len(b) < len(snapMagic)+1 || string(b[:len(snapMagic)]) != snapMagic {
@@ -210,39 +142,39 @@ func parseSnapshotContent(b []byte) (*Snapshot, error) {
 	if b[len(snapMagic)] != snapFormat {
 		return nil, fmt.Errorf("%w: format %d, this client reads format %d (upgrade it)", ErrSnapshot, b[len(snapMagic)], snapFormat)
 	}
-	r := &snapReader{b: b[len(snapMagic)+1:]}
-	version := r.uvarint("model version")
-	levels := make([][]string, r.count("levels", 1))
+	r := binenc.NewSlice(b[len(snapMagic)+1:], ErrSnapshot)
+	version := r.Uvarint("model version")
+	levels := make([][]string, r.Count(1, "levels"))
 	for i := range levels {
-		lv := make([]string, r.count("level features", 1))
+		lv := make([]string, r.Count(1, "level features"))
 		for j := range lv {
-			lv[j] = r.str("feature name")
+			lv[j] = string(r.Bytes("feature name"))
 		}
 		levels[i] = lv
 	}
-	rules := make([]CampaignRule, r.count("campaigns", 2+5*8+1))
+	rules := make([]CampaignRule, r.Count(2+5*8+1, "campaigns"))
 	avg := make([]float64, len(rules))
 	for i := range rules {
 		c := &rules[i]
-		c.ID = r.str("campaign id")
-		c.Currency = r.str("currency")
-		c.TargetCPA, c.FloorCPM, c.CapCPM, c.Pacing = r.f64("target_cpa"), r.f64("floor_cpm"), r.f64("cap_cpm"), r.f64("pacing")
-		avg[i] = r.f64("average cvr")
+		c.ID = string(r.Bytes("campaign id"))
+		c.Currency = string(r.Bytes("currency"))
+		c.TargetCPA, c.FloorCPM, c.CapCPM, c.Pacing = r.F64("target_cpa"), r.F64("floor_cpm"), r.F64("cap_cpm"), r.F64("pacing")
+		avg[i] = r.F64("average cvr")
 		c.BidOn = BidOnCVR
-		if r.byte1("bid_on") == 1 {
+		if r.Byte("bid_on") == 1 {
 			c.BidOn = BidOnCVRLo
 		}
 	}
 	denied := make(map[string]bool)
-	for range r.count("denied campaigns", 1) {
-		denied[r.str("campaign id")] = true
+	for range r.Count(1, "denied campaigns") {
+		denied[string(r.Bytes("campaign id"))] = true
 	}
-	raw := r.bytes("estimates")
-	if r.err != nil {
-		return nil, r.err
+	raw := r.Bytes("estimates")
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
-	if len(r.b) != 0 {
-		return nil, fmt.Errorf("%w: %d bytes after the estimates", ErrSnapshot, len(r.b))
+	if r.Len() != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the estimates", ErrSnapshot, r.Len())
 	}
 	est, err := decodeEstimates(raw)
 	if err != nil {

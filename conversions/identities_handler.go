@@ -2,6 +2,7 @@ package conversions
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/cpafeed/cpafeed/apierr"
+	"github.com/cpafeed/cpafeed/binenc"
 	"github.com/cpafeed/cpafeed/signals"
 )
 
@@ -180,26 +182,24 @@ func appendDeletion(b []byte, advertiser string, keys []uint64) []byte {
 	return b
 }
 
+// errDeletionRecord is wrapped by the errors of a malformed deletion record.
+var errDeletionRecord = errors.New("conversions: malformed deletion record")
+
 func decodeDeletion(rec []byte) (string, []uint64, error) {
-	bad := fmt.Errorf("conversions: malformed deletion record")
-	if len(rec) < 2 || rec[0] != RecordTypeDeletion || rec[1] != 1 {
-		return "", nil, bad
+	r := binenc.NewSlice(rec, errDeletionRecord)
+	if r.Byte("type") != RecordTypeDeletion || r.Byte("version") != 1 {
+		return "", nil, fmt.Errorf("%w: not a deletion v1", errDeletionRecord)
 	}
-	rec = rec[2:]
-	n, k := binary.Uvarint(rec)
-	if k <= 0 || uint64(len(rec)-k) < n {
-		return "", nil, bad
-	}
-	adv := string(rec[k : k+int(n)])
-	rec = rec[k+int(n):]
-	m, k := binary.Uvarint(rec)
-	if k <= 0 || uint64(len(rec)-k) != m*8 {
-		return "", nil, bad
-	}
-	rec = rec[k:]
-	keys := make([]uint64, m)
+	adv := string(r.Bytes("advertiser"))
+	keys := make([]uint64, r.Count(8, "keys"))
 	for i := range keys {
-		keys[i] = binary.LittleEndian.Uint64(rec[8*i:])
+		keys[i] = r.U64("key")
+	}
+	if r.Err() == nil && r.Len() != 0 {
+		r.Fail("keys", "%d bytes after them", r.Len())
+	}
+	if r.Err() != nil {
+		return "", nil, r.Err()
 	}
 	return adv, keys, nil
 }

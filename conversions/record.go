@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/bits"
 
+	"github.com/cpafeed/cpafeed/binenc"
 	"github.com/cpafeed/cpafeed/signals"
 )
 
@@ -108,98 +108,37 @@ type decodedRecord struct {
 	ids    []signals.ID
 }
 
-var errRecordShort = errors.New("conversion record: truncated")
+// errConvRecord is wrapped by the errors of a conversion record that is not
+// what the encoder writes.
+var errConvRecord = errors.New("conversion record")
 
-type recordReader struct {
-	b   []byte
-	err error
-}
-
-func (r *recordReader) fail(format string, args ...any) {
-	if r.err == nil {
-		r.err = fmt.Errorf("conversion record: "+format, args...)
+// readName reads a non-empty name of at most maxRecordName bytes.
+func readName(r *binenc.Slice, what string) []byte {
+	n := r.LenMax(maxRecordName, what)
+	if r.Err() == nil && n == 0 {
+		r.Fail(what, "empty")
 	}
-}
-
-func (r *recordReader) byte() byte {
-	if len(r.b) < 1 {
-		r.err = errRecordShort
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
-func (r *recordReader) uvarint(limit uint64, what string) int {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 || n != uvarintLen(v) { // overlong encodings are corruption too
-		r.fail("%s: bad varint", what)
-		return 0
-	}
-	r.b = r.b[n:]
-	if v > limit {
-		r.fail("%s: %d exceeds %d", what, v, limit)
-		return 0
-	}
-	return int(v)
-}
-
-func (r *recordReader) varint(what string) int64 {
-	v, n := binary.Varint(r.b)
-	if n <= 0 || n != uvarintLen(uint64(v<<1)^uint64(v>>63)) {
-		r.fail("%s: bad varint", what)
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-// uvarintLen is the length of the canonical uvarint encoding of v.
-func uvarintLen(v uint64) int {
-	return 1 + (bits.Len64(v|1)-1)/7
-}
-
-func (r *recordReader) bytes(n int) []byte {
-	if len(r.b) < n {
-		r.err = errRecordShort
-		return nil
-	}
-	v := r.b[:n:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *recordReader) name(what string) []byte {
-	n := r.uvarint(maxRecordName, what)
-	if r.err != nil {
-		return nil
-	}
-	if n == 0 {
-		r.fail("%s: empty", what)
-		return nil
-	}
-	return r.bytes(n)
+	return r.Raw(n, what)
 }
 
 // decodeRecord decodes rec into d (reusing its slices) and checks every
 // invariant the encoder guarantees; it never panics on corrupt input.
 func decodeRecord(d *decodedRecord, rec []byte) error {
-	r := recordReader{b: rec}
-	if t := r.byte(); r.err == nil && t != RecordTypeConversionBatch {
+	r := binenc.NewSlice(rec, errConvRecord)
+	if t := r.Byte("type"); r.Err() == nil && t != RecordTypeConversionBatch {
 		return fmt.Errorf("conversion record: type 0x%02x is not a conversion batch", t)
 	}
-	if v := r.byte(); r.err == nil && v != recordVersion {
+	if v := r.Byte("version"); r.Err() == nil && v != recordVersion {
 		return fmt.Errorf("conversion record: unknown format version %d", v)
 	}
-	ds := r.name("dataset")
-	d.received = r.varint("received")
-	d.source = Source(r.byte())
-	d.nReceived = r.uvarint(maxEventsLimit, "events received")
-	d.nDedup = r.uvarint(maxEventsLimit, "events deduplicated")
-	k := r.uvarint(maxEventsLimit, "deduplicated names")
-	if r.err != nil {
-		return r.err
+	ds := readName(&r, "dataset")
+	d.received = r.Varint("received")
+	d.source = Source(r.Byte("source"))
+	d.nReceived = r.LenMax(maxEventsLimit, "events received")
+	d.nDedup = r.LenMax(maxEventsLimit, "events deduplicated")
+	k := r.LenMax(maxEventsLimit, "deduplicated names")
+	if r.Err() != nil {
+		return r.Err()
 	}
 	if d.source != SourceCAPI && d.source != SourcePixel {
 		return fmt.Errorf("conversion record: unknown source %d", d.source)
@@ -208,10 +147,10 @@ func decodeRecord(d *decodedRecord, rec []byte) error {
 	d.dupNames = d.dupNames[:0]
 	sum := 0
 	for range k {
-		name := r.name("deduplicated name")
-		n := r.uvarint(maxEventsLimit, "deduplicated count")
-		if r.err != nil {
-			return r.err
+		name := readName(&r, "deduplicated name")
+		n := r.LenMax(maxEventsLimit, "deduplicated count")
+		if r.Err() != nil {
+			return r.Err()
 		}
 		if n == 0 {
 			return errors.New("conversion record: zero deduplicated count")
@@ -222,9 +161,9 @@ func decodeRecord(d *decodedRecord, rec []byte) error {
 	if sum != d.nDedup {
 		return fmt.Errorf("conversion record: deduplicated names sum to %d, not %d", sum, d.nDedup)
 	}
-	m := r.uvarint(uint64(len(r.b)/minRecordEventLen), "stored events")
-	if r.err != nil {
-		return r.err
+	m := r.Count(minRecordEventLen, "stored events")
+	if r.Err() != nil {
+		return r.Err()
 	}
 	if m+d.nDedup != d.nReceived || m == 0 {
 		return fmt.Errorf("conversion record: %d stored + %d deduplicated != %d received", m, d.nDedup, d.nReceived)
@@ -232,13 +171,13 @@ func decodeRecord(d *decodedRecord, rec []byte) error {
 	d.events, d.ids = d.events[:0], d.ids[:0]
 	for range m {
 		var e event
-		e.name = r.name("event name")
-		e.time = r.varint("event_time")
-		copy(e.key[:], r.bytes(len(e.key)))
-		e.flags = Flags(r.byte())
-		e.action = ActionSource(r.byte())
-		if r.err != nil {
-			return r.err
+		e.name = readName(&r, "event name")
+		e.time = r.Varint("event_time")
+		copy(e.key[:], r.Raw(len(e.key), "dedup key"))
+		e.flags = Flags(r.Byte("flags"))
+		e.action = ActionSource(r.Byte("action_source"))
+		if r.Err() != nil {
+			return r.Err()
 		}
 		if e.flags&^flagsKnown != 0 {
 			return fmt.Errorf("conversion record: unknown flags 0x%02x", byte(e.flags))
@@ -247,12 +186,12 @@ func decodeRecord(d *decodedRecord, rec []byte) error {
 			return fmt.Errorf("conversion record: unknown action_source %d", e.action)
 		}
 		if e.flags&FlagValue != 0 {
-			v := r.bytes(8)
-			cur := r.bytes(3)
-			if r.err != nil {
-				return r.err
+			v := r.F64("value")
+			cur := r.Raw(3, "currency")
+			if r.Err() != nil {
+				return r.Err()
 			}
-			e.value = math.Float64frombits(binary.LittleEndian.Uint64(v))
+			e.value = v
 			if math.IsNaN(e.value) || math.IsInf(e.value, 0) || e.value < 0 {
 				return errors.New("conversion record: value not a finite number >= 0")
 			}
@@ -260,24 +199,24 @@ func decodeRecord(d *decodedRecord, rec []byte) error {
 				return errors.New("conversion record: bad currency")
 			}
 		}
-		n := r.uvarint(maxRecordIDs, "identities")
-		if r.err != nil {
-			return r.err
+		n := r.LenMax(maxRecordIDs, "identities")
+		if r.Err() != nil {
+			return r.Err()
 		}
 		if n > 0 && e.flags&FlagLDU != 0 {
 			return errors.New("conversion record: LDU event with identities")
 		}
 		e.idOff, e.idN = len(d.ids), n
 		for range n {
-			kind := signals.IDKind(r.byte())
-			key := r.bytes(8)
-			if r.err != nil {
-				return r.err
+			kind := signals.IDKind(r.Byte("identity kind"))
+			key := r.U64("identity")
+			if r.Err() != nil {
+				return r.Err()
 			}
 			if !storedKind(kind) {
 				return fmt.Errorf("conversion record: identity kind %d not expected", kind)
 			}
-			id := signals.ID{Kind: kind, Key: binary.LittleEndian.Uint64(key)}
+			id := signals.ID{Kind: kind, Key: key}
 			if id.Key == 0 {
 				return errors.New("conversion record: zero identity key")
 			}
@@ -285,11 +224,11 @@ func decodeRecord(d *decodedRecord, rec []byte) error {
 		}
 		d.events = append(d.events, e)
 	}
-	if r.err != nil {
-		return r.err
+	if r.Err() != nil {
+		return r.Err()
 	}
-	if len(r.b) != 0 {
-		return fmt.Errorf("conversion record: %d trailing bytes", len(r.b))
+	if r.Len() != 0 {
+		return fmt.Errorf("conversion record: %d trailing bytes", r.Len())
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"unsafe"
 
+	"github.com/cpafeed/cpafeed/binenc"
 	"github.com/cpafeed/cpafeed/model"
 )
 
@@ -97,61 +98,31 @@ func uvarintLen(v int) int {
 	return n
 }
 
-// recordReader decodes a record; ok turns false at the first byte that
-// does not fit, after which every read returns zero values.
-type recordReader struct {
-	b  []byte
-	i  int
-	ok bool
-}
-
-func (d *recordReader) uvarint() int {
-	v, n := binary.Uvarint(d.b[min(d.i, len(d.b)):])
-	if n <= 0 || v > 1<<24 {
-		d.ok = false
-		return 0
-	}
-	d.i += n
-	return int(v)
-}
-
-func (d *recordReader) bytes(n int) []byte {
-	if !d.ok || n > len(d.b)-d.i {
-		d.ok = false
-		return nil
-	}
-	v := d.b[d.i : d.i+n : d.i+n]
-	d.i += n
-	return v
-}
-
 // head decodes the record up to its imps: the key, the bidder and the
 // identities (appended to ids), and returns the number of imps.
-func (r remembered) head(d *recordReader, ids []ID) (key, bidder []byte, _ []ID, nImps int) {
-	*d = recordReader{b: r, i: rememberedHeader, ok: len(r) >= rememberedHeader}
-	key = d.bytes(d.uvarint())
-	bidder = d.bytes(d.uvarint())
-	n := d.uvarint()
-	for range n {
-		b := d.bytes(9)
-		if b == nil {
-			break
-		}
-		ids = append(ids, ID{Kind: IDKind(b[0]), Key: binary.LittleEndian.Uint64(b[1:])})
+func (r remembered) head(d *binenc.Slice, ids []ID) (key, bidder []byte, _ []ID, nImps int) {
+	*d = binenc.NewSlice(r, errRecord)
+	d.Raw(rememberedHeader, "remembered bid")
+	key = d.Bytes("auction id")
+	bidder = d.Bytes("bidder")
+	for range d.Count(9, "identities") {
+		ids = append(ids, ID{Kind: IDKind(d.Byte("identity kind")), Key: d.U64("identity")})
 	}
-	return key, bidder, ids, d.uvarint()
+	return key, bidder, ids, d.Count(1+int(NumFeatures), "imps")
 }
 
 // nextImp decodes the next imp into imp, whose features hold the previous
 // imp's (the first: zero values).
-func (d *recordReader) nextImp(imp *Imp, first bool) {
-	imp.ID = d.bytes(d.uvarint())
+func nextImp(d *binenc.Slice, imp *Imp, first bool) {
+	imp.ID = d.Bytes("imp id")
 	for f := range NumFeatures {
-		switch c := d.uvarint(); {
+		switch c := d.Uvarint("feature"); {
 		case c == 0 && first:
-			d.ok = false
+			d.Fail("feature", "the first imp refers to a previous one")
+		case c > 0 && c-1 <= uint64(d.Len()):
+			imp.feat[f] = d.Raw(int(c-1), "feature")
 		case c > 0:
-			imp.feat[f] = d.bytes(c - 1)
+			d.Fail("feature", "truncated")
 		}
 	}
 }
@@ -159,11 +130,11 @@ func (d *recordReader) nextImp(imp *Imp, first bool) {
 // find decodes the imp with id into imp and returns its identities (the
 // request's, without the IP when its ads are stitched server-side).
 func (r remembered) find(id []byte, imp *Imp) (ids []ID, ok bool) {
-	var d recordReader
+	var d binenc.Slice
 	_, _, ids, n := r.head(&d, nil)
-	for i := 0; i < n && d.ok; i++ {
-		d.nextImp(imp, i == 0)
-		if d.ok && bytes.Equal(imp.ID, id) {
+	for i := 0; i < n && d.Err() == nil; i++ {
+		nextImp(&d, imp, i == 0)
+		if d.Err() == nil && bytes.Equal(imp.ID, id) {
 			if serverStitched(imp) {
 				ids = withoutIP(ids)
 			}
@@ -175,13 +146,13 @@ func (r remembered) find(id []byte, imp *Imp) (ids []ID, ok bool) {
 
 // valid reports whether the record decodes to its end (snapshots).
 func (r remembered) valid() bool {
-	var d recordReader
+	var d binenc.Slice
 	_, _, _, n := r.head(&d, nil)
 	var imp Imp
-	for i := 0; i < n && d.ok; i++ {
-		d.nextImp(&imp, i == 0)
+	for i := 0; i < n && d.Err() == nil; i++ {
+		nextImp(&d, &imp, i == 0)
 	}
-	return d.ok && d.i == len(r)
+	return d.Err() == nil && d.Len() == 0
 }
 
 func withoutIP(ids []ID) []ID {

@@ -38,7 +38,7 @@ func TestRememberedRecord(t *testing.T) {
 	if rec.ts() != 1234 || !rec.indexed() || !rec.valid() {
 		t.Fatalf("ts %d, indexed %v, valid %v", rec.ts(), rec.indexed(), rec.valid())
 	}
-	var d recordReader
+	var d binenc.Slice
 	key, bidder, gotIDs, n := rec.head(&d, nil)
 	if string(key) != string(req.ID) || string(bidder) != "demo-bidder" || !slices.Equal(gotIDs, ids) || n != len(req.Imps) {
 		t.Fatalf("head: %q %q %v %d", key, bidder, gotIDs, n)
@@ -98,11 +98,11 @@ func FuzzRememberedRecord(f *testing.F) {
 			r.find([]byte("1"), new(Imp))
 			return
 		}
-		var d recordReader
+		var d binenc.Slice
 		_, _, _, n := r.head(&d, nil)
 		var imp Imp
 		for i := 0; i < n; i++ {
-			d.nextImp(&imp, i == 0)
+			nextImp(&d, &imp, i == 0)
 			var got Imp
 			if _, ok := r.find(imp.ID, &got); !ok {
 				t.Fatalf("imp %q of a valid record not found", imp.ID)

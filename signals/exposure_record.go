@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/cpafeed/cpafeed/binenc"
 	"github.com/cpafeed/cpafeed/dedup"
 	"github.com/cpafeed/cpafeed/model"
 )
@@ -87,145 +88,59 @@ func appendExposures(b []byte, ingest int64, es []exposure) []byte {
 	return b
 }
 
-// reader decodes records; its first error sticks.
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) fail() {
-	if r.err == nil {
-		r.err = errRecord
-	}
-}
-
-func (r *reader) byte() byte {
-	if r.err != nil || len(r.b) < 1 {
-		r.fail()
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
-func (r *reader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) varint() int64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) u64() uint64 {
-	if r.err != nil || len(r.b) < 8 {
-		r.fail()
-		return 0
-	}
-	v := binary.LittleEndian.Uint64(r.b)
-	r.b = r.b[8:]
-	return v
-}
-
-func (r *reader) bytes() []byte {
-	n := r.uvarint()
-	if r.err != nil || uint64(len(r.b)) < n {
-		r.fail()
-		return nil
-	}
-	v := r.b[:n:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) key() (k dedup.Key) {
-	if r.err != nil || len(r.b) < len(k) {
-		r.fail()
-		return k
-	}
-	copy(k[:], r.b)
-	r.b = r.b[len(k):]
+// readKey reads an idempotency key.
+func readKey(r *binenc.Slice) (k dedup.Key) {
+	copy(k[:], r.Raw(len(k), "idempotency key"))
 	return k
-}
-
-// count reads a count of items of at least min bytes each, refusing counts
-// the rest of the record cannot hold (so a corrupt count cannot make us
-// allocate gigabytes).
-func (r *reader) count(min int) int {
-	n := r.uvarint()
-	if r.err == nil && n > uint64(len(r.b)/min) {
-		r.fail()
-		return 0
-	}
-	return int(n)
 }
 
 // decodeExposures decodes a RecordExposures record. The exposures' slices
 // point into rec.
 func decodeExposures(rec []byte) (ingest int64, es []exposure, err error) {
-	r := reader{b: rec}
-	if r.byte() != RecordExposures || r.byte() != recordVersion {
+	r := binenc.NewSlice(rec, errRecord)
+	if r.Byte("type") != RecordExposures || r.Byte("version") != recordVersion {
 		return 0, nil, fmt.Errorf("%w: not an exposure batch v%d", errRecord, recordVersion)
 	}
-	ingest = r.varint()
-	n := r.count(30)
+	ingest = r.Varint("ingest time")
+	n := r.Count(30, "exposures")
 	es = make([]exposure, 0, n)
 	for range n {
 		var e exposure
-		e.ts = r.varint()
-		e.campaign = string(r.bytes())
-		e.cost = math.Float64frombits(r.u64())
-		e.key = r.key()
-		e.indexed = r.byte()&1 == 1
-		e.auction = r.bytes()
-		e.imp = r.bytes()
-		depth := r.count(8)
+		e.ts = r.Varint("ts")
+		e.campaign = string(r.Bytes("campaign"))
+		e.cost = r.F64("cost")
+		e.key = readKey(&r)
+		e.indexed = r.Byte("flags")&1 == 1
+		e.auction = r.Bytes("auction id")
+		e.imp = r.Bytes("imp id")
+		depth := r.Count(8, "path")
 		if depth == 0 {
-			r.fail()
+			r.Fail("path", "empty")
 		}
 		e.path = make([]model.Key, depth)
 		for j := range e.path {
-			e.path[j] = model.Key(r.u64())
+			e.path[j] = model.Key(r.U64("path key"))
 		}
 		if depth > 0 {
 			e.labels = make([][]byte, depth)
 			for j := 1; j < depth; j++ {
-				e.labels[j] = r.bytes()
+				e.labels[j] = r.Bytes("label")
 			}
 		}
-		nids := r.count(9)
-		e.ids = make([]ID, nids)
+		e.ids = make([]ID, r.Count(9, "identities"))
 		for j := range e.ids {
-			e.ids[j] = ID{Kind: IDKind(r.byte()), Key: r.u64()}
+			e.ids[j] = ID{Kind: IDKind(r.Byte("identity kind")), Key: r.U64("identity")}
 		}
-		if r.err != nil {
+		if r.Err() != nil {
 			break
 		}
 		es = append(es, e)
 	}
-	if r.err == nil && len(r.b) != 0 {
-		r.fail()
+	if r.Err() == nil && r.Len() != 0 {
+		r.Fail("batch", "%d bytes after it", r.Len())
 	}
-	if r.err != nil {
-		return 0, nil, r.err
+	if r.Err() != nil {
+		return 0, nil, r.Err()
 	}
 	return ingest, es, nil
 }
@@ -241,19 +156,19 @@ func appendVideo(b []byte, v *videoEvent) []byte {
 }
 
 func decodeVideo(rec []byte) (videoEvent, error) {
-	r := reader{b: rec}
-	if r.byte() != RecordVideo || r.byte() != recordVersion {
+	r := binenc.NewSlice(rec, errRecord)
+	if r.Byte("type") != RecordVideo || r.Byte("version") != recordVersion {
 		return videoEvent{}, fmt.Errorf("%w: not a video event v%d", errRecord, recordVersion)
 	}
 	var v videoEvent
-	v.ts = r.varint()
-	v.campaign = string(r.bytes())
-	v.leaf = model.Key(r.u64())
-	v.starts = math.Float64frombits(r.u64())
-	v.complete = math.Float64frombits(r.u64())
-	v.key = r.key()
-	if r.err == nil && len(r.b) != 0 {
-		r.fail()
+	v.ts = r.Varint("ts")
+	v.campaign = string(r.Bytes("campaign"))
+	v.leaf = model.Key(r.U64("leaf"))
+	v.starts = r.F64("starts")
+	v.complete = r.F64("completes")
+	v.key = readKey(&r)
+	if r.Err() == nil && r.Len() != 0 {
+		r.Fail("video event", "%d bytes after it", r.Len())
 	}
-	return v, r.err
+	return v, r.Err()
 }
