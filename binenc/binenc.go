@@ -1,7 +1,8 @@
-// Package binenc is the little binary encoding of cpafeed's snapshots:
-// a buffered Writer and a Reader with sticky errors, varints, fixed 64-bit
-// words and length-prefixed bytes. It imports nothing of cpafeed and keeps
-// no state.
+// Package binenc is the little binary encoding of cpafeed's snapshots and
+// records: a buffered Writer and a Reader for streams, and a Slice that
+// decodes a record held in memory in place; all with sticky errors,
+// varints, fixed 64-bit words and length-prefixed bytes. It imports nothing
+// of cpafeed and keeps no state.
 package binenc
 
 import (
