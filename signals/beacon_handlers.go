@@ -50,7 +50,7 @@ func (x *Exposures) HandleBids(ctx *fasthttp.RequestCtx, body []byte, b Bidder) 
 func (x *Exposures) HandleWin(ctx *fasthttp.RequestCtx) error {
 	args := ctx.QueryArgs()
 	auction, impID, campaign := args.Peek("auction"), args.Peek("imp"), string(args.Peek("campaign"))
-	r, ok := x.bids.Get(string(auction))
+	r, ok := x.lookupBid(auction)
 	var imp Imp
 	var ids []ID
 	if ok {

@@ -2,7 +2,9 @@ package signals
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -171,5 +173,44 @@ func TestExposuresReadsSnapshot2(t *testing.T) {
 	ctx.Request.SetRequestURI("/v1/win?auction=" + string(req.ID) + "&imp=" + string(req.Imps[0].ID) + "&campaign=demo-ctv-signup&price=5")
 	if err := h.x.HandleWin(&ctx); err != nil || h.c.exposures != 1 {
 		t.Fatalf("win after an exposures2 snapshot: %v, %d exposures", err, h.c.exposures)
+	}
+}
+
+// TestRememberedBidFoundAtOnce: a bid is found from the moment Remember
+// returns, while it waits for the cache, while the cache applies it and
+// after; concurrent remembering and lookups agree (run with -race).
+func TestRememberedBidFoundAtOnce(t *testing.T) {
+	h := openHarness(t, t.TempDir())
+	var wg sync.WaitGroup
+	for g := range 4 {
+		r, _ := podRequest(t) // its own: a Request has scratch buffers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 300 {
+				id := fmt.Appendf(nil, "auction-%d-%d", g, i)
+				r.ID = id
+				h.x.Remember(r, "demo-bidder", h.x.now().Unix())
+				rec, ok := h.x.lookupBid(id)
+				if !ok {
+					t.Errorf("bid %s not found right after Remember", id)
+					return
+				}
+				var d binenc.Slice
+				if key, _, _, _ := rec.head(&d, nil); string(key) != string(id) {
+					t.Errorf("lookup of %s found %s", id, key)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	h.x.WaitBids()
+	for g := range 4 {
+		for i := range 300 {
+			if _, ok := h.x.bids.Get(fmt.Sprintf("auction-%d-%d", g, i)); !ok {
+				t.Fatalf("auction-%d-%d not in the cache after WaitBids", g, i)
+			}
+		}
 	}
 }

@@ -126,8 +126,9 @@ type Exposures struct {
 	ids       []string          // number -> campaign id
 	roots     []model.Key       // number -> root key
 
-	bids *ristretto.Cache[string, remembered]
-	won  *wonMemory
+	bids  *ristretto.Cache[string, remembered]
+	batch bidBatch // bids on their way to bids
+	won   *wonMemory
 
 	mu   sync.Mutex // guards seen
 	seen dedup.Set  // idempotency keys
@@ -190,7 +191,10 @@ func (x *Exposures) CampaignNumber(id string) (uint16, bool) {
 }
 
 // Close releases the bid memory.
-func (x *Exposures) Close() { x.bids.Close() }
+func (x *Exposures) Close() {
+	x.batch.close(x)
+	x.bids.Close()
+}
 
 // keyHasher makes idempotency keys: the first 16 bytes of the SHA-256 of
 // the length-prefixed parts (stable: keys are journaled).

@@ -16,7 +16,7 @@ func (x *Exposures) WriteSnapshot(w *binenc.Writer) {
 	x.mu.Lock()
 	x.seen.WriteSnapshot(w)
 	x.mu.Unlock()
-	x.bids.Wait()
+	x.WaitBids()
 	var rs []remembered
 	x.bids.IterValues(func(r remembered) bool {
 		rs = append(rs, r)
