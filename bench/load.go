@@ -290,6 +290,9 @@ func prepareHeaders(req *fasthttp.Request, addr string, kp *kindPool) {
 	req.Header.SetHost(addr)
 	if kp.get {
 		req.Header.SetMethod(fasthttp.MethodGet)
+		if kp.auth != nil {
+			req.Header.SetBytesV("Authorization", kp.auth)
+		}
 		return
 	}
 	req.Header.SetMethod(fasthttp.MethodPost)

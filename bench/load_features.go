@@ -3,6 +3,7 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 
 	"github.com/cpafeed/cpafeed/signals"
 )
@@ -90,4 +91,29 @@ func appendFeatureExposure(dst []byte, ex *signals.Extractor, body []byte, impID
 		}
 	}
 	return append(dst, '}', '}'), nil
+}
+
+// appendScoreGetURI appends the GET /v1/score URI of the first imp of the
+// bid request body for campaign: what a bidder that extracts features
+// itself asks, every known feature of the imp in the query.
+func appendScoreGetURI(dst []byte, ex *signals.Extractor, body []byte, campaign string, now int64) ([]byte, error) {
+	req, err := ex.Extract(body, now)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Imps) == 0 {
+		return nil, fmt.Errorf("request %s has no imp", req.ID)
+	}
+	imp := &req.Imps[0]
+	dst = append(dst, "/v1/score?campaign="...)
+	dst = append(dst, url.QueryEscape(campaign)...)
+	for f := range signals.NumFeatures {
+		if v := imp.Feature(f); string(v) != signals.Unknown {
+			dst = append(dst, '&')
+			dst = append(dst, f.String()...)
+			dst = append(dst, '=')
+			dst = append(dst, url.QueryEscape(string(v))...)
+		}
+	}
+	return dst, nil
 }

@@ -23,10 +23,11 @@ const (
 	KindWin                     // GET /v1/win?...
 	KindVAST                    // GET /v1/vast?...
 	KindBids                    // POST /v1/bids
+	KindScoreGet                // GET /v1/score?campaign=...&<features of the first imp>
 	numKinds
 )
 
-var kindNames = [numKinds]string{"score", "exposures", "conversions", "win", "vast", "bids"}
+var kindNames = [numKinds]string{"score", "exposures", "conversions", "win", "vast", "bids", "score_get"}
 
 func (k Kind) String() string { return kindNames[k] }
 
@@ -161,6 +162,7 @@ func buildPool(sc Scenario, seed uint64, o PoolOptions) (*requestPool, error) {
 	p.kinds[KindConversions] = kindPool{auth: adv, encoding: o.Encoding}
 	p.kinds[KindWin] = kindPool{get: true}
 	p.kinds[KindVAST] = kindPool{get: true}
+	p.kinds[KindScoreGet] = kindPool{get: true, auth: bidder}
 
 	scoreURI := []byte("/v1/score?campaigns=" + strings.Join(o.Campaigns, ","))
 	nc := len(m.sc.Campaigns)
@@ -187,6 +189,11 @@ func buildPool(sc Scenario, seed uint64, o PoolOptions) (*requestPool, error) {
 		body := m.AppendBidRequest(nil, op)
 		p.kinds[KindScore].reqs = append(p.kinds[KindScore].reqs, pooledRequest{uri: scoreURI, body: body})
 		p.kinds[KindBids].reqs = append(p.kinds[KindBids].reqs, pooledRequest{uri: []byte("/v1/bids"), body: body})
+		get, err := appendScoreGetURI(nil, ex, body, o.Campaigns[i%len(o.Campaigns)], now)
+		if err != nil {
+			return nil, fmt.Errorf("score_get of request %d: %w", i, err)
+		}
+		p.kinds[KindScoreGet].reqs = append(p.kinds[KindScoreGet].reqs, pooledRequest{uri: get})
 		if i >= o.Exposed {
 			continue
 		}

@@ -219,6 +219,9 @@ func (f *fakeServer) handle(ctx *fasthttp.RequestCtx) {
 		"/v1/score": "score", "/v1/bids": "bids", "/v1/exposures": "exposures",
 		"/v1/conversions": "conversions", "/v1/win": "win", "/v1/vast": "vast", "/metrics": "metrics",
 	}[path]
+	if route == "score" && ctx.IsGet() {
+		route = "score_get"
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	bad := func(why string) {
@@ -247,6 +250,15 @@ func (f *fakeServer) handle(ctx *fasthttp.RequestCtx) {
 		}
 		ctx.SetContentType("image/gif")
 		ctx.SetBody(gif)
+		return
+	case "score_get":
+		q := ctx.QueryArgs()
+		if auth != "Bearer dev-bidder-token" || !strings.HasPrefix(string(q.Peek("campaign")), "demo-ctv-") ||
+			len(q.Peek("publisher")) == 0 || len(q.Peek("devicetype")) == 0 || len(ctx.PostBody()) != 0 {
+			bad("bad feature score " + string(ctx.RequestURI()))
+			return
+		}
+		ctx.SetBodyString(bareBody)
 		return
 	case "conversions":
 		if auth != "Bearer dev-advertiser-token" || string(ctx.QueryArgs().Peek("dataset")) != "1234567890" {
@@ -295,7 +307,7 @@ func TestRunLoadFakeServer(t *testing.T) {
 	}
 	defer stop()
 	jsonPath := filepath.Join(t.TempDir(), "report.json")
-	mix, _ := ParseMix("score=5,exposures=2,conversions=2,win=1,vast=1,bids=1")
+	mix, _ := ParseMix("score=5,exposures=2,conversions=2,win=1,vast=1,bids=1,score_get=1")
 	rep, err := RunLoad(context.Background(), LoadOptions{
 		Target: u, Mix: mix, Duration: time.Second, Concurrency: 4, Scenario: testScenario(), Seed: 2,
 		Pool: PoolOptions{Requests: 40, Exposed: 20, ExposuresPerBatch: 3}, Baseline: true, JSONPath: jsonPath,

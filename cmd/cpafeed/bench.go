@@ -27,7 +27,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	configPath := fs.String("config", server.DefaultConfigPath, "config of the spawned server")
 	scenarioPath := fs.String("scenario", "configs/scenarios/default.yaml", "scenario file the request bodies are generated from")
 	seed := fs.Uint64("seed", 1, "generator seed")
-	mix := fs.String("mix", bench.DefaultMix, "request kinds and weights: score, exposures, conversions, win, vast, bids")
+	mix := fs.String("mix", bench.DefaultMix, "request kinds and weights: score (POST), score_get (GET with features), exposures, conversions, win, vast, bids")
 	duration := fs.Duration("duration", 30*time.Second, "length of the run (and of the baseline run)")
 	rate := fs.Int("rate", 0, "open loop at N requests/s (latency corrected for coordinated omission); 0 = closed loop")
 	concurrency := fs.Int("concurrency", 16, "connections (closed loop: workers)")
