@@ -73,31 +73,11 @@ func appendRemembered(dst []byte, key []byte, bidder string, ts int64, indexed b
 	return dst
 }
 
-// rememberedSize is the length of the record appendRemembered writes.
-func rememberedSize(key []byte, bidder string, ids []ID, imps []Imp) int {
-	n := rememberedHeader + uvarintLen(len(key)) + len(key) + uvarintLen(len(bidder)) + len(bidder) +
-		uvarintLen(len(ids)) + 9*len(ids) + uvarintLen(len(imps))
-	for i := range imps {
-		imp := &imps[i]
-		n += uvarintLen(len(imp.ID)) + len(imp.ID)
-		for f := range NumFeatures {
-			v := imp.feat[f]
-			if i > 0 && bytes.Equal(v, imps[i-1].feat[f]) {
-				n++
-				continue
-			}
-			n += uvarintLen(len(v)+1) + len(v)
-		}
-	}
-	return n
-}
-
-func uvarintLen(v int) int {
-	n := 1
-	for ; v >= 0x80; v >>= 7 {
-		n++
-	}
-	return n
+// key returns the auction id of the record.
+func (r remembered) key() []byte {
+	d := binenc.NewSlice(r, errRecord)
+	d.Raw(rememberedHeader, "remembered bid")
+	return d.Bytes("auction id")
 }
 
 // head decodes the record up to its imps: the key, the bidder and the
@@ -194,8 +174,11 @@ func (x *Exposures) Remember(req *Request, bidder string, now int64) {
 	allowed, _ := Gate(req.Privacy(), x.cfg.TCFVendorID)
 	var idBuf [8]ID
 	ids := req.IDs(x.hasher, idBuf[:0])
-	r := remembered(appendRemembered(make([]byte, 0, rememberedSize(req.ID, bidder, ids, req.Imps)),
-		req.ID, bidder, now, allowed, ids, req.Imps))
+	// Encoded in a scratch buffer, then copied to a record of its exact size.
+	buf := x.recBufs.Get().(*[]byte)
+	*buf = appendRemembered((*buf)[:0], req.ID, bidder, now, allowed, ids, req.Imps)
+	r := remembered(bytes.Clone(*buf))
+	x.recBufs.Put(buf)
 	x.batch.add(x, r)
 	bidsRemembered.Add(len(req.Imps))
 }
@@ -238,8 +221,7 @@ func (b *bidBatch) add(x *Exposures, r remembered) {
 		b.kick, b.stop, b.stopped = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
 		go b.run(x)
 	})
-	var d binenc.Slice
-	key, _, _, _ := r.head(&d, nil)
+	key := r.key()
 	p := pendingBid{unsafe.String(unsafe.SliceData(key), len(key)), r}
 	b.mu.Lock()
 	if b.closed {

@@ -34,9 +34,6 @@ func podRequest(t *testing.T) (*Request, []ID) {
 func TestRememberedRecord(t *testing.T) {
 	req, ids := podRequest(t)
 	rec := remembered(appendRemembered(nil, req.ID, "demo-bidder", 1234, true, ids, req.Imps))
-	if n := rememberedSize(req.ID, "demo-bidder", ids, req.Imps); n != len(rec) {
-		t.Fatalf("rememberedSize %d, record %d bytes", n, len(rec))
-	}
 	if rec.ts() != 1234 || !rec.indexed() || !rec.valid() {
 		t.Fatalf("ts %d, indexed %v, valid %v", rec.ts(), rec.indexed(), rec.valid())
 	}

@@ -137,6 +137,7 @@ type Exposures struct {
 
 	extractors sync.Pool // *Extractor
 	sums       sync.Pool // *keyHasher
+	recBufs    sync.Pool // *[]byte: remembered bids being encoded
 }
 
 // NewExposures builds the exposure side. campaigns are the configured ones
@@ -169,6 +170,7 @@ func NewExposures(cfg ExposureConfig, chain *Chain, h *Hasher, index *Index, cou
 	}
 	x.extractors.New = func() any { return NewExtractor() }
 	x.sums.New = func() any { return &keyHasher{h: sha256.New()} }
+	x.recBufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	return x, nil
 }
 

@@ -68,9 +68,7 @@ func (x *Exposures) ReadSnapshot(r *binenc.Reader) error {
 		}
 		ttl := time.Unix(m.ts(), 0).Add(x.cfg.BidTTL).Sub(now)
 		if ttl > 0 {
-			var d binenc.Slice
-			key, _, _, _ := m.head(&d, nil)
-			x.bids.SetWithTTL(string(key), m, m.cost(), ttl)
+			x.bids.SetWithTTL(string(m.key()), m, m.cost(), ttl)
 		}
 	}
 	x.bids.Wait()

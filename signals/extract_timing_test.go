@@ -233,6 +233,5 @@ func BenchmarkRemember(b *testing.B) {
 		r.ID = id
 		x.Remember(r, "bench-bidder", testNow)
 	}
-	var idBuf [8]ID
-	b.ReportMetric(float64(rememberedSize(r.ID, "bench-bidder", r.IDs(x.hasher, idBuf[:0]), r.Imps)), "record-B")
+	b.ReportMetric(float64(len(appendRemembered(nil, r.ID, "bench-bidder", testNow, true, r.IDs(x.hasher, nil), r.Imps))), "record-B")
 }
