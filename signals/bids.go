@@ -277,8 +277,8 @@ func (b *bidBatch) flush(x *Exposures) {
 	if len(batch) > 0 {
 		x.bids.Wait() // applied: lookups find them in the cache from now on
 	}
-	clear(batch) // no record stays reachable from here
 	b.mu.Lock()
+	clear(batch) // no record stays reachable from here (under mu: find reads it)
 	b.flushing, b.spare = nil, batch[:0]
 	b.mu.Unlock()
 }
