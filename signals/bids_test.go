@@ -193,9 +193,15 @@ func TestRememberedBidFoundAtOnce(t *testing.T) {
 					t.Errorf("bid %s not found right after Remember", id)
 					return
 				}
-				var d binenc.Slice
-				if key, _, _, _ := rec.head(&d, nil); string(key) != string(id) {
+				if key := rec.key(); string(key) != string(id) {
 					t.Errorf("lookup of %s found %s", id, key)
+					return
+				}
+				// An older bid: likely in the batch being flushed or just
+				// applied to the cache.
+				old := fmt.Appendf(nil, "auction-%d-%d", g, i/2)
+				if rec, ok := h.x.lookupBid(old); !ok || string(rec.key()) != string(old) {
+					t.Errorf("older bid %s not found", old)
 					return
 				}
 			}
