@@ -127,7 +127,9 @@ func (st *state) replay(from uint64) (journal.ReplayReport, error) {
 	})
 }
 
-const snapshotFormat = 1
+// snapshotFormat is the version of the snapshot layout. 2: remembered bids
+// as single records (section exposures3); this cpafeed still reads 1.
+const snapshotFormat = 2
 
 // writeSnapshot writes every component's state; it runs at a journal
 // checkpoint, where no apply runs.
@@ -152,8 +154,8 @@ func (st *state) writeSnapshot(w io.Writer) error {
 func (st *state) readSnapshot(r io.Reader) error {
 	br := binenc.NewReader(r)
 	br.Tag("cpafeed")
-	if v := br.Uvarint(); br.Err() == nil && v != snapshotFormat {
-		return fmt.Errorf("snapshot format %d, this cpafeed reads %d", v, snapshotFormat)
+	if v := br.Uvarint(); br.Err() == nil && (v < 1 || v > snapshotFormat) {
+		return fmt.Errorf("snapshot format %d, this cpafeed reads 1 to %d", v, snapshotFormat)
 	}
 	if err := st.index.ReadSnapshot(br); err != nil {
 		return fmt.Errorf("index: %w", err)

@@ -61,8 +61,8 @@ func appendRemembered(dst []byte, key []byte, bidder string, ts int64, indexed b
 		dst = binary.AppendUvarint(dst, uint64(len(imp.ID)))
 		dst = append(dst, imp.ID...)
 		for f := range NumFeatures {
-			v := imp.feat[f]
-			if i > 0 && bytes.Equal(v, imps[i-1].feat[f]) {
+			v := knownFeature(imp, f)
+			if i > 0 && bytes.Equal(v, knownFeature(&imps[i-1], f)) {
 				dst = append(dst, 0)
 				continue
 			}
@@ -72,6 +72,21 @@ func appendRemembered(dst []byte, key []byte, bidder string, ts int64, indexed b
 	}
 	return dst
 }
+
+// knownFeature is feature f of imp, empty when Unknown (the extractor
+// writes the word).
+func knownFeature(imp *Imp, f FeatureID) []byte {
+	if v := imp.feat[f]; string(v) != Unknown {
+		return v
+	}
+	return nil
+}
+
+// maxRemembered bounds a remembered bid's record, so that every record a
+// snapshot holds can be read back (ReadSnapshot refuses longer ones). A
+// CTV request takes a few hundred bytes; one over 1 MiB (tens of thousands
+// of imps) is not remembered, and counted.
+const maxRemembered = 1 << 20
 
 // key returns the auction id of the record.
 func (r remembered) key() []byte {
@@ -177,6 +192,10 @@ func (x *Exposures) Remember(req *Request, bidder string, now int64) {
 	// Encoded in a scratch buffer, then copied to a record of its exact size.
 	buf := x.recBufs.Get().(*[]byte)
 	*buf = appendRemembered((*buf)[:0], req.ID, bidder, now, allowed, ids, req.Imps)
+	if len(*buf) > maxRemembered {
+		bidsTooLarge.Inc()
+		return // and the buffer is left to the GC
+	}
 	r := remembered(bytes.Clone(*buf))
 	x.recBufs.Put(buf)
 	x.batch.add(x, r)
@@ -198,8 +217,9 @@ type bidBatch struct {
 	pending  []pendingBid // not handed to the cache yet
 	flushing []pendingBid // being handed to the cache now
 	spare    []pendingBid
-	closed   bool          // after close: no goroutine
-	kick     chan struct{} // a batch started or filled up
+	closed   bool                // after close: no goroutine
+	seen     map[string]struct{} // a flush's keys (under flushMu)
+	kick     chan struct{}       // a batch started or filled up
 	stop     chan struct{}
 	stopped  chan struct{}
 }
@@ -266,11 +286,22 @@ func (b *bidBatch) run(x *Exposures) {
 func (b *bidBatch) flush(x *Exposures) {
 	b.flushMu.Lock()
 	defer b.flushMu.Unlock()
+	if b.seen == nil {
+		b.seen = make(map[string]struct{}, bidBatchSize)
+	}
 	b.mu.Lock()
 	batch := b.pending
 	b.pending, b.flushing = b.spare[:0], batch
 	b.mu.Unlock()
-	for _, p := range batch {
+	// An auction remembered twice in a batch: only the newest goes, since
+	// the cache keeps the first of two new items with one key.
+	clear(b.seen)
+	for i := len(batch) - 1; i >= 0; i-- {
+		p := &batch[i]
+		if _, dup := b.seen[p.key]; dup {
+			continue
+		}
+		b.seen[p.key] = struct{}{}
 		// The cache keeps only the key's hashes, not the key.
 		x.bids.SetWithTTL(p.key, p.rec, p.rec.cost(), x.cfg.BidTTL)
 	}
@@ -288,7 +319,7 @@ func (b *bidBatch) find(key []byte) (remembered, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, q := range [2][]pendingBid{b.pending, b.flushing} {
-		for i := range q {
+		for i := len(q) - 1; i >= 0; i-- { // the newest, if remembered twice
 			if q[i].key == string(key) {
 				return q[i].rec, true
 			}

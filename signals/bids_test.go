@@ -217,3 +217,72 @@ func TestRememberedBidFoundAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestRememberedTwice: an auction remembered twice (a retry with other
+// imps) keeps the newer request, in the batch and in the cache, also when
+// both land in one batch.
+func TestRememberedTwice(t *testing.T) {
+	h := openHarness(t, t.TempDir())
+	req, _ := podRequest(t)
+	req.ID = []byte("twice")
+	first := req.Imps[0].ID
+	h.x.Remember(req, "demo-bidder", h.x.now().Unix())
+	req.Imps[0].ID = []byte("retried-imp")
+	h.x.Remember(req, "demo-bidder", h.x.now().Unix())
+	check := func(when string) {
+		t.Helper()
+		rec, ok := h.x.lookupBid([]byte("twice"))
+		if !ok {
+			t.Fatalf("%s: not found", when)
+		}
+		if _, ok := rec.find([]byte("retried-imp"), new(Imp)); !ok {
+			t.Errorf("%s: the older request was kept", when)
+		}
+		if _, ok := rec.find(first, new(Imp)); ok {
+			t.Errorf("%s: the older imp is still found", when)
+		}
+	}
+	check("before the cache")
+	h.x.WaitBids()
+	check("in the cache")
+}
+
+// TestRememberTooLarge: a request whose record would pass maxRemembered is
+// not remembered (a snapshot could not read it back), and is counted.
+func TestRememberTooLarge(t *testing.T) {
+	h := openHarness(t, t.TempDir())
+	req, _ := podRequest(t)
+	req.ID = []byte("huge")
+	imp := req.Imps[0]
+	req.Imps = make([]Imp, maxRemembered/32)
+	for i := range req.Imps {
+		req.Imps[i] = imp
+		req.Imps[i].ID = fmt.Appendf(nil, "imp-%08d", i)
+	}
+	before := bidsTooLarge.Get()
+	h.x.Remember(req, "demo-bidder", h.x.now().Unix())
+	h.x.WaitBids()
+	if _, ok := h.x.lookupBid([]byte("huge")); ok {
+		t.Error("a request over maxRemembered was remembered")
+	}
+	if bidsTooLarge.Get() != before+1 {
+		t.Errorf("not counted: %d -> %d", before, bidsTooLarge.Get())
+	}
+	// The snapshot of what is remembered reads back.
+	req.Imps = req.Imps[:3]
+	req.ID = []byte("small")
+	h.x.Remember(req, "demo-bidder", h.x.now().Unix())
+	var buf bytes.Buffer
+	w := binenc.NewWriter(&buf)
+	h.x.WriteSnapshot(w)
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	h2 := openHarness(t, t.TempDir())
+	if err := h2.x.ReadSnapshot(binenc.NewReader(&buf)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h2.x.lookupBid([]byte("small")); !ok {
+		t.Error("the small request did not survive the snapshot")
+	}
+}

@@ -103,6 +103,7 @@ var (
 	exposuresNotIndexed = metrics.NewCounter(`cpafeed_exposures_not_indexed_total`)
 	idemForgotten       = metrics.NewCounter(`cpafeed_exposures_idempotency_forgotten_total`)
 	bidsRemembered      = metrics.NewCounter(`cpafeed_bids_remembered_total`)
+	bidsTooLarge        = metrics.NewCounter(`cpafeed_bids_not_remembered_total{reason="too_large"}`)
 	winsUnknown         = metrics.NewCounter(`cpafeed_wins_unknown_total`)
 	winsBadPrice        = metrics.NewCounter(`cpafeed_wins_bad_price_total`)
 	vastEvents          = metrics.NewCounter(`cpafeed_vast_events_total`)

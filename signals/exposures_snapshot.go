@@ -2,6 +2,7 @@ package signals
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cpafeed/cpafeed/binenc"
@@ -22,6 +23,7 @@ func (x *Exposures) WriteSnapshot(w *binenc.Writer) {
 		rs = append(rs, r)
 		return false
 	})
+	rs = slices.DeleteFunc(rs, func(r remembered) bool { return len(r) > maxRemembered }) // none: Remember refuses them
 	w.Uvarint(uint64(len(rs)))
 	for _, r := range rs {
 		w.Bytes(r)
@@ -58,7 +60,7 @@ func (x *Exposures) ReadSnapshot(r *binenc.Reader) error {
 		if tag == "exposures2" {
 			m = readRemembered2(r)
 		} else {
-			m = r.Bytes(1 << 24)
+			m = r.Bytes(maxRemembered)
 		}
 		if r.Err() != nil {
 			return r.Err()
