@@ -89,10 +89,20 @@ for r in $(seq "$ROUNDS"); do
 	for t in "${targets[@]}"; do
 		pid=$(cat "$tmp/$t.pid")
 		t0=$(ticks "$pid")
-		line=$("$tmp/wrkcheck" load -target "$(cat "$tmp/$t.url")" -c "$C" -d "$D" -mix score=1 2>/dev/null)
+		if ! line=$("$tmp/wrkcheck" load -target "$(cat "$tmp/$t.url")" -c "$C" -d "$D" -mix score=1 2>"$tmp/load.err"); then
+			echo "budget: the load of $t failed:" >&2
+			cat "$tmp/load.err" >&2
+			exit 1
+		fi
 		t1=$(ticks "$pid")
-		rate=$(sed -n 's/.*rate=\([0-9]*\) requests=\([0-9]*\).*/\1 \2/p' <<<"$line")
-		read -r rps n <<<"$rate"
+		rate=$(sed -n 's/.*rate=\([0-9]*\) requests=\([0-9]*\) errors=\([0-9]*\).*/\1 \2 \3/p' <<<"$line")
+		read -r rps n errs <<<"$rate"
+		if [ "${errs:-1}" != 0 ]; then
+			# A target answering errors (a wrong token or campaign) is fast for
+			# the wrong reason: its rate means nothing.
+			echo "budget: $t answered $errs errors of $n requests; its rate is not comparable" >&2
+			exit 1
+		fi
 		us=$(awk -v t=$((t1 - t0)) -v n="$n" -v hz="$hz" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
 		echo "$t $rps $us" >>"$tmp/results"
 		echo "round $r  $t: $rps req/s, server $us µs CPU per request"
