@@ -281,6 +281,28 @@ func (r *Rules) pick(id string, allow allowFunc, dst []int) ([]int, error) {
 	return append(dst, i), nil
 }
 
+// pickIDs appends the campaigns named in ids (every campaign when none), as
+// the Go API names them. A campaign not in r but in denied (one the model
+// has and this bidder may not score) is forbidden, not unknown.
+func (r *Rules) pickIDs(ids []string, denied map[string]bool, dst []int) ([]int, error) {
+	if len(ids) == 0 {
+		return r.pickAll(allowAll, dst), nil
+	}
+	var err error
+	for _, id := range ids {
+		if id == "" {
+			return dst, apierr.BadRequest("campaigns: empty campaign id in the list")
+		}
+		if _, ok := r.byID[id]; !ok && denied[id] {
+			return dst, errForbidden(id)
+		}
+		if dst, err = r.pick(id, allowAll, dst); err != nil {
+			return dst, err
+		}
+	}
+	return dst, nil
+}
+
 func errForbidden(id string) error {
 	return apierr.Forbidden("campaigns: campaign %q is not one this bidder may score", id)
 }

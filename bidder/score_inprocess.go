@@ -1,9 +1,6 @@
 package bidder
 
-import (
-	"github.com/cpafeed/cpafeed/apierr"
-	"github.com/cpafeed/cpafeed/signals"
-)
+import "github.com/cpafeed/cpafeed/signals"
 
 // ScoreRequest scores every imp of a request the caller already extracted
 // (signals.Extractor) for the campaigns of opts (none: every campaign) into
@@ -16,7 +13,7 @@ import (
 func (s *Service) ScoreRequest(req *signals.Request, opts ScoreOptions, res *Result) error {
 	sc := s.pool.Get().(*scratch)
 	defer s.pool.Put(sc)
-	camps, err := s.pickOpts(opts, sc.camps[:0])
+	camps, err := s.rules.pickIDs(opts.Campaigns, nil, sc.camps[:0])
 	sc.camps = camps
 	if err != nil {
 		return err
@@ -27,21 +24,4 @@ func (s *Service) ScoreRequest(req *signals.Request, opts ScoreOptions, res *Res
 	}
 	s.rules.scoreRequest(s.table(), req, camps, rng, res)
 	return nil
-}
-
-// pickOpts appends the campaigns of opts (every campaign when none).
-func (s *Service) pickOpts(opts ScoreOptions, dst []int) ([]int, error) {
-	if len(opts.Campaigns) == 0 {
-		return s.rules.pickAll(allowAll, dst), nil
-	}
-	var err error
-	for _, id := range opts.Campaigns {
-		if id == "" {
-			return dst, apierr.BadRequest("campaigns: empty campaign id in the list")
-		}
-		if dst, err = s.rules.pick(id, allowAll, dst); err != nil {
-			return dst, err
-		}
-	}
-	return dst, nil
 }

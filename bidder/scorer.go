@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cpafeed/cpafeed/apierr"
 	"github.com/cpafeed/cpafeed/signals"
 )
 
@@ -125,7 +124,7 @@ func (s *Scorer) Score(bidRequest []byte, opts ScoreOptions, res *Result) error 
 	sc := s.pool.Get().(*scorerScratch)
 	defer s.pool.Put(sc)
 	var err error
-	if sc.camps, err = s.pick(sn, opts, sc.camps[:0]); err != nil {
+	if sc.camps, err = sn.rules.pickIDs(opts.Campaigns, sn.denied, sc.camps[:0]); err != nil {
 		return err
 	}
 	req, err := sc.ex.Extract(bidRequest, time.Now().Unix())
@@ -144,7 +143,7 @@ func (s *Scorer) ScoreImp(imp *signals.Imp, opts ScoreOptions, res *Result) erro
 	sc := s.pool.Get().(*scorerScratch)
 	defer s.pool.Put(sc)
 	var err error
-	if sc.camps, err = s.pick(sn, opts, sc.camps[:0]); err != nil {
+	if sc.camps, err = sn.rules.pickIDs(opts.Campaigns, sn.denied, sc.camps[:0]); err != nil {
 		return err
 	}
 	sn.rules.scoreImp(sn.tab, imp, sc.camps, s.explore(opts), res)
@@ -156,20 +155,4 @@ func (s *Scorer) explore(opts ScoreOptions) *rand.Rand {
 		return s.rng
 	}
 	return nil
-}
-
-func (s *Scorer) pick(sn *Snapshot, opts ScoreOptions, dst []int) ([]int, error) {
-	if len(opts.Campaigns) == 0 {
-		return sn.rules.pickAll(allowAll, dst), nil
-	}
-	var err error
-	for _, id := range opts.Campaigns {
-		if id == "" {
-			return dst, apierr.BadRequest("campaigns: empty campaign id in the list")
-		}
-		if dst, err = sn.pick(id, dst); err != nil {
-			return dst, err
-		}
-	}
-	return dst, nil
 }

@@ -64,15 +64,6 @@ func (sn *Snapshot) Rules() *Rules { return sn.rules }
 // Size returns the snapshot's compressed size in bytes.
 func (sn *Snapshot) Size() int { return sn.size }
 
-// pick is Rules.pick for the snapshot's bidder: a campaign it may not score
-// is a 403, one the server does not know a 404.
-func (sn *Snapshot) pick(id string, dst []int) ([]int, error) {
-	if _, ok := sn.rules.byID[id]; !ok && sn.denied[id] {
-		return dst, errForbidden(id)
-	}
-	return sn.rules.pick(id, allowAll, dst)
-}
-
 func allowAll(int) bool { return true }
 
 // appendSnapshotContent appends the uncompressed content of the snapshot of
