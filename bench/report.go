@@ -288,10 +288,7 @@ func (r *SimResult) calibrationChart(b *bytes.Buffer) {
 			}
 		}
 	}
-	if !(lo < hi) {
-		lo, hi = 1e-4, 1e-2
-	}
-	p.setRange(lo, hi, lo, hi)
+	p.setSquare(lo, hi)
 	p.open(b, "cpafeed's model at the end, on the next day's traffic: each point is a tenth of the traffic, sorted by estimate. On the diagonal, the estimates are calibrated.")
 	p.diagonal(b)
 	var names, colors []string
@@ -316,6 +313,15 @@ func (r *SimResult) calibrationChart(b *bytes.Buffer) {
 	p.close(b)
 }
 
+// setSquare sets both axes to the CVRs [lo, hi], or 1e-4..1e-2 when no
+// point widened them.
+func (p *plot) setSquare(lo, hi float64) {
+	if !(lo < hi) {
+		lo, hi = 1e-4, 1e-2
+	}
+	p.setRange(lo, hi, lo, hi)
+}
+
 func (p *plot) diagonal(b *bytes.Buffer) {
 	lo, hi := math.Max(p.x0, p.y0), math.Min(p.x1, p.y1)
 	if p.logX {
@@ -337,10 +343,7 @@ func (r *SimResult) scatterChart(b *bytes.Buffer) {
 			}
 		}
 	}
-	if !(lo < hi) {
-		lo, hi = 1e-4, 1e-2
-	}
-	p.setRange(lo, hi, lo, hi)
+	p.setSquare(lo, hi)
 	p.open(b, "Each point is a leaf segment (campaign/publisher/bundle/genre/metro) of the next day's traffic, the most trafficked per campaign; the estimate is the one a bid would have used (the deepest node the model knows).")
 	p.diagonal(b)
 	var names, colors []string
