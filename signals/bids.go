@@ -7,6 +7,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/dgraph-io/ristretto/v2"
+
 	"github.com/cpafeed/cpafeed/binenc"
 	"github.com/cpafeed/cpafeed/model"
 )
@@ -154,6 +156,7 @@ func (r remembered) valid() bool {
 	return d.Err() == nil && d.Len() == 0
 }
 
+// withoutIP removes the IP identities from ids, in place.
 func withoutIP(ids []ID) []ID {
 	out := ids[:0]
 	for _, id := range ids {
@@ -171,13 +174,7 @@ func (x *Exposures) impIDs(req *Request, imp *Imp, dst []ID) []ID {
 	start := len(dst)
 	dst = req.IDs(x.hasher, dst)
 	if serverStitched(imp) {
-		out := dst[:start]
-		for _, id := range dst[start:] {
-			if id.Kind != IDIP {
-				out = append(out, id)
-			}
-		}
-		dst = out
+		dst = dst[:start+len(withoutIP(dst[start:]))]
 	}
 	return dst
 }
@@ -200,7 +197,7 @@ func (x *Exposures) Remember(req *Request, bidder string, now int64) {
 	}
 	r := remembered(bytes.Clone(*buf))
 	x.recBufs.Put(buf)
-	x.batch.add(x, r)
+	x.batch.add(r)
 	bidsRemembered.Add(len(req.Imps))
 }
 
@@ -213,17 +210,21 @@ func (x *Exposures) Remember(req *Request, bidder string, now int64) {
 // (ristretto applies sets asynchronously), so a win never misses a bid that
 // was remembered before it.
 type bidBatch struct {
-	once     sync.Once
-	flushMu  sync.Mutex   // held by a flush
+	cache *ristretto.Cache[string, remembered]
+	ttl   time.Duration
+
+	flushMu sync.Mutex          // held by a flush
+	seen    map[string]struct{} // a flush's keys (under flushMu)
+
 	mu       sync.Mutex   // guards the slices and closed
 	pending  []pendingBid // not handed to the cache yet
 	flushing []pendingBid // being handed to the cache now
 	spare    []pendingBid
-	closed   bool                // after close: no goroutine
-	seen     map[string]struct{} // a flush's keys (under flushMu)
-	kick     chan struct{}       // a batch started or filled up
-	stop     chan struct{}
-	stopped  chan struct{}
+	closed   bool // after close: no goroutine, bids go to the cache one by one
+
+	kick    chan struct{} // a batch started or filled up
+	stop    chan struct{}
+	stopped chan struct{}
 }
 
 // pendingBid is a bid waiting for the cache; key aliases rec.
@@ -237,18 +238,25 @@ const (
 	bidBatchWait = time.Millisecond
 )
 
-// add queues r, starting the batch's goroutine on first use.
-func (b *bidBatch) add(x *Exposures, r remembered) {
-	b.once.Do(func() {
-		b.kick, b.stop, b.stopped = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
-		go b.run(x)
-	})
+// newBidBatch starts the batch of cache, whose bids live for ttl.
+func newBidBatch(cache *ristretto.Cache[string, remembered], ttl time.Duration) *bidBatch {
+	b := &bidBatch{cache: cache, ttl: ttl, seen: make(map[string]struct{}, bidBatchSize),
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	go b.run()
+	return b
+}
+
+// set hands one bid to the cache (which keeps only the key's hashes).
+func (b *bidBatch) set(p pendingBid) { b.cache.SetWithTTL(p.key, p.rec, p.rec.cost(), b.ttl) }
+
+// add queues r.
+func (b *bidBatch) add(r remembered) {
 	key := r.key()
 	p := pendingBid{unsafe.String(unsafe.SliceData(key), len(key)), r}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		x.bids.SetWithTTL(p.key, p.rec, p.rec.cost(), x.cfg.BidTTL)
+		b.set(p)
 		return
 	}
 	b.pending = append(b.pending, p)
@@ -263,13 +271,13 @@ func (b *bidBatch) add(x *Exposures, r remembered) {
 }
 
 // run hands each batch to the cache once it is full or bidBatchWait old.
-func (b *bidBatch) run(x *Exposures) {
+func (b *bidBatch) run() {
 	defer close(b.stopped)
 	for {
 		select {
 		case <-b.kick:
 		case <-b.stop:
-			b.flush(x)
+			b.flush()
 			return
 		}
 		t := time.NewTimer(bidBatchWait)
@@ -279,18 +287,15 @@ func (b *bidBatch) run(x *Exposures) {
 		case <-b.stop:
 		}
 		t.Stop()
-		b.flush(x)
+		b.flush()
 	}
 }
 
-// flush hands the pending bids to the cache (one flush at a time: the
-// batch and the spare slice alternate).
-func (b *bidBatch) flush(x *Exposures) {
+// flush hands the pending bids to the cache and waits until it applied
+// them (one flush at a time: the batch and the spare slice alternate).
+func (b *bidBatch) flush() {
 	b.flushMu.Lock()
 	defer b.flushMu.Unlock()
-	if b.seen == nil {
-		b.seen = make(map[string]struct{}, bidBatchSize)
-	}
 	b.mu.Lock()
 	batch := b.pending
 	b.pending, b.flushing = b.spare[:0], batch
@@ -299,17 +304,12 @@ func (b *bidBatch) flush(x *Exposures) {
 	// the cache keeps the first of two new items with one key.
 	clear(b.seen)
 	for i := len(batch) - 1; i >= 0; i-- {
-		p := &batch[i]
-		if _, dup := b.seen[p.key]; dup {
-			continue
+		if _, dup := b.seen[batch[i].key]; !dup {
+			b.seen[batch[i].key] = struct{}{}
+			b.set(batch[i])
 		}
-		b.seen[p.key] = struct{}{}
-		// The cache keeps only the key's hashes, not the key.
-		x.bids.SetWithTTL(p.key, p.rec, p.rec.cost(), x.cfg.BidTTL)
 	}
-	if len(batch) > 0 {
-		x.bids.Wait() // applied: lookups find them in the cache from now on
-	}
+	b.cache.Wait() // applied: lookups find them in the cache from now on
 	b.mu.Lock()
 	clear(batch) // no record stays reachable from here (under mu: find reads it)
 	b.flushing, b.spare = nil, batch[:0]
@@ -330,15 +330,13 @@ func (b *bidBatch) find(key []byte) (remembered, bool) {
 	return nil, false
 }
 
-// close hands what is pending to the cache and stops the goroutine; bids
-// added after it go to the cache one by one.
-func (b *bidBatch) close(x *Exposures) {
-	b.once.Do(func() {}) // never started: nothing to stop
+// close hands what is pending to the cache and stops the goroutine.
+func (b *bidBatch) close() {
 	b.mu.Lock()
 	closed := b.closed
 	b.closed = true
 	b.mu.Unlock()
-	if !closed && b.stop != nil {
+	if !closed {
 		close(b.stop)
 		<-b.stopped
 	}
@@ -353,10 +351,7 @@ func (x *Exposures) rememberWon(e *exposure, leaf model.Key, ingest int64) {
 // WaitBids blocks until remembered bids are in the cache and visible to
 // its lookups (it applies sets asynchronously); for tests, snapshots and
 // shutdown.
-func (x *Exposures) WaitBids() {
-	x.batch.flush(x)
-	x.bids.Wait() // also the sets of ReadSnapshot
-}
+func (x *Exposures) WaitBids() { x.batch.flush() }
 
 // lookupBid returns the remembered bid of an auction. The batch is looked
 // at first: a bid leaves it only once the cache has applied it, so in this

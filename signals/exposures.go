@@ -128,7 +128,7 @@ type Exposures struct {
 	roots     []model.Key       // number -> root key
 
 	bids  *ristretto.Cache[string, remembered]
-	batch bidBatch // bids on their way to bids
+	batch *bidBatch // bids on their way to bids
 	won   *wonMemory
 
 	mu   sync.Mutex // guards seen
@@ -161,6 +161,7 @@ func NewExposures(cfg ExposureConfig, chain *Chain, h *Hasher, index *Index, cou
 		now:       time.Now,
 		campaigns: map[string]uint16{},
 		bids:      bids,
+		batch:     newBidBatch(bids, cfg.BidTTL),
 		won:       newWonMemory(int64(cfg.BidTTL/time.Second), cfg.BidMemoryBytes/4),
 		seen:      dedup.New(cfg.IdempotencyWindow.Milliseconds(), 6),
 	}
@@ -195,7 +196,7 @@ func (x *Exposures) CampaignNumber(id string) (uint16, bool) {
 
 // Close releases the bid memory.
 func (x *Exposures) Close() {
-	x.batch.close(x)
+	x.batch.close()
 	x.bids.Close()
 }
 
