@@ -57,21 +57,15 @@ func newWonMemory(ttl int64, maxBytes int64) *wonMemory {
 // wonHash is the FNV-1a hash of the length-prefixed parts: stable, so that
 // snapshots keep it.
 func wonHash(auction, imp []byte, campaign string) uint64 {
-	h := uint64(14695981039346656037)
-	part := func(n int) {
-		h = (h ^ uint64(n)) * 1099511628211
-	}
-	part(len(auction))
-	for _, c := range auction {
-		h = (h ^ uint64(c)) * 1099511628211
-	}
-	part(len(imp))
-	for _, c := range imp {
-		h = (h ^ uint64(c)) * 1099511628211
-	}
-	part(len(campaign))
-	for i := 0; i < len(campaign); i++ {
-		h = (h ^ uint64(campaign[i])) * 1099511628211
+	return fnvPart(fnvPart(fnvPart(14695981039346656037, auction), imp), campaign)
+}
+
+// fnvPart adds the length of p, then its bytes, to the FNV-1a hash h.
+func fnvPart[T ~string | ~[]byte](h uint64, p T) uint64 {
+	const prime = 1099511628211
+	h = (h ^ uint64(len(p))) * prime
+	for i := 0; i < len(p); i++ {
+		h = (h ^ uint64(p[i])) * prime
 	}
 	return h
 }
