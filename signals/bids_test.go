@@ -178,9 +178,11 @@ func TestExposuresReadsSnapshot2(t *testing.T) {
 // after; concurrent remembering and lookups agree (run with -race).
 func TestRememberedBidFoundAtOnce(t *testing.T) {
 	h := openHarness(t, t.TempDir())
+	req, _ := podRequest(t)
 	var wg sync.WaitGroup
 	for g := range 4 {
-		r, _ := podRequest(t) // its own: a Request has scratch buffers
+		v := req.View() // IDs writes a Request's scratch buffer
+		r := &v
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
