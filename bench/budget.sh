@@ -109,11 +109,15 @@ for r in $(seq "$ROUNDS"); do
 	done
 done
 
-bare=$(awk '$1 == "bare" { print $2 }' "$tmp/results" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+# median TARGET COLUMN: the median of a column of the target's rounds.
+median() {
+	awk -v t="$1" -v c="$2" '$1 == t { print $c }' "$tmp/results" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
+bare=$(median bare 2)
 echo
 printf '%-16s %10s %8s %14s\n' target 'req/s' ratio 'server µs/req'
 for t in "${targets[@]}"; do
-	rps=$(awk -v t="$t" '$1 == t { print $2 }' "$tmp/results" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-	us=$(awk -v t="$t" '$1 == t { print $3 }' "$tmp/results" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-	printf '%-16s %10s %8s %14s\n' "$t" "$rps" "$(awk -v a="$rps" -v b="$bare" 'BEGIN { printf "%.2f", a / b }')" "$us"
+	rps=$(median "$t" 2)
+	printf '%-16s %10s %8s %14s\n' "$t" "$rps" "$(awk -v a="$rps" -v b="$bare" 'BEGIN { printf "%.2f", a / b }')" "$(median "$t" 3)"
 done
