@@ -13,12 +13,9 @@ import (
 
 // EngineLog is the durable log an Engine writes through: *journal.Journal,
 // or an in-memory log with the same contract (apply runs in log order
-// before Wait returns) for simulations.
-type EngineLog interface {
-	AppendApply(rec []byte, undo, apply func()) (lsn, epoch uint64, err error)
-	Tail() (lsn, epoch uint64)
-	Wait(lsn, epoch uint64) error
-}
+// before Wait returns) for simulations. It is the log the conversions and
+// exposure sides already declare (conversions.Log, signals.Log).
+type EngineLog = conversions.Log
 
 // Engine is cpafeed's in-memory state wired exactly as a server wires it
 // (conversions → attribution → model, exposures → index → attribution,
