@@ -115,7 +115,7 @@ func TestTestEventCodeStoresNothing(t *testing.T) {
 	if msgs := m["messages"].([]any); len(msgs) != 1 || msgs[0] != "test_event_code TEST42: events validated, nothing stored" {
 		t.Fatalf("%s", r.body)
 	}
-	if len(e.hook.all()) != 0 || len(e.log.Records()) != 0 || e.s.DedupEntries() != 0 {
+	if len(e.hook.all()) != 0 || len(e.log.BatchRecords()) != 0 || e.s.DedupEntries() != 0 {
 		t.Fatal("test event stored")
 	}
 	// The same event sent for real afterwards is new.

@@ -36,8 +36,16 @@
 // call undo while holding a lock that Append needs) and a stats mutex. The
 // Service is safe for concurrent use; the hook may be called concurrently.
 //
-// Restart: Replay every conversion record (first byte
-// RecordTypeConversionBatch) in journal order before serving; it rebuilds the
-// dedup state and the stats (except rejected counts and batches that were all
-// duplicates, which write no record) and hands the events to the hook.
+// Restart: in journal order before serving, Replay every conversion batch
+// record (first byte RecordTypeConversionBatch: a batch that stored events)
+// and ReplayCounts every counts record (RecordTypeConversionCounts: a batch
+// that was rejected or all duplicates); they rebuild the dedup state and the
+// stats and hand the stored events to the hook.
+//
+// Snapshots: a batch reserves its dedup keys when it appends its record,
+// before the record is durable and applied. WriteSnapshot(w, next) writes
+// the state as of the records before next and leaves out the keys of the
+// batches still in flight at that checkpoint, so that a replay of their
+// records (or a client's retry of a record that never reached the disk) is
+// not taken for a duplicate of itself.
 package conversions

@@ -185,7 +185,7 @@ func TestFixturesValid(t *testing.T) {
 			}
 			// What the hook saw is what the journal holds.
 			stored := 0
-			for _, rec := range e.log.Records() {
+			for _, rec := range e.log.BatchRecords() {
 				var d decodedRecord
 				if err := decodeRecord(&d, rec); err != nil {
 					t.Fatal(err)
@@ -244,7 +244,7 @@ func TestFixturesInvalid(t *testing.T) {
 			if n := len(e.hook.all()); n != 0 {
 				t.Fatalf("%d events stored from an invalid request", n)
 			}
-			if n := len(e.log.Records()) + e.log.PendingCount(); n != 0 {
+			if n := len(e.log.BatchRecords()) + e.log.PendingCount(); n != 0 {
 				t.Fatalf("%d records journaled from an invalid request", n)
 			}
 		})

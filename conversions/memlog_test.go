@@ -150,6 +150,27 @@ func (m *memLog) Records() [][]byte {
 	return append([][]byte(nil), m.durable...)
 }
 
+// BatchRecords returns the persisted conversion batch records (the records
+// that store events), leaving out counts records.
+func (m *memLog) BatchRecords() [][]byte {
+	var out [][]byte
+	for _, rec := range m.Records() {
+		if rec[0] == RecordTypeConversionBatch {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// replayRecord replays one record of this package as the server does at
+// start.
+func replayRecord(s *Service, rec []byte) error {
+	if rec[0] == RecordTypeConversionCounts {
+		return s.ReplayCounts(rec)
+	}
+	return s.Replay(rec)
+}
+
 // PendingCount is the number of records appended and not flushed.
 func (m *memLog) PendingCount() int {
 	m.mu.Lock()

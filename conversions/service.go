@@ -71,6 +71,10 @@ type dataset struct {
 	mu      sync.Mutex
 	set     dedup.Set
 	pending int // batches appended to the journal whose Wait has not returned
+	// inflight are the reservations of those batches, with their records'
+	// LSNs: a snapshot at a checkpoint leaves out the keys of records it
+	// does not cover (see WriteSnapshot).
+	inflight []*reservation
 	// fps maps identity keys to the dedup keys of stored events without an
 	// event_id (fingerprints made of those identities), so that deleting an
 	// identity forgets them too. Pruned with the generations.
@@ -112,6 +116,7 @@ type batch struct {
 type reservation struct {
 	ds     *dataset
 	gen    int64
+	lsn    uint64 // of the batch's record
 	keys   []DedupKey
 	done   bool // guarded by ds.mu
 	undoFn func()
@@ -298,6 +303,8 @@ func (s *Service) commit(b *batch, ds *dataset, src Source) (int, *apierr.Error)
 	// wait through the failure epoch.
 	var waitLSN, waitEpoch uint64
 	wait := false
+	counted := false         // the counts are in a record whose apply ran
+	dupWaitOptional := false // only duplicates of durable events: a failed wait loses only the counts record
 	if stored > 0 {
 		b.collectDupNames()
 		h := recordHeader{dataset: ds.id, received: b.nowMs, source: src, nReceived: n, nDedup: dedup, dupNames: b.dupNames}
@@ -310,13 +317,31 @@ func (s *Service) commit(b *batch, ds *dataset, src Source) (int, *apierr.Error)
 			return 0, apierr.Unavailable("journal: cannot append the batch: %v", err)
 		}
 		ds.pending++
+		r.lsn = lsn
+		ds.inflight = append(ds.inflight, r)
 		waitLSN, waitEpoch, wait = lsn, epoch, true
 		if matched && ds.pending > 1 { // others pending besides us
 			waitLSN, _ = s.log.Tail() // with our epoch, the older one
 		}
-	} else if matched && ds.pending > 0 {
-		waitLSN, waitEpoch = s.log.Tail()
-		wait = true
+	} else {
+		// Every event a duplicate: journal the counts (a counts record,
+		// applied as a batch without events), so that they survive a
+		// crash. Waiting for it also waits for every reservation matched.
+		// If the journal refuses it, the counts stay in memory, and the
+		// answer waits only for what dedup needs (matched reservations of
+		// batches still pending).
+		mustWait := matched && ds.pending > 0
+		b.collectDupNames()
+		b.rec = appendCountsRecord(b.rec[:0], ds.id, src, outcomeDeduplicated, n, b.dupNames)
+		lsn, epoch, err := s.log.AppendApply(b.rec, nil, func() { s.applyStored(b, ds, src, n, dedup) })
+		switch {
+		case err == nil:
+			waitLSN, waitEpoch, wait, counted = lsn, epoch, true, true
+			dupWaitOptional = !mustWait
+		case mustWait:
+			waitLSN, waitEpoch = s.log.Tail()
+			wait = true
+		}
 	}
 	ds.mu.Unlock()
 
@@ -325,6 +350,7 @@ func (s *Service) commit(b *batch, ds *dataset, src Source) (int, *apierr.Error)
 		if stored > 0 {
 			ds.mu.Lock()
 			ds.pending--
+			ds.dropInflightLocked(r)
 			if err != nil {
 				// Forget our keys so that a retry stores the events. If the
 				// record reaches the disk anyway, Replay deduplicates it
@@ -333,18 +359,55 @@ func (s *Service) commit(b *batch, ds *dataset, src Source) (int, *apierr.Error)
 			}
 			ds.mu.Unlock()
 		}
+		if err != nil && dupWaitOptional {
+			// Only the counts record was lost (its apply never runs): the
+			// events themselves were durable before, count in memory.
+			err, counted = nil, false
+		}
 		if err != nil {
 			return 0, apierr.Unavailable("journal: the batch is not durable, retry: %v", err)
 		}
 	}
-	// Durable (the journal will never call undo; apply ran) or never handed
-	// over (only duplicates: count them here).
+	// Durable (the journal will never call undo; apply ran), or only
+	// duplicates whose counts record the journal refused: count them here.
 	r.ds = nil
 	s.reservations.Put(r)
-	if stored == 0 {
+	if stored == 0 && !counted {
 		s.applyStored(b, ds, src, n, dedup)
 	}
 	return dedup, nil
+}
+
+// dropInflightLocked forgets r once its batch's Wait returned. ds.mu held.
+func (ds *dataset) dropInflightLocked(r *reservation) {
+	for i, x := range ds.inflight {
+		if x == r {
+			last := len(ds.inflight) - 1
+			ds.inflight[i] = ds.inflight[last]
+			ds.inflight[last] = nil
+			ds.inflight = ds.inflight[:last]
+			return
+		}
+	}
+}
+
+// unappliedKeysLocked are the dedup keys reserved by batches whose records
+// have LSN >= next, so that a checkpoint at next has not applied them: the
+// set holds them, the stats and attribution do not. ds.mu held.
+func (ds *dataset) unappliedKeysLocked(next uint64) map[DedupKey]struct{} {
+	var skip map[DedupKey]struct{}
+	for _, r := range ds.inflight {
+		if r.done || r.lsn < next {
+			continue
+		}
+		if skip == nil {
+			skip = make(map[DedupKey]struct{})
+		}
+		for _, k := range r.keys {
+			skip[k] = struct{}{}
+		}
+	}
+	return skip
 }
 
 // collectDupNames groups the batch's duplicates by event name.
@@ -388,32 +451,42 @@ func (s *Service) applyStored(b *batch, ds *dataset, src Source, n, dedup int) {
 }
 
 // countEvents counts b.events by name (ds.statsMu held) and, if collect,
-// gathers the stored ones into b.stored with interned names.
+// gathers the stored ones into b.stored with interned names. The stored
+// events are counted first, then the duplicates (which never add a name),
+// as a replay does: a record holds its duplicates by name only.
 func (s *Service) countEvents(b *batch, ds *dataset, src Source, collect bool) {
 	b.stored = b.stored[:0]
-	st := &ds.stats
-	for i := range b.events {
-		e := &b.events[i]
-		ns := st.name(e.name, !e.dup)
-		c := &st.other
-		if ns != nil {
-			c = &ns.c
-		}
-		c.Received++
-		if e.dup {
-			c.Deduplicated++
-			continue
-		}
-		c.Stored++
-		if collect {
-			var name string
-			if ns != nil {
-				name = ns.name
-			} else {
-				name = string(e.name) // more names than MaxEventNames: rare
+	for pass := range 2 {
+		for i := range b.events {
+			if e := &b.events[i]; e.dup == (pass == 1) {
+				s.countEvent(b, ds, e, src, collect)
 			}
-			b.stored = append(b.stored, e.stored(ds.id, name, b.nowMs, src, b.ids))
 		}
+	}
+}
+
+// countEvent counts one event of b (ds.statsMu held).
+func (s *Service) countEvent(b *batch, ds *dataset, e *event, src Source, collect bool) {
+	st := &ds.stats
+	ns := st.name(e.name, !e.dup)
+	c := &st.other
+	if ns != nil {
+		c = &ns.c
+	}
+	c.Received++
+	if e.dup {
+		c.Deduplicated++
+		return
+	}
+	c.Stored++
+	if collect {
+		var name string
+		if ns != nil {
+			name = ns.name
+		} else {
+			name = string(e.name) // more names than MaxEventNames: rare
+		}
+		b.stored = append(b.stored, e.stored(ds.id, name, b.nowMs, src, b.ids))
 	}
 }
 
@@ -424,25 +497,48 @@ func (e *event) stored(ds, name string, receivedMs int64, src Source, ids []sign
 }
 
 // reject counts the n events of a rejected batch (b.events holds those that
-// were parsed, for their names).
+// were parsed, for their names). The counts are journaled (a counts record,
+// by the names the dataset already counts) and applied before the answer,
+// so that they survive a crash and a stats read right after the answer sees
+// them. If the record cannot be persisted they are counted in memory only.
 func (s *Service) reject(ds *dataset, src Source, b *batch, n int) {
 	metricRejected[src].Add(n)
 	if ds == nil || n == 0 {
 		return
 	}
+	names := b.dupNames[:0]
 	ds.statsMu.Lock()
-	ds.stats.add(src, counts{Rejected: uint64(n)})
-	for i := range b.events {
-		c := &ds.stats.other
-		if ns := ds.stats.name(b.events[i].name, false); ns != nil {
-			c = &ns.c
+	for i := range b.events[:min(n, len(b.events))] {
+		ns := ds.stats.name(b.events[i].name, false)
+		if ns == nil {
+			continue
 		}
-		c.Rejected++
-	}
-	if extra := n - len(b.events); extra > 0 {
-		ds.stats.other.Rejected += uint64(extra)
+		found := false
+		for j := range names {
+			if string(names[j].name) == ns.name {
+				names[j].n++
+				found = true
+				break
+			}
+		}
+		if !found {
+			names = append(names, nameCount{name: []byte(ns.name), n: 1})
+		}
 	}
 	ds.statsMu.Unlock()
+	b.dupNames = names
+	rec := appendCountsRecord(nil, ds.id, src, outcomeRejected, n, names)
+	d, err := decodeCountsRecord(rec)
+	if err != nil {
+		panic("conversions: a counts record does not decode: " + err.Error())
+	}
+	count := func() { applyCounts(ds, &d) }
+	lsn, epoch, err := s.log.AppendApply(rec, count, count) // exactly one of undo and apply runs
+	if err != nil {
+		count()
+		return
+	}
+	_ = s.log.Wait(lsn, epoch) // on failure undo counted them
 }
 
 // Replay rebuilds the dedup state and the stats from one journal record at
@@ -486,7 +582,8 @@ func (s *Service) Replay(rec []byte) error {
 	ds.statsMu.Lock()
 	ds.stats.add(d.source, counts{Received: uint64(d.nReceived), Stored: uint64(m - replayDups),
 		Deduplicated: uint64(d.nDedup + replayDups)})
-	for _, nc := range d.dupNames { // the request's duplicates are in the record by name only
+	s.countEvents(b, ds, d.source, hook != nil)
+	for _, nc := range d.dupNames { // the request's duplicates are in the record by name only, counted after its stored events
 		c := &ds.stats.other
 		if ns := ds.stats.name(nc.name, false); ns != nil {
 			c = &ns.c
@@ -494,7 +591,6 @@ func (s *Service) Replay(rec []byte) error {
 		c.Received += uint64(nc.n)
 		c.Deduplicated += uint64(nc.n)
 	}
-	s.countEvents(b, ds, d.source, hook != nil)
 	ds.statsMu.Unlock()
 	if hook != nil && len(b.stored) > 0 {
 		(*hook)(b.stored)

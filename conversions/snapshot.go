@@ -19,8 +19,14 @@ func readCounts(r *binenc.Reader) counts {
 }
 
 // WriteSnapshot writes every dataset's dedup keys, fingerprint index and
-// stats. Call it where no apply runs (a journal checkpoint).
-func (s *Service) WriteSnapshot(w *binenc.Writer) {
+// stats as of the journal records before LSN next. Call it where no apply
+// runs (a journal checkpoint at next, where every record < next is applied
+// and none after it). The dedup keys of batches whose records are >= next
+// are left out: they are reserved at append time, before their record is
+// durable, and a snapshot holding them would make the replay of that record
+// (or the client's retry, if the record never reached the disk) look like a
+// duplicate, losing acknowledged events.
+func (s *Service) WriteSnapshot(w *binenc.Writer, next uint64) {
 	w.Tag("conversions1")
 	ids := make([]string, 0, len(s.datasets))
 	for id := range s.datasets {
@@ -32,7 +38,7 @@ func (s *Service) WriteSnapshot(w *binenc.Writer) {
 		ds := s.datasets[id]
 		w.String(id)
 		ds.mu.Lock()
-		ds.set.WriteSnapshot(w)
+		ds.set.WriteSnapshot(w, ds.unappliedKeysLocked(next))
 		w.Uvarint(uint64(len(ds.fps)))
 		for k, refs := range ds.fps {
 			w.U64(k)

@@ -2,6 +2,7 @@ package conversions
 
 import (
 	"bytes"
+	"math"
 	"testing"
 
 	"github.com/cpafeed/cpafeed/binenc"
@@ -18,7 +19,7 @@ func TestServiceSnapshotRoundTrip(t *testing.T) {
 
 	var buf bytes.Buffer
 	w := binenc.NewWriter(&buf)
-	e.s.WriteSnapshot(w)
+	e.s.WriteSnapshot(w, math.MaxUint64)
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -65,5 +66,76 @@ func TestAttributorSnapshotRoundTrip(t *testing.T) {
 	leaf := h2.expose(t0+100, t0+5, "buy", "pub-late", ifa)
 	if h2.credited(t0+200, leaf) < 0.99 || h2.stats("buy").Late != 1 {
 		t.Fatal("restored pending conversion did not match its late exposure")
+	}
+}
+
+// TestSnapshotAtCheckpointExcludesInflightBatch: a checkpoint taken while a
+// batch's record is appended but not yet applied (the batch's dedup keys are
+// reserved, its stats and hook are not) must not hold those keys. Restarting
+// from it and replaying the record stores and counts the events; and if the
+// record never reached the disk, the client's retry stores them. Before the
+// fix the snapshot held the keys, the replayed events were taken for
+// duplicates and the retry was deduplicated too: acknowledged conversions
+// lost for good.
+func TestSnapshotAtCheckpointExcludesInflightBatch(t *testing.T) {
+	log := newMemLog()
+	log.SetManual(true)
+	e := newTestEnvWithLog(t, log, nil)
+	now := testNow.Unix()
+	first := batchOf(ev("Purchase", "c-1", now-60, `"em":"a@example.com"`))
+	second := batchOf(ev("Purchase", "c-2", now-60, `"em":"b@example.com"`), ev("Lead", "c-3", now-60, `"em":"c@example.com"`))
+
+	done := make(chan response, 2)
+	go func() { done <- e.postCAPI(first) }()
+	waitFor(t, "the first record", func() bool { return log.PendingCount() == 1 })
+	log.Flush()
+	if r := <-done; r.status != 200 {
+		t.Fatalf("first batch: %d %s", r.status, r.body)
+	}
+	go func() { done <- e.postCAPI(second) }()
+	waitFor(t, "the second record", func() bool { return log.PendingCount() == 1 && log.Waiting() == 1 })
+
+	// The checkpoint: every record < next applied, the second (LSN 2) not.
+	next := uint64(2)
+	var buf bytes.Buffer
+	w := binenc.NewWriter(&buf)
+	e.s.WriteSnapshot(w, next)
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	log.Flush()
+	if r := <-done; r.status != 200 {
+		t.Fatalf("second batch: %d %s", r.status, r.body)
+	}
+	snap := buf.Bytes()
+
+	restore := func(replay bool) *testEnv {
+		e2 := newTestEnv(t, nil)
+		if err := e2.s.ReadSnapshot(binenc.NewReader(bytes.NewReader(snap))); err != nil {
+			t.Fatal(err)
+		}
+		if replay {
+			recs := log.Records()
+			for _, rec := range recs[next-1:] {
+				if err := e2.s.Replay(rec); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return e2
+	}
+	// The crash came after the second record was durable: replay counts it.
+	e2 := restore(true)
+	if st := e2.stats(t); num(st, "stored") != 3 || num(st, "deduplicated") != 0 {
+		t.Fatalf("after the replay: %v", st)
+	}
+	if got := len(e2.hook.all()); got != 2 {
+		t.Fatalf("replay handed %d events to attribution, want 2", got)
+	}
+	// The crash came before it reached the disk: the client's retry stores it.
+	e3 := restore(false)
+	r := e3.postCAPI(second)
+	if m := r.json(t); r.status != 200 || num(m, "events_deduplicated") != 0 {
+		t.Fatalf("retry of a batch that never reached the disk: %d %s", r.status, r.body)
 	}
 }

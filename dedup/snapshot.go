@@ -2,13 +2,29 @@ package dedup
 
 import "github.com/cpafeed/cpafeed/binenc"
 
-// WriteSnapshot writes the set's keys with their generations.
-func (d *Set) WriteSnapshot(w *binenc.Writer) {
+// WriteSnapshot writes the set's keys with their generations, leaving out
+// the keys in skip: keys the set holds ahead of the journal record that
+// stores their event (a reservation made before the record's apply ran),
+// which a snapshot of the state as of the records before that record must
+// not hold. A reserved key is in the set at most once (it is inserted only
+// after Contains said no), so each present skipped key is one entry less.
+func (d *Set) WriteSnapshot(w *binenc.Writer, skip map[Key]struct{}) {
+	n := d.n
+	for k := range skip {
+		if d.Contains(k) {
+			n--
+		}
+	}
 	w.Tag("dedup1")
 	w.Varint(d.genMs)
 	w.Varint(d.cur)
-	w.Uvarint(uint64(d.n))
+	w.Uvarint(uint64(n))
 	d.Each(func(k Key, gen int64) {
+		if len(skip) > 0 {
+			if _, ok := skip[k]; ok {
+				return
+			}
+		}
 		w.Raw(k[:])
 		w.Varint(gen)
 	})

@@ -93,7 +93,7 @@ func TestEngineWholePathOnItsClock(t *testing.T) {
 	if s.Level != 4 || s.Conversions < 0.98 || s.Conversions > 1 || s.VTR <= 0 || string(s.Segment) != camp+"/pub-9/com.example.tv/Sports/501" {
 		t.Fatalf("score: %+v (%s)", s, s.Segment)
 	}
-	if log.lsn != 4 { // exposure, start, complete, conversion batch
-		t.Fatalf("%d records, want 4", log.lsn)
+	if log.lsn != 5 { // exposure, start, complete, conversion batch, the retry's counts
+		t.Fatalf("%d records, want 5", log.lsn)
 	}
 }

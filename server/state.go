@@ -110,6 +110,11 @@ func (st *state) replay(from uint64) (journal.ReplayReport, error) {
 				return fmt.Errorf("record %d (conversions): %w", lsn, err)
 			}
 			return nil
+		case conversions.RecordTypeConversionCounts:
+			if err := st.conv.ReplayCounts(rec); err != nil {
+				return fmt.Errorf("record %d (conversion counts): %w", lsn, err)
+			}
+			return nil
 		case conversions.RecordTypeDeletion:
 			if err := st.eraser.Replay(rec); err != nil {
 				return fmt.Errorf("record %d (deletion): %w", lsn, err)
@@ -131,15 +136,16 @@ func (st *state) replay(from uint64) (journal.ReplayReport, error) {
 // as single records (section exposures3); this cpafeed still reads 1.
 const snapshotFormat = 2
 
-// writeSnapshot writes every component's state; it runs at a journal
-// checkpoint, where no apply runs.
-func (st *state) writeSnapshot(w io.Writer) error {
+// writeSnapshot writes every component's state as of the records before
+// LSN next; it runs at the journal checkpoint at next, where every record
+// < next is applied and no later one.
+func (st *state) writeSnapshot(w io.Writer, next uint64) error {
 	bw := binenc.NewWriter(w)
 	bw.Tag("cpafeed")
 	bw.Uvarint(snapshotFormat)
 	st.index.WriteSnapshot(bw)
-	st.exp.WriteSnapshot(bw)
-	st.conv.WriteSnapshot(bw)
+	st.exp.WriteSnapshot(bw, next)
+	st.conv.WriteSnapshot(bw, next)
 	st.attr.WriteSnapshot(bw)
 	bw.Tag("model")
 	if err := bw.Flush(); err != nil {
@@ -191,7 +197,7 @@ func (st *state) snapshot() (journal.SnapshotInfo, error) {
 	buf := &st.snapBuf
 	defer buf.Reset(64 << 20) // keep a little for the next snapshot, not the whole state
 	start := time.Now()
-	next, err := st.journal.Checkpoint(func(uint64) error { return st.writeSnapshot(buf) })
+	next, err := st.journal.Checkpoint(func(next uint64) error { return st.writeSnapshot(buf, next) })
 	if err != nil {
 		return info, err
 	}

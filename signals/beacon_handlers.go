@@ -6,6 +6,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/cpafeed/cpafeed/apierr"
+	"github.com/cpafeed/cpafeed/dedup"
 	"github.com/cpafeed/cpafeed/model"
 )
 
@@ -143,6 +144,7 @@ func (x *Exposures) commitVideo(v *videoEvent) error {
 	x.mu.Lock()
 	x.advanceLocked(now.UnixMilli())
 	var lsn, epoch uint64
+	var res *idemReservation
 	if x.seen.Contains(v.key) {
 		lsn, epoch = x.log.Tail()
 	} else {
@@ -150,17 +152,29 @@ func (x *Exposures) commitVideo(v *videoEvent) error {
 		x.seen.Insert(v.key, g)
 		var err error
 		lsn, epoch, err = x.log.AppendApply(appendVideo(nil, v),
-			func() { x.mu.Lock(); x.seen.Remove(v.key, g); x.mu.Unlock() },
+			func() {
+				x.mu.Lock()
+				x.seen.Remove(v.key, g)
+				if res != nil {
+					res.done = true
+				}
+				x.mu.Unlock()
+			},
 			func() { x.counter.Video(v.ts, v.leaf, v.starts, v.complete) })
 		if err != nil {
 			x.seen.Remove(v.key, g)
 			x.mu.Unlock()
 			return err
 		}
+		res = x.reserveLocked(lsn, []dedup.Key{v.key})
 	}
 	x.mu.Unlock()
 	if lsn == 0 {
 		return nil
 	}
-	return x.log.Wait(lsn, epoch)
+	err := x.log.Wait(lsn, epoch)
+	if res != nil {
+		x.release(res)
+	}
+	return err
 }

@@ -3,6 +3,7 @@ package signals
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -118,7 +119,7 @@ func TestExposuresReadsSnapshot2(t *testing.T) {
 	var buf bytes.Buffer
 	w := binenc.NewWriter(&buf)
 	w.Tag("exposures2")
-	h.x.seen.WriteSnapshot(w)
+	h.x.seen.WriteSnapshot(w, nil)
 	w.Uvarint(1)
 	// The old layout: key, ts, bidder, flags, one arena of imp ids and
 	// features with offsets per imp, a server-stitched flag, identities.
@@ -276,7 +277,7 @@ func TestRememberTooLarge(t *testing.T) {
 	h.x.Remember(req, "demo-bidder", h.x.now().Unix())
 	var buf bytes.Buffer
 	w := binenc.NewWriter(&buf)
-	h.x.WriteSnapshot(w)
+	h.x.WriteSnapshot(w, math.MaxUint64)
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}

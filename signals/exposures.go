@@ -131,8 +131,12 @@ type Exposures struct {
 	batch *bidBatch // bids on their way to bids
 	won   *wonMemory
 
-	mu   sync.Mutex // guards seen
+	mu   sync.Mutex // guards seen and inflight
 	seen dedup.Set  // idempotency keys
+	// inflight are the keys seen holds ahead of their records' applies:
+	// a snapshot at a checkpoint leaves out those of records it does not
+	// cover (see WriteSnapshot).
+	inflight []*idemReservation
 
 	onIndexed func(ingest int64, e IndexedExposure, ids []ID) // called on the applier goroutine
 
@@ -226,6 +230,55 @@ func (x *Exposures) idemKey(kind byte, parts ...[]byte) dedup.Key {
 	return k
 }
 
+// idemReservation is the idempotency keys one record inserted into seen
+// before it was durable.
+type idemReservation struct {
+	lsn  uint64
+	keys []dedup.Key
+	done bool // undone: the keys left seen (guarded by Exposures.mu)
+}
+
+// reserveLocked records that the keys of the record at lsn are in seen
+// ahead of its apply. x.mu held.
+func (x *Exposures) reserveLocked(lsn uint64, keys []dedup.Key) *idemReservation {
+	r := &idemReservation{lsn: lsn, keys: keys}
+	x.inflight = append(x.inflight, r)
+	return r
+}
+
+// release forgets r once its record's Wait returned.
+func (x *Exposures) release(r *idemReservation) {
+	x.mu.Lock()
+	for i, v := range x.inflight {
+		if v == r {
+			last := len(x.inflight) - 1
+			x.inflight[i] = x.inflight[last]
+			x.inflight[last] = nil
+			x.inflight = x.inflight[:last]
+			break
+		}
+	}
+	x.mu.Unlock()
+}
+
+// unappliedKeysLocked are the idempotency keys of records >= next still in
+// flight: a checkpoint at next has not applied them. x.mu held.
+func (x *Exposures) unappliedKeysLocked(next uint64) map[dedup.Key]struct{} {
+	var skip map[dedup.Key]struct{}
+	for _, r := range x.inflight {
+		if r.done || r.lsn < next {
+			continue
+		}
+		if skip == nil {
+			skip = make(map[dedup.Key]struct{})
+		}
+		for _, k := range r.keys {
+			skip[k] = struct{}{}
+		}
+	}
+	return skip
+}
+
 // commit journals the exposures not seen before and waits until they are
 // applied. It returns how many were new.
 func (x *Exposures) commit(es []exposure) (stored int, err error) {
@@ -245,31 +298,44 @@ func (x *Exposures) commit(es []exposure) (stored int, err error) {
 		fresh = append(fresh, es[i])
 	}
 	var lsn, epoch uint64
+	var res *idemReservation
 	if len(fresh) > 0 {
 		rec := appendExposures(nil, ingest, fresh)
+		keys := make([]dedup.Key, len(fresh))
+		for i := range fresh {
+			keys[i] = fresh[i].key
+		}
 		undo := func() {
 			x.mu.Lock()
-			for i := range fresh {
-				x.seen.Remove(fresh[i].key, g)
+			for _, k := range keys {
+				x.seen.Remove(k, g)
+			}
+			if res != nil {
+				res.done = true
 			}
 			x.mu.Unlock()
 		}
 		apply := func() { x.apply(ingest, fresh) }
 		lsn, epoch, err = x.log.AppendApply(rec, undo, apply)
 		if err != nil {
-			for i := range fresh {
-				x.seen.Remove(fresh[i].key, g)
+			for _, k := range keys {
+				x.seen.Remove(k, g)
 			}
 			x.mu.Unlock()
 			return 0, err
 		}
+		res = x.reserveLocked(lsn, keys)
 	}
 	if dup { // a duplicate may match a reservation not yet durable: wait for it too
 		lsn, epoch = x.log.Tail()
 	}
 	x.mu.Unlock()
 	if lsn > 0 {
-		if err := x.log.Wait(lsn, epoch); err != nil {
+		err := x.log.Wait(lsn, epoch)
+		if res != nil {
+			x.release(res)
+		}
+		if err != nil {
 			return 0, err
 		}
 	}

@@ -9,13 +9,17 @@ import (
 	"github.com/cpafeed/cpafeed/model"
 )
 
-// WriteSnapshot writes the exposure side's own state: the idempotency keys,
-// the remembered bids and the won exposures (the index has its own
-// snapshot). Call it where no apply runs (a journal checkpoint).
-func (x *Exposures) WriteSnapshot(w *binenc.Writer) {
+// WriteSnapshot writes the exposure side's own state as of the journal
+// records before LSN next: the idempotency keys, the remembered bids and
+// the won exposures (the index has its own snapshot). Call it where no apply
+// runs (a journal checkpoint at next). The keys of records >= next, reserved
+// before those records were durable, are left out: held in a snapshot, they
+// would make a client's retry of a record that never reached the disk look
+// like a duplicate.
+func (x *Exposures) WriteSnapshot(w *binenc.Writer, next uint64) {
 	w.Tag("exposures3")
 	x.mu.Lock()
-	x.seen.WriteSnapshot(w)
+	x.seen.WriteSnapshot(w, x.unappliedKeysLocked(next))
 	x.mu.Unlock()
 	x.WaitBids()
 	var rs []remembered

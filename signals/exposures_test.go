@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -392,7 +393,7 @@ func TestExposuresSnapshotRoundTrip(t *testing.T) {
 	h.x.WaitBids()
 	var buf bytes.Buffer
 	w := binenc.NewWriter(&buf)
-	h.x.WriteSnapshot(w)
+	h.x.WriteSnapshot(w, math.MaxUint64)
 	h.x.Index().WriteSnapshot(w)
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
@@ -453,4 +454,110 @@ func FuzzExposureBatch(f *testing.F) {
 		ctx.Request.Header.SetContentType("application/json")
 		h.x.HandleExposures(&ctx, body, demoBidder)
 	})
+}
+
+// heldLog is a Log whose records stay pending (appended, not durable, not
+// applied) until release: the state between an append and its apply, where
+// a journal checkpoint can fall.
+type heldLog struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	next    uint64
+	applied uint64
+	applies []func()
+}
+
+func newHeldLog() *heldLog { l := &heldLog{}; l.cond = sync.NewCond(&l.mu); return l }
+
+func (l *heldLog) AppendApply(_ []byte, _, apply func()) (uint64, uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.next++
+	l.applies = append(l.applies, apply)
+	return l.next, 0, nil
+}
+
+func (l *heldLog) Tail() (uint64, uint64) { l.mu.Lock(); defer l.mu.Unlock(); return l.next, 0 }
+
+func (l *heldLog) Wait(lsn, _ uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.applied < lsn {
+		l.cond.Wait()
+	}
+	return nil
+}
+
+func (l *heldLog) pending() int { l.mu.Lock(); defer l.mu.Unlock(); return int(l.next - l.applied) }
+
+// release applies every pending record, in order.
+func (l *heldLog) release() {
+	l.mu.Lock()
+	fns := l.applies[l.applied:]
+	l.mu.Unlock()
+	for _, fn := range fns {
+		if fn != nil {
+			fn()
+		}
+	}
+	l.mu.Lock()
+	l.applied = l.next
+	l.cond.Broadcast()
+	l.mu.Unlock()
+}
+
+// TestExposuresSnapshotAtCheckpointExcludesInflight: a checkpoint that falls
+// between an exposure batch's append and its apply does not hold the batch's
+// idempotency keys (nor a VAST event's). If the record never reached the
+// disk, the bidder's retry after the restart stores the exposure; before the
+// fix it was answered as a duplicate and the exposure was lost.
+func TestExposuresSnapshotAtCheckpointExcludesInflight(t *testing.T) {
+	h := openHarness(t, t.TempDir())
+	held := newHeldLog()
+	h.x.log = held
+	roku := fixture(t, "roku-ctv-pod-gpp.json")
+	body := exposuresBody(t, map[string]any{"request": roku, "imp_id": "1", "campaign": "demo-ctv-purchase", "price_cpm": 10.0, "ts": h.now.Unix() - 60})
+	done := make(chan int, 1)
+	go func() { status, _ := h.postExposures(t, demoBidder, body); done <- status }()
+	deadline := time.Now().Add(5 * time.Second)
+	for held.pending() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the exposure record was not appended")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	vast := make(chan error, 1)
+	go func() {
+		vast <- h.x.commitVideo(h.x.videoEventOf(h.now.Unix(), []byte("a-1"), []byte("1"), "demo-ctv-purchase", "complete", 1))
+	}()
+	for held.pending() != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the VAST record was not appended")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	var buf bytes.Buffer
+	w := binenc.NewWriter(&buf)
+	h.x.WriteSnapshot(w, 1) // the checkpoint: no record applied yet
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	held.release()
+	if status := <-done; status != 200 {
+		t.Fatalf("exposures: %d", status)
+	}
+	if err := <-vast; err != nil {
+		t.Fatal(err)
+	}
+
+	h2 := openHarness(t, t.TempDir())
+	if err := h2.x.ReadSnapshot(binenc.NewReader(&buf)); err != nil {
+		t.Fatal(err)
+	}
+	if status, out := h2.postExposures(t, demoBidder, body); status != 200 || out["exposures_stored"] != 1.0 {
+		t.Fatalf("retry of an exposure the snapshot does not cover: %d %v", status, out)
+	}
+	if err := h2.x.commitVideo(h2.x.videoEventOf(h.now.Unix(), []byte("a-1"), []byte("1"), "demo-ctv-purchase", "complete", 1)); err != nil || h2.c.completes != 1 {
+		t.Fatalf("retry of a VAST event the snapshot does not cover: %v, %v completes", err, h2.c.completes)
+	}
 }
