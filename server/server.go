@@ -42,11 +42,19 @@ func NewLogger(c LogConfig, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.Level))
 	opts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(newRateLimited(h, logRepeatPeriod, logRepeatBurst))
 }
+
+// At most logRepeatBurst WARN or ERROR lines with the same message are
+// logged per logRepeatPeriod; the next one says how many were suppressed.
+const (
+	logRepeatPeriod = 10 * time.Second
+	logRepeatBurst  = 5
+)
 
 // New builds a Server from a validated config. It refuses development
 // credentials on an address other than loopback and warns about them on

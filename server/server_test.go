@@ -80,3 +80,35 @@ func TestRefreshWait(t *testing.T) {
 		}
 	}
 }
+
+// TestLoggerRateLimitsRepeatedErrors: a failing disk makes every request
+// log the same ERROR lines; at most a burst of each message passes per
+// period, and the next line that passes says how many were dropped. Other
+// messages and INFO lines are not held back.
+func TestLoggerRateLimitsRepeatedErrors(t *testing.T) {
+	var buf bytes.Buffer
+	h := newRateLimited(slog.NewTextHandler(&buf, nil), 10*time.Second, 5)
+	now := time.Unix(1_800_000_000, 0)
+	h.state.now = func() time.Time { return now }
+	log := slog.New(h).With("component", "journal")
+	for range 1000 {
+		log.Error("journal: flush failed; records dropped", "err", "no space left on device")
+		log.Error("request failed", "status", 503)
+		log.Info("ingest", "n", 1)
+	}
+	if n := strings.Count(buf.String(), "flush failed"); n != 5 {
+		t.Fatalf("%d flush-failed lines in one period, want 5", n)
+	}
+	if n := strings.Count(buf.String(), "request failed"); n != 5 {
+		t.Fatalf("%d request-failed lines, want 5", n)
+	}
+	if n := strings.Count(buf.String(), "msg=ingest"); n != 1000 {
+		t.Fatalf("%d INFO lines, want all 1000", n)
+	}
+	buf.Reset()
+	now = now.Add(10 * time.Second)
+	log.Error("journal: flush failed; records dropped", "err", "no space left on device")
+	if !strings.Contains(buf.String(), "suppressed=995") || !strings.Contains(buf.String(), "component=journal") {
+		t.Fatalf("the next period's line: %q", buf.String())
+	}
+}

@@ -123,6 +123,22 @@ func TestFaultDataDirFull(t *testing.T) {
 		failed = append(failed, b)
 		b++
 	}
+	// A full disk does not flood the log: each failed request used to log
+	// two ERROR lines (the journal's flush, the 503); repeats of a message
+	// are now held to a few per 10 s.
+	errorsBefore := strings.Count(p.Logs(), "level=ERROR")
+	for range 200 {
+		a := c.mustSend(t, "POST", p.base+"/v1/conversions?dataset=1234567890", "application/json", advToken, diskBatch(t, b, now))
+		if a.status != 503 {
+			t.Fatalf("disk still full, batch %d: %v", b, a)
+		}
+		failed = append(failed, b)
+		b++
+	}
+	time.Sleep(100 * time.Millisecond) // the log pipe is read on its own goroutine
+	if n := strings.Count(p.Logs(), "level=ERROR") - errorsBefore; n > 20 {
+		t.Fatalf("%d ERROR lines for 200 requests refused on a full disk", n)
+	}
 	// (Large enough not to fit in the slack of the segment's last page.)
 	var exps []any
 	for i := range 100 {
