@@ -74,6 +74,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		started: time.Now(),
 	}
 	cfg.Journal.Logger = logger
+	cfg.Exposures.Logger = logger
 	st, err := newState(cfg, s.tenants, logger)
 	if err != nil {
 		return nil, err

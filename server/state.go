@@ -133,8 +133,10 @@ func (st *state) replay(from uint64) (journal.ReplayReport, error) {
 }
 
 // snapshotFormat is the version of the snapshot layout. 2: remembered bids
-// as single records (section exposures3); this cpafeed still reads 1.
-const snapshotFormat = 2
+// as single records (section exposures3); 3: remembered bids oldest first,
+// from the generations of the bid memory (section exposures4). This
+// cpafeed still reads 1 and 2.
+const snapshotFormat = 3
 
 // writeSnapshot writes every component's state as of the records before
 // LSN next; it runs at the journal checkpoint at next, where every record

@@ -3,11 +3,6 @@ package signals
 import (
 	"bytes"
 	"encoding/binary"
-	"sync"
-	"time"
-	"unsafe"
-
-	"github.com/dgraph-io/ristretto/v2"
 
 	"github.com/cpafeed/cpafeed/binenc"
 	"github.com/cpafeed/cpafeed/model"
@@ -35,12 +30,6 @@ const rememberedHeader = 9 // ts and flags
 
 func (r remembered) ts() int64     { return int64(binary.LittleEndian.Uint64(r)) }
 func (r remembered) indexed() bool { return r[8]&1 == 1 }
-
-// cost is what the record holds in the bid memory, so that
-// bid_memory_bytes bounds the heap: its bytes and about 110 more (size-class
-// rounding, the cache's map entry and policy; a 302-byte record took 473
-// bytes of heap, measured), besides the 64 of its item that ristretto adds.
-func (r remembered) cost() int64 { return int64(len(r)) + 110 }
 
 // appendRemembered appends the record of a request to dst.
 func appendRemembered(dst []byte, key []byte, bidder string, ts int64, indexed bool, ids []ID, imps []Imp) []byte {
@@ -182,164 +171,24 @@ func (x *Exposures) impIDs(req *Request, imp *Imp, dst []ID) []ID {
 func serverStitched(imp *Imp) bool { return string(imp.Feature(FeatureSSAI)) == "3" }
 
 // Remember keeps the request (every imp) for its win notices (BidTTL): one
-// cache entry, one allocation, the identities hashed once. The request's
-// bytes are copied; nothing of req is retained.
+// record copied into the bid memory, the identities hashed once; nothing
+// allocated in steady state. Nothing of req is retained.
 func (x *Exposures) Remember(req *Request, bidder string, now int64) {
+	if x.bids.ttl == 0 {
+		return // a bid_ttl under a second keeps nothing
+	}
 	allowed, _ := Gate(req.Privacy(), x.cfg.TCFVendorID)
 	var idBuf [8]ID
 	ids := req.IDs(x.hasher, idBuf[:0])
-	// Encoded in a scratch buffer, then copied to a record of its exact size.
 	buf := x.recBufs.Get().(*[]byte)
 	*buf = appendRemembered((*buf)[:0], req.ID, bidder, now, allowed, ids, req.Imps)
 	if len(*buf) > maxRemembered {
 		bidsTooLarge.Inc()
 		return // and the buffer is left to the GC
 	}
-	r := remembered(bytes.Clone(*buf))
+	x.bids.put(*buf)
 	x.recBufs.Put(buf)
-	x.batch.add(r)
 	bidsRemembered.Add(len(req.Imps))
-}
-
-// bidBatch gathers remembered bids for the cache: the bids of a millisecond
-// (at most 64) go to it together, from a goroutine of its own, rather than
-// one Set per scored request on the request's goroutine. That raised the
-// POST /v1/score rate by 9-15 % (cpafeed bench, 6 alternating rounds, two
-// runs).
-// Lookups find a bid while it waits here and while the cache applies it
-// (ristretto applies sets asynchronously), so a win never misses a bid that
-// was remembered before it.
-type bidBatch struct {
-	cache *ristretto.Cache[string, remembered]
-	ttl   time.Duration
-
-	flushMu sync.Mutex          // held by a flush
-	seen    map[string]struct{} // a flush's keys (under flushMu)
-
-	mu       sync.Mutex   // guards the slices and closed
-	pending  []pendingBid // not handed to the cache yet
-	flushing []pendingBid // being handed to the cache now
-	spare    []pendingBid
-	closed   bool // after close: no goroutine, bids go to the cache one by one
-
-	kick    chan struct{} // a batch started or filled up
-	stop    chan struct{}
-	stopped chan struct{}
-}
-
-// pendingBid is a bid waiting for the cache; key aliases rec.
-type pendingBid struct {
-	key string
-	rec remembered
-}
-
-const (
-	bidBatchSize = 64
-	bidBatchWait = time.Millisecond
-)
-
-// newBidBatch starts the batch of cache, whose bids live for ttl.
-func newBidBatch(cache *ristretto.Cache[string, remembered], ttl time.Duration) *bidBatch {
-	b := &bidBatch{cache: cache, ttl: ttl, seen: make(map[string]struct{}, bidBatchSize),
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
-	go b.run()
-	return b
-}
-
-// set hands one bid to the cache (which keeps only the key's hashes).
-func (b *bidBatch) set(p pendingBid) { b.cache.SetWithTTL(p.key, p.rec, p.rec.cost(), b.ttl) }
-
-// add queues r.
-func (b *bidBatch) add(r remembered) {
-	key := r.key()
-	p := pendingBid{unsafe.String(unsafe.SliceData(key), len(key)), r}
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		b.set(p)
-		return
-	}
-	b.pending = append(b.pending, p)
-	n := len(b.pending)
-	b.mu.Unlock()
-	if n == 1 || n == bidBatchSize {
-		select {
-		case b.kick <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// run hands each batch to the cache once it is full or bidBatchWait old.
-func (b *bidBatch) run() {
-	defer close(b.stopped)
-	for {
-		select {
-		case <-b.kick:
-		case <-b.stop:
-			b.flush()
-			return
-		}
-		t := time.NewTimer(bidBatchWait)
-		select {
-		case <-b.kick:
-		case <-t.C:
-		case <-b.stop:
-		}
-		t.Stop()
-		b.flush()
-	}
-}
-
-// flush hands the pending bids to the cache and waits until it applied
-// them (one flush at a time: the batch and the spare slice alternate).
-func (b *bidBatch) flush() {
-	b.flushMu.Lock()
-	defer b.flushMu.Unlock()
-	b.mu.Lock()
-	batch := b.pending
-	b.pending, b.flushing = b.spare[:0], batch
-	b.mu.Unlock()
-	// An auction remembered twice in a batch: only the newest goes, since
-	// the cache keeps the first of two new items with one key.
-	clear(b.seen)
-	for i := len(batch) - 1; i >= 0; i-- {
-		if _, dup := b.seen[batch[i].key]; !dup {
-			b.seen[batch[i].key] = struct{}{}
-			b.set(batch[i])
-		}
-	}
-	b.cache.Wait() // applied: lookups find them in the cache from now on
-	b.mu.Lock()
-	clear(batch) // no record stays reachable from here (under mu: find reads it)
-	b.flushing, b.spare = nil, batch[:0]
-	b.mu.Unlock()
-}
-
-// find looks for a bid still waiting for the cache.
-func (b *bidBatch) find(key []byte) (remembered, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, q := range [2][]pendingBid{b.pending, b.flushing} {
-		for i := len(q) - 1; i >= 0; i-- { // the newest, if remembered twice
-			if q[i].key == string(key) {
-				return q[i].rec, true
-			}
-		}
-	}
-	return nil, false
-}
-
-// close hands what is pending to the cache and stops the goroutine.
-func (b *bidBatch) close() {
-	b.mu.Lock()
-	closed := b.closed
-	b.closed = true
-	b.mu.Unlock()
-	if !closed {
-		close(b.stop)
-		<-b.stopped
-	}
 }
 
 // rememberWon keeps the leaf of a won exposure, ingested at the Unix second
@@ -348,17 +197,8 @@ func (x *Exposures) rememberWon(e *exposure, leaf model.Key, ingest int64) {
 	x.won.put(wonHash(e.auction, e.imp, e.campaign), wonEntry{leaf: leaf, ts: ingest}, x.now().Unix())
 }
 
-// WaitBids blocks until remembered bids are in the cache and visible to
-// its lookups (it applies sets asynchronously); for tests, snapshots and
-// shutdown.
-func (x *Exposures) WaitBids() { x.batch.flush() }
-
-// lookupBid returns the remembered bid of an auction. The batch is looked
-// at first: a bid leaves it only once the cache has applied it, so in this
-// order a bid moving from one to the other is not missed.
+// lookupBid returns the remembered bid of an auction, the newer if it was
+// remembered twice, unless it is BidTTL old.
 func (x *Exposures) lookupBid(auction []byte) (remembered, bool) {
-	if r, ok := x.batch.find(auction); ok {
-		return r, true
-	}
-	return x.bids.Get(string(auction))
+	return x.bids.get(auction, x.now().Unix())
 }

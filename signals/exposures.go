@@ -4,11 +4,11 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"hash"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	"github.com/dgraph-io/ristretto/v2"
 
 	"github.com/cpafeed/cpafeed/dedup"
 	"github.com/cpafeed/cpafeed/model"
@@ -22,8 +22,11 @@ type ExposureConfig struct {
 	// Default 15m.
 	BidTTL time.Duration `yaml:"bid_ttl"`
 	// BidMemoryBytes bounds the memory of remembered bids and won exposures,
-	// in bytes: three quarters for the bids (ristretto cost), a quarter for
-	// the won exposures (about 48 bytes each). Default 256 MiB.
+	// in bytes: three quarters for the bids (about 340 bytes each for a
+	// 3-imp CTV pod, oldest pushed out first when full, counted and logged),
+	// a quarter for the won exposures (about 48 bytes each). Keeping every
+	// bid for BidTTL takes scored requests/s × BidTTL × bytes per bid × 4/3.
+	// Default 256 MiB.
 	BidMemoryBytes int64 `yaml:"bid_memory_bytes"`
 	// MaxBatch is the most exposures in one POST /v1/exposures. Default 10000.
 	MaxBatch int `yaml:"max_batch"`
@@ -43,6 +46,8 @@ type ExposureConfig struct {
 	Index IndexConfig `yaml:"index"`
 	// TCFVendorID is the identity config's TCF vendor id (see Gate).
 	TCFVendorID int `yaml:"-"`
+	// Logger receives the bid memory's warnings. Nil means slog.Default().
+	Logger *slog.Logger `yaml:"-"`
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -67,6 +72,9 @@ func (c ExposureConfig) WithDefaults() ExposureConfig {
 	}
 	if c.MaxFuture == 0 {
 		c.MaxFuture = 10 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
 	}
 	c.Index = c.Index.WithDefaults()
 	return c
@@ -127,9 +135,8 @@ type Exposures struct {
 	ids       []string          // number -> campaign id
 	roots     []model.Key       // number -> root key
 
-	bids  *ristretto.Cache[string, remembered]
-	batch *bidBatch // bids on their way to bids
-	won   *wonMemory
+	bids *bidMemory
+	won  *wonMemory
 
 	mu   sync.Mutex // guards seen and inflight
 	seen dedup.Set  // idempotency keys
@@ -152,20 +159,11 @@ func NewExposures(cfg ExposureConfig, chain *Chain, h *Hasher, index *Index, cou
 	if len(campaigns) > 1<<16 {
 		return nil, fmt.Errorf("signals: %d campaigns, at most 65536", len(campaigns))
 	}
-	bids, err := ristretto.NewCache(&ristretto.Config[string, remembered]{
-		NumCounters: max(cfg.BidMemoryBytes/100, 1000), // ~10 counters per expected item of ~1 KB
-		MaxCost:     cfg.BidMemoryBytes * 3 / 4,
-		BufferItems: 64,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("signals: bid memory: %w", err)
-	}
 	x := &Exposures{
 		cfg: cfg, chain: chain, hasher: h, index: index, counter: counter, log: log,
 		now:       time.Now,
 		campaigns: map[string]uint16{},
-		bids:      bids,
-		batch:     newBidBatch(bids, cfg.BidTTL),
+		bids:      newBidMemory(cfg.BidTTL, cfg.BidMemoryBytes*3/4, cfg.BidMemoryBytes, cfg.Logger),
 		won:       newWonMemory(int64(cfg.BidTTL/time.Second), cfg.BidMemoryBytes/4),
 		seen:      dedup.New(cfg.IdempotencyWindow.Milliseconds(), 6),
 	}
@@ -198,11 +196,8 @@ func (x *Exposures) CampaignNumber(id string) (uint16, bool) {
 	return n, ok
 }
 
-// Close releases the bid memory.
-func (x *Exposures) Close() {
-	x.batch.close()
-	x.bids.Close()
-}
+// Close releases the bid memory; no bid is remembered after.
+func (x *Exposures) Close() { x.bids.close() }
 
 // keyHasher makes idempotency keys: the first 16 bytes of the SHA-256 of
 // the length-prefixed parts (stable: keys are journaled).

@@ -47,7 +47,6 @@ func TestExposeAndVideoEventMatchTheHTTPPath(t *testing.T) {
 	if status, out := web.postExposures(t, demoBidder, body); status != 200 || out["exposures_stored"] != 1.0 {
 		t.Fatalf("%d %v", status, out)
 	}
-	web.x.WaitBids()
 	for _, ev := range []string{"impression", "start", "midpoint", "complete", "start"} {
 		var ctx fasthttp.RequestCtx
 		ctx.Request.SetRequestURI("/v1/vast?auction=9f1c2d3e-roku-0001&imp=2&campaign=" + camp + "&ev=" + ev)

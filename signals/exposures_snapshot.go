@@ -1,33 +1,27 @@
 package signals
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/cpafeed/cpafeed/binenc"
 	"github.com/cpafeed/cpafeed/model"
 )
 
 // WriteSnapshot writes the exposure side's own state as of the journal
-// records before LSN next: the idempotency keys, the remembered bids and
-// the won exposures (the index has its own snapshot). Call it where no apply
-// runs (a journal checkpoint at next). The keys of records >= next, reserved
-// before those records were durable, are left out: held in a snapshot, they
-// would make a client's retry of a record that never reached the disk look
-// like a duplicate.
+// records before LSN next: the idempotency keys, the remembered bids (oldest
+// first) and the won exposures (the index has its own snapshot). Call it
+// where no apply runs (a journal checkpoint at next). The keys of records
+// >= next, reserved before those records were durable, are left out: held
+// in a snapshot, they would make a client's retry of a record that never
+// reached the disk look like a duplicate.
 func (x *Exposures) WriteSnapshot(w *binenc.Writer, next uint64) {
-	w.Tag("exposures3")
+	w.Tag("exposures4")
 	x.mu.Lock()
 	x.seen.WriteSnapshot(w, x.unappliedKeysLocked(next))
 	x.mu.Unlock()
-	x.WaitBids()
-	var rs []remembered
-	x.bids.IterValues(func(r remembered) bool {
-		rs = append(rs, r)
-		return false
-	})
-	rs = slices.DeleteFunc(rs, func(r remembered) bool { return len(r) > maxRemembered }) // none: Remember refuses them
+	rs := x.bids.live(x.now().Unix())
 	w.Uvarint(uint64(len(rs)))
 	for _, r := range rs {
 		w.Bytes(r)
@@ -46,25 +40,37 @@ func (x *Exposures) WriteSnapshot(w *binenc.Writer, next uint64) {
 	}
 }
 
-// ReadSnapshot restores what WriteSnapshot wrote (or the layout before
-// remembered bids became single records, "exposures2"); remembered bids
-// keep the rest of their time to live.
+// ReadSnapshot restores what WriteSnapshot wrote, or an older layout:
+// "exposures3" (the bids of the ristretto cache, in no order) or
+// "exposures2" (before remembered bids became single records). Remembered
+// bids keep the rest of their time to live.
 func (x *Exposures) ReadSnapshot(r *binenc.Reader) error {
 	tag := r.String(64)
-	if r.Err() == nil && tag != "exposures2" && tag != "exposures3" {
-		return fmt.Errorf("section %q where %q was expected", tag, "exposures3")
+	switch {
+	case r.Err() != nil:
+		return r.Err()
+	case tag != "exposures2" && tag != "exposures3" && tag != "exposures4":
+		return fmt.Errorf("section %q where %q was expected", tag, "exposures4")
 	}
 	now := x.now()
 	x.mu.Lock()
 	x.seen.ReadSnapshot(r, now.UnixMilli())
 	x.mu.Unlock()
 	n := r.Len(1 << 30)
+	var buf []byte
+	var unordered []remembered // the older layouts: put in time order below
 	for range n {
 		var m remembered
-		if tag == "exposures2" {
+		switch tag {
+		case "exposures2":
 			m = readRemembered2(r)
-		} else {
+		case "exposures3":
 			m = r.Bytes(maxRemembered)
+		default: // oldest first: into the memory as they come, through buf
+			k := r.Len(maxRemembered)
+			buf = slices.Grow(buf[:0], k)[:k]
+			r.Raw(buf)
+			m = buf
 		}
 		if r.Err() != nil {
 			return r.Err()
@@ -72,12 +78,18 @@ func (x *Exposures) ReadSnapshot(r *binenc.Reader) error {
 		if !m.valid() {
 			return binenc.ErrCorrupt
 		}
-		ttl := time.Unix(m.ts(), 0).Add(x.cfg.BidTTL).Sub(now)
-		if ttl > 0 {
-			x.bids.SetWithTTL(string(m.key()), m, m.cost(), ttl)
+		switch {
+		case now.Unix()-m.ts() >= x.bids.ttl:
+		case tag == "exposures4":
+			x.bids.put(m)
+		default:
+			unordered = append(unordered, m)
 		}
 	}
-	x.bids.Wait()
+	slices.SortStableFunc(unordered, func(a, b remembered) int { return cmp.Compare(a.ts(), b.ts()) })
+	for _, m := range unordered {
+		x.bids.put(m)
+	}
 	n = r.Len(1 << 30)
 	for range n {
 		h, leaf, ts := r.U64(), model.Key(r.U64()), r.Varint()

@@ -87,6 +87,12 @@ type expHarness struct {
 
 func openHarness(t testing.TB, dir string) *expHarness {
 	t.Helper()
+	return openHarnessWith(t, dir, ExposureConfig{})
+}
+
+// openHarnessWith is openHarness with an exposure config of the test's.
+func openHarnessWith(t testing.TB, dir string, cfg ExposureConfig) *expHarness {
+	t.Helper()
 	j, err := journal.Open(journal.Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +102,7 @@ func openHarness(t testing.TB, dir string) *expHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.x, err = NewExposures(ExposureConfig{}, chain, NewHasher([]byte("test-secret")), NewIndex(IndexConfig{MaxExposures: 1000}), h.c, j, testCampaigns)
+	h.x, err = NewExposures(cfg, chain, NewHasher([]byte("test-secret")), NewIndex(IndexConfig{MaxExposures: 1000}), h.c, j, testCampaigns)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +283,6 @@ func TestBidWinVAST(t *testing.T) {
 	if status != 200 || out["remembered"] != 3.0 {
 		t.Fatalf("bids: %d %v", status, out)
 	}
-	h.x.WaitBids()
 	get := func(fn func(*fasthttp.RequestCtx) error, uri string) *fasthttp.RequestCtx {
 		t.Helper()
 		var ctx fasthttp.RequestCtx
@@ -299,7 +304,6 @@ func TestBidWinVAST(t *testing.T) {
 	if h.c.exposures != 1 {
 		t.Fatalf("duplicate or unknown wins counted: %d", h.c.exposures)
 	}
-	h.x.WaitBids()
 	for _, ev := range []string{"impression", "start", "firstQuartile", "midpoint", "thirdQuartile", "complete", "start"} {
 		get(h.x.HandleVAST, "/v1/vast?auction=9f1c2d3e-roku-0001&imp=2&campaign=demo-ctv-purchase&ev="+ev)
 	}
@@ -317,10 +321,8 @@ func TestExposuresReplayRebuildsState(t *testing.T) {
 		t.Fatalf("%d %v", status, out)
 	}
 	post(t, func(ctx *fasthttp.RequestCtx, b []byte) error { return h.x.HandleBids(ctx, b, demoBidder) }, "application/json", roku)
-	h.x.WaitBids()
 	var ctx fasthttp.RequestCtx
 	ctx.Request.SetRequestURI("/v1/vast?auction=9f1c2d3e-roku-0001&imp=3&campaign=demo-ctv-purchase&ev=start")
-	h.x.WaitBids()
 	if err := h.x.HandleVAST(&ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +392,6 @@ func TestExposuresSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("%d %v", status, out)
 	}
 	post(t, func(ctx *fasthttp.RequestCtx, b []byte) error { return h.x.HandleBids(ctx, b, demoBidder) }, "application/json", roku)
-	h.x.WaitBids()
 	var buf bytes.Buffer
 	w := binenc.NewWriter(&buf)
 	h.x.WriteSnapshot(w, math.MaxUint64)

@@ -2,8 +2,11 @@ package signals
 
 import (
 	"encoding/json"
+	"fmt"
 	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cpafeed/cpafeed/model"
 	"github.com/prebid/openrtb/v20/openrtb2"
@@ -209,19 +212,11 @@ func BenchmarkGate(b *testing.B) {
 
 // BenchmarkRemember keeps a scored CTV pod request (three imps, an IFA, an
 // IP, eids) for its win notices, each time under a new auction id: what
-// remembering adds to POST /v1/score for a bidder that sends wins.
+// remembering adds to POST /v1/score for a bidder that sends wins. The
+// default memory fills after about 600 000 bids; from there on its oldest
+// generations are pushed out as it goes (logged once).
 func BenchmarkRemember(b *testing.B) {
-	r, err := NewExtractor().Extract(fixtures(b)["roku-ctv-pod-gpp"], testNow)
-	if err != nil {
-		b.Fatal(err)
-	}
-	chain, _ := NewChain([][]string{{"publisher"}, {"bundle"}, {"genre"}, {"metro"}})
-	camps := []model.Campaign{{ID: "c", Advertiser: "a", Event: "Purchase", TargetCPA: 50}}
-	x, err := NewExposures(ExposureConfig{}, chain, NewHasher([]byte("bench-secret")), NewIndex(IndexConfig{}), model.New(model.Config{}, camps), nil, camps)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer x.Close()
+	x, r := benchRemember(b)
 	id := []byte("auction-0000000000")
 	b.ReportAllocs()
 	i := 0
@@ -234,4 +229,66 @@ func BenchmarkRemember(b *testing.B) {
 		x.Remember(r, "bench-bidder", testNow)
 	}
 	b.ReportMetric(float64(len(appendRemembered(nil, r.ID, "bench-bidder", testNow, true, r.IDs(x.hasher, nil), r.Imps))), "record-B")
+}
+
+// BenchmarkRememberParallel is BenchmarkRemember from every P at once (the
+// score handler's goroutines), each with its own view of the request.
+func BenchmarkRememberParallel(b *testing.B) {
+	x, req := benchRemember(b)
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		v := req.View()
+		r := &v
+		id := fmt.Appendf(nil, "auction-%02d-0000000000", next.Add(1))
+		for i := 1; pb.Next(); i++ {
+			for k, n := len(id)-1, i; n > 0; k, n = k-1, n/10 {
+				id[k] = byte('0' + n%10)
+			}
+			r.ID = id
+			x.Remember(r, "bench-bidder", testNow)
+		}
+	})
+}
+
+// BenchmarkLookupBid finds a remembered bid by its auction id among 100 000
+// remembered over bid_ttl, as a win notice does.
+func BenchmarkLookupBid(b *testing.B) {
+	x, r := benchRemember(b)
+	const n = 100_000
+	ttl := int64(x.cfg.BidTTL / time.Second)
+	for i := range n {
+		r.ID = fmt.Appendf(nil, "auction-%010d", i)
+		x.Remember(r, "bench-bidder", testNow-ttl+1+int64(i)*(ttl-1)/n)
+	}
+	x.SetClock(func() time.Time { return time.Unix(testNow, 0) })
+	ids := make([][]byte, 1024)
+	for i := range ids {
+		ids[i] = fmt.Appendf(nil, "auction-%010d", (i*7919)%n)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, ok := x.lookupBid(ids[i%len(ids)]); !ok {
+			b.Fatal("not found")
+		}
+		i++
+	}
+}
+
+// benchRemember is an exposure side with the default config and the Roku
+// pod request to remember.
+func benchRemember(b *testing.B) (*Exposures, *Request) {
+	r, err := NewExtractor().Extract(fixtures(b)["roku-ctv-pod-gpp"], testNow)
+	if err != nil {
+		b.Fatal(err)
+	}
+	chain, _ := NewChain([][]string{{"publisher"}, {"bundle"}, {"genre"}, {"metro"}})
+	camps := []model.Campaign{{ID: "c", Advertiser: "a", Event: "Purchase", TargetCPA: 50}}
+	x, err := NewExposures(ExposureConfig{}, chain, NewHasher([]byte("bench-secret")), NewIndex(IndexConfig{}), model.New(model.Config{}, camps), nil, camps)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(x.Close)
+	return x, r
 }
