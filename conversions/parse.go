@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"math"
 	"strconv"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/cpafeed/cpafeed/apierr"
@@ -34,8 +33,6 @@ const (
 	reasonNotStringArr = "not a string or an array of strings"
 	reasonTooLong      = "too long"
 	reasonNotIP        = "not an IP address"
-	reasonControl      = "contains control characters"
-	reasonNotUTF8      = "not UTF-8"
 )
 
 // event is one server event during ingest. Its byte slices alias the request
@@ -164,7 +161,7 @@ func (s *Service) parseEvent(b *batch, i int, v *fastjson.Value) {
 		b.fail(i, apierr.SubcodeInvalidBatch, "event_name", reasonRequired)
 	} else if len(name) > maxEventName {
 		b.fail(i, apierr.SubcodeInvalidBatch, "event_name", "longer than 100 bytes")
-	} else if why := badText(name); why != "" {
+	} else if why := signals.BadText(name); why != "" {
 		b.fail(i, apierr.SubcodeInvalidBatch, "event_name", why)
 	} else {
 		e.name = name
@@ -211,8 +208,8 @@ func (s *Service) parseEvent(b *batch, i int, v *fastjson.Value) {
 			b.fail(i, apierr.SubcodeInvalidBatch, "event_id", reasonNotString)
 		case len(id) > maxEventID:
 			b.fail(i, apierr.SubcodeInvalidBatch, "event_id", reasonTooLong)
-		case badText(id) != "":
-			b.fail(i, apierr.SubcodeInvalidBatch, "event_id", badText(id))
+		case signals.BadText(id) != "":
+			b.fail(i, apierr.SubcodeInvalidBatch, "event_id", signals.BadText(id))
 		default:
 			eventID = id
 		}
@@ -419,8 +416,8 @@ func (s *Service) parseCustomData(b *batch, i int, e *event, v *fastjson.Value) 
 			b.fail(i, apierr.SubcodeInvalidBatch, "custom_data.order_id", reasonNotString)
 		case len(id) > maxEventID:
 			b.fail(i, apierr.SubcodeInvalidBatch, "custom_data.order_id", reasonTooLong)
-		case badText(id) != "":
-			b.fail(i, apierr.SubcodeInvalidBatch, "custom_data.order_id", badText(id))
+		case signals.BadText(id) != "":
+			b.fail(i, apierr.SubcodeInvalidBatch, "custom_data.order_id", signals.BadText(id))
 		default:
 			orderID = id
 		}
@@ -561,8 +558,8 @@ func (s *Service) parseUserData(b *batch, i int, e *event, v *fastjson.Value, ha
 			b.fail(i, apierr.SubcodeInvalidBatch, "user_data.household_id", reasonNotString)
 		case len(h) > maxHouseholdID:
 			b.fail(i, apierr.SubcodeInvalidBatch, "user_data.household_id", reasonTooLong)
-		case badText(h) != "":
-			b.fail(i, apierr.SubcodeInvalidBatch, "user_data.household_id", badText(h))
+		case signals.BadText(h) != "":
+			b.fail(i, apierr.SubcodeInvalidBatch, "user_data.household_id", signals.BadText(h))
 		case len(h) > 0:
 			matchable++
 			if hash {
@@ -719,40 +716,6 @@ func isInteger(v *fastjson.Value) bool {
 		s, _ := v.StringBytes()
 		_, err := strconv.ParseInt(b2s(trimSpace(s)), 10, 32)
 		return err == nil
-	}
-	return false
-}
-
-// badText is why s cannot be a name or an id that is stored or hashed into
-// a key (event_name, event_id, order_id, household_id): a control
-// character (below 0x20, or DEL; the JSON parser lets raw ones through) or
-// bytes that are not UTF-8 (which would reach the journal and the stats
-// as they are, and never equal the same id sent by a pixel or a bid
-// request, whose readers replace them). "" when s is fine. One pass over
-// the ASCII prefix; utf8.Valid only from the first non-ASCII byte on.
-func badText(s []byte) string {
-	for i, c := range s {
-		switch {
-		case c < 0x20 || c == 0x7f:
-			return reasonControl
-		case c >= utf8.RuneSelf:
-			if hasControl(s[i:]) {
-				return reasonControl
-			}
-			if !utf8.Valid(s[i:]) {
-				return reasonNotUTF8
-			}
-			return ""
-		}
-	}
-	return ""
-}
-
-func hasControl(s []byte) bool {
-	for _, c := range s {
-		if c < 0x20 || c == 0x7f {
-			return true
-		}
 	}
 	return false
 }

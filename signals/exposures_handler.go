@@ -136,6 +136,8 @@ func (bb *batchBuilder) add(i int, f *exposureFields) {
 	impID := f.impID
 	if len(impID) == 0 {
 		bb.bad(i, "imp_id", "missing")
+	} else if why := BadText(impID); why != "" {
+		bb.bad(i, "imp_id", "%s", why)
 	}
 	ts := bb.now.Unix()
 	switch {
@@ -199,7 +201,12 @@ func (bb *batchBuilder) add(i int, f *exposureFields) {
 			}
 			switch fv.Type() {
 			case fastjson.TypeString:
-				imp.SetFeature(id, append([]byte(nil), fv.GetStringBytes()...))
+				v := fv.GetStringBytes()
+				if why := BadText(v); why != "" { // a segment label, stored and shown in reports
+					bb.bad(i, "features."+string(k), "%s", why)
+					return
+				}
+				imp.SetFeature(id, append([]byte(nil), v...))
 			case fastjson.TypeNumber:
 				imp.SetFeature(id, fv.MarshalTo(nil))
 			default:
@@ -209,6 +216,8 @@ func (bb *batchBuilder) add(i int, f *exposureFields) {
 		auction = f.requestID
 		if len(auction) == 0 {
 			bb.bad(i, "request_id", "missing (needed with features)")
+		} else if why := BadText(auction); why != "" {
+			bb.bad(i, "request_id", "%s", why)
 		}
 		priv := Privacy{GDPR: -1}
 		if f.privacy != nil {

@@ -232,6 +232,37 @@ func TestExposuresFeaturesForm(t *testing.T) {
 	}
 }
 
+// TestExposuresFeaturesFormBadBytes (issue 18): ids and feature values of
+// the features form are stored (journal, segment labels) and keyed on, so
+// control characters are refused, and bytes that are not UTF-8 in feature
+// values (read by fastjson as sent; ids are read as encoding/json reads
+// them, with U+FFFD), each naming its path.
+func TestExposuresFeaturesFormBadBytes(t *testing.T) {
+	h := openHarness(t, t.TempDir())
+	nd := `{"request_id":"r\u0007","imp_id":"1","campaign":"demo-ctv-purchase","features":{"publisher":"pub-1"}}
+{"request_id":"r2","imp_id":"1\u0000","campaign":"demo-ctv-purchase","features":{"publisher":"pub-1"}}
+{"request_id":"r3","imp_id":"1","campaign":"demo-ctv-purchase","features":{"publisher":"pub` + "\xc3" + `","genre":"a\u001bb"}}
+`
+	status, out := post(t, func(ctx *fasthttp.RequestCtx, b []byte) error { return h.x.HandleExposures(ctx, b, demoBidder) }, "application/x-ndjson", []byte(nd))
+	if status != 400 {
+		t.Fatalf("status %d %v", status, out)
+	}
+	msg := detailsOf(out["err"])
+	for _, want := range []string{
+		`exposures[0].request_id: contains control characters`,
+		`exposures[1].imp_id: contains control characters`,
+		`exposures[2].features.publisher: not UTF-8`,
+		`exposures[2].features.genre: contains control characters`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in\n%s", want, msg)
+		}
+	}
+	if h.c.exposures != 0 {
+		t.Fatal("stored")
+	}
+}
+
 func TestExposuresBatchErrorsNameEveryPath(t *testing.T) {
 	h := openHarness(t, t.TempDir())
 	roku := fixture(t, "roku-ctv-pod-gpp.json")
