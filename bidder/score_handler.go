@@ -25,10 +25,10 @@ type Estimator interface {
 	Estimates() *model.Estimates
 }
 
-// Rememberer keeps the imps of a scored request for their win notices;
-// *signals.Exposures implements it.
+// Rememberer keeps the imps of a scored request for their win notices and
+// returns how many it kept; *signals.Exposures implements it.
 type Rememberer interface {
-	Remember(req *signals.Request, bidder string, now int64)
+	Remember(req *signals.Request, bidder string, now int64) int
 }
 
 // Service serves the bidder endpoints of a cpafeed server: POST and GET
@@ -59,7 +59,11 @@ type scratch struct {
 // is taken WithDefaults.
 func NewService(cfg Config, rules *Rules, m Estimator, mem Rememberer) *Service {
 	s := &Service{cfg: cfg.WithDefaults(), rules: rules, model: m, mem: mem, now: time.Now, rng: newRand()}
-	s.pool.New = func() any { return &scratch{ex: signals.NewExtractor()} }
+	s.pool.New = func() any {
+		ex := signals.NewExtractor()
+		ex.SetMaxImps(s.cfg.MaxImps)
+		return &scratch{ex: ex}
+	}
 	return s
 }
 

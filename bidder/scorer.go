@@ -20,6 +20,10 @@ type ScorerConfig struct {
 	// OnError, when set, receives Run's refresh errors; the Scorer keeps
 	// scoring with the snapshot it has and retries on the next tick.
 	OnError func(error) `yaml:"-"`
+	// MaxImps is the most imps of a bid request Score accepts (a 400
+	// naming imp beyond), as the server's exposures.max_imps. Default (0)
+	// signals.DefaultMaxImps, 32.
+	MaxImps int `yaml:"max_imps"`
 }
 
 // Scorer scores bid requests in process, without a network hop, from a
@@ -64,7 +68,11 @@ func newScorer(c *Client, cfg ScorerConfig) *Scorer {
 		cfg.Interval = 2 * time.Second
 	}
 	s := &Scorer{client: c, cfg: cfg, rng: newRand()}
-	s.pool.New = func() any { return &scorerScratch{ex: signals.NewExtractor()} }
+	s.pool.New = func() any {
+		ex := signals.NewExtractor()
+		ex.SetMaxImps(cfg.MaxImps)
+		return &scorerScratch{ex: ex}
+	}
 	return s
 }
 

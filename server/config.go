@@ -279,6 +279,7 @@ func (c Config) WithDefaults() Config {
 	}
 	c.Exposures = c.Exposures.WithDefaults()
 	c.Model = c.Model.WithDefaults()
+	c.Bidder.MaxImps = c.Exposures.MaxImps // one limit for every reader of bid requests
 	c.Bidder = c.Bidder.WithDefaults()
 	c.Attribution = c.Attribution.WithDefaults()
 	if c.Snapshot.Interval == 0 {

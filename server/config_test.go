@@ -112,3 +112,19 @@ func TestTwoTenantsExampleIsValid(t *testing.T) {
 		t.Fatalf("%+v %+v %+v", c.Advertisers, c.Bidders, c.Campaigns)
 	}
 }
+
+// TestMaxImpsReachesEveryReader: exposures.max_imps bounds the bid
+// requests of /v1/score too (the bidder package reads them with its own
+// extractors).
+func TestMaxImpsReachesEveryReader(t *testing.T) {
+	c, err := ParseConfig(append([]byte("exposures: {max_imps: 4}\n"), configs.Default...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Exposures.MaxImps != 4 || c.Bidder.MaxImps != 4 {
+		t.Fatalf("exposures %d, bidder %d", c.Exposures.MaxImps, c.Bidder.MaxImps)
+	}
+	if c, _ = ParseConfig(configs.Default); c.Exposures.MaxImps != 32 || c.Bidder.MaxImps != 32 {
+		t.Fatalf("default: exposures %d, bidder %d", c.Exposures.MaxImps, c.Bidder.MaxImps)
+	}
+}

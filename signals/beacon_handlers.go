@@ -22,7 +22,9 @@ func WriteGIF(ctx *fasthttp.RequestCtx) {
 }
 
 // HandleBids serves POST /v1/bids: the bid request alone, remembered (every
-// imp) for its win notice. Answer: {"id": ..., "remembered": <imps>}.
+// imp) for its win notice. Answer: {"id": ..., "remembered": <imps>}, the
+// imps actually remembered (0 for a request too large to keep, counted in
+// cpafeed_bids_not_remembered_total).
 func (x *Exposures) HandleBids(ctx *fasthttp.RequestCtx, body []byte, b Bidder) error {
 	ex := x.extractors.Get().(*Extractor)
 	defer x.extractors.Put(ex)
@@ -31,11 +33,11 @@ func (x *Exposures) HandleBids(ctx *fasthttp.RequestCtx, body []byte, b Bidder) 
 	if err != nil {
 		return err
 	}
-	x.Remember(req, b.BidderName(), now)
+	kept := x.Remember(req, b.BidderName(), now)
 	out := append(ctx.Response.Body()[:0], `{"id":`...)
 	out = apierr.AppendString(out, string(req.ID))
 	out = append(out, `,"remembered":`...)
-	out = strconv.AppendInt(out, int64(len(req.Imps)), 10)
+	out = strconv.AppendInt(out, int64(kept), 10)
 	out = append(out, '}')
 	ctx.SetContentType("application/json")
 	ctx.SetBody(out)

@@ -183,8 +183,9 @@ func serverStitched(imp *Imp) bool { return string(imp.Feature(FeatureSSAI)) == 
 
 // Remember keeps the request (every imp) for its win notices (BidTTL): one
 // cache entry, one allocation, the identities hashed once. The request's
-// bytes are copied; nothing of req is retained.
-func (x *Exposures) Remember(req *Request, bidder string, now int64) {
+// bytes are copied; nothing of req is retained. It returns the number of
+// imps remembered: 0 for a request too large to keep.
+func (x *Exposures) Remember(req *Request, bidder string, now int64) int {
 	allowed, _ := Gate(req.Privacy(), x.cfg.TCFVendorID)
 	var idBuf [8]ID
 	ids := req.IDs(x.hasher, idBuf[:0])
@@ -193,12 +194,13 @@ func (x *Exposures) Remember(req *Request, bidder string, now int64) {
 	*buf = appendRemembered((*buf)[:0], req.ID, bidder, now, allowed, ids, req.Imps)
 	if len(*buf) > maxRemembered {
 		bidsTooLarge.Inc()
-		return // and the buffer is left to the GC
+		return 0 // and the buffer is left to the GC
 	}
 	r := remembered(bytes.Clone(*buf))
 	x.recBufs.Put(buf)
 	x.batch.add(r)
 	bidsRemembered.Add(len(req.Imps))
+	return len(req.Imps)
 }
 
 // bidBatch gathers remembered bids for the cache: the bids of a millisecond

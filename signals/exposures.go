@@ -27,6 +27,11 @@ type ExposureConfig struct {
 	BidMemoryBytes int64 `yaml:"bid_memory_bytes"`
 	// MaxBatch is the most exposures in one POST /v1/exposures. Default 10000.
 	MaxBatch int `yaml:"max_batch"`
+	// MaxImps is the most imps of one bid request (POST /v1/score,
+	// /v1/bids, and each request of POST /v1/exposures); a request with
+	// more is a 400 naming imp. A CTV request carries one ad pod, a
+	// handful of imps at most (see DefaultMaxImps). Default (0) 32.
+	MaxImps int `yaml:"max_imps"`
 	// IdempotencyWindow is how long (request id, imp id, campaign) is
 	// remembered so a retried exposure or a second win notice is not counted
 	// twice. Default 1h.
@@ -55,6 +60,9 @@ func (c ExposureConfig) WithDefaults() ExposureConfig {
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 10000
+	}
+	if c.MaxImps <= 0 {
+		c.MaxImps = DefaultMaxImps
 	}
 	if c.IdempotencyWindow == 0 {
 		c.IdempotencyWindow = time.Hour
@@ -170,7 +178,11 @@ func NewExposures(cfg ExposureConfig, chain *Chain, h *Hasher, index *Index, cou
 		x.ids = append(x.ids, c.ID)
 		x.roots = append(x.roots, model.RootKey(c.ID))
 	}
-	x.extractors.New = func() any { return NewExtractor() }
+	x.extractors.New = func() any {
+		ex := NewExtractor()
+		ex.SetMaxImps(cfg.MaxImps)
+		return ex
+	}
 	x.sums.New = func() any { return &keyHasher{h: sha256.New()} }
 	x.recBufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	return x, nil

@@ -3,6 +3,7 @@ package signals
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -297,6 +298,42 @@ func TestExposuresBatchErrorsNameEveryPath(t *testing.T) {
 		map[string]any{"request": roku, "imp_id": "1", "campaign": "other-ctv-purchase"}))
 	if status != 403 {
 		t.Fatalf("other tenant's campaign: status %d", status)
+	}
+}
+
+// TestBidsReportWhatWasKept (issue 18): POST /v1/bids refuses a request
+// with more imps than exposures.max_imps (100 000 imps were answered
+// "remembered: 100000"), and its answer counts only the imps actually
+// remembered: none for a request too large to keep.
+func TestBidsReportWhatWasKept(t *testing.T) {
+	h := openHarness(t, t.TempDir())
+	bids := func(body []byte) (int, map[string]any) {
+		return post(t, func(ctx *fasthttp.RequestCtx, b []byte) error { return h.x.HandleBids(ctx, b, demoBidder) }, "application/json", body)
+	}
+	var many bytes.Buffer
+	many.WriteString(`{"id":"many","imp":[`)
+	for i := range 100_000 {
+		if i > 0 {
+			many.WriteByte(',')
+		}
+		fmt.Fprintf(&many, `{"id":"%d"}`, i)
+	}
+	many.WriteString(`]}`)
+	remembered := bidsRemembered.Get()
+	status, out := bids(many.Bytes())
+	if e, _ := out["err"].(*apierr.Error); status != 400 || e == nil || e.Message != "imp: 100000 imps, at most 32" {
+		t.Fatalf("100 000 imps: %d %v", status, out)
+	}
+	status, out = bids([]byte(`{"id":"huge","imp":[{"id":"` + strings.Repeat("x", maxRemembered) + `"}]}`))
+	if status != 200 || out["remembered"] != 0.0 {
+		t.Fatalf("a request too large to remember: %d %v", status, out)
+	}
+	status, out = bids(fixture(t, "roku-ctv-pod-gpp.json"))
+	if status != 200 || out["remembered"] != 3.0 {
+		t.Fatalf("roku pod: %d %v", status, out)
+	}
+	if n := bidsRemembered.Get() - remembered; n != 3 {
+		t.Fatalf("cpafeed_bids_remembered_total grew by %d, want 3", n)
 	}
 }
 
