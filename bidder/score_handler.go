@@ -105,9 +105,9 @@ func (s *Service) explore(v []byte) (*rand.Rand, error) {
 // HandleScore serves POST /v1/score?campaigns=a,b[&explore=thompson] with
 // an OpenRTB 2.5/2.6 BidRequest as body (decompressed), for bidder b: every
 // imp is scored for every campaign asked (all b may score when campaigns
-// is absent) and, when b sends win notices, remembered for them. A malformed request is a
-// 400 naming the JSON path, an unknown campaign 404, a campaign b may not
-// score 403.
+// is absent) and, when b sends win notices, remembered for them. A
+// malformed request is a 400 naming the JSON path; a campaign unknown or
+// not b's a 404, alike.
 func (s *Service) HandleScore(ctx *fasthttp.RequestCtx, body []byte, b signals.Bidder) error {
 	args := ctx.QueryArgs()
 	rng, err := s.explore(args.Peek("explore"))

@@ -124,15 +124,15 @@ func (s *Scorer) Run(ctx context.Context) {
 
 // Score scores every imp of an OpenRTB 2.5/2.6 BidRequest (JSON) for the
 // campaigns of opts into res, as POST /v1/score would. Errors are the
-// server's: *apierr.Error 400 (malformed request, with the JSON path), 403
-// (a campaign the bidder may not score), 404 (unknown campaign). Nothing is
+// server's: *apierr.Error 400 (malformed request, with the JSON path), 404
+// (a campaign unknown or not the bidder's, alike). Nothing is
 // remembered for win notices (post the bid request to /v1/bids for that).
 func (s *Scorer) Score(bidRequest []byte, opts ScoreOptions, res *Result) error {
 	sn := s.snap.Load()
 	sc := s.pool.Get().(*scorerScratch)
 	defer s.pool.Put(sc)
 	var err error
-	if sc.camps, err = sn.rules.pickIDs(opts.Campaigns, sn.denied, sc.camps[:0]); err != nil {
+	if sc.camps, err = sn.rules.pickIDs(opts.Campaigns, sc.camps[:0]); err != nil {
 		return err
 	}
 	req, err := sc.ex.Extract(bidRequest, time.Now().Unix())
@@ -151,7 +151,7 @@ func (s *Scorer) ScoreImp(imp *signals.Imp, opts ScoreOptions, res *Result) erro
 	sc := s.pool.Get().(*scorerScratch)
 	defer s.pool.Put(sc)
 	var err error
-	if sc.camps, err = sn.rules.pickIDs(opts.Campaigns, sn.denied, sc.camps[:0]); err != nil {
+	if sc.camps, err = sn.rules.pickIDs(opts.Campaigns, sc.camps[:0]); err != nil {
 		return err
 	}
 	sn.rules.scoreImp(sn.tab, imp, sc.camps, s.explore(opts), res)

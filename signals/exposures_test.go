@@ -293,11 +293,14 @@ func TestExposuresBatchErrorsNameEveryPath(t *testing.T) {
 	if h.c.exposures != 0 {
 		t.Fatal("an invalid batch was partly stored")
 	}
-	// A campaign of another tenant is a 403.
-	status, _ = h.postExposures(t, demoBidder, exposuresBody(t,
-		map[string]any{"request": roku, "imp_id": "1", "campaign": "other-ctv-purchase"}))
-	if status != 403 {
-		t.Fatalf("other tenant's campaign: status %d", status)
+	// A campaign of another tenant is as unknown as a made-up one (issue
+	// 18: a 403 told a bidder which ids were another tenant's).
+	for _, c := range []string{"other-ctv-purchase", "made-up"} {
+		status, out = h.postExposures(t, demoBidder, exposuresBody(t,
+			map[string]any{"request": roku, "imp_id": "1", "campaign": c}))
+		if msg := detailsOf(out["err"]); status != 400 || msg != `exposures[0].campaign: unknown campaign "`+c+"\"\n" {
+			t.Fatalf("campaign %s: status %d %s", c, status, msg)
+		}
 	}
 }
 

@@ -1,11 +1,25 @@
 package main
 
 import (
+	"bytes"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/cpafeed/cpafeed/bidder"
 )
+
+func zstdDecode(b []byte) ([]byte, error) {
+	dec, err := zstd.NewReader(nil)
+	if err != nil {
+		return nil, err
+	}
+	defer dec.Close()
+	return dec.DecodeAll(b, nil)
+}
 
 // TestTenancyEveryTokenSeesOnlyItsTenant runs configs/examples/two-tenants.yaml:
 // advertisers demo (dataset 1234567890) and other (2222222222), bidders
@@ -51,6 +65,23 @@ func TestTenancyEveryTokenSeesOnlyItsTenant(t *testing.T) {
 		t.Helper()
 		return must(send("GET", "/v1/campaigns/"+campaign+"/stats", token, nil), 200, "own report "+campaign)
 	}
+	// alike: a request naming another tenant's campaign gets the status
+	// and message the same request naming a made-up id gets, so that no
+	// token can list other tenants' campaign ids (issue 18: 403 for
+	// another's, 404 for an unknown one).
+	alike := func(method, path, token string, body []byte, campaign string, status int, what string) {
+		t.Helper()
+		const madeUp = "no-such-campaign"
+		a := must(send(method, path, token, body), status, what)
+		var madeBody []byte
+		if body != nil {
+			madeBody = bytes.ReplaceAll(body, []byte(campaign), []byte(madeUp))
+		}
+		b := must(send(method, strings.ReplaceAll(path, campaign, madeUp), token, madeBody), status, what+", with a made-up id")
+		if x, y := strings.ReplaceAll(errorMessage(a), campaign, "ID"), strings.ReplaceAll(errorMessage(b), madeUp, "ID"); x != y {
+			t.Fatalf("%s: %q; with a made-up id: %q", what, errorMessage(a), errorMessage(b))
+		}
+	}
 
 	// Both tenants reach the household: an exposure and a conversion each.
 	must(send("POST", "/v1/exposures", otherBidder, exposures("other-ctv-purchase", "b-1")), 200, "other-bidder's exposure")
@@ -78,8 +109,8 @@ func TestTenancyEveryTokenSeesOnlyItsTenant(t *testing.T) {
 		t.Fatalf("demo posts a form to other's dataset on Meta's path: %v", a)
 	}
 	must(send("GET", "/v1/stats?dataset=2222222222", advToken, nil), 403, "demo reads other's stats")
-	must(send("GET", "/v1/campaigns/other-ctv-purchase/stats", advToken, nil), 403, "demo reads other's campaign report")
-	must(send("GET", "/v1/segments?campaign=other-ctv-purchase", advToken, nil), 403, "demo reads other's segments")
+	alike("GET", "/v1/campaigns/other-ctv-purchase/stats", advToken, nil, "other-ctv-purchase", 404, "demo reads other's campaign report")
+	alike("GET", "/v1/segments?campaign=other-ctv-purchase", advToken, nil, "other-ctv-purchase", 404, "demo reads other's segments")
 	must(send("GET", "/v1/segments?campaign=other-ctv-purchase", otherAdv, nil), 200, "other reads its segments")
 	// Deleting the household with demo's token removes demo's exposure only.
 	del := must(send("DELETE", "/v1/identities", advToken, []byte(`{"client_ip_address":"`+household+`"}`)), 200, "demo's deletion")
@@ -101,22 +132,46 @@ func TestTenancyEveryTokenSeesOnlyItsTenant(t *testing.T) {
 	}
 
 	// Bidders: only their campaigns, to report and to read.
-	must(send("POST", "/v1/exposures", bidderToken, exposures("other-ctv-purchase", "a-into-b")), 403, "demo-bidder reports for other's campaign")
+	alike("POST", "/v1/exposures", bidderToken, exposures("other-ctv-purchase", "a-into-b"), "other-ctv-purchase", 400, "demo-bidder reports for other's campaign")
 	mixed := jsonBody(t, map[string]any{"exposures": []any{
 		exposure("mixed-1", "demo-ctv-purchase", 30, now-60, map[string]any{"publisher": "pub-7"}, nil),
 		exposure("mixed-2", "other-ctv-purchase", 30, now-60, map[string]any{"publisher": "pub-7"}, nil)}})
-	must(send("POST", "/v1/exposures", bidderToken, mixed), 403, "demo-bidder's batch with one of other's campaign")
-	must(send("POST", "/v1/exposures", otherBidder, exposures("demo-ctv-purchase", "b-into-a")), 403, "other-bidder reports for demo's campaign")
+	must(send("POST", "/v1/exposures", bidderToken, mixed), 400, "demo-bidder's batch with one of other's campaign")
+	alike("POST", "/v1/exposures", otherBidder, exposures("demo-ctv-purchase", "b-into-a"), "demo-ctv-purchase", 400, "other-bidder reports for demo's campaign")
 	if e, _ := bReport(); e != 1 {
 		t.Fatalf("other's exposures changed: %v", e)
 	}
 	if r := report("demo-ctv-purchase", advToken); num(r.json, "exposures") != 1 {
 		t.Fatalf("demo's exposures changed (a forbidden batch is not stored in part): %s", r.raw)
 	}
-	must(send("GET", "/v1/campaigns/other-ctv-purchase/stats", bidderToken, nil), 403, "demo-bidder reads other's report")
-	must(send("GET", "/v1/segments?campaign=other-ctv-purchase", bidderToken, nil), 403, "demo-bidder reads other's segments")
-	must(send("GET", "/v1/campaigns/demo-ctv-purchase/stats", otherBidder, nil), 403, "other-bidder reads demo's report")
-	must(send("GET", "/v1/segments?campaign=demo-ctv-signup", otherBidder, nil), 403, "other-bidder reads demo's segments")
+	alike("GET", "/v1/campaigns/other-ctv-purchase/stats", bidderToken, nil, "other-ctv-purchase", 404, "demo-bidder reads other's report")
+	alike("GET", "/v1/segments?campaign=other-ctv-purchase", bidderToken, nil, "other-ctv-purchase", 404, "demo-bidder reads other's segments")
+	alike("GET", "/v1/campaigns/demo-ctv-purchase/stats", otherBidder, nil, "demo-ctv-purchase", 404, "other-bidder reads demo's report")
+	alike("GET", "/v1/segments?campaign=demo-ctv-signup", otherBidder, nil, "demo-ctv-signup", 404, "other-bidder reads demo's segments")
+	// A bidder's model snapshot holds its own campaigns, nothing of the
+	// others (it named them).
+	for _, b := range []struct{ token, own, other string }{
+		{bidderToken, "demo-ctv-purchase,demo-ctv-signup", "other-ctv-purchase"},
+		{otherBidder, "other-ctv-purchase", "demo-ctv"},
+	} {
+		a := must(send("GET", "/v1/model/snapshot", b.token, nil), 200, "snapshot")
+		sn, err := bidder.ParseSnapshot(a.raw, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		sn.Estimates().Campaigns(func(id string) bool { ids = append(ids, id); return true })
+		for _, r := range sn.Rules().Campaigns() {
+			ids = append(ids, "rule:"+r.ID)
+		}
+		if want := b.own + ",rule:" + strings.ReplaceAll(b.own, ",", ",rule:"); strings.Join(ids, ",") != want {
+			t.Fatalf("snapshot holds %v, want %s", ids, want)
+		}
+		raw, err := zstdDecode(a.raw)
+		if err != nil || bytes.Contains(raw, []byte(b.other)) {
+			t.Fatalf("snapshot names %s (%v)", b.other, err)
+		}
+	}
 	report("other-ctv-purchase", otherBidder)
 	report("demo-ctv-signup", bidderToken)
 	must(send("GET", "/v1/segments?campaign=other-ctv-purchase", otherBidder, nil), 200, "other-bidder reads its segments")
@@ -129,11 +184,10 @@ func TestTenancyEveryTokenSeesOnlyItsTenant(t *testing.T) {
 	}
 	must(send("POST", "/v1/bids", otherBidder, bid), 200, "other-bidder's bids")
 
-	// Scoring: a bidder scores only its campaigns (403 for another
-	// tenant's, 404 for an unknown one); without ?campaigns, only its own
-	// are scored.
-	must(send("POST", "/v1/score?campaigns=demo-ctv-purchase", otherBidder, bid), 403, "other-bidder scores demo's campaign")
-	must(send("POST", "/v1/score?campaigns=nope", otherBidder, bid), 404, "unknown campaign")
+	// Scoring: a bidder scores only its campaigns (another tenant's is as
+	// unknown as a made-up one); without ?campaigns, only its own are
+	// scored.
+	alike("POST", "/v1/score?campaigns=demo-ctv-purchase", otherBidder, bid, "demo-ctv-purchase", 404, "other-bidder scores demo's campaign")
 	must(send("POST", "/v1/score?campaigns=other-ctv-purchase", otherBidder, bid), 200, "other-bidder scores its campaign")
 	all := must(send("POST", "/v1/score", otherBidder, bid), 200, "other-bidder scores its campaigns")
 	if strings.Contains(string(all.raw), "demo-ctv") || !strings.Contains(string(all.raw), "other-ctv-purchase") {
