@@ -99,6 +99,14 @@ func (r remembered) key() []byte {
 	return d.Bytes("auction id")
 }
 
+// bidder returns the name of the bidder that remembered the bid.
+func (r remembered) bidder() []byte {
+	d := binenc.NewSlice(r, errRecord)
+	d.Raw(rememberedHeader, "remembered bid")
+	d.Bytes("auction id")
+	return d.Bytes("bidder")
+}
+
 // head decodes the record up to its imps: the key, the bidder and the
 // identities (appended to ids), and returns the number of imps.
 func (r remembered) head(d *binenc.Slice, ids []ID) (key, bidder []byte, _ []ID, nImps int) {

@@ -69,7 +69,28 @@ func (b testBidder) MayUse(c string) bool {
 	return false
 }
 
-var demoBidder = testBidder{"demo-bidder", []string{"demo-ctv-purchase", "demo-ctv-signup"}}
+var (
+	demoBidder    = testBidder{"demo-bidder", []string{"demo-ctv-purchase", "demo-ctv-signup"}}
+	otherBidder   = testBidder{"other-bidder", []string{"other-ctv-purchase"}}
+	signingBidder = testBidder{"signing-bidder", []string{"demo-ctv-purchase", "demo-ctv-signup"}}
+	testWinSecret = []byte("signing-bidder-win-secret")
+)
+
+// testBidders are the bidders win notices find: signing-bidder signs its
+// win notices with testWinSecret.
+type testBidders struct{ signer *WinSigner }
+
+func (tb testBidders) WinBidder(name []byte) (Bidder, *WinSigner) {
+	switch string(name) {
+	case demoBidder.name:
+		return demoBidder, nil
+	case otherBidder.name:
+		return otherBidder, nil
+	case signingBidder.name:
+		return signingBidder, tb.signer
+	}
+	return nil, nil
+}
 
 var testCampaigns = []model.Campaign{
 	{ID: "demo-ctv-purchase", Advertiser: "demo", Event: "Purchase", TargetCPA: 40},
@@ -101,6 +122,7 @@ func openHarness(t testing.TB, dir string) *expHarness {
 		t.Fatal(err)
 	}
 	h.x.SetClock(func() time.Time { return h.now })
+	h.x.SetBidders(testBidders{NewWinSigner(testWinSecret)})
 	if _, err := j.Replay(1, func(_ uint64, rec []byte) error {
 		_, err := h.x.Replay(rec)
 		return err

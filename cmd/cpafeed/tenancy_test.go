@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"math"
 	"net/url"
 	"strings"
 	"testing"
@@ -10,7 +12,19 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/cpafeed/cpafeed/bidder"
+	"github.com/cpafeed/cpafeed/signals"
 )
+
+// bidWithID is the bid request bid with its id replaced.
+func bidWithID(t *testing.T, bid []byte, id string) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(bid, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["id"] = id
+	return jsonBody(t, m)
+}
 
 func zstdDecode(b []byte) ([]byte, error) {
 	dec, err := zstd.NewReader(nil)
@@ -183,6 +197,52 @@ func TestTenancyEveryTokenSeesOnlyItsTenant(t *testing.T) {
 		must(send("POST", "/v1/bids", tok, bid), 403, "advertiser token on /v1/bids")
 	}
 	must(send("POST", "/v1/bids", otherBidder, bid), 200, "other-bidder's bids")
+
+	// Win notices come without a token: one may only name a campaign the
+	// bidder that remembered the bid may use (issue 18: a stranger's win
+	// for demo-bidder's bid, naming other's campaign at a price of
+	// 1 000 000, added an exposure and 1000 USD of spend to it).
+	win := func(query string) {
+		t.Helper()
+		a := c.mustSend(t, "GET", p.base+"/v1/win?"+query, "", "", nil)
+		if a.status != 200 || a.header.Get("Content-Type") != "image/gif" {
+			t.Fatalf("win %s: %v", query, a)
+		}
+	}
+	spend := func(campaign, token string) (exposures, spend float64) {
+		r := report(campaign, token)
+		return num(r.json, "exposures"), num(r.json, "spend")
+	}
+	must(send("POST", "/v1/bids", bidderToken, bidWithID(t, bid, "stranger-1")), 200, "demo-bidder's bid")
+	e0, s0 := spend("other-ctv-purchase", otherAdv)
+	win("auction=stranger-1&imp=1&campaign=other-ctv-purchase&price=1000000")
+	win("auction=stranger-1&imp=2&campaign=other-ctv-purchase&price=20")
+	if e, s := spend("other-ctv-purchase", otherAdv); e != e0 || s != s0 {
+		t.Fatalf("a win for demo-bidder's bid booked %v exposures and %v spend on other's campaign", e-e0, s-s0)
+	}
+	// The same win for demo-bidder's own campaign counts, at a price no
+	// higher than exposures.max_win_price_cpm (above: counted at 0).
+	d0, ds0 := spend("demo-ctv-signup", advToken)
+	win("auction=stranger-1&imp=1&campaign=demo-ctv-signup&price=1000000")
+	win("auction=stranger-1&imp=2&campaign=demo-ctv-signup&price=20")
+	if e, s := spend("demo-ctv-signup", advToken); e != d0+2 || math.Abs(s-ds0-0.02) > 1e-9 {
+		t.Fatalf("demo-bidder's own wins: %v exposures, %v spend; want 2 and 0.02", e-d0, s-ds0)
+	}
+	// other-bidder signs its win notices (win_secret): without the sig of
+	// their auction, imp and campaign they book nothing.
+	must(send("POST", "/v1/bids", otherBidder, bidWithID(t, bid, "signed-1")), 200, "other-bidder's bid")
+	signer := signals.NewWinSigner([]byte("other-bidder-win-secret"))
+	sig := func(imp string) string { return string(signer.AppendSig(nil, "signed-1", imp, "other-ctv-purchase")) }
+	e0, _ = spend("other-ctv-purchase", otherAdv)
+	win("auction=signed-1&imp=1&campaign=other-ctv-purchase&price=20")
+	win("auction=signed-1&imp=1&campaign=other-ctv-purchase&price=20&sig=" + sig("2"))
+	if e, _ := spend("other-ctv-purchase", otherAdv); e != e0 {
+		t.Fatalf("unsigned wins of a signing bidder booked %v exposures", e-e0)
+	}
+	win("auction=signed-1&imp=1&campaign=other-ctv-purchase&price=20&sig=" + sig("1"))
+	if e, _ := spend("other-ctv-purchase", otherAdv); e != e0+1 {
+		t.Fatalf("a signed win booked %v exposures", e-e0)
+	}
 
 	// Scoring: a bidder scores only its campaigns (another tenant's is as
 	// unknown as a made-up one); without ?campaigns, only its own are
