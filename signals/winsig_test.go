@@ -50,3 +50,19 @@ func TestWinSignerValidAllocatesNothing(t *testing.T) {
 		t.Fatalf("%v allocations", n)
 	}
 }
+
+// FuzzWinSig: Valid never panics on any query values, and accepts a sig
+// only when it is the one AppendSig makes (either case).
+func FuzzWinSig(f *testing.F) {
+	s := NewWinSigner(testWinSecret)
+	f.Add("29beb5886f18f7d21dd29235dcc6d82b42676844685311a9f16a249f12bda376", "auction-1", "2", "demo-ctv-purchase")
+	f.Add("", "", "", "")
+	f.Add("zz", "a\n1", "2", "c")
+	f.Fuzz(func(t *testing.T, sig, auction, imp, campaign string) {
+		ok := s.Valid([]byte(sig), []byte(auction), []byte(imp), campaign)
+		want := string(s.AppendSig(nil, auction, imp, campaign))
+		if ok != (strings.EqualFold(sig, want) && !strings.Contains(auction+imp+campaign, "\n")) {
+			t.Fatalf("Valid(%q, %q, %q, %q) = %v (sig %s)", sig, auction, imp, campaign, ok, want)
+		}
+	})
+}
