@@ -119,7 +119,8 @@ type ScoreOptions struct {
 
 // Score posts an OpenRTB 2.5/2.6 BidRequest (JSON) to POST /v1/score for
 // the given campaigns (none: all the bidder may score). An error answer is
-// an *apierr.Error carrying the status (400 malformed request, 403, 404).
+// an *apierr.Error carrying the status (400 malformed request, 403 a token
+// that is not a bidder's, 404 a campaign unknown or not the bidder's).
 func (c *Client) Score(ctx context.Context, bidRequest []byte, campaigns ...string) (*Answer, error) {
 	return c.ScoreWith(ctx, bidRequest, ScoreOptions{Campaigns: campaigns})
 }

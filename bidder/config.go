@@ -15,6 +15,10 @@ type Config struct {
 	// and the model publishes a version every model.refresh_interval.
 	// Default 10s.
 	SnapshotInterval time.Duration `yaml:"snapshot_interval"`
+	// MaxImps is the most imps of a bid request POST /v1/score accepts (a
+	// 400 naming imp beyond). The server sets it from exposures.max_imps.
+	// Default (0) signals.DefaultMaxImps, 32.
+	MaxImps int `yaml:"-"`
 }
 
 // WithDefaults returns c with zero fields set to their defaults.

@@ -54,13 +54,12 @@
 //
 // # Snapshots and tenants
 //
-// A snapshot carries the chain, the bid rules and average CVRs of the
-// campaigns the bidder may score, the ids of those it may not (so that
-// asking for one is a 403 in process as over HTTP), and the estimates. The
-// model encodes whole tables only, so a bidder restricted to some of the
-// model's campaigns is refused a snapshot (403) rather than sent another
-// tenant's segments; it scores over POST /v1/score. Snapshots are always
-// whole (no deltas) and built at most once per Config.SnapshotInterval per
-// set of allowed campaigns; ?since=N answers 304 while the version is N or
-// no newer snapshot is due.
+// A snapshot carries the chain, and the bid rules, average CVRs and
+// estimates of the campaigns the bidder may score: nothing of the others,
+// not even their ids (model.Estimates.MarshalCampaigns encodes the table
+// of some campaigns). A campaign the bidder may not score is unknown to
+// it, over HTTP (404, the answer for a made-up id) as in process.
+// Snapshots are always whole (no deltas) and built at most once per
+// Config.SnapshotInterval per set of allowed campaigns; ?since=N answers
+// 304 while the version is N or no newer snapshot is due.
 package bidder

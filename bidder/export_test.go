@@ -10,7 +10,7 @@ import (
 // SnapshotOf is the snapshot a bidder allowed every campaign of r would
 // get of est, built in memory (no encoding).
 func SnapshotOf(r *Rules, est *model.Estimates) *Snapshot {
-	return &Snapshot{rules: r, tab: newTable(r, est), denied: map[string]bool{}}
+	return &Snapshot{rules: r, tab: newTable(r, est)}
 }
 
 // DecodeAnswer reads a POST /v1/score answer as Client does.

@@ -217,19 +217,31 @@ func TestClientAgainstServer(t *testing.T) {
 	f(err, 400, "body: invalid JSON")
 	_, err = c.Score(ctx, all["ctv-1imp"], "demo-ctv-purchase", "nope")
 	f(err, 404, `campaigns: unknown campaign "nope"`)
-	_, err = c.Score(ctx, all["ctv-1imp"], "other-ctv")
-	f(err, 403, `campaigns: campaign "other-ctv" is not one this bidder may score`)
+	_, err = c.Score(ctx, all["ctv-1imp"], "other-ctv") // another tenant's: as unknown
+	f(err, 404, `campaigns: unknown campaign "other-ctv"`)
 	_, err = c.ScoreFeatures(ctx, map[string]string{"gnre": "Sports"}, bidder.ScoreOptions{})
 	f(err, 400, "gnre: unknown feature")
 	_, err = newClient(t, base, "wrong-token").Score(ctx, all["ctv-1imp"])
 	f(err, 401, "Authorization: unknown token")
 	_, err = newClient(t, base, "dev-advertiser-token").Score(ctx, all["ctv-1imp"])
 	f(err, 403, "Authorization: an advertiser's token")
-	// The model holds other-ctv, which demo-bidder may not score; model
-	// encodes whole tables only, so its snapshot is refused rather than
-	// leaking another tenant's segments.
-	_, err = c.Snapshot(ctx, 0)
-	f(err, 403, "snapshot: not available to a bidder restricted to some campaigns")
+	// The model holds other-ctv, which demo-bidder may not score: its
+	// snapshot holds only its own campaigns, and its embedded scorer
+	// knows other-ctv no more than a made-up id.
+	sc, err := bidder.NewScorer(ctx, c, bidder.ScorerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	sc.Snapshot().Estimates().Campaigns(func(id string) bool { ids = append(ids, id); return true })
+	if strings.Join(ids, ",") != "demo-ctv-purchase,demo-ctv-signup" {
+		t.Fatalf("demo-bidder's snapshot holds the estimates of %v", ids)
+	}
+	var res bidder.Result
+	f(sc.Score(all["ctv-1imp"], bidder.ScoreOptions{Campaigns: []string{"other-ctv"}}, &res), 404, `campaigns: unknown campaign "other-ctv"`)
+	if err := sc.Score(all["ctv-1imp"], bidder.ScoreOptions{}, &res); err != nil || len(res.Imps[0].Scores) != 2 {
+		t.Fatalf("demo-bidder's embedded scorer: %v %+v", err, res.Imps)
+	}
 }
 
 // TestScoreWithoutWinNotices: a bidder configured without win notices is

@@ -263,15 +263,14 @@ func newRand() *rand.Rand { return rand.New(runtimeSource{}) }
 // allowFunc says whether campaign i of the rules may be scored.
 type allowFunc func(i int) bool
 
-// pick appends the index of campaign id to dst: 404 when it is unknown,
-// 403 when not allowed. A campaign already in dst is not added again.
+// pick appends the index of campaign id to dst: 404 when it is unknown or
+// not allowed, alike, so that a token cannot tell another tenant's
+// campaign ids from made-up ones. A campaign already in dst is not added
+// again.
 func (r *Rules) pick(id string, allow allowFunc, dst []int) ([]int, error) {
 	i, ok := r.byID[id]
-	if !ok {
+	if !ok || !allow(i) {
 		return dst, apierr.NotFound("campaigns: unknown campaign %q", id)
-	}
-	if !allow(i) {
-		return dst, errForbidden(id)
 	}
 	for _, j := range dst {
 		if j == i {
@@ -282,9 +281,9 @@ func (r *Rules) pick(id string, allow allowFunc, dst []int) ([]int, error) {
 }
 
 // pickIDs appends the campaigns named in ids (every campaign when none), as
-// the Go API names them. A campaign not in r but in denied (one the model
-// has and this bidder may not score) is forbidden, not unknown.
-func (r *Rules) pickIDs(ids []string, denied map[string]bool, dst []int) ([]int, error) {
+// the Go API names them (a snapshot holds only the campaigns its bidder
+// may score: any other is unknown).
+func (r *Rules) pickIDs(ids []string, dst []int) ([]int, error) {
 	if len(ids) == 0 {
 		return r.pickAll(allowAll, dst), nil
 	}
@@ -293,18 +292,11 @@ func (r *Rules) pickIDs(ids []string, denied map[string]bool, dst []int) ([]int,
 		if id == "" {
 			return dst, apierr.BadRequest("campaigns: empty campaign id in the list")
 		}
-		if _, ok := r.byID[id]; !ok && denied[id] {
-			return dst, errForbidden(id)
-		}
 		if dst, err = r.pick(id, allowAll, dst); err != nil {
 			return dst, err
 		}
 	}
 	return dst, nil
-}
-
-func errForbidden(id string) error {
-	return apierr.Forbidden("campaigns: campaign %q is not one this bidder may score", id)
 }
 
 // pickList appends the campaigns of a comma-separated list (a query

@@ -25,10 +25,10 @@ type Estimator interface {
 	Estimates() *model.Estimates
 }
 
-// Rememberer keeps the imps of a scored request for their win notices;
-// *signals.Exposures implements it.
+// Rememberer keeps the imps of a scored request for their win notices and
+// returns how many it kept; *signals.Exposures implements it.
 type Rememberer interface {
-	Remember(req *signals.Request, bidder string, now int64)
+	Remember(req *signals.Request, bidder string, now int64) int
 }
 
 // Service serves the bidder endpoints of a cpafeed server: POST and GET
@@ -59,7 +59,11 @@ type scratch struct {
 // is taken WithDefaults.
 func NewService(cfg Config, rules *Rules, m Estimator, mem Rememberer) *Service {
 	s := &Service{cfg: cfg.WithDefaults(), rules: rules, model: m, mem: mem, now: time.Now, rng: newRand()}
-	s.pool.New = func() any { return &scratch{ex: signals.NewExtractor()} }
+	s.pool.New = func() any {
+		ex := signals.NewExtractor()
+		ex.SetMaxImps(s.cfg.MaxImps)
+		return &scratch{ex: ex}
+	}
 	return s
 }
 
@@ -101,9 +105,9 @@ func (s *Service) explore(v []byte) (*rand.Rand, error) {
 // HandleScore serves POST /v1/score?campaigns=a,b[&explore=thompson] with
 // an OpenRTB 2.5/2.6 BidRequest as body (decompressed), for bidder b: every
 // imp is scored for every campaign asked (all b may score when campaigns
-// is absent) and, when b sends win notices, remembered for them. A malformed request is a
-// 400 naming the JSON path, an unknown campaign 404, a campaign b may not
-// score 403.
+// is absent) and, when b sends win notices, remembered for them. A
+// malformed request is a 400 naming the JSON path; a campaign unknown or
+// not b's a 404, alike.
 func (s *Service) HandleScore(ctx *fasthttp.RequestCtx, body []byte, b signals.Bidder) error {
 	args := ctx.QueryArgs()
 	rng, err := s.explore(args.Peek("explore"))

@@ -13,7 +13,7 @@ import "github.com/cpafeed/cpafeed/signals"
 func (s *Service) ScoreRequest(req *signals.Request, opts ScoreOptions, res *Result) error {
 	sc := s.pool.Get().(*scratch)
 	defer s.pool.Put(sc)
-	camps, err := s.rules.pickIDs(opts.Campaigns, nil, sc.camps[:0])
+	camps, err := s.rules.pickIDs(opts.Campaigns, sc.camps[:0])
 	sc.camps = camps
 	if err != nil {
 		return err

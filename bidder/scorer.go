@@ -20,6 +20,10 @@ type ScorerConfig struct {
 	// OnError, when set, receives Run's refresh errors; the Scorer keeps
 	// scoring with the snapshot it has and retries on the next tick.
 	OnError func(error) `yaml:"-"`
+	// MaxImps is the most imps of a bid request Score accepts (a 400
+	// naming imp beyond), as the server's exposures.max_imps. Default (0)
+	// signals.DefaultMaxImps, 32.
+	MaxImps int `yaml:"max_imps"`
 }
 
 // Scorer scores bid requests in process, without a network hop, from a
@@ -64,7 +68,11 @@ func newScorer(c *Client, cfg ScorerConfig) *Scorer {
 		cfg.Interval = 2 * time.Second
 	}
 	s := &Scorer{client: c, cfg: cfg, rng: newRand()}
-	s.pool.New = func() any { return &scorerScratch{ex: signals.NewExtractor()} }
+	s.pool.New = func() any {
+		ex := signals.NewExtractor()
+		ex.SetMaxImps(cfg.MaxImps)
+		return &scorerScratch{ex: ex}
+	}
 	return s
 }
 
@@ -116,15 +124,15 @@ func (s *Scorer) Run(ctx context.Context) {
 
 // Score scores every imp of an OpenRTB 2.5/2.6 BidRequest (JSON) for the
 // campaigns of opts into res, as POST /v1/score would. Errors are the
-// server's: *apierr.Error 400 (malformed request, with the JSON path), 403
-// (a campaign the bidder may not score), 404 (unknown campaign). Nothing is
+// server's: *apierr.Error 400 (malformed request, with the JSON path), 404
+// (a campaign unknown or not the bidder's, alike). Nothing is
 // remembered for win notices (post the bid request to /v1/bids for that).
 func (s *Scorer) Score(bidRequest []byte, opts ScoreOptions, res *Result) error {
 	sn := s.snap.Load()
 	sc := s.pool.Get().(*scorerScratch)
 	defer s.pool.Put(sc)
 	var err error
-	if sc.camps, err = sn.rules.pickIDs(opts.Campaigns, sn.denied, sc.camps[:0]); err != nil {
+	if sc.camps, err = sn.rules.pickIDs(opts.Campaigns, sc.camps[:0]); err != nil {
 		return err
 	}
 	req, err := sc.ex.Extract(bidRequest, time.Now().Unix())
@@ -143,7 +151,7 @@ func (s *Scorer) ScoreImp(imp *signals.Imp, opts ScoreOptions, res *Result) erro
 	sc := s.pool.Get().(*scorerScratch)
 	defer s.pool.Put(sc)
 	var err error
-	if sc.camps, err = sn.rules.pickIDs(opts.Campaigns, sn.denied, sc.camps[:0]); err != nil {
+	if sc.camps, err = sn.rules.pickIDs(opts.Campaigns, sc.camps[:0]); err != nil {
 		return err
 	}
 	sn.rules.scoreImp(sn.tab, imp, sc.camps, s.explore(opts), res)

@@ -9,14 +9,13 @@ import (
 )
 
 // TestScorerCampaignErrors: the embedded scorer refuses what the server
-// refuses, with the same status: a campaign the snapshot names as not the
-// bidder's is a 403, one it does not know a 404, a malformed request a
-// 400 with the JSON path.
+// refuses, with the same status: a campaign it does not know is a 404 (as
+// one of another tenant's, which a snapshot never holds), a malformed
+// request a 400 with the JSON path.
 func TestScorerCampaignErrors(t *testing.T) {
 	w := newWorld(t)
 	w.m.Refresh(w.now)
 	sn := SnapshotOf(w.rules, w.m.Estimates())
-	sn.denied["secret-campaign"] = true
 	sc := NewScorerFromSnapshot(sn)
 	body := fixtures(t)["ctv-1imp"]
 	var res Result
@@ -28,7 +27,7 @@ func TestScorerCampaignErrors(t *testing.T) {
 			t.Errorf("%v: %v, want %d %q", campaigns, err, status, msg)
 		}
 	}
-	f(string(body), []string{"ctv-purchase", "secret-campaign"}, 403, `campaigns: campaign "secret-campaign" is not one this bidder may score`)
+	f(string(body), []string{"ctv-purchase", "secret-campaign"}, 404, `campaigns: unknown campaign "secret-campaign"`)
 	f(string(body), []string{"nope"}, 404, `campaigns: unknown campaign "nope"`)
 	f(string(body), []string{""}, 400, "campaigns: empty campaign id")
 	f(`{"id":"r","imp":[{"id":"1"},{}]}`, nil, 400, "imp[1].id: missing")

@@ -24,14 +24,15 @@ import (
 //	campaigns the bidder may score: count, then per campaign its id,
 //	  currency (strings), target CPA, floor, cap, pacing, average CVR
 //	  (float64 bits, little endian), bid_on (byte: 0 cvr, 1 cvr_lo)
-//	campaigns the bidder may not score: count, ids (so that asking for
-//	  one is a 403 as over HTTP, not a 404)
+//	a count (uvarint) and as many campaign ids: always 0 now; servers
+//	  before issue 18 listed the campaigns the bidder may not score here
+//	  (read and ignored)
 //	the estimates of the campaigns it may score (length-prefixed, in the
-//	  model's binary encoding)
+//	  model's binary encoding, model.Estimates.MarshalCampaigns)
 //
 // Strings are a uvarint length then the bytes. Only the campaigns the
-// bidder may score are in the estimates: a bidder never sees another
-// tenant's segments.
+// bidder may score are in the snapshot: a bidder never sees another
+// tenant's segments, nor its campaign ids.
 const (
 	snapMagic  = "CPFS"
 	snapFormat = 1
@@ -45,10 +46,9 @@ const VersionHeader = "X-Cpafeed-Model-Version"
 
 // Snapshot is a decoded snapshot: immutable, safe for concurrent use.
 type Snapshot struct {
-	rules  *Rules
-	tab    *table
-	denied map[string]bool
-	size   int // compressed bytes
+	rules *Rules
+	tab   *table
+	size  int // compressed bytes
 }
 
 // Version returns the model version of the snapshot's estimates.
@@ -68,7 +68,7 @@ func allowAll(int) bool { return true }
 
 // appendSnapshotContent appends the uncompressed content of the snapshot of
 // t for a bidder that may score campaign i of r when allow[i], and any
-// campaign of the model when mayUse says so.
+// campaign of the model when mayUse says so: only those are in it.
 func appendSnapshotContent(dst []byte, r *Rules, t *table, allow []bool, mayUse func(id string) bool) ([]byte, error) {
 	dst = append(dst, snapMagic...)
 	dst = append(dst, snapFormat)
@@ -103,13 +103,8 @@ func appendSnapshotContent(dst []byte, r *Rules, t *table, allow []bool, mayUse 
 		}
 		dst = append(dst, b)
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(r.camps)-n))
-	for i := range r.camps {
-		if !allow[i] {
-			dst = appendStr(dst, r.camps[i].ID)
-		}
-	}
-	est, err := encodeEstimates(t.est, mayUse)
+	dst = binary.AppendUvarint(dst, 0) // no campaigns listed as another's
+	est, err := t.est.MarshalCampaigns(mayUse)
 	if err != nil {
 		return nil, err
 	}
@@ -156,9 +151,8 @@ func parseSnapshotContent(b []byte) (*Snapshot, error) {
 			c.BidOn = BidOnCVRLo
 		}
 	}
-	denied := make(map[string]bool)
-	for range r.Count(1, "denied campaigns") {
-		denied[string(r.Bytes("campaign id"))] = true
+	for range r.Count(1, "denied campaigns") { // from servers before issue 18: ignored
+		r.Bytes("campaign id")
 	}
 	raw := r.Bytes("estimates")
 	if r.Err() != nil {
@@ -178,7 +172,7 @@ func parseSnapshotContent(b []byte) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
 	}
-	return &Snapshot{rules: rs, tab: &table{est: est, avg: avg}, denied: denied}, nil
+	return &Snapshot{rules: rs, tab: &table{est: est, avg: avg}}, nil
 }
 
 // snapCodec compresses and decompresses snapshots; its encoder and decoder

@@ -1,7 +1,6 @@
 package bidder
 
 import (
-	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -107,9 +106,8 @@ func boolByte(b bool) byte {
 // snapshot of a newer version is not due yet (one build per set of allowed
 // campaigns per Config.SnapshotInterval at most). The version is in the
 // X-Cpafeed-Model-Version header. Snapshots are always whole (no deltas). A
-// bidder that may score only some of the model's campaigns gets a 403: the
-// model encodes whole tables, and a snapshot must not hold another
-// tenant's segments.
+// bidder that may score only some of the model's campaigns gets a snapshot
+// of those only: nothing of another tenant, not even its campaign ids.
 func (s *Service) HandleSnapshot(ctx *fasthttp.RequestCtx, b signals.Bidder) error {
 	t := s.table()
 	var since uint64
@@ -123,9 +121,6 @@ func (s *Service) HandleSnapshot(ctx *fasthttp.RequestCtx, b signals.Bidder) err
 		}
 	}
 	data, v, err := s.snaps.get(s.rules, t, b, s.now(), s.cfg.SnapshotInterval)
-	if errors.Is(err, errRestricted) {
-		return apierr.Forbidden("snapshot: not available to a bidder restricted to some campaigns (%v); score over POST /v1/score", err)
-	}
 	if err != nil {
 		return apierr.New(500, apierr.CodeInternal, "cannot build the snapshot: %v", err)
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/valyala/fasthttp"
+
+	"github.com/cpafeed/cpafeed/apierr"
 )
 
 // snapshotOf returns the snapshot bytes HandleSnapshot sends to b.
@@ -102,14 +104,53 @@ func TestSnapshotInterval(t *testing.T) {
 	}
 }
 
-// TestSnapshotRestricted: a bidder restricted to some of the model's
-// campaigns gets a 403, never another tenant's estimates.
+// TestSnapshotRestricted (issue 18): a bidder restricted to some of the
+// model's campaigns gets a snapshot of those only: no estimates, rules or
+// id of another tenant's campaign (it was refused with a 403 that named
+// one). A Scorer on it answers as POST /v1/score does for the bidder, and
+// another tenant's campaign is as unknown to it as a made-up one.
 func TestSnapshotRestricted(t *testing.T) {
+	all := fixtures(t)
 	w := newWorld(t)
-	w.m.Refresh(w.now)
-	status, body := call(w.svc, "GET", "/v1/model/snapshot", nil, demoBidder)
-	if status != 403 || !strings.HasPrefix(string(body), `snapshot: not available to a bidder restricted to some campaigns (restricted: the model holds campaign "other-tenant"`) {
-		t.Fatalf("%d %s", status, body)
+	w.feedFixtures(t, all)
+	data := snapshotOf(t, w, demoBidder)
+	dec, _ := zstd.NewReader(nil)
+	defer dec.Close()
+	raw, err := dec.DecodeAll(data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte("other-tenant")) {
+		t.Fatal("the snapshot names another tenant's campaign")
+	}
+	sn, err := ParseSnapshot(data, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	sn.Estimates().Campaigns(func(id string) bool { ids = append(ids, id); return true })
+	if strings.Join(ids, ",") != "ctv-purchase,ctv-signup" || len(sn.Rules().Campaigns()) != 2 {
+		t.Fatalf("estimates of %v, rules of %+v", ids, sn.Rules().Campaigns())
+	}
+	sc := NewScorerFromSnapshot(sn)
+	var res Result
+	for _, name := range sortedNames(all) {
+		_, want := call(w.svc, "POST", "/v1/score", all[name], demoBidder)
+		if err := sc.Score(all[name], ScoreOptions{}, &res); err != nil {
+			t.Fatal(err)
+		}
+		if got := res.AppendJSON(nil); !bytes.Equal(got, want) {
+			t.Fatalf("%s:\nscorer %s\n  HTTP %s", name, got, want)
+		}
+	}
+	body := all["ctv-1imp"]
+	for _, id := range []string{"other-tenant", "made-up"} {
+		err := sc.Score(body, ScoreOptions{Campaigns: []string{id}}, &res)
+		_, http := call(w.svc, "POST", "/v1/score?campaigns="+id, body, demoBidder)
+		want := `campaigns: unknown campaign "` + id + `"`
+		if e, ok := err.(*apierr.Error); !ok || e.Status != 404 || e.Message != want || string(http) != want {
+			t.Fatalf("%s: scorer %v, HTTP %s", id, err, http)
+		}
 	}
 }
 

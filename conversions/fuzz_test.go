@@ -14,7 +14,7 @@ import (
 func checkStored(t *testing.T, e StoredEvent, now time.Time) {
 	t.Helper()
 	switch {
-	case e.EventName == "" || len(e.EventName) > maxEventName || hasControl([]byte(e.EventName)):
+	case e.EventName == "" || len(e.EventName) > maxEventName || signals.BadText([]byte(e.EventName)) != "":
 		t.Fatalf("bad event name %q", e.EventName)
 	case e.EventTime < now.Add(-62*24*time.Hour).Unix() || e.EventTime > now.Add(10*time.Minute).Unix():
 		t.Fatalf("event_time %d out of bounds", e.EventTime)

@@ -161,8 +161,8 @@ func (s *Service) parseEvent(b *batch, i int, v *fastjson.Value) {
 		b.fail(i, apierr.SubcodeInvalidBatch, "event_name", reasonRequired)
 	} else if len(name) > maxEventName {
 		b.fail(i, apierr.SubcodeInvalidBatch, "event_name", "longer than 100 bytes")
-	} else if hasControl(name) {
-		b.fail(i, apierr.SubcodeInvalidBatch, "event_name", "contains control characters")
+	} else if why := signals.BadText(name); why != "" {
+		b.fail(i, apierr.SubcodeInvalidBatch, "event_name", why)
 	} else {
 		e.name = name
 	}
@@ -208,6 +208,8 @@ func (s *Service) parseEvent(b *batch, i int, v *fastjson.Value) {
 			b.fail(i, apierr.SubcodeInvalidBatch, "event_id", reasonNotString)
 		case len(id) > maxEventID:
 			b.fail(i, apierr.SubcodeInvalidBatch, "event_id", reasonTooLong)
+		case signals.BadText(id) != "":
+			b.fail(i, apierr.SubcodeInvalidBatch, "event_id", signals.BadText(id))
 		default:
 			eventID = id
 		}
@@ -414,6 +416,8 @@ func (s *Service) parseCustomData(b *batch, i int, e *event, v *fastjson.Value) 
 			b.fail(i, apierr.SubcodeInvalidBatch, "custom_data.order_id", reasonNotString)
 		case len(id) > maxEventID:
 			b.fail(i, apierr.SubcodeInvalidBatch, "custom_data.order_id", reasonTooLong)
+		case signals.BadText(id) != "":
+			b.fail(i, apierr.SubcodeInvalidBatch, "custom_data.order_id", signals.BadText(id))
 		default:
 			orderID = id
 		}
@@ -554,6 +558,8 @@ func (s *Service) parseUserData(b *batch, i int, e *event, v *fastjson.Value, ha
 			b.fail(i, apierr.SubcodeInvalidBatch, "user_data.household_id", reasonNotString)
 		case len(h) > maxHouseholdID:
 			b.fail(i, apierr.SubcodeInvalidBatch, "user_data.household_id", reasonTooLong)
+		case signals.BadText(h) != "":
+			b.fail(i, apierr.SubcodeInvalidBatch, "user_data.household_id", signals.BadText(h))
 		case len(h) > 0:
 			matchable++
 			if hash {
@@ -710,15 +716,6 @@ func isInteger(v *fastjson.Value) bool {
 		s, _ := v.StringBytes()
 		_, err := strconv.ParseInt(b2s(trimSpace(s)), 10, 32)
 		return err == nil
-	}
-	return false
-}
-
-func hasControl(s []byte) bool {
-	for _, c := range s {
-		if c < 0x20 || c == 0x7f {
-			return true
-		}
 	}
 	return false
 }

@@ -3,6 +3,7 @@ package conversions
 import (
 	"net/netip"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/cpafeed/cpafeed/apierr"
 	"github.com/valyala/fasthttp"
@@ -53,6 +54,26 @@ func (h *pixelHit) set(k, v []byte) {
 	}
 }
 
+// validUTF8 reports whether every value of the hit is UTF-8. The event
+// below is built as JSON, whose encoder would replace bytes that are not
+// with U+FFFD and so store (and key the dedup on) another name or id than
+// the one sent; such a hit is rejected instead, as the CAPI rejects them.
+// Control bytes need no check here: they reach the CAPI validation
+// escaped, and it rejects them.
+func (h *pixelHit) validUTF8() bool {
+	for _, v := range [...][]byte{h.dataset, h.ev, h.eid, h.dl, h.value, h.currency, h.orderID, h.dpo} {
+		if !utf8.Valid(v) {
+			return false
+		}
+	}
+	for _, v := range h.user {
+		if !utf8.Valid(v) {
+			return false
+		}
+	}
+	return true
+}
+
 // HandlePixel serves GET /v1/pixel?id=<dataset>&ev=<event_name>&eid=<event_id>
 // (plus em, ph, external_id, ... hashed or clear, value, currency, order_id,
 // dl, dpo=LDU; Meta's spellings ud[em], cd[value], cd[currency] too) and the
@@ -78,6 +99,12 @@ func (s *Service) HandlePixel(ctx *fasthttp.RequestCtx, body []byte) error {
 	ds := s.datasets[b2s(h.dataset)]
 	if ds == nil {
 		metricRejected[SourcePixel].Inc()
+		writeGIF(ctx)
+		return nil
+	}
+	if !h.validUTF8() {
+		b.events = b.events[:0]
+		s.reject(ds, SourcePixel, b, 1)
 		writeGIF(ctx)
 		return nil
 	}

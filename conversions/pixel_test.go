@@ -84,6 +84,26 @@ func TestPixelRejectedCounts(t *testing.T) {
 	}
 }
 
+// TestPixelRejectsBadBytes (issue 18): a hit whose event name or id is not
+// UTF-8 or holds control bytes is rejected (the GIF, counted), not stored
+// with the bytes replaced.
+func TestPixelRejectsBadBytes(t *testing.T) {
+	e := newTestEnv(t, nil)
+	for _, q := range []string{
+		"ev=Pur%FFchase&eid=b-1", "ev=Purchase&eid=b-2%C3", "ev=Pur%01chase&eid=b-3", "ev=Purchase&eid=b%7F4",
+		"ev=Purchase&eid=b-5&order_id=o%FF", "ev=Purchase&eid=b-6&household_id=h%00h",
+	} {
+		if r := e.pixel("id=" + testDataset + "&dl=https://x&" + q); string(r.body) != transparentGIF {
+			t.Fatalf("%s: no GIF", q)
+		}
+	}
+	e.pixel("id=" + testDataset + "&dl=https://x&ev=Purchase&eid=b-7")
+	px := e.stats(t)["by_source"].(map[string]any)["pixel"].(map[string]any)
+	if num(px, "rejected") != 6 || num(px, "stored") != 1 {
+		t.Fatalf("pixel stats %v", px)
+	}
+}
+
 func TestStatsJSON(t *testing.T) {
 	e := newTestEnv(t, func(c *Config) { c.MaxEventNames = 2 })
 	now := testNow.Unix()

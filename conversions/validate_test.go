@@ -38,6 +38,20 @@ func TestEventFieldVariants(t *testing.T) {
 	f(`,"event_time":"17956285x0"`, "event_time: not a Unix time in seconds")
 	f(`,"event_time":true`, "event_time: not a Unix time in seconds")
 	f(`,"event_name":"Pur\u0001chase"`, "event_name: contains control characters")
+	// Issue 18: invalid UTF-8 and raw control bytes (which the JSON parser
+	// lets through) in the name and the ids that are stored or keyed.
+	f(`,"event_name":"Pur`+"\x01"+`chase"`, "event_name: contains control characters")
+	f(`,"event_name":"Pur`+"\x7f"+`chase"`, "event_name: contains control characters")
+	f(`,"event_name":"Pur`+"\xff"+`chase"`, "event_name: not UTF-8")
+	f(`,"event_name":"Pur`+"\xc3"+`"`, "event_name: not UTF-8")
+	f(`,"event_name":"Achat-réussi"`, "")
+	f(`,"event_id":"ord`+"\x00"+`er-1"`, "event_id: contains control characters")
+	f(`,"event_id":"ord\u001ber-1"`, "event_id: contains control characters")
+	f(`,"event_id":"ord`+"\xed\xa0\x80"+`er-1"`, "event_id: not UTF-8") // a surrogate
+	f(`,"event_id":"commande-№1"`, "")
+	f(`,"custom_data":{"order_id":"o`+"\n"+`1"}`, "custom_data.order_id: contains control characters")
+	f(`,"custom_data":{"order_id":"o`+"\xfe"+`1"}`, "custom_data.order_id: not UTF-8")
+	f(`,"user_data":{"client_user_agent":"UA","household_id":"hh`+"\x80"+`"}`, "user_data.household_id: not UTF-8; user_data: no identifier that can be matched: send em, ph, external_id, ifa, madid, client_ip_address or household_id")
 	f(`,"event_name":"`+strings.Repeat("x", 101)+`"`, "event_name: longer than 100 bytes")
 	f(`,"event_name":""`, "event_name: required")
 	f(`,"event_name":null`, "event_name: required")

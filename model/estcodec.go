@@ -17,16 +17,37 @@ import (
 //	u32 CRC-32C
 //
 // 108 bytes per entry plus its label. Only whole tables are encoded (no
-// delta since a version).
+// delta since a version), of every campaign or of some (MarshalCampaigns).
 const (
 	estMagic   = "CPAFEST\x00"
 	estVersion = 1
 )
 
 // MarshalBinary encodes the table (labels gathered into one arena).
-func (e *Estimates) MarshalBinary() ([]byte, error) {
+func (e *Estimates) MarshalBinary() ([]byte, error) { return e.MarshalCampaigns(nil) }
+
+// MarshalCampaigns encodes the table of the campaigns keep accepts (every
+// campaign when keep is nil), as a table of its own: the others' nodes,
+// labels and ids are left out, so that a bidder allowed some campaigns is
+// sent nothing of the rest. Version, time and quantiles are the table's.
+func (e *Estimates) MarshalCampaigns(keep func(id string) bool) ([]byte, error) {
+	// The kept campaigns in table order, each with the shift of its entry
+	// indexes (entries are grouped by campaign: ents[off[0]:off[MaxLevels]]).
+	type kept struct {
+		ci    int
+		shift int32
+	}
+	ks := make([]kept, 0, len(e.camps))
+	n := int32(0)
+	for ci := range e.camps {
+		c := &e.camps[ci]
+		if keep == nil || keep(c.id) {
+			ks = append(ks, kept{ci, n - c.off[0]})
+			n += c.off[MaxLevels] - c.off[0]
+		}
+	}
 	var buf bytes.Buffer
-	buf.Grow(64 + len(e.ents)*128)
+	buf.Grow(64 + int(n)*128)
 	enc := newEncoder(&buf)
 	enc.buf = append(enc.buf, estMagic...)
 	enc.u32(estVersion)
@@ -34,29 +55,40 @@ func (e *Estimates) MarshalBinary() ([]byte, error) {
 	enc.i64(e.at)
 	enc.f64(e.q[0])
 	enc.f64(e.q[1])
-	enc.u32(uint32(len(e.camps)))
-	for i := range e.camps {
-		c := &e.camps[i]
+	enc.u32(uint32(len(ks)))
+	for _, k := range ks {
+		c := &e.camps[k.ci]
 		enc.str(c.id)
-		enc.u32(uint32(c.root))
+		root := c.root
+		if root >= 0 {
+			root += k.shift
+		}
+		enc.u32(uint32(root))
 		for _, o := range c.off {
-			enc.u32(uint32(o))
+			enc.u32(uint32(o + k.shift))
 		}
 	}
-	enc.u32(uint32(len(e.ents)))
+	enc.u32(uint32(n))
 	var arena []byte
-	for i := range e.ents {
-		x := &e.ents[i]
-		enc.u64(uint64(x.key))
-		for _, v := range [...]float64{x.cvr, x.lo, x.hi, x.vtr, x.neff, x.conv, x.exps, x.spend, x.alpha, x.beta} {
-			enc.f64(v)
+	for camp, k := range ks {
+		c := &e.camps[k.ci]
+		for i := c.off[0]; i < c.off[MaxLevels]; i++ {
+			x := &e.ents[i]
+			enc.u64(uint64(x.key))
+			for _, v := range [...]float64{x.cvr, x.lo, x.hi, x.vtr, x.neff, x.conv, x.exps, x.spend, x.alpha, x.beta} {
+				enc.f64(v)
+			}
+			parent := x.parent
+			if parent >= 0 {
+				parent += k.shift
+			}
+			enc.u32(uint32(parent))
+			enc.u16(uint16(camp))
+			enc.u8(x.level)
+			enc.u32(uint32(len(arena)))
+			enc.u16(x.labelLen)
+			arena = append(arena, e.labels[x.arena][x.labelOff:x.labelOff+uint32(x.labelLen)]...)
 		}
-		enc.u32(uint32(x.parent))
-		enc.u16(x.camp)
-		enc.u8(x.level)
-		enc.u32(uint32(len(arena)))
-		enc.u16(x.labelLen)
-		arena = append(arena, e.labels[x.arena][x.labelOff:x.labelOff+uint32(x.labelLen)]...)
 	}
 	enc.bytes(arena)
 	if err := enc.finish(); err != nil {

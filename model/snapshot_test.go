@@ -273,6 +273,73 @@ func TestEstimatesMarshalRoundTrip(t *testing.T) {
 	}
 }
 
+// TestEstimatesMarshalCampaigns: the table of some campaigns decodes to a
+// table that answers for them exactly as the whole one and holds nothing
+// of the others (issue 18: a bidder's snapshot named every campaign).
+func TestEstimatesMarshalCampaigns(t *testing.T) {
+	m := New(Config{}, testCampaigns())
+	smallStream(m, 5, t0, t0+2*86400)
+	e := m.Refit(t0 + 2*86400)
+	for _, keepID := range []string{"demo-ctv-purchase", "demo-ctv-signup", ""} {
+		data, err := e.MarshalCampaigns(func(id string) bool { return id == keepID })
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := UnmarshalEstimates(data)
+		if err != nil {
+			t.Fatalf("%q: %v", keepID, err)
+		}
+		var ids []string
+		d.Campaigns(func(id string) bool { ids = append(ids, id); return true })
+		if keepID == "" && len(ids) != 0 || keepID != "" && (len(ids) != 1 || ids[0] != keepID) {
+			t.Fatalf("%q: campaigns %v", keepID, ids)
+		}
+		if d.Version() != e.Version() || d.At() != e.At() || d.Quantiles() != e.Quantiles() {
+			t.Fatalf("%q: header differs", keepID)
+		}
+		n := 0
+		for _, c := range testCampaigns() {
+			var xs, ys []Estimate
+			e.Segments(c.ID, -1, func(x Estimate) bool { xs = append(xs, x); return true })
+			d.Segments(c.ID, -1, func(x Estimate) bool { ys = append(ys, x); return true })
+			if c.ID != keepID {
+				if len(ys) != 0 {
+					t.Fatalf("%q: %d segments of %s", keepID, len(ys), c.ID)
+				}
+				for _, x := range xs {
+					if _, ok := d.Get(x.Key); ok {
+						t.Fatalf("%q: node %s of %s", keepID, e.Name(x.Key, nil), c.ID)
+					}
+				}
+				continue
+			}
+			if len(xs) != len(ys) || len(xs) == 0 {
+				t.Fatalf("%s: %d and %d segments", c.ID, len(xs), len(ys))
+			}
+			for i := range xs {
+				if xs[i] != ys[i] || string(e.Name(xs[i].Key, nil)) != string(d.Name(ys[i].Key, nil)) {
+					t.Fatalf("%s: segment %d differs", c.ID, i)
+				}
+				if p, ok := e.Parent(xs[i].Key); ok {
+					if q, _ := d.Parent(ys[i].Key); q != p {
+						t.Fatalf("%s: segment %d has parent %x, want %x", c.ID, i, uint64(q), uint64(p))
+					}
+				}
+			}
+			n += len(ys)
+			path, _ := testPath(c.ID, "pub-2", "Drama", "nowhere")
+			x, _ := e.Lookup(path)
+			y, _ := d.Lookup(path)
+			if x != y || x.Level != 2 {
+				t.Fatalf("%s: fallback lookups %+v vs %+v", c.ID, x, y)
+			}
+		}
+		if d.Len() != n {
+			t.Fatalf("%q: %d nodes, %d of the campaign", keepID, d.Len(), n)
+		}
+	}
+}
+
 func FuzzUnmarshalEstimates(f *testing.F) {
 	m := New(Config{}, testCampaigns())
 	smallStream(m, 6, t0, t0+3600)

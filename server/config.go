@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -146,6 +147,14 @@ type Bidder struct {
 	// sets false and saves the memory and about a tenth of the CPU of each
 	// score request. Default true.
 	WinNotices *bool `yaml:"win_notices"`
+	// WinSecret, when set, is the key with which the bidder signs its win
+	// notices and VAST beacons: a win for a bid it remembered must carry
+	// sig = hex HMAC-SHA-256(win_secret, auction "\n" imp "\n" campaign)
+	// (signals.WinSigner), or it books nothing (counted). At least 16
+	// bytes. Default none: unsigned win notices are accepted, and anyone
+	// who learns an auction and imp id of the bidder's (every bidder in
+	// that auction does) can book a win of it.
+	WinSecret string `yaml:"win_secret"`
 }
 
 // LoadConfig reads, expands, decodes, defaults and validates the file at
@@ -279,6 +288,7 @@ func (c Config) WithDefaults() Config {
 	}
 	c.Exposures = c.Exposures.WithDefaults()
 	c.Model = c.Model.WithDefaults()
+	c.Bidder.MaxImps = c.Exposures.MaxImps // one limit for every reader of bid requests
 	c.Bidder = c.Bidder.WithDefaults()
 	c.Attribution = c.Attribution.WithDefaults()
 	if c.Snapshot.Interval == 0 {
@@ -322,6 +332,12 @@ func (c Config) Validate() []error {
 	if c.HTTP.MaxBodyBytes < 0 || c.HTTP.MaxDecompressedBytes < 0 || c.HTTP.Concurrency < 0 ||
 		c.HTTP.MaxInflight < 0 || c.HTTP.MaxInflightScore < 0 || c.HTTP.MaxConnsPerIP < 0 {
 		bad("http", "limits must be > 0")
+	}
+	if c.Exposures.MaxImps < 0 {
+		bad("exposures.max_imps", "must be > 0")
+	}
+	if !(c.Exposures.MaxWinPriceCPM > 0) || math.IsInf(c.Exposures.MaxWinPriceCPM, 0) {
+		bad("exposures.max_win_price_cpm", "must be a number > 0")
 	}
 	if c.HTTP.MaxDecompressedBytes < c.HTTP.MaxBodyBytes {
 		bad("http.max_decompressed_bytes", "must be >= max_body_bytes (%d)", c.HTTP.MaxBodyBytes)
@@ -425,6 +441,12 @@ func (c Config) Validate() []error {
 		}
 		bidders[b.Name] = true
 		token(p+".token", b.Token)
+		if b.WinSecret != "" && len(b.WinSecret) < 16 {
+			bad(p+".win_secret", "at least 16 bytes, not %d", len(b.WinSecret))
+		}
+		if b.WinSecret != "" && b.WinSecret == b.Token {
+			bad(p+".win_secret", "must differ from the token (it is written into ad markup code)")
+		}
 		for j, id := range b.Campaigns {
 			if !campaigns[id] {
 				bad(fmt.Sprintf("%s.campaigns[%d]", p, j), "unknown campaign %q", id)
@@ -455,7 +477,7 @@ func (c Config) Validate() []error {
 func (c Config) DevCredentials() []string {
 	var out []string
 	isDev := func(s string) bool {
-		return strings.HasPrefix(s, "dev-") || s == "other-advertiser-token" || s == "other-bidder-token"
+		return strings.HasPrefix(s, "dev-") || s == "other-advertiser-token" || s == "other-bidder-token" || s == "other-bidder-win-secret"
 	}
 	if isDev(c.Identity.Secret) {
 		out = append(out, "identity.secret")
@@ -468,6 +490,9 @@ func (c Config) DevCredentials() []string {
 	for i, b := range c.Bidders {
 		if isDev(b.Token) {
 			out = append(out, fmt.Sprintf("bidders[%d].token", i))
+		}
+		if isDev(b.WinSecret) {
+			out = append(out, fmt.Sprintf("bidders[%d].win_secret", i))
 		}
 	}
 	return out

@@ -108,7 +108,44 @@ func TestTwoTenantsExampleIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if c.Bidders[1].WinSecret != "other-bidder-win-secret" || !strings.Contains(strings.Join(c.DevCredentials(), " "), "bidders[1].win_secret") {
+		t.Fatalf("other-bidder's win_secret %q, dev credentials %v", c.Bidders[1].WinSecret, c.DevCredentials())
+	}
 	if len(c.Advertisers) != 2 || c.Advertisers[1].Datasets[0] != "2222222222" || c.Bidders[1].Campaigns[0] != "other-ctv-purchase" || len(c.Campaigns) != 3 {
 		t.Fatalf("%+v %+v %+v", c.Advertisers, c.Bidders, c.Campaigns)
+	}
+}
+
+// TestMaxImpsReachesEveryReader: exposures.max_imps bounds the bid
+// requests of /v1/score too (the bidder package reads them with its own
+// extractors).
+func TestMaxImpsReachesEveryReader(t *testing.T) {
+	c, err := ParseConfig([]byte(strings.Replace(string(configs.Default), "max_imps: 32", "max_imps: 4", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Exposures.MaxImps != 4 || c.Bidder.MaxImps != 4 {
+		t.Fatalf("exposures %d, bidder %d", c.Exposures.MaxImps, c.Bidder.MaxImps)
+	}
+	noLimits := strings.NewReplacer("  max_imps: 32\n", "", "  max_win_price_cpm: 1000\n", "").Replace(string(configs.Default))
+	if c, _ = ParseConfig([]byte(noLimits)); c.Exposures.MaxImps != 32 || c.Bidder.MaxImps != 32 || c.Exposures.MaxWinPriceCPM != 1000 {
+		t.Fatalf("default: exposures %d, bidder %d", c.Exposures.MaxImps, c.Bidder.MaxImps)
+	}
+}
+
+func TestConfigWinSecretAndPriceCap(t *testing.T) {
+	raw := strings.NewReplacer("max_win_price_cpm: 1000", "max_win_price_cpm: -1", "max_imps: 32", "max_imps: -2").Replace(string(configs.Default))
+	raw = strings.Replace(raw, "    campaigns: [demo-ctv-purchase, demo-ctv-signup]\n",
+		"    campaigns: [demo-ctv-purchase, demo-ctv-signup]\n    win_secret: short\n", 1)
+	_, err := ParseConfig([]byte(raw))
+	for _, want := range []string{"bidders[0].win_secret: at least 16 bytes", "exposures.max_win_price_cpm: must be a number > 0", "exposures.max_imps: must be > 0"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in %v", want, err)
+		}
+	}
+	raw = strings.Replace(string(configs.Default), "    campaigns: [demo-ctv-purchase, demo-ctv-signup]\n",
+		"    campaigns: [demo-ctv-purchase, demo-ctv-signup]\n    win_secret: dev-bidder-token\n", 1)
+	if _, err := ParseConfig([]byte(raw)); err == nil || !strings.Contains(err.Error(), "bidders[0].win_secret: must differ from the token") {
+		t.Errorf("win_secret equal to the token: %v", err)
 	}
 }

@@ -63,6 +63,7 @@ func newEngine(cfg Config, log EngineLog, now func() time.Time, t *tenants) (*En
 		return nil, err
 	}
 	e.Exposures.SetClock(now)
+	e.Exposures.SetBidders(t)
 	if e.Conversions, err = conversions.NewService(cfg.Conversions, log, e.Hasher, t); err != nil {
 		e.Exposures.Close()
 		return nil, err

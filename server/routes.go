@@ -235,7 +235,10 @@ func (s *Server) withBody(ctx *fasthttp.RequestCtx, methods string, fn func(body
 }
 
 // mayRead checks that the bearer token may read a campaign's reports: its
-// advertiser's token, or a token of a bidder allowed the campaign.
+// advertiser's token, or a token of a bidder allowed the campaign. Another
+// tenant's campaign answers what an unknown one does (404, the same
+// message, the same lookups), so that no token can tell other tenants'
+// campaign ids from made-up ones.
 func (s *Server) mayRead(ctx *fasthttp.RequestCtx, campaign string) error {
 	tok := bearer(ctx.Request.Header.Peek("Authorization"))
 	if tok == nil {
@@ -248,12 +251,13 @@ func (s *Server) mayRead(ctx *fasthttp.RequestCtx, campaign string) error {
 	if campaign == "" {
 		return apierr.BadRequest("campaign: required")
 	}
-	owner, ok := s.campaignOwner[campaign]
-	switch {
-	case !ok:
+	owner, known := s.campaignOwner[campaign]
+	mine := tn.MayUse(campaign) // a bidder's
+	if tn.advertiser {
+		mine = tn.name == owner
+	}
+	if !known || !mine {
 		return apierr.NotFound("campaign %q: unknown", campaign)
-	case tn.advertiser && tn.name != owner, !tn.advertiser && !tn.MayUse(campaign):
-		return apierr.Forbidden("campaign %q: not readable with this token", campaign)
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package server
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+
+	"github.com/cpafeed/cpafeed/signals"
 )
 
 // tenant is who a token belongs to: an advertiser or a bidder.
@@ -12,6 +14,7 @@ type tenant struct {
 	datasets   []string            // advertisers: owned dataset ids
 	campaigns  map[string]struct{} // bidders: allowed campaigns; nil = all
 	noWins     bool                // bidders: sends no win notices, so scored requests are not remembered
+	winSigner  *signals.WinSigner  // bidders: signs its win notices (win_secret); nil = unsigned
 	token      []byte
 }
 
@@ -20,15 +23,19 @@ type tenant struct {
 // final comparison is constant time.
 type tenants struct {
 	byDigest map[[sha256.Size]byte]*tenant
+	bidders  map[string]*tenant // by name
 }
 
 func newTenants(c Config) *tenants {
-	t := &tenants{byDigest: map[[sha256.Size]byte]*tenant{}}
+	t := &tenants{byDigest: map[[sha256.Size]byte]*tenant{}, bidders: map[string]*tenant{}}
 	for _, a := range c.Advertisers {
 		t.byDigest[sha256.Sum256([]byte(a.Token))] = &tenant{name: a.Name, advertiser: true, datasets: a.Datasets, token: []byte(a.Token)}
 	}
 	for _, b := range c.Bidders {
 		tn := &tenant{name: b.Name, token: []byte(b.Token), noWins: b.WinNotices != nil && !*b.WinNotices}
+		if b.WinSecret != "" {
+			tn.winSigner = signals.NewWinSigner([]byte(b.WinSecret))
+		}
 		if len(b.Campaigns) > 0 {
 			tn.campaigns = map[string]struct{}{}
 			for _, id := range b.Campaigns {
@@ -36,8 +43,18 @@ func newTenants(c Config) *tenants {
 			}
 		}
 		t.byDigest[sha256.Sum256([]byte(b.Token))] = tn
+		t.bidders[b.Name] = tn
 	}
 	return t
+}
+
+// WinBidder implements signals.Bidders: the bidder a remembered bid names.
+func (t *tenants) WinBidder(name []byte) (signals.Bidder, *signals.WinSigner) {
+	tn := t.bidders[string(name)]
+	if tn == nil {
+		return nil, nil // not a nil *tenant in a non-nil interface
+	}
+	return tn, tn.winSigner
 }
 
 // lookup returns the tenant of token, or nil.

@@ -23,7 +23,9 @@ func WriteGIF(ctx *fasthttp.RequestCtx) {
 }
 
 // HandleBids serves POST /v1/bids: the bid request alone, remembered (every
-// imp) for its win notice. Answer: {"id": ..., "remembered": <imps>}.
+// imp) for its win notice. Answer: {"id": ..., "remembered": <imps>}, the
+// imps actually remembered (0 for a request too large to keep, counted in
+// cpafeed_bids_not_remembered_total).
 func (x *Exposures) HandleBids(ctx *fasthttp.RequestCtx, body []byte, b Bidder) error {
 	ex := x.extractors.Get().(*Extractor)
 	defer x.extractors.Put(ex)
@@ -32,22 +34,32 @@ func (x *Exposures) HandleBids(ctx *fasthttp.RequestCtx, body []byte, b Bidder) 
 	if err != nil {
 		return err
 	}
-	x.Remember(req, b.BidderName(), now)
+	kept := x.Remember(req, b.BidderName(), now)
 	out := append(ctx.Response.Body()[:0], `{"id":`...)
 	out = apierr.AppendString(out, string(req.ID))
 	out = append(out, `,"remembered":`...)
-	out = strconv.AppendInt(out, int64(len(req.Imps)), 10)
+	out = strconv.AppendInt(out, int64(kept), 10)
 	out = append(out, '}')
 	ctx.SetContentType("application/json")
 	ctx.SetBody(out)
 	return nil
 }
 
-// HandleWin serves GET /v1/win?auction=&imp=&campaign=&creative=&price=, an
-// OpenRTB burl/nurl target: the features and identities come from the bid
-// request remembered at bid time. A win that cannot be used (request no
-// longer remembered, unknown campaign, a campaign the bidder may not use)
-// still answers the GIF — a beacon must not fail — and is counted.
+// HandleWin serves GET /v1/win?auction=&imp=&campaign=&creative=&price=
+// [&sig=], an OpenRTB burl/nurl target: the features and identities come
+// from the bid request remembered at bid time. It carries no token, so it
+// books only what the bidder that remembered the bid may book: a campaign
+// that bidder may use and, when the bidder has a win_secret, with a valid
+// sig (WinSigner). A price above MaxWinPriceCPM, or unreadable, is booked
+// as 0.
+//
+// A win that cannot be used (request no longer remembered, unknown
+// campaign, a campaign the bidder may not use, a missing or wrong sig)
+// answers the GIF all the same, books nothing and is counted
+// (cpafeed_wins_unknown_total, cpafeed_wins_refused_total{reason}). The
+// answer goes to an exchange or a player, who can do nothing about an
+// error; an error status would only tell a prober which auctions,
+// campaigns and signatures are good. The bidder sees refusals in metrics.
 func (x *Exposures) HandleWin(ctx *fasthttp.RequestCtx) error {
 	args := ctx.QueryArgs()
 	auction, impID, campaign := args.Peek("auction"), args.Peek("imp"), string(args.Peek("campaign"))
@@ -63,9 +75,24 @@ func (x *Exposures) HandleWin(ctx *fasthttp.RequestCtx) error {
 		WriteGIF(ctx)
 		return nil
 	}
+	b, signer := x.winBidder(r)
+	switch {
+	case b == nil || !b.MayUse(campaign):
+		winsRefusedCampaign.Inc()
+		WriteGIF(ctx)
+		return nil
+	case signer != nil && !signer.Valid(args.Peek("sig"), auction, impID, campaign):
+		winsRefusedSig.Inc()
+		WriteGIF(ctx)
+		return nil
+	}
 	price, err := strconv.ParseFloat(string(args.Peek("price")), 64)
-	if err != nil || price < 0 || price > 1e6 {
+	switch {
+	case err != nil || !(price >= 0):
 		winsBadPrice.Inc() // an unsubstituted or encrypted price macro: count the exposure at 0
+		price = 0
+	case price > x.cfg.MaxWinPriceCPM:
+		winsPriceOverCap.Inc()
 		price = 0
 	}
 	e := x.newExposure(num, campaign, &imp, auction, impID, x.now().Unix(), price/1000, r.indexed(), ids)
@@ -82,10 +109,23 @@ const (
 	vastComplete = "complete"
 )
 
-// HandleVAST serves GET /v1/vast?auction=&imp=&campaign=&ev=..., a VAST
-// tracking beacon. start and complete are journaled and counted on the won
-// exposure's segment; impression and the quartiles are only counted in
-// metrics. Unknown exposures still get the GIF and are counted.
+// winBidder returns the bidder that remembered r and its signer (see
+// Bidders); nil when it is unknown, or no Bidders is set.
+func (x *Exposures) winBidder(r remembered) (Bidder, *WinSigner) {
+	if x.bidders == nil {
+		return nil, nil
+	}
+	return x.bidders.WinBidder(r.bidder())
+}
+
+// HandleVAST serves GET /v1/vast?auction=&imp=&campaign=&ev=...[&sig=], a
+// VAST tracking beacon. start and complete are journaled and counted on
+// the won exposure's segment; impression and the quartiles are only
+// counted in metrics. It counts only for a won exposure (a win notice or a
+// posted exposure that passed their checks, so a campaign its bidder may
+// use); while the won bid is still remembered and its bidder has a
+// win_secret, it must also carry the win notice's sig. Unknown exposures
+// and refused beacons still get the GIF and are counted.
 func (x *Exposures) HandleVAST(ctx *fasthttp.RequestCtx) error {
 	args := ctx.QueryArgs()
 	ev := string(args.Peek("ev"))
@@ -105,6 +145,17 @@ func (x *Exposures) HandleVAST(ctx *fasthttp.RequestCtx) error {
 		vastUnknown.Inc()
 		WriteGIF(ctx)
 		return nil
+	}
+	if r, held := x.lookupBid(auction); held {
+		// The remembered bid may be another bidder's that saw the same
+		// auction (bids are remembered by auction id): only the bidder
+		// of the campaign demands its signature.
+		if b, signer := x.winBidder(r); b != nil && b.MayUse(campaign) && signer != nil &&
+			!signer.Valid(args.Peek("sig"), auction, impID, campaign) {
+			vastRefusedSig.Inc()
+			WriteGIF(ctx)
+			return nil
+		}
 	}
 	if err := x.commitVideo(x.videoEventOf(now.Unix(), auction, impID, campaign, ev, won.leaf)); err != nil {
 		return apierr.Unavailable("VAST event not stored, retry: %v", err)

@@ -88,6 +88,14 @@ func (r remembered) key() []byte {
 	return d.Bytes("auction id")
 }
 
+// bidder returns the name of the bidder that remembered the bid.
+func (r remembered) bidder() []byte {
+	d := binenc.NewSlice(r, errRecord)
+	d.Raw(rememberedHeader, "remembered bid")
+	d.Bytes("auction id")
+	return d.Bytes("bidder")
+}
+
 // head decodes the record up to its imps: the key, the bidder and the
 // identities (appended to ids), and returns the number of imps.
 func (r remembered) head(d *binenc.Slice, ids []ID) (key, bidder []byte, _ []ID, nImps int) {
@@ -172,10 +180,12 @@ func serverStitched(imp *Imp) bool { return string(imp.Feature(FeatureSSAI)) == 
 
 // Remember keeps the request (every imp) for its win notices (BidTTL): one
 // record copied into the bid memory, the identities hashed once; nothing
-// allocated in steady state. Nothing of req is retained.
-func (x *Exposures) Remember(req *Request, bidder string, now int64) {
+// allocated in steady state. Nothing of req is retained. It returns the
+// number of imps remembered: 0 for a request too large to keep or a bid_ttl
+// under a second.
+func (x *Exposures) Remember(req *Request, bidder string, now int64) int {
 	if x.bids.ttl == 0 {
-		return // a bid_ttl under a second keeps nothing
+		return 0 // a bid_ttl under a second keeps nothing
 	}
 	allowed, _ := Gate(req.Privacy(), x.cfg.TCFVendorID)
 	var idBuf [8]ID
@@ -184,11 +194,12 @@ func (x *Exposures) Remember(req *Request, bidder string, now int64) {
 	*buf = appendRemembered((*buf)[:0], req.ID, bidder, now, allowed, ids, req.Imps)
 	if len(*buf) > maxRemembered {
 		bidsTooLarge.Inc()
-		return // and the buffer is left to the GC
+		return 0 // and the buffer is left to the GC
 	}
 	x.bids.put(*buf)
 	x.recBufs.Put(buf)
 	bidsRemembered.Add(len(req.Imps))
+	return len(req.Imps)
 }
 
 // rememberWon keeps the leaf of a won exposure, ingested at the Unix second

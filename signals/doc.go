@@ -4,6 +4,10 @@
 // VAST beacons), the privacy gates an exposure passes before it may be matched
 // to a person, and the exposure index (identity key -> recent exposures).
 //
+// Win notices and VAST beacons carry no token: they book only what the
+// bidder that remembered the bid may book (Bidders), signed when that
+// bidder has a win secret (WinSigner).
+//
 // Identity keys are keyed hashes (HMAC-SHA-256, truncated to 64 bits); no raw
 // device id or IP is kept past the call that read it.
 //

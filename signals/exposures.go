@@ -30,6 +30,18 @@ type ExposureConfig struct {
 	BidMemoryBytes int64 `yaml:"bid_memory_bytes"`
 	// MaxBatch is the most exposures in one POST /v1/exposures. Default 10000.
 	MaxBatch int `yaml:"max_batch"`
+	// MaxImps is the most imps of one bid request (POST /v1/score,
+	// /v1/bids, and each request of POST /v1/exposures); a request with
+	// more is a 400 naming imp. A CTV request carries one ad pod, a
+	// handful of imps at most (see DefaultMaxImps). Default (0) 32.
+	MaxImps int `yaml:"max_imps"`
+	// MaxWinPriceCPM is the highest price a win notice may carry, in the
+	// campaign's currency per mille; a win above it is booked at price 0
+	// and counted (cpafeed_wins_price_over_cap_total), as a price that
+	// cannot be read is: its exposure happened, its price is not
+	// believed (an attack, or a price macro in another unit). CTV CPMs
+	// are tens of dollars. Default (0) 1000, a dollar an impression.
+	MaxWinPriceCPM float64 `yaml:"max_win_price_cpm"`
 	// IdempotencyWindow is how long (request id, imp id, campaign) is
 	// remembered so a retried exposure or a second win notice is not counted
 	// twice. Default 1h.
@@ -60,6 +72,12 @@ func (c ExposureConfig) WithDefaults() ExposureConfig {
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 10000
+	}
+	if c.MaxImps == 0 {
+		c.MaxImps = DefaultMaxImps
+	}
+	if c.MaxWinPriceCPM == 0 {
+		c.MaxWinPriceCPM = 1000
 	}
 	if c.IdempotencyWindow == 0 {
 		c.IdempotencyWindow = time.Hour
@@ -94,6 +112,15 @@ type Log interface {
 	Wait(lsn, epoch uint64) error
 }
 
+// Bidders finds a bidder by the name its remembered bids carry: win
+// notices and VAST beacons come without a token, so what they may book is
+// decided by the bidder that remembered the bid.
+type Bidders interface {
+	// WinBidder returns the bidder named name, nil when there is none,
+	// and the signer its beacons must be signed with (nil: none needed).
+	WinBidder(name []byte) (Bidder, *WinSigner)
+}
+
 // Bidder is the authenticated caller of a bidder endpoint.
 type Bidder interface {
 	BidderName() string
@@ -114,6 +141,10 @@ var (
 	bidsTooLarge        = metrics.NewCounter(`cpafeed_bids_not_remembered_total{reason="too_large"}`)
 	winsUnknown         = metrics.NewCounter(`cpafeed_wins_unknown_total`)
 	winsBadPrice        = metrics.NewCounter(`cpafeed_wins_bad_price_total`)
+	winsPriceOverCap    = metrics.NewCounter(`cpafeed_wins_price_over_cap_total`)
+	winsRefusedCampaign = metrics.NewCounter(`cpafeed_wins_refused_total{reason="campaign"}`)
+	winsRefusedSig      = metrics.NewCounter(`cpafeed_wins_refused_total{reason="signature"}`)
+	vastRefusedSig      = metrics.NewCounter(`cpafeed_vast_refused_total{reason="signature"}`)
 	vastEvents          = metrics.NewCounter(`cpafeed_vast_events_total`)
 	vastUnknown         = metrics.NewCounter(`cpafeed_vast_unknown_total`)
 )
@@ -146,6 +177,7 @@ type Exposures struct {
 	inflight []*idemReservation
 
 	onIndexed func(ingest int64, e IndexedExposure, ids []ID) // called on the applier goroutine
+	bidders   Bidders                                         // nil: every win notice is refused
 
 	extractors sync.Pool // *Extractor
 	sums       sync.Pool // *keyHasher
@@ -172,7 +204,11 @@ func NewExposures(cfg ExposureConfig, chain *Chain, h *Hasher, index *Index, cou
 		x.ids = append(x.ids, c.ID)
 		x.roots = append(x.roots, model.RootKey(c.ID))
 	}
-	x.extractors.New = func() any { return NewExtractor() }
+	x.extractors.New = func() any {
+		ex := NewExtractor()
+		ex.SetMaxImps(cfg.MaxImps)
+		return ex
+	}
 	x.sums.New = func() any { return &keyHasher{h: sha256.New()} }
 	x.recBufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	return x, nil
@@ -180,6 +216,11 @@ func NewExposures(cfg ExposureConfig, chain *Chain, h *Hasher, index *Index, cou
 
 // SetClock replaces time.Now (tests).
 func (x *Exposures) SetClock(now func() time.Time) { x.now = now }
+
+// SetBidders sets how win notices and VAST beacons find the bidder that
+// remembered their bid (see HandleWin). Until it is set, every win notice
+// is refused. Call it before serving.
+func (x *Exposures) SetBidders(b Bidders) { x.bidders = b }
 
 // OnIndexed sets the function called, on the journal's applier goroutine and
 // in log order (and during replay), with every exposure that enters the

@@ -21,16 +21,15 @@ var jsonParsers fastjson.ParserPool
 
 // batchBuilder collects the exposures of one request and the problems found.
 type batchBuilder struct {
-	x         *Exposures
-	bidder    Bidder
-	now       time.Time
-	ex        *Extractor
-	buf       []byte
-	ids       []ID
-	es        []exposure
-	details   []apierr.Detail
-	forbidden bool
-	p         *fastjson.Parser // for the small objects (features, ids, privacy)
+	x       *Exposures
+	bidder  Bidder
+	now     time.Time
+	ex      *Extractor
+	buf     []byte
+	ids     []ID
+	es      []exposure
+	details []apierr.Detail
+	p       *fastjson.Parser // for the small objects (features, ids, privacy)
 }
 
 func (bb *batchBuilder) bad(i int, field, format string, args ...any) {
@@ -90,9 +89,6 @@ func (x *Exposures) HandleExposures(ctx *fasthttp.RequestCtx, body []byte, b Bid
 	if len(bb.details) > 0 {
 		exposuresRejected.Add(n)
 		e := apierr.BadRequest("%s: %s", bb.details[0].Field, bb.details[0].Reason)
-		if bb.forbidden {
-			e = apierr.Forbidden("%s: %s", bb.details[0].Field, bb.details[0].Reason)
-		}
 		e.Details = bb.details
 		return e
 	}
@@ -124,18 +120,18 @@ func (bb *batchBuilder) add(i int, f *exposureFields) {
 	}
 	campaign := string(f.campaign)
 	num, known := x.campaigns[campaign]
+	known = known && bb.bidder.MayUse(campaign) // another tenant's is as unknown as a made-up id
 	switch {
 	case campaign == "":
 		bb.bad(i, "campaign", "missing")
 	case !known:
 		bb.bad(i, "campaign", "unknown campaign %q", campaign)
-	case !bb.bidder.MayUse(campaign):
-		bb.bad(i, "campaign", "campaign %q is not one of bidder %s's", campaign, bb.bidder.BidderName())
-		bb.forbidden = true
 	}
 	impID := f.impID
 	if len(impID) == 0 {
 		bb.bad(i, "imp_id", "missing")
+	} else if why := BadText(impID); why != "" {
+		bb.bad(i, "imp_id", "%s", why)
 	}
 	ts := bb.now.Unix()
 	switch {
@@ -199,7 +195,12 @@ func (bb *batchBuilder) add(i int, f *exposureFields) {
 			}
 			switch fv.Type() {
 			case fastjson.TypeString:
-				imp.SetFeature(id, append([]byte(nil), fv.GetStringBytes()...))
+				v := fv.GetStringBytes()
+				if why := BadText(v); why != "" { // a segment label, stored and shown in reports
+					bb.bad(i, "features."+string(k), "%s", why)
+					return
+				}
+				imp.SetFeature(id, append([]byte(nil), v...))
 			case fastjson.TypeNumber:
 				imp.SetFeature(id, fv.MarshalTo(nil))
 			default:
@@ -209,6 +210,8 @@ func (bb *batchBuilder) add(i int, f *exposureFields) {
 		auction = f.requestID
 		if len(auction) == 0 {
 			bb.bad(i, "request_id", "missing (needed with features)")
+		} else if why := BadText(auction); why != "" {
+			bb.bad(i, "request_id", "%s", why)
 		}
 		priv := Privacy{GDPR: -1}
 		if f.privacy != nil {

@@ -3,6 +3,7 @@ package signals
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -69,7 +70,28 @@ func (b testBidder) MayUse(c string) bool {
 	return false
 }
 
-var demoBidder = testBidder{"demo-bidder", []string{"demo-ctv-purchase", "demo-ctv-signup"}}
+var (
+	demoBidder    = testBidder{"demo-bidder", []string{"demo-ctv-purchase", "demo-ctv-signup"}}
+	otherBidder   = testBidder{"other-bidder", []string{"other-ctv-purchase"}}
+	signingBidder = testBidder{"signing-bidder", []string{"demo-ctv-purchase", "demo-ctv-signup"}}
+	testWinSecret = []byte("signing-bidder-win-secret")
+)
+
+// testBidders are the bidders win notices find: signing-bidder signs its
+// win notices with testWinSecret.
+type testBidders struct{ signer *WinSigner }
+
+func (tb testBidders) WinBidder(name []byte) (Bidder, *WinSigner) {
+	switch string(name) {
+	case demoBidder.name:
+		return demoBidder, nil
+	case otherBidder.name:
+		return otherBidder, nil
+	case signingBidder.name:
+		return signingBidder, tb.signer
+	}
+	return nil, nil
+}
 
 var testCampaigns = []model.Campaign{
 	{ID: "demo-ctv-purchase", Advertiser: "demo", Event: "Purchase", TargetCPA: 40},
@@ -107,6 +129,7 @@ func openHarnessWith(t testing.TB, dir string, cfg ExposureConfig) *expHarness {
 		t.Fatal(err)
 	}
 	h.x.SetClock(func() time.Time { return h.now })
+	h.x.SetBidders(testBidders{NewWinSigner(testWinSecret)})
 	if _, err := j.Replay(1, func(_ uint64, rec []byte) error {
 		_, err := h.x.Replay(rec)
 		return err
@@ -239,6 +262,37 @@ func TestExposuresFeaturesForm(t *testing.T) {
 	}
 }
 
+// TestExposuresFeaturesFormBadBytes (issue 18): ids and feature values of
+// the features form are stored (journal, segment labels) and keyed on, so
+// control characters are refused, and bytes that are not UTF-8 in feature
+// values (read by fastjson as sent; ids are read as encoding/json reads
+// them, with U+FFFD), each naming its path.
+func TestExposuresFeaturesFormBadBytes(t *testing.T) {
+	h := openHarness(t, t.TempDir())
+	nd := `{"request_id":"r\u0007","imp_id":"1","campaign":"demo-ctv-purchase","features":{"publisher":"pub-1"}}
+{"request_id":"r2","imp_id":"1\u0000","campaign":"demo-ctv-purchase","features":{"publisher":"pub-1"}}
+{"request_id":"r3","imp_id":"1","campaign":"demo-ctv-purchase","features":{"publisher":"pub` + "\xc3" + `","genre":"a\u001bb"}}
+`
+	status, out := post(t, func(ctx *fasthttp.RequestCtx, b []byte) error { return h.x.HandleExposures(ctx, b, demoBidder) }, "application/x-ndjson", []byte(nd))
+	if status != 400 {
+		t.Fatalf("status %d %v", status, out)
+	}
+	msg := detailsOf(out["err"])
+	for _, want := range []string{
+		`exposures[0].request_id: contains control characters`,
+		`exposures[1].imp_id: contains control characters`,
+		`exposures[2].features.publisher: not UTF-8`,
+		`exposures[2].features.genre: contains control characters`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in\n%s", want, msg)
+		}
+	}
+	if h.c.exposures != 0 {
+		t.Fatal("stored")
+	}
+}
+
 func TestExposuresBatchErrorsNameEveryPath(t *testing.T) {
 	h := openHarness(t, t.TempDir())
 	roku := fixture(t, "roku-ctv-pod-gpp.json")
@@ -268,11 +322,50 @@ func TestExposuresBatchErrorsNameEveryPath(t *testing.T) {
 	if h.c.exposures != 0 {
 		t.Fatal("an invalid batch was partly stored")
 	}
-	// A campaign of another tenant is a 403.
-	status, _ = h.postExposures(t, demoBidder, exposuresBody(t,
-		map[string]any{"request": roku, "imp_id": "1", "campaign": "other-ctv-purchase"}))
-	if status != 403 {
-		t.Fatalf("other tenant's campaign: status %d", status)
+	// A campaign of another tenant is as unknown as a made-up one (issue
+	// 18: a 403 told a bidder which ids were another tenant's).
+	for _, c := range []string{"other-ctv-purchase", "made-up"} {
+		status, out = h.postExposures(t, demoBidder, exposuresBody(t,
+			map[string]any{"request": roku, "imp_id": "1", "campaign": c}))
+		if msg := detailsOf(out["err"]); status != 400 || msg != `exposures[0].campaign: unknown campaign "`+c+"\"\n" {
+			t.Fatalf("campaign %s: status %d %s", c, status, msg)
+		}
+	}
+}
+
+// TestBidsReportWhatWasKept (issue 18): POST /v1/bids refuses a request
+// with more imps than exposures.max_imps (100 000 imps were answered
+// "remembered: 100000"), and its answer counts only the imps actually
+// remembered: none for a request too large to keep.
+func TestBidsReportWhatWasKept(t *testing.T) {
+	h := openHarness(t, t.TempDir())
+	bids := func(body []byte) (int, map[string]any) {
+		return post(t, func(ctx *fasthttp.RequestCtx, b []byte) error { return h.x.HandleBids(ctx, b, demoBidder) }, "application/json", body)
+	}
+	var many bytes.Buffer
+	many.WriteString(`{"id":"many","imp":[`)
+	for i := range 100_000 {
+		if i > 0 {
+			many.WriteByte(',')
+		}
+		fmt.Fprintf(&many, `{"id":"%d"}`, i)
+	}
+	many.WriteString(`]}`)
+	remembered := bidsRemembered.Get()
+	status, out := bids(many.Bytes())
+	if e, _ := out["err"].(*apierr.Error); status != 400 || e == nil || e.Message != "imp: 100000 imps, at most 32" {
+		t.Fatalf("100 000 imps: %d %v", status, out)
+	}
+	status, out = bids([]byte(`{"id":"huge","imp":[{"id":"` + strings.Repeat("x", maxRemembered) + `"}]}`))
+	if status != 200 || out["remembered"] != 0.0 {
+		t.Fatalf("a request too large to remember: %d %v", status, out)
+	}
+	status, out = bids(fixture(t, "roku-ctv-pod-gpp.json"))
+	if status != 200 || out["remembered"] != 3.0 {
+		t.Fatalf("roku pod: %d %v", status, out)
+	}
+	if n := bidsRemembered.Get() - remembered; n != 3 {
+		t.Fatalf("cpafeed_bids_remembered_total grew by %d, want 3", n)
 	}
 }
 

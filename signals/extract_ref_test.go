@@ -91,6 +91,8 @@ func referenceExtract(body []byte, now int64) extracted {
 		return extracted{Err: "id: missing"}
 	case len(br.Imp) == 0:
 		return extracted{Err: "imp: must be a non-empty array"}
+	case len(br.Imp) > DefaultMaxImps:
+		return extracted{Err: fmt.Sprintf("imp: %d imps, at most %d", len(br.Imp), DefaultMaxImps)}
 	}
 	for i := range br.Imp {
 		if br.Imp[i].ID == "" {

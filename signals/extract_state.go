@@ -166,18 +166,20 @@ func (m *impState) reset() {
 }
 
 type reqState struct {
-	id     span
-	imps   list[impState]
-	app    siteState
-	site   siteState
-	device deviceState
-	user   userState
-	regs   regsState
+	id       span
+	imps     list[impState] // at most the extractor's limit
+	impsSeen int            // elements of the imp array, counted past the limit
+	app      siteState
+	site     siteState
+	device   deviceState
+	user     userState
+	regs     regsState
 }
 
 func (r *reqState) reset() {
 	r.id = span{}
 	r.imps.clear()
+	r.impsSeen = 0
 	r.app.reset()
 	r.site.reset()
 	r.device.reset()

@@ -3,6 +3,7 @@ package signals
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/bits"
 	"math/rand/v2"
 	"strings"
@@ -117,6 +118,12 @@ var bigRequests = []string{
 	`{"id":"r","imp":[{"id":"1"}],"ext":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `}`,
 	`{"id":"r","imp":[{"id":"1"}],"ext":` + strings.Repeat(`{"a":`, 10000) + "1" + strings.Repeat("}", 10000) + `}`,
 	`{"id":"r","imp":[{"id":"1"}],"ext":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`,
+	impsRequest(DefaultMaxImps),
+	impsRequest(DefaultMaxImps + 1),
+	`{"id":"r","imp":` + impsRequest(40)[len(`{"id":"r","imp":`):len(impsRequest(40))-1] + `,"imp":[{"id":"a"},{"ssai":3}]}`,
+	`{"id":"r","imp":[{"id":"a"},{"ssai":3}],"imp":` + impsRequest(40)[len(`{"id":"r","imp":`):],
+	`{"id":"r","imp":` + impsRequest(40)[len(`{"id":"r","imp":`):len(impsRequest(40))-1] + `,"imp":null}`,
+	`{"id":"r","imp":` + impsRequest(40)[len(`{"id":"r","imp":`):len(impsRequest(40))-1] + `,"imp":{}}`,
 }
 
 func TestExtractMatchesReference(t *testing.T) {
@@ -155,6 +162,48 @@ func TestExtractErrors(t *testing.T) {
 	f(`{"id":"r",`, "body: invalid JSON at offset 10: unexpected end of JSON input")
 	f(`{"id":"r"]`, "body: invalid JSON at offset 10: invalid character ']' after object key:value pair")
 	f(``, "body: invalid JSON at offset 0: unexpected end of JSON input")
+	f(impsRequest(DefaultMaxImps+1), "imp: 33 imps, at most 32")
+	f(`{"id":"r","imp":[{"id":"1"},{"id":"2"}],"imp":`+impsRequest(100)[len(`{"id":"r","imp":`):], "imp: 100 imps, at most 32")
+	x.SetMaxImps(2)
+	f(impsRequest(3), "imp: 3 imps, at most 2")
+	f(`{"id":"r","imp":[{"id":"1"},{"id":"2"},{}]}`, "imp: 3 imps, at most 2")
+}
+
+// impsRequest is a bid request with n imps.
+func impsRequest(n int) string {
+	var b strings.Builder
+	b.WriteString(`{"id":"r","imp":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"id":"%d","video":{"maxduration":30}}`, i+1)
+	}
+	b.WriteString(`]}`)
+	return b.String()
+}
+
+// TestExtractMaxImps (issue 18): a request with more imps than the limit is
+// refused, and the extractor keeps no more than the limit's state however
+// many imps it read past (100 000 imps cost a pooled extractor tens of MB
+// and the answer 40 MB before). The last "imp" member is the one counted,
+// as encoding/json keeps the last.
+func TestExtractMaxImps(t *testing.T) {
+	x := NewExtractor()
+	r, err := x.Extract([]byte(impsRequest(DefaultMaxImps)), testNow)
+	if err != nil || len(r.Imps) != DefaultMaxImps {
+		t.Fatalf("%d imps: %v", DefaultMaxImps, err)
+	}
+	if _, err := x.Extract([]byte(impsRequest(100_000)), testNow); err == nil {
+		t.Fatal("100 000 imps accepted")
+	}
+	if n := len(x.st.imps.items); n > DefaultMaxImps {
+		t.Fatalf("the extractor holds %d imps' state", n)
+	}
+	r, err = x.Extract([]byte(`{"id":"r","imp":`+impsRequest(40)[len(`{"id":"r","imp":`):len(impsRequest(40))-1]+`,"imp":[{"id":"a"}]}`), testNow)
+	if err != nil || len(r.Imps) != 1 || string(r.Imps[0].ID) != "a" {
+		t.Fatalf("40 imps, then 1: %v", err)
+	}
 }
 
 // TestExtractFeatures pins feature values read from the fixtures, so that a

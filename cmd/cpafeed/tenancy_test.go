@@ -1,11 +1,39 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"math"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/cpafeed/cpafeed/bidder"
+	"github.com/cpafeed/cpafeed/signals"
 )
+
+// bidWithID is the bid request bid with its id replaced.
+func bidWithID(t *testing.T, bid []byte, id string) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(bid, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["id"] = id
+	return jsonBody(t, m)
+}
+
+func zstdDecode(b []byte) ([]byte, error) {
+	dec, err := zstd.NewReader(nil)
+	if err != nil {
+		return nil, err
+	}
+	defer dec.Close()
+	return dec.DecodeAll(b, nil)
+}
 
 // TestTenancyEveryTokenSeesOnlyItsTenant runs configs/examples/two-tenants.yaml:
 // advertisers demo (dataset 1234567890) and other (2222222222), bidders
@@ -51,6 +79,23 @@ func TestTenancyEveryTokenSeesOnlyItsTenant(t *testing.T) {
 		t.Helper()
 		return must(send("GET", "/v1/campaigns/"+campaign+"/stats", token, nil), 200, "own report "+campaign)
 	}
+	// alike: a request naming another tenant's campaign gets the status
+	// and message the same request naming a made-up id gets, so that no
+	// token can list other tenants' campaign ids (issue 18: 403 for
+	// another's, 404 for an unknown one).
+	alike := func(method, path, token string, body []byte, campaign string, status int, what string) {
+		t.Helper()
+		const madeUp = "no-such-campaign"
+		a := must(send(method, path, token, body), status, what)
+		var madeBody []byte
+		if body != nil {
+			madeBody = bytes.ReplaceAll(body, []byte(campaign), []byte(madeUp))
+		}
+		b := must(send(method, strings.ReplaceAll(path, campaign, madeUp), token, madeBody), status, what+", with a made-up id")
+		if x, y := strings.ReplaceAll(errorMessage(a), campaign, "ID"), strings.ReplaceAll(errorMessage(b), madeUp, "ID"); x != y {
+			t.Fatalf("%s: %q; with a made-up id: %q", what, errorMessage(a), errorMessage(b))
+		}
+	}
 
 	// Both tenants reach the household: an exposure and a conversion each.
 	must(send("POST", "/v1/exposures", otherBidder, exposures("other-ctv-purchase", "b-1")), 200, "other-bidder's exposure")
@@ -78,8 +123,8 @@ func TestTenancyEveryTokenSeesOnlyItsTenant(t *testing.T) {
 		t.Fatalf("demo posts a form to other's dataset on Meta's path: %v", a)
 	}
 	must(send("GET", "/v1/stats?dataset=2222222222", advToken, nil), 403, "demo reads other's stats")
-	must(send("GET", "/v1/campaigns/other-ctv-purchase/stats", advToken, nil), 403, "demo reads other's campaign report")
-	must(send("GET", "/v1/segments?campaign=other-ctv-purchase", advToken, nil), 403, "demo reads other's segments")
+	alike("GET", "/v1/campaigns/other-ctv-purchase/stats", advToken, nil, "other-ctv-purchase", 404, "demo reads other's campaign report")
+	alike("GET", "/v1/segments?campaign=other-ctv-purchase", advToken, nil, "other-ctv-purchase", 404, "demo reads other's segments")
 	must(send("GET", "/v1/segments?campaign=other-ctv-purchase", otherAdv, nil), 200, "other reads its segments")
 	// Deleting the household with demo's token removes demo's exposure only.
 	del := must(send("DELETE", "/v1/identities", advToken, []byte(`{"client_ip_address":"`+household+`"}`)), 200, "demo's deletion")
@@ -101,22 +146,46 @@ func TestTenancyEveryTokenSeesOnlyItsTenant(t *testing.T) {
 	}
 
 	// Bidders: only their campaigns, to report and to read.
-	must(send("POST", "/v1/exposures", bidderToken, exposures("other-ctv-purchase", "a-into-b")), 403, "demo-bidder reports for other's campaign")
+	alike("POST", "/v1/exposures", bidderToken, exposures("other-ctv-purchase", "a-into-b"), "other-ctv-purchase", 400, "demo-bidder reports for other's campaign")
 	mixed := jsonBody(t, map[string]any{"exposures": []any{
 		exposure("mixed-1", "demo-ctv-purchase", 30, now-60, map[string]any{"publisher": "pub-7"}, nil),
 		exposure("mixed-2", "other-ctv-purchase", 30, now-60, map[string]any{"publisher": "pub-7"}, nil)}})
-	must(send("POST", "/v1/exposures", bidderToken, mixed), 403, "demo-bidder's batch with one of other's campaign")
-	must(send("POST", "/v1/exposures", otherBidder, exposures("demo-ctv-purchase", "b-into-a")), 403, "other-bidder reports for demo's campaign")
+	must(send("POST", "/v1/exposures", bidderToken, mixed), 400, "demo-bidder's batch with one of other's campaign")
+	alike("POST", "/v1/exposures", otherBidder, exposures("demo-ctv-purchase", "b-into-a"), "demo-ctv-purchase", 400, "other-bidder reports for demo's campaign")
 	if e, _ := bReport(); e != 1 {
 		t.Fatalf("other's exposures changed: %v", e)
 	}
 	if r := report("demo-ctv-purchase", advToken); num(r.json, "exposures") != 1 {
 		t.Fatalf("demo's exposures changed (a forbidden batch is not stored in part): %s", r.raw)
 	}
-	must(send("GET", "/v1/campaigns/other-ctv-purchase/stats", bidderToken, nil), 403, "demo-bidder reads other's report")
-	must(send("GET", "/v1/segments?campaign=other-ctv-purchase", bidderToken, nil), 403, "demo-bidder reads other's segments")
-	must(send("GET", "/v1/campaigns/demo-ctv-purchase/stats", otherBidder, nil), 403, "other-bidder reads demo's report")
-	must(send("GET", "/v1/segments?campaign=demo-ctv-signup", otherBidder, nil), 403, "other-bidder reads demo's segments")
+	alike("GET", "/v1/campaigns/other-ctv-purchase/stats", bidderToken, nil, "other-ctv-purchase", 404, "demo-bidder reads other's report")
+	alike("GET", "/v1/segments?campaign=other-ctv-purchase", bidderToken, nil, "other-ctv-purchase", 404, "demo-bidder reads other's segments")
+	alike("GET", "/v1/campaigns/demo-ctv-purchase/stats", otherBidder, nil, "demo-ctv-purchase", 404, "other-bidder reads demo's report")
+	alike("GET", "/v1/segments?campaign=demo-ctv-signup", otherBidder, nil, "demo-ctv-signup", 404, "other-bidder reads demo's segments")
+	// A bidder's model snapshot holds its own campaigns, nothing of the
+	// others (it named them).
+	for _, b := range []struct{ token, own, other string }{
+		{bidderToken, "demo-ctv-purchase,demo-ctv-signup", "other-ctv-purchase"},
+		{otherBidder, "other-ctv-purchase", "demo-ctv"},
+	} {
+		a := must(send("GET", "/v1/model/snapshot", b.token, nil), 200, "snapshot")
+		sn, err := bidder.ParseSnapshot(a.raw, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		sn.Estimates().Campaigns(func(id string) bool { ids = append(ids, id); return true })
+		for _, r := range sn.Rules().Campaigns() {
+			ids = append(ids, "rule:"+r.ID)
+		}
+		if want := b.own + ",rule:" + strings.ReplaceAll(b.own, ",", ",rule:"); strings.Join(ids, ",") != want {
+			t.Fatalf("snapshot holds %v, want %s", ids, want)
+		}
+		raw, err := zstdDecode(a.raw)
+		if err != nil || bytes.Contains(raw, []byte(b.other)) {
+			t.Fatalf("snapshot names %s (%v)", b.other, err)
+		}
+	}
 	report("other-ctv-purchase", otherBidder)
 	report("demo-ctv-signup", bidderToken)
 	must(send("GET", "/v1/segments?campaign=other-ctv-purchase", otherBidder, nil), 200, "other-bidder reads its segments")
@@ -129,11 +198,56 @@ func TestTenancyEveryTokenSeesOnlyItsTenant(t *testing.T) {
 	}
 	must(send("POST", "/v1/bids", otherBidder, bid), 200, "other-bidder's bids")
 
-	// Scoring: a bidder scores only its campaigns (403 for another
-	// tenant's, 404 for an unknown one); without ?campaigns, only its own
-	// are scored.
-	must(send("POST", "/v1/score?campaigns=demo-ctv-purchase", otherBidder, bid), 403, "other-bidder scores demo's campaign")
-	must(send("POST", "/v1/score?campaigns=nope", otherBidder, bid), 404, "unknown campaign")
+	// Win notices come without a token: one may only name a campaign the
+	// bidder that remembered the bid may use (issue 18: a stranger's win
+	// for demo-bidder's bid, naming other's campaign at a price of
+	// 1 000 000, added an exposure and 1000 USD of spend to it).
+	win := func(query string) {
+		t.Helper()
+		a := c.mustSend(t, "GET", p.base+"/v1/win?"+query, "", "", nil)
+		if a.status != 200 || a.header.Get("Content-Type") != "image/gif" {
+			t.Fatalf("win %s: %v", query, a)
+		}
+	}
+	spend := func(campaign, token string) (exposures, spend float64) {
+		r := report(campaign, token)
+		return num(r.json, "exposures"), num(r.json, "spend")
+	}
+	must(send("POST", "/v1/bids", bidderToken, bidWithID(t, bid, "stranger-1")), 200, "demo-bidder's bid")
+	e0, s0 := spend("other-ctv-purchase", otherAdv)
+	win("auction=stranger-1&imp=1&campaign=other-ctv-purchase&price=1000000")
+	win("auction=stranger-1&imp=2&campaign=other-ctv-purchase&price=20")
+	if e, s := spend("other-ctv-purchase", otherAdv); e != e0 || s != s0 {
+		t.Fatalf("a win for demo-bidder's bid booked %v exposures and %v spend on other's campaign", e-e0, s-s0)
+	}
+	// The same win for demo-bidder's own campaign counts, at a price no
+	// higher than exposures.max_win_price_cpm (above: counted at 0).
+	d0, ds0 := spend("demo-ctv-signup", advToken)
+	win("auction=stranger-1&imp=1&campaign=demo-ctv-signup&price=1000000")
+	win("auction=stranger-1&imp=2&campaign=demo-ctv-signup&price=20")
+	if e, s := spend("demo-ctv-signup", advToken); e != d0+2 || math.Abs(s-ds0-0.02) > 1e-9 {
+		t.Fatalf("demo-bidder's own wins: %v exposures, %v spend; want 2 and 0.02", e-d0, s-ds0)
+	}
+	// other-bidder signs its win notices (win_secret): without the sig of
+	// their auction, imp and campaign they book nothing.
+	must(send("POST", "/v1/bids", otherBidder, bidWithID(t, bid, "signed-1")), 200, "other-bidder's bid")
+	signer := signals.NewWinSigner([]byte("other-bidder-win-secret"))
+	sig := func(imp string) string { return string(signer.AppendSig(nil, "signed-1", imp, "other-ctv-purchase")) }
+	e0, _ = spend("other-ctv-purchase", otherAdv)
+	win("auction=signed-1&imp=1&campaign=other-ctv-purchase&price=20")
+	win("auction=signed-1&imp=1&campaign=other-ctv-purchase&price=20&sig=" + sig("2"))
+	if e, _ := spend("other-ctv-purchase", otherAdv); e != e0 {
+		t.Fatalf("unsigned wins of a signing bidder booked %v exposures", e-e0)
+	}
+	win("auction=signed-1&imp=1&campaign=other-ctv-purchase&price=20&sig=" + sig("1"))
+	if e, _ := spend("other-ctv-purchase", otherAdv); e != e0+1 {
+		t.Fatalf("a signed win booked %v exposures", e-e0)
+	}
+
+	// Scoring: a bidder scores only its campaigns (another tenant's is as
+	// unknown as a made-up one); without ?campaigns, only its own are
+	// scored.
+	alike("POST", "/v1/score?campaigns=demo-ctv-purchase", otherBidder, bid, "demo-ctv-purchase", 404, "other-bidder scores demo's campaign")
 	must(send("POST", "/v1/score?campaigns=other-ctv-purchase", otherBidder, bid), 200, "other-bidder scores its campaign")
 	all := must(send("POST", "/v1/score", otherBidder, bid), 200, "other-bidder scores its campaigns")
 	if strings.Contains(string(all.raw), "demo-ctv") || !strings.Contains(string(all.raw), "other-ctv-purchase") {
