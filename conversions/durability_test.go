@@ -254,3 +254,42 @@ func TestNoRawPIIInRecords(t *testing.T) {
 	}
 	e.s.putBatch(b)
 }
+
+// A batch with a duplicate of a pending batch's event waits for its own
+// record (which comes after every reservation it matched), not for the
+// journal's tail: an unrelated record appended right after it (another
+// dataset, an exposure) whose flush fails must not turn its durable, applied
+// batch into a 503, whose retry would store the events a second time live
+// (and a replay would then disagree with the live state).
+func TestDedupWaitIgnoresLaterUnrelatedFailure(t *testing.T) {
+	log := newMemLog()
+	log.SetManual(true)
+	e := newTestEnvWithLog(t, log, nil)
+	now := testNow.Unix()
+	a1 := ev("Purchase", "w-a1", now-5, `"em":"a@example.com"`)
+	b1 := ev("Purchase", "w-b1", now-5, `"em":"b@example.com"`)
+	resA, resB := make(chan response, 1), make(chan response, 1)
+	go func() { resA <- e.postCAPI(batchOf(a1)) }()
+	waitFor(t, "A appended", func() bool { return log.PendingCount() == 1 })
+	// Right after B's append, another goroutine appends an unrelated
+	// record.
+	log.onAppend = func() { log.AppendApply([]byte{0xff}, nil, nil) }
+	go func() { resB <- e.postCAPI(batchOf(a1, b1)) }()
+	waitFor(t, "B and the unrelated record appended", func() bool { return log.PendingCount() == 3 })
+	log.FlushTo(2) // A and B durable and applied
+	log.FailNextFlush()
+	log.Flush() // the unrelated record is lost
+	if r := <-resA; r.status != 200 {
+		t.Fatalf("A: %d %s", r.status, r.body)
+	}
+	if r := <-resB; r.status != 200 || num(r.json(t), "events_deduplicated") != 1 {
+		t.Fatalf("B, durable before the unrelated failure: %d %s", r.status, r.body)
+	}
+	log.SetManual(false)
+	if r := e.postCAPI(batchOf(a1, b1)); r.status != 200 || num(r.json(t), "events_deduplicated") != 2 {
+		t.Fatalf("a retry of B stored events again: %d %s", r.status, r.body)
+	}
+	if st := e.stats(t); num(st, "stored") != 2 {
+		t.Fatalf("stored %v, want 2", st["stored"])
+	}
+}

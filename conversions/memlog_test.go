@@ -19,7 +19,9 @@ type memLog struct {
 	pending  []memRec
 	durable  [][]byte // persisted records, in LSN order
 	failNext int      // how many of the next flushes fail
+	acked    map[uint64]uint64 // failure epoch -> every LSN <= it was durable before that failure
 	appendFn func() error
+	onAppend func() // called once after the next AppendApply (an append by another goroutine right after it)
 	discard  bool // drop records instead of keeping them (benchmarks)
 	waiting  int  // goroutines blocked in Wait
 }
@@ -41,6 +43,10 @@ func newMemLog() *memLog {
 
 func (m *memLog) AppendApply(rec []byte, undo, apply func()) (uint64, uint64, error) {
 	m.mu.Lock()
+	if f := m.onAppend; f != nil {
+		m.onAppend = nil
+		defer f() // after the unlock below
+	}
 	defer m.mu.Unlock()
 	if m.appendFn != nil {
 		if err := m.appendFn(); err != nil {
@@ -67,7 +73,9 @@ func (m *memLog) Wait(lsn, epoch uint64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for {
-		if m.epoch > epoch {
+		// As the journal: a failure after epoch fails the wait only if it
+		// dropped a record <= lsn.
+		if m.epoch > epoch && lsn > m.acked[epoch+1] {
 			return errFlushFailed
 		}
 		if m.resolved >= lsn {
@@ -91,6 +99,23 @@ func (m *memLog) Flush() {
 		m.cond.Wait()
 	}
 	m.flushLocked()
+}
+
+// FlushTo persists (or loses) the pending records <= lsn only.
+func (m *memLog) FlushTo(lsn uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for m.flushing {
+		m.cond.Wait()
+	}
+	i := 0
+	for i < len(m.pending) && m.pending[i].lsn <= lsn {
+		i++
+	}
+	rest := append([]memRec(nil), m.pending[i:]...)
+	m.pending = m.pending[:i]
+	m.flushLocked()
+	m.pending = append(rest, m.pending...)
 }
 
 // FailNextFlush makes the next flush lose its records.
@@ -118,6 +143,10 @@ func (m *memLog) flushLocked() {
 		}
 		m.mu.Lock()
 		m.flushing = false
+		if m.acked == nil {
+			m.acked = map[uint64]uint64{}
+		}
+		m.acked[m.epoch+1] = m.resolved
 		m.resolved = last
 		m.epoch++
 		m.cond.Broadcast()

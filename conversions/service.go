@@ -298,9 +298,13 @@ func (s *Service) commit(b *batch, ds *dataset, src Source) (int, *apierr.Error)
 	// are, unless some batch of this dataset appended its record and has not
 	// returned from Wait (ds.pending > 0; a batch whose record is lost
 	// removes its entries, by the journal's undo or itself, before it stops
-	// being pending, and replayed entries are durable). In that case wait for
-	// everything appended so far (the Tail ticket): a lost record fails the
-	// wait through the failure epoch.
+	// being pending, and replayed entries are durable). Such a batch
+	// appended under ds.mu before us, so its record comes before ours, and
+	// waiting for our own record waits for it too (a lost record fails the
+	// wait through the failure epoch, and drops every record after it).
+	// Never the journal's tail: a later, unrelated record that fails would
+	// fail our wait although our record is durable and applied, and the
+	// client's retry would store our events a second time.
 	var waitLSN, waitEpoch uint64
 	wait := false
 	counted := false         // the counts are in a record whose apply ran
@@ -320,9 +324,6 @@ func (s *Service) commit(b *batch, ds *dataset, src Source) (int, *apierr.Error)
 		r.lsn = lsn
 		ds.inflight = append(ds.inflight, r)
 		waitLSN, waitEpoch, wait = lsn, epoch, true
-		if matched && ds.pending > 1 { // others pending besides us
-			waitLSN, _ = s.log.Tail() // with our epoch, the older one
-		}
 	} else {
 		// Every event a duplicate: journal the counts (a counts record,
 		// applied as a batch without events), so that they survive a
