@@ -127,7 +127,7 @@ func (s *Service) HandleSnapshot(ctx *fasthttp.RequestCtx, b signals.Bidder) err
 		return apierr.Forbidden("snapshot: not available to a bidder restricted to some campaigns (%v); score over POST /v1/score", err)
 	}
 	if err != nil {
-		return apierr.New(500, apierr.CodeInternal, "cannot build the snapshot: %v", err)
+		return apierr.New(500, apierr.CodeInternal, "cannot build the snapshot").WithCause(err)
 	}
 	if since != 0 && since == v {
 		return notModified(ctx, v) // nothing newer yet (SnapshotInterval)

@@ -155,7 +155,7 @@ func (e *Eraser) HandleDeleteIdentities(ctx *fasthttp.RequestCtx, body []byte) e
 		err = log.Wait(lsn, epoch)
 	}
 	if err != nil {
-		return apierr.Unavailable("deletion not persisted, retry: %v", err)
+		return apierr.Unavailable("deletion not persisted, retry").WithCause(err)
 	}
 	out := append(ctx.Response.Body()[:0], `{"identities":`...)
 	out = strconv.AppendInt(out, int64(res.Identities), 10)

@@ -307,7 +307,7 @@ func (s *Service) commit(b *batch, ds *dataset, src Source) (int, *apierr.Error)
 		if err != nil {
 			r.removeLocked()
 			ds.mu.Unlock()
-			return 0, apierr.Unavailable("journal: cannot append the batch: %v", err)
+			return 0, apierr.Unavailable("journal: cannot append the batch, retry").WithCause(err)
 		}
 		ds.pending++
 		waitLSN, waitEpoch, wait = lsn, epoch, true
@@ -334,7 +334,7 @@ func (s *Service) commit(b *batch, ds *dataset, src Source) (int, *apierr.Error)
 			ds.mu.Unlock()
 		}
 		if err != nil {
-			return 0, apierr.Unavailable("journal: the batch is not durable, retry: %v", err)
+			return 0, apierr.Unavailable("journal: the batch is not durable, retry").WithCause(err)
 		}
 	}
 	// Durable (the journal will never call undo; apply ran) or never handed

@@ -262,11 +262,16 @@ func (s *Server) connError(ctx *fasthttp.RequestCtx, err error) {
 }
 
 // writeError writes err in the API's one error shape, with the headers its
-// status calls for (Allow, Retry-After, WWW-Authenticate).
+// status calls for (Allow, Retry-After, WWW-Authenticate). A server error
+// (5xx) is logged with its cause, which the answer never holds.
 func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 	e := apierr.As(err)
 	if e.Status >= 500 {
-		s.log.Error("request failed", "path", string(ctx.Path()), "status", e.Status, "err", err.Error())
+		cause := err.Error()
+		if e.Cause != nil {
+			cause = e.Cause.Error()
+		}
+		s.log.Error("request failed", "path", string(ctx.Path()), "status", e.Status, "err", e.Message, "cause", cause)
 	}
 	allow := string(ctx.Response.Header.Peek("Allow")) // set with a 405 by only
 	ctx.Response.Reset()

@@ -69,7 +69,7 @@ func (x *Exposures) HandleWin(ctx *fasthttp.RequestCtx) error {
 	}
 	e := x.newExposure(num, campaign, &imp, auction, impID, x.now().Unix(), price/1000, r.indexed(), ids)
 	if _, err := x.commit([]exposure{e}); err != nil {
-		return apierr.Unavailable("win not stored, retry: %v", err)
+		return apierr.Unavailable("win not stored, retry").WithCause(err)
 	}
 	WriteGIF(ctx)
 	return nil
@@ -106,7 +106,7 @@ func (x *Exposures) HandleVAST(ctx *fasthttp.RequestCtx) error {
 		return nil
 	}
 	if err := x.commitVideo(x.videoEventOf(now.Unix(), auction, impID, campaign, ev, won.leaf)); err != nil {
-		return apierr.Unavailable("VAST event not stored, retry: %v", err)
+		return apierr.Unavailable("VAST event not stored, retry").WithCause(err)
 	}
 	WriteGIF(ctx)
 	return nil
