@@ -70,6 +70,9 @@ var (
 		metrics.NewCounter(`cpafeed_http_shed_total{class="bid"}`),
 	}
 	httpConnRefused = metrics.NewCounter(`cpafeed_http_connection_errors_total`)
+	// httpAcceptErrors counts failed accepts that were retried (no file
+	// descriptor left, ...).
+	httpAcceptErrors = metrics.NewCounter(`cpafeed_http_accept_errors_total`)
 )
 
 func init() {

@@ -83,19 +83,27 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		WriteTimeout:          cfg.HTTP.WriteTimeout,
 		IdleTimeout:           cfg.HTTP.IdleTimeout,
 		MaxRequestBodySize:    cfg.HTTP.MaxBodyBytes,
-		Concurrency:           cfg.HTTP.Concurrency,
-		MaxConnsPerIP:         cfg.HTTP.MaxConnsPerIP,
+		Concurrency:           cfg.HTTP.MaxConns,
+		MaxConnsPerIP:         max(cfg.HTTP.MaxConnsPerIP, 0), // -1: no bound
 		NoDefaultServerHeader: true,
 		NoDefaultDate:         true,
 		CloseOnShutdown:       true,
 		ReduceMemoryUsage:     false,
 		Logger:                slogPrinter{logger},
 	}
+	h := cfg.HTTP
+	how := "http.max_conns"
+	if h.maxConnsDefault {
+		how = "default: the open-file limit less a reserve"
+	}
+	logger.Info("connection limits", "max_conns", h.MaxConns, "chosen_by", how, "open_file_limit", h.OpenFileLimit,
+		"max_conns_per_ip", h.MaxConnsPerIP)
 	return s, nil
 }
 
-// Serve serves HTTP on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
+// Serve serves HTTP on ln until Shutdown. A failed accept that may succeed
+// later (no file descriptor left) is retried with a backoff, not fatal.
+func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(newRetryListener(ln, s.log)) }
 
 // Recover rebuilds the in-memory state from disk, publishes the first
 // estimates, starts the background loops and marks the server ready.
