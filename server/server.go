@@ -26,6 +26,7 @@ type Server struct {
 	dec     *decoders
 	http    *fasthttp.Server
 	ready   atomic.Bool
+	errLog  rateLog // server errors: at most one line a second
 	// inflight counts requests being processed, by class (bid time or
 	// not), for load shedding.
 	inflight [2]atomic.Int64
@@ -64,6 +65,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		tenants: newTenants(cfg),
 		dec:     newDecoders(cfg.HTTP.MaxDecompressedBytes),
 		started: time.Now(),
+		errLog:  rateLog{every: time.Second},
 	}
 	cfg.Journal.Logger = logger
 	st, err := newState(cfg, s.tenants, logger)
@@ -85,6 +87,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		MaxRequestBodySize:    cfg.HTTP.MaxBodyBytes,
 		Concurrency:           cfg.HTTP.MaxConns,
 		MaxConnsPerIP:         max(cfg.HTTP.MaxConnsPerIP, 0), // -1: no bound
+		SecureErrorLogMessage: true,                           // fasthttp's errors quote no request bytes
 		NoDefaultServerHeader: true,
 		NoDefaultDate:         true,
 		CloseOnShutdown:       true,
@@ -251,35 +254,72 @@ func redactLogText(s string) string {
 }
 
 // connError answers errors fasthttp finds before a handler runs (body too
-// large, malformed request, timeouts) with the JSON error shape.
+// large, malformed request, timeouts) with the JSON error shape. The answer
+// names the kind of problem and never echoes the request: fasthttp's error
+// quotes the raw head, whose Authorization header and query (a pixel's em=)
+// must not come back.
 func (s *Server) connError(ctx *fasthttp.RequestCtx, err error) {
 	httpConnRefused.Inc()
 	var e *apierr.Error
+	var te interface{ Timeout() bool }
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		e = apierr.New(413, apierr.CodeInvalidParameter, "body: larger than %d bytes", s.cfg.HTTP.MaxBodyBytes)
+	case errors.As(err, &te) && te.Timeout():
+		e = apierr.New(408, apierr.CodeInvalidParameter, "request: not read within %s", s.cfg.HTTP.ReadTimeout)
+	case errors.As(err, new(*fasthttp.ErrSmallBuffer)):
+		e = apierr.New(431, apierr.CodeInvalidParameter, "request: HTTP head too large (request line and headers over %d bytes, or too many headers)", headBufferBytes)
 	default:
-		var te interface{ Timeout() bool }
-		if errors.As(err, &te) && te.Timeout() {
-			e = apierr.New(408, apierr.CodeInvalidParameter, "request: not read within %s", s.cfg.HTTP.ReadTimeout)
-		} else {
-			e = apierr.BadRequest("request: malformed HTTP: %v", err)
-		}
+		e = apierr.BadRequest("request: malformed HTTP %s", malformedKind(err))
 	}
 	s.writeError(ctx, e)
 }
 
+// headBufferBytes is fasthttp's default read buffer, which bounds a
+// request's line and headers.
+const headBufferBytes = 4096
+
+// malformedKind names the kind of a request fasthttp could not parse, from
+// its error, without quoting any of the request.
+func malformedKind(err error) string {
+	if errors.As(err, new(*fasthttp.ErrBrokenChunk)) {
+		return "body (broken chunked encoding)"
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return "request (cut short)"
+	}
+	msg := strings.ToLower(err.Error())
+	for _, k := range [...]struct{ in, kind string }{
+		{"transfer-encoding", "head (unsupported or repeated Transfer-Encoding)"},
+		{"content-length", "head (invalid or repeated Content-Length)"},
+		{"host header", "head (more than one Host header)"},
+		{"http version", "head (unsupported HTTP version)"},
+		{"method", "head (missing or unknown method)"},
+		{"uri", "head (invalid request URI)"},
+		{"whitespace", "head (malformed request line)"},
+		{"header", "head (invalid header)"},
+	} {
+		if strings.Contains(msg, k.in) {
+			return k.kind
+		}
+	}
+	return "request"
+}
+
 // writeError writes err in the API's one error shape, with the headers its
 // status calls for (Allow, Retry-After, WWW-Authenticate). A server error
-// (5xx) is logged with its cause, which the answer never holds.
+// (5xx) is logged with its cause (which the answer never holds), at most
+// once a second with the count of those not logged.
 func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 	e := apierr.As(err)
 	if e.Status >= 500 {
-		cause := err.Error()
-		if e.Cause != nil {
-			cause = e.Cause.Error()
+		if ok, skipped := s.errLog.allow(); ok {
+			cause := err.Error()
+			if e.Cause != nil {
+				cause = e.Cause.Error()
+			}
+			s.log.Error("request failed", "path", string(ctx.Path()), "status", e.Status, "err", e.Message, "cause", cause, "not_logged", skipped)
 		}
-		s.log.Error("request failed", "path", string(ctx.Path()), "status", e.Status, "err", e.Message, "cause", cause)
 	}
 	allow := string(ctx.Response.Header.Peek("Allow")) // set with a 405 by only
 	ctx.Response.Reset()

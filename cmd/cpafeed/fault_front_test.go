@@ -17,7 +17,8 @@ import (
 	"time"
 )
 
-// Faults at the front door: connection floods past the open-file limit.
+// Faults at the front door: connection floods past the open-file limit,
+// error answers that could echo secrets.
 
 // underFDLimit is a startUnder prefix that runs the binary with
 // RLIMIT_NOFILE n (soft and hard, so that Go cannot raise it).
@@ -225,5 +226,29 @@ func TestFaultAcceptBacksOffWhenOutOfDescriptors(t *testing.T) {
 	}
 	if err := p.stop(); err != nil {
 		t.Fatalf("SIGTERM: %v\n%s", err, p.Logs())
+	}
+}
+
+// TestFaultMalformedHeadNotEchoed: a request head fasthttp cannot take (1000
+// headers) is answered 431 naming the problem, without the head: neither
+// the Bearer token nor the query's email come back.
+func TestFaultMalformedHeadNotEchoed(t *testing.T) {
+	p := start(t, t.TempDir())
+	var h strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&h, "X-Filler-%d: x\r\n", i)
+	}
+	raw := "GET /v1/pixel?id=1234567890&ev=Purchase&em=jane.leak@example.com HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + advToken + "\r\n" + h.String() + "\r\n"
+	status, body, err := rawRequest(strings.TrimPrefix(p.base, "http://"), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, leak := range []string{advToken, "jane.leak", "X-Filler", "Authorization"} {
+		if strings.Contains(body, leak) {
+			t.Fatalf("the answer echoes %q: %d %s", leak, status, body)
+		}
+	}
+	if status != 431 || !strings.Contains(body, "HTTP head too large") {
+		t.Fatalf("1000 headers: %d %s", status, body)
 	}
 }
