@@ -108,6 +108,12 @@ type HTTPConfig struct {
 	// max_conns; -1 = no bound (e.g. behind a load balancer whose address
 	// every connection has).
 	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
+	// MaxInflateBytes bounds the memory that the bodies being decompressed
+	// hold together (buffers and zstd windows), whoever sends them, in
+	// bytes: a request whose body would cross it is shed with 429
+	// (Retry-After: 1). At least twice max_decompressed_bytes (a buffer
+	// growing to the limit is copied once more). Default 256 MiB.
+	MaxInflateBytes int `yaml:"max_inflate_bytes"`
 
 	// OpenFileLimit is the process's soft RLIMIT_NOFILE, read by WithDefaults
 	// when zero (Go raises it to the hard limit at start); not configurable,
@@ -274,6 +280,9 @@ func (c Config) WithDefaults() Config {
 	if h.MaxConnsPerIP == 0 {
 		h.MaxConnsPerIP = max(h.MaxConns/4, 1)
 	}
+	if h.MaxInflateBytes == 0 {
+		h.MaxInflateBytes = max(256<<20, 2*h.MaxDecompressedBytes)
+	}
 	if h.MaxInflight == 0 {
 		h.MaxInflight = 1024
 	}
@@ -338,11 +347,14 @@ func (c Config) Validate() []error {
 		}
 	}
 	if c.HTTP.MaxBodyBytes < 0 || c.HTTP.MaxDecompressedBytes < 0 || c.HTTP.MaxConns < 0 ||
-		c.HTTP.MaxInflight < 0 || c.HTTP.MaxInflightScore < 0 || c.HTTP.MaxConnsPerIP < -1 {
+		c.HTTP.MaxInflight < 0 || c.HTTP.MaxInflightScore < 0 || c.HTTP.MaxConnsPerIP < -1 || c.HTTP.MaxInflateBytes < 0 {
 		bad("http", "limits must be > 0 (max_conns_per_ip: -1 for no bound)")
 	}
 	if c.HTTP.MaxDecompressedBytes < c.HTTP.MaxBodyBytes {
 		bad("http.max_decompressed_bytes", "must be >= max_body_bytes (%d)", c.HTTP.MaxBodyBytes)
+	}
+	if c.HTTP.MaxInflateBytes < 2*c.HTTP.MaxDecompressedBytes {
+		bad("http.max_inflate_bytes", "must be >= twice max_decompressed_bytes (%d)", 2*c.HTTP.MaxDecompressedBytes)
 	}
 	if c.HTTP.OpenFileLimit > 0 && c.HTTP.MaxConns > c.HTTP.OpenFileLimit {
 		bad("http.max_conns", "%d is above the process's open-file limit (RLIMIT_NOFILE) %d: lower it, or raise the limit (ulimit -n, systemd LimitNOFILE=); the default leaves a reserve below the limit", c.HTTP.MaxConns, c.HTTP.OpenFileLimit)

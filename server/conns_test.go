@@ -181,4 +181,9 @@ func TestMaxConnsDefaultsBelowOpenFileLimit(t *testing.T) {
 	if _, errs := parse("  max_conns: 2000\n", 1024); len(errs) != 1 || !strings.Contains(errs[0].Error(), "http.max_conns: 2000 is above the process's open-file limit (RLIMIT_NOFILE) 1024") {
 		t.Fatalf("max_conns above the limit: %v", errs)
 	}
+	c, _ := ParseConfig(configs.Default)
+	c.HTTP.MaxInflateBytes = 1000
+	if errs := c.Validate(); len(errs) != 1 || !strings.Contains(errs[0].Error(), "http.max_inflate_bytes: must be >= twice max_decompressed_bytes") {
+		t.Fatalf("max_inflate_bytes below max_decompressed_bytes: %v", errs)
+	}
 }

@@ -63,7 +63,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		cfg:     cfg,
 		log:     logger,
 		tenants: newTenants(cfg),
-		dec:     newDecoders(cfg.HTTP.MaxDecompressedBytes),
+		dec:     newDecoders(cfg.HTTP.MaxDecompressedBytes, cfg.HTTP.MaxInflateBytes),
 		started: time.Now(),
 		errLog:  rateLog{every: time.Second},
 	}
@@ -85,6 +85,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		WriteTimeout:          cfg.HTTP.WriteTimeout,
 		IdleTimeout:           cfg.HTTP.IdleTimeout,
 		MaxRequestBodySize:    cfg.HTTP.MaxBodyBytes,
+		HeaderReceived:        s.headerReceived,
 		Concurrency:           cfg.HTTP.MaxConns,
 		MaxConnsPerIP:         max(cfg.HTTP.MaxConnsPerIP, 0), // -1: no bound
 		SecureErrorLogMessage: true,                           // fasthttp's errors quote no request bytes
@@ -100,7 +101,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		how = "default: the open-file limit less a reserve"
 	}
 	logger.Info("connection limits", "max_conns", h.MaxConns, "chosen_by", how, "open_file_limit", h.OpenFileLimit,
-		"max_conns_per_ip", h.MaxConnsPerIP)
+		"max_conns_per_ip", h.MaxConnsPerIP, "max_inflate_bytes", h.MaxInflateBytes)
 	return s, nil
 }
 
@@ -264,7 +265,13 @@ func (s *Server) connError(ctx *fasthttp.RequestCtx, err error) {
 	var te interface{ Timeout() bool }
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		e = apierr.New(413, apierr.CodeInvalidParameter, "body: larger than %d bytes", s.cfg.HTTP.MaxBodyBytes)
+		// Also the body of an unknown caller, refused unread
+		// (headerReceived).
+		if aerr := s.preAuth(&ctx.Request.Header); aerr != nil {
+			e = apierr.As(aerr)
+		} else {
+			e = apierr.New(413, apierr.CodeInvalidParameter, "body: larger than %d bytes", s.cfg.HTTP.MaxBodyBytes)
+		}
 	case errors.As(err, &te) && te.Timeout():
 		e = apierr.New(408, apierr.CodeInvalidParameter, "request: not read within %s", s.cfg.HTTP.ReadTimeout)
 	case errors.As(err, new(*fasthttp.ErrSmallBuffer)):

@@ -18,7 +18,7 @@ import (
 )
 
 // Faults at the front door: connection floods past the open-file limit,
-// error answers that could echo secrets.
+// memory of compressed bodies, error answers that could echo secrets.
 
 // underFDLimit is a startUnder prefix that runs the binary with
 // RLIMIT_NOFILE n (soft and hard, so that Go cannot raise it).
@@ -46,6 +46,21 @@ func metric(t *testing.T, base, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// peakRSS is the process's peak resident memory (VmHWM), in bytes.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(b)
+	if m == nil {
+		t.Skip("no VmHWM in /proc/<pid>/status")
+	}
+	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	return kb << 10
 }
 
 // flooded is one connection of idleFlood: its reader and the status of
@@ -250,5 +265,110 @@ func TestFaultMalformedHeadNotEchoed(t *testing.T) {
 	}
 	if status != 431 || !strings.Contains(body, "HTTP head too large") {
 		t.Fatalf("1000 headers: %d %s", status, body)
+	}
+}
+
+// whitespaceBody is a CAPI body (with the token inside) padded with
+// spaces to n bytes, gzipped: about a thousandth of n on the wire.
+func whitespaceBody(t *testing.T, n int) []byte {
+	head := `{"access_token":"` + advToken + `","data":[`
+	b := append([]byte(head), bytes.Repeat([]byte(" "), n-len(head)-2)...)
+	return gzipOf(t, append(b, ']', '}'))
+}
+
+// inflateFlood sends, from workers clients at once, rounds requests each
+// of body (gzip) to each of the paths, and returns the statuses counted.
+func inflateFlood(t *testing.T, base string, body []byte, token string, workers, rounds int, paths ...string) map[int]int {
+	t.Helper()
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := newHTTPC(60 * time.Second)
+			for i := range rounds * len(paths) {
+				path := paths[i%len(paths)]
+				method := "POST"
+				if strings.HasPrefix(path, "/v1/identities") {
+					method = "DELETE"
+				}
+				a, err := c.send(method, base+path, "application/json", token, body, "Content-Encoding: gzip")
+				mu.Lock()
+				if err != nil {
+					statuses[-1]++
+				} else {
+					statuses[a.status]++
+					if a.status == 429 && a.header.Get("Retry-After") == "" {
+						statuses[-429]++
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return statuses
+}
+
+// TestFaultInflateMemoryBounded: compressed bodies of whitespace (30 KB on
+// the wire, 32 MiB inflated) sent by many clients at once. Without a valid
+// token they are refused before anything is inflated: every answer is 401
+// and the peak memory hardly moves. With the token inside the body (Meta's
+// path, where it cannot be checked first) they are inflated, but together
+// never past http.max_inflate_bytes (64 MiB here): the rest is shed with
+// 429 and Retry-After.
+func TestFaultInflateMemoryBounded(t *testing.T) {
+	def, err := os.ReadFile("../../configs/cpafeed.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "inflate.yaml")
+	def = bytes.Replace(def, []byte("max_inflate_bytes: 268435456"), []byte("max_inflate_bytes: 67108864"), 1)
+	if err := os.WriteFile(cfg, def, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, t.TempDir(), "--config", cfg)
+	pid := p.cmd.Process.Pid
+	body := whitespaceBody(t, 32<<20-1024)
+	t.Logf("body: %d bytes gzipped, %d inflated", len(body), 32<<20-1024)
+	const workers, rounds = 12, 2
+
+	base := peakRSS(t, pid)
+	got := inflateFlood(t, p.base, body, "wrong-token", workers, rounds,
+		"/v1/conversions?dataset=1234567890", "/v24.0/1234567890/events?access_token=wrong-token", "/v1/identities")
+	grew := peakRSS(t, pid) - base
+	t.Logf("without a valid token: statuses %v, peak RSS %d MiB -> +%d MiB", got, base>>20, grew>>20)
+	if len(got) != 1 || got[401] != workers*rounds*3 {
+		t.Fatalf("statuses without a valid token: %v, want only 401", got)
+	}
+	if grew > 64<<20 {
+		t.Fatalf("peak RSS grew by %d MiB for bodies that were all refused", grew>>20)
+	}
+
+	base = peakRSS(t, pid)
+	got = inflateFlood(t, p.base, body, "", workers, rounds, "/v24.0/1234567890/events")
+	grew = peakRSS(t, pid) - base
+	t.Logf("token in the body: statuses %v, peak RSS %d MiB -> +%d MiB", got, base>>20, grew>>20)
+	if got[-1] > 0 || got[-429] > 0 || got[429] == 0 || got[429] == workers*rounds {
+		t.Fatalf("statuses with the token in the body: %v, want some shed with 429 and Retry-After, not all", got)
+	}
+	for st := range got {
+		if st >= 500 {
+			t.Fatalf("statuses with the token in the body: %v", got)
+		}
+	}
+	// Without the bound: +400 MiB here, +960 MiB under -race (whose shadow
+	// memory is several times the heap); with it +160 MiB, +510 MiB.
+	bound := int64(320 << 20)
+	if raceEnabled {
+		bound *= 4
+	}
+	if grew > bound {
+		t.Fatalf("peak RSS grew by %d MiB with http.max_inflate_bytes 64 MiB", grew>>20)
+	}
+	if v := metric(t, p.base, "cpafeed_http_inflate_bytes"); v != 0 {
+		t.Fatalf("cpafeed_http_inflate_bytes %v after the flood", v)
 	}
 }
