@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"syscall"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -46,6 +47,9 @@ type Error struct {
 	Subcode int    // Meta "error_subcode", 0 = none
 	Message string
 	Details []Detail
+	// Cause is the error behind e, for the server's log only: its text may
+	// name files of the server and is never part of an answer.
+	Cause error
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -79,6 +83,18 @@ func NotFound(format string, args ...any) *Error {
 // Unavailable is a 503: not ready, or the journal cannot persist.
 func Unavailable(format string, args ...any) *Error {
 	return New(503, CodeUnavailable, format, args...)
+}
+
+// WithCause sets e.Cause to err and returns e. When err holds an operating
+// system error (a syscall.Errno such as ENOSPC), its text ("no space left on
+// device"), which names no file, is appended to the message after ": ".
+func (e *Error) WithCause(err error) *Error {
+	e.Cause = err
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		e.Message += ": " + errno.Error()
+	}
+	return e
 }
 
 // WithSubcode sets the Meta subcode and returns e.

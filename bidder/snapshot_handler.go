@@ -122,7 +122,7 @@ func (s *Service) HandleSnapshot(ctx *fasthttp.RequestCtx, b signals.Bidder) err
 	}
 	data, v, err := s.snaps.get(s.rules, t, b, s.now(), s.cfg.SnapshotInterval)
 	if err != nil {
-		return apierr.New(500, apierr.CodeInternal, "cannot build the snapshot: %v", err)
+		return apierr.New(500, apierr.CodeInternal, "cannot build the snapshot").WithCause(err)
 	}
 	if since != 0 && since == v {
 		return notModified(ctx, v) // nothing newer yet (SnapshotInterval)

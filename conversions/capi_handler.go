@@ -8,18 +8,29 @@ import (
 	"github.com/valyala/fastjson"
 )
 
+// Body returns the request body, decompressed within the server's limits.
+// A handler calls it once it knows the caller, when the token is not inside
+// the body: the body of an unknown caller is never inflated. The bytes are
+// valid until the handler returns.
+type Body func() ([]byte, error)
+
 // HandleConversions serves POST /v1/conversions: the token in
 // "Authorization: Bearer <token>", the dataset in ?dataset=<id> (or the
 // advertiser's only dataset), a CAPI body (JSON, or form-encoded with
-// data=<JSON array>). body is the decompressed request body; it is not kept.
-func (s *Service) HandleConversions(ctx *fasthttp.RequestCtx, body []byte) error {
+// data=<JSON array>), read once the token and dataset are checked; it is not
+// kept.
+func (s *Service) HandleConversions(ctx *fasthttp.RequestCtx, body Body) error {
 	ds, aerr := s.bearerDataset(ctx)
 	if aerr != nil {
 		return aerr
 	}
+	raw, err := body()
+	if err != nil {
+		return err
+	}
 	b := s.getBatch()
 	defer s.putBatch(b)
-	data, perr := s.parseTop(b, body, ctx.Request.Header.ContentType())
+	data, perr := s.parseTop(b, raw, ctx.Request.Header.ContentType())
 	if perr != nil {
 		s.reject(ds, SourceCAPI, b, 0)
 		return perr
@@ -30,10 +41,9 @@ func (s *Service) HandleConversions(ctx *fasthttp.RequestCtx, body []byte) error
 // HandleMetaEvents serves Meta's POST /{version}/{dataset_id}/events, so that
 // an existing Meta CAPI integration works by changing the host: the token as
 // access_token in the query, a form field or the JSON body (the query wins if
-// both are sent, as Meta's SDKs may do); the body as for HandleConversions.
-func (s *Service) HandleMetaEvents(ctx *fasthttp.RequestCtx, body []byte, dataset string) error {
-	b := s.getBatch()
-	defer s.putBatch(b)
+// both are sent, as Meta's SDKs may do); the body as for HandleConversions,
+// read after a token in the query is checked.
+func (s *Service) HandleMetaEvents(ctx *fasthttp.RequestCtx, body Body, dataset string) error {
 	q := ctx.QueryArgs()
 	token := q.Peek("access_token")
 	var adv string
@@ -43,7 +53,13 @@ func (s *Service) HandleMetaEvents(ctx *fasthttp.RequestCtx, body []byte, datase
 			return apierr.Unauthorized("access_token: invalid")
 		}
 	}
-	data, perr := s.parseTop(b, body, ctx.Request.Header.ContentType())
+	raw, err := body()
+	if err != nil {
+		return err
+	}
+	b := s.getBatch()
+	defer s.putBatch(b)
+	data, perr := s.parseTop(b, raw, ctx.Request.Header.ContentType())
 	if len(token) == 0 {
 		if len(b.token) == 0 {
 			return apierr.Unauthorized("access_token: missing; send it in the query, as a form field or in the JSON body")
@@ -192,8 +208,10 @@ func mediaType(ct []byte) []byte {
 	return trimSpace(ct)
 }
 
-// bearer returns the token of an "Authorization: Bearer <token>" value.
-func bearer(h []byte) []byte {
+// Bearer returns the token of an "Authorization: Bearer <token>" value (the
+// scheme in any case, spaces around the token trimmed), or nil. The one
+// parser of the header for every endpoint.
+func Bearer(h []byte) []byte {
 	h = trimSpace(h)
 	if len(h) < 7 || !equalFoldASCII(h[:7], "bearer ") {
 		return nil
@@ -204,7 +222,7 @@ func bearer(h []byte) []byte {
 // bearerDataset authenticates the advertiser's Bearer token and resolves
 // the dataset of ?dataset=<id> (or the advertiser's only one).
 func (s *Service) bearerDataset(ctx *fasthttp.RequestCtx) (*dataset, *apierr.Error) {
-	token := bearer(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
+	token := Bearer(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
 	if len(token) == 0 {
 		return nil, apierr.Unauthorized("Authorization: missing; send \"Authorization: Bearer <token>\"")
 	}

@@ -6,7 +6,9 @@
 // batch, and per-dataset stats. Attribution plugs in through SetStoredHook.
 //
 // Flow of a request (Service.HandleConversions, HandleMetaEvents, HandlePixel,
-// Ingest): parse with a pooled fastjson parser; validate every event, listing
+// Ingest): check the token sent outside the body (Bearer header, Meta's
+// access_token in the query), and only then ask the server for the
+// decompressed body (a Body); parse with a pooled fastjson parser; validate every event, listing
 // every problem (a batch is atomic); normalize and hash the identifiers into
 // keyed signals.IDs, dropping the clear values at once; derive each event's
 // 128-bit dedup key; then, under the dataset's dedup lock, check and reserve

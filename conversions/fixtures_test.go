@@ -100,7 +100,7 @@ func (fx fixture) run(e *testEnv) response {
 			uri = fx.URI
 		}
 		return call(func(ctx *fasthttp.RequestCtx, b []byte) error {
-			return e.s.HandleMetaEvents(ctx, b, testDataset)
+			return e.s.HandleMetaEvents(ctx, bodyOf(b), testDataset)
 		}, "POST", uri+fx.Query, fx.body(), headers...)
 	case "pixel":
 		method := "GET"
@@ -108,7 +108,7 @@ func (fx fixture) run(e *testEnv) response {
 			method = "POST"
 		}
 		uri := "/v1/pixel"
-		return call(e.s.HandlePixel, method, uri+fx.Query, fx.body(), headers...)
+		return call(raw(e.s.HandlePixel), method, uri+fx.Query, fx.body(), headers...)
 	default:
 		uri := "/v1/conversions?dataset=" + testDataset
 		if fx.URI != "" {
@@ -117,7 +117,7 @@ func (fx fixture) run(e *testEnv) response {
 		if len(headers) == 0 {
 			headers = []string{"Authorization: Bearer " + testToken, "Content-Type: application/json"}
 		}
-		return call(e.s.HandleConversions, "POST", uri+fx.Query, fx.body(), headers...)
+		return call(raw(e.s.HandleConversions), "POST", uri+fx.Query, fx.body(), headers...)
 	}
 }
 

@@ -149,23 +149,34 @@ func call(handler func(*fasthttp.RequestCtx, []byte) error, method, uri, body st
 	return r
 }
 
+// raw adapts a handler that reads its body through a Body to call.
+func raw(h func(*fasthttp.RequestCtx, Body) error) func(*fasthttp.RequestCtx, []byte) error {
+	return func(ctx *fasthttp.RequestCtx, b []byte) error { return h(ctx, bodyOf(b)) }
+}
+
+// bodyOf is a Body that returns b as it is.
+func bodyOf(b []byte) Body { return func() ([]byte, error) { return b, nil } }
+
+// noBody is a Body for requests without one.
+var noBody Body = func() ([]byte, error) { return nil, nil }
+
 // postCAPI posts body to /v1/conversions with the demo token.
 func (e *testEnv) postCAPI(body string, headers ...string) response {
 	h := append([]string{"Authorization: Bearer " + testToken, "Content-Type: application/json"}, headers...)
-	return call(e.s.HandleConversions, "POST", "/v1/conversions?dataset="+testDataset, body, h...)
+	return call(raw(e.s.HandleConversions), "POST", "/v1/conversions?dataset="+testDataset, body, h...)
 }
 
 // postMeta posts body to the Meta-compatible path of the demo dataset.
 func (e *testEnv) postMeta(query, body string, headers ...string) response {
 	return call(func(ctx *fasthttp.RequestCtx, b []byte) error {
-		return e.s.HandleMetaEvents(ctx, b, testDataset)
+		return e.s.HandleMetaEvents(ctx, bodyOf(b), testDataset)
 	}, "POST", "/v24.0/"+testDataset+"/events"+query, body, headers...)
 }
 
 // pixel fires a GET pixel hit with the query.
 func (e *testEnv) pixel(query string, headers ...string) response {
 	h := append([]string{"User-Agent: Mozilla/5.0 (SMART-TV; Linux; Tizen 6.0)"}, headers...)
-	return call(e.s.HandlePixel, "GET", "/v1/pixel?"+query, "", h...)
+	return call(raw(e.s.HandlePixel), "GET", "/v1/pixel?"+query, "", h...)
 }
 
 func (e *testEnv) stats(t testing.TB) map[string]any {

@@ -71,15 +71,19 @@ var deletionFields = []struct {
 // array: {"em": [...], "ph": [...], "external_id": [...], "ifa": [...],
 // "client_ip_address": [...], "household_id": [...]}. A tombstone is
 // journaled before anything is removed; the answer says what was removed.
-func (e *Eraser) HandleDeleteIdentities(ctx *fasthttp.RequestCtx, body []byte) error {
+func (e *Eraser) HandleDeleteIdentities(ctx *fasthttp.RequestCtx, body Body) error {
 	log := e.svc.log
-	tok := bearer(ctx.Request.Header.Peek("Authorization"))
+	tok := Bearer(ctx.Request.Header.Peek("Authorization"))
 	adv, ok := e.svc.tenants.Advertiser(tok)
 	if !ok {
 		return apierr.Unauthorized("Authorization: an advertiser's Bearer token is required")
 	}
+	raw, err := body()
+	if err != nil {
+		return err
+	}
 	var p fastjson.Parser
-	v, err := p.ParseBytes(body)
+	v, err := p.ParseBytes(raw)
 	if err != nil || v.Type() != fastjson.TypeObject {
 		return apierr.BadRequest("body: must be a JSON object of identity fields")
 	}
@@ -155,7 +159,7 @@ func (e *Eraser) HandleDeleteIdentities(ctx *fasthttp.RequestCtx, body []byte) e
 		err = log.Wait(lsn, epoch)
 	}
 	if err != nil {
-		return apierr.Unavailable("deletion not persisted, retry: %v", err)
+		return apierr.Unavailable("deletion not persisted, retry").WithCause(err)
 	}
 	out := append(ctx.Response.Body()[:0], `{"identities":`...)
 	out = strconv.AppendInt(out, int64(res.Identities), 10)

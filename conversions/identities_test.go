@@ -30,7 +30,7 @@ func newEraserEnv(t testing.TB) (*testEnv, *Eraser, *signals.Index) {
 func deleteIdentities(er *Eraser, token, body string) (int, map[string]any, *apierr.Error) {
 	var ctx fasthttp.RequestCtx
 	ctx.Request.Header.Set("Authorization", "Bearer "+token)
-	if err := er.HandleDeleteIdentities(&ctx, []byte(body)); err != nil {
+	if err := er.HandleDeleteIdentities(&ctx, bodyOf([]byte(body))); err != nil {
 		e := apierr.As(err)
 		return e.Status, nil, e
 	}

@@ -199,7 +199,7 @@ func BenchmarkPixelHit(b *testing.B) {
 		q := uri.QueryString()
 		i := len("id=" + testDataset + "&ev=Purchase&eid=px-")
 		stamp(q, []int{i}, it)
-		if err := e.s.HandlePixel(&ctx, nil); err != nil {
+		if err := e.s.HandlePixel(&ctx, noBody); err != nil {
 			b.Fatal(err)
 		}
 	}

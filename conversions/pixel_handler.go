@@ -83,19 +83,27 @@ func (h *pixelHit) validUTF8() bool {
 // trusted proxy), the User-Agent header, and dl or the Referer as its URL;
 // it is deduplicated with the CAPI by (dataset, ev, eid). It always answers a
 // 1x1 GIF, also for a bad hit (counted as rejected; a beacon must not break
-// a page), except when the journal cannot persist (503).
-func (s *Service) HandlePixel(ctx *fasthttp.RequestCtx, body []byte) error {
+// a page), except when the journal cannot persist (503) and when the server
+// is too busy decompressing bodies to read this one (429). A pixel carries
+// no token: the body of a POST is read for everyone, within the server's
+// bound on the memory of bodies being decompressed.
+func (s *Service) HandlePixel(ctx *fasthttp.RequestCtx, body Body) error {
+	var raw []byte
+	if ctx.IsPost() {
+		var err error
+		if raw, err = body(); err != nil {
+			return err
+		}
+	}
 	b := s.getBatch()
 	defer s.putBatch(b)
 	var h pixelHit
 	q := ctx.URI().QueryString()
-	if need := len(q) + len(body); cap(b.form) < need {
+	if need := len(q) + len(raw); cap(b.form) < need {
 		b.form = make([]byte, 0, need)
 	}
 	b.form = decodeForm(b.form, q, h.set)
-	if ctx.IsPost() {
-		b.form = decodeForm(b.form, body, h.set)
-	}
+	b.form = decodeForm(b.form, raw, h.set)
 	ds := s.datasets[b2s(h.dataset)]
 	if ds == nil {
 		metricRejected[SourcePixel].Inc()

@@ -318,7 +318,7 @@ func (s *Service) commit(b *batch, ds *dataset, src Source) (int, *apierr.Error)
 		if err != nil {
 			r.removeLocked()
 			ds.mu.Unlock()
-			return 0, apierr.Unavailable("journal: cannot append the batch: %v", err)
+			return 0, apierr.Unavailable("journal: cannot append the batch, retry").WithCause(err)
 		}
 		ds.pending++
 		r.lsn = lsn
@@ -366,7 +366,7 @@ func (s *Service) commit(b *batch, ds *dataset, src Source) (int, *apierr.Error)
 			err, counted = nil, false
 		}
 		if err != nil {
-			return 0, apierr.Unavailable("journal: the batch is not durable, retry: %v", err)
+			return 0, apierr.Unavailable("journal: the batch is not durable, retry").WithCause(err)
 		}
 	}
 	// Durable (the journal will never call undo; apply ran), or only

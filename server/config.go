@@ -90,10 +90,13 @@ type HTTPConfig struct {
 	// MaxDecompressedBytes is the largest body after gzip/zstd decompression,
 	// in bytes (413 beyond). Default 32 MiB.
 	MaxDecompressedBytes int `yaml:"max_decompressed_bytes"`
-	// Concurrency is the most connections open at once (an idle keep-alive
-	// connection counts); beyond it new connections are refused. Default
-	// 100000.
-	Concurrency int `yaml:"concurrency"`
+	// MaxConns is the most connections open at once (an idle keep-alive
+	// connection counts); beyond it a new connection is answered 503 and
+	// closed. Default: the process's open-file limit (RLIMIT_NOFILE) less a
+	// reserve of an eighth of it (at least 64, at most 1024) for the journal,
+	// snapshots and the process itself, at most 100000. A value above the
+	// open-file limit is refused at start.
+	MaxConns int `yaml:"max_conns"`
 	// MaxInflight is the most ingest and report requests processed at once;
 	// beyond it they are shed at once with 429 (Retry-After: 1) instead of
 	// queueing. Default 1024.
@@ -101,9 +104,24 @@ type HTTPConfig struct {
 	// MaxInflightScore is the same bound for bid-time requests (score, bids,
 	// win and VAST beacons), which are shed last. Default 16384.
 	MaxInflightScore int `yaml:"max_inflight_score"`
-	// MaxConnsPerIP bounds the connections of one client address; 0 = no
-	// bound. Default 0.
+	// MaxConnsPerIP bounds the connections of one client address; beyond it
+	// a new connection is answered 429 and closed. Default a quarter of
+	// max_conns; -1 = no bound (e.g. behind a load balancer whose address
+	// every connection has).
 	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
+	// MaxInflateBytes bounds the memory that the bodies being decompressed
+	// hold together (buffers and zstd windows), whoever sends them, in
+	// bytes: a request whose body would cross it is shed with 429
+	// (Retry-After: 1). At least twice max_decompressed_bytes (a buffer
+	// growing to the limit is copied once more). Default 256 MiB.
+	MaxInflateBytes int `yaml:"max_inflate_bytes"`
+
+	// OpenFileLimit is the process's soft RLIMIT_NOFILE, read by WithDefaults
+	// when zero (Go raises it to the hard limit at start); not configurable,
+	// set only by tests.
+	OpenFileLimit int `yaml:"-"`
+	// maxConnsDefault says MaxConns was chosen by WithDefaults (for the log).
+	maxConnsDefault bool
 }
 
 // IdentityConfig configures how identities are keyed.
@@ -262,8 +280,17 @@ func (c Config) WithDefaults() Config {
 	if h.MaxDecompressedBytes == 0 {
 		h.MaxDecompressedBytes = 32 << 20
 	}
-	if h.Concurrency == 0 {
-		h.Concurrency = 100000
+	if h.OpenFileLimit == 0 {
+		h.OpenFileLimit = openFileLimit()
+	}
+	if h.MaxConns == 0 {
+		h.MaxConns, h.maxConnsDefault = defaultMaxConns(h.OpenFileLimit), true
+	}
+	if h.MaxConnsPerIP == 0 {
+		h.MaxConnsPerIP = max(h.MaxConns/4, 1)
+	}
+	if h.MaxInflateBytes == 0 {
+		h.MaxInflateBytes = max(256<<20, 2*h.MaxDecompressedBytes)
 	}
 	if h.MaxInflight == 0 {
 		h.MaxInflight = 1024
@@ -329,9 +356,9 @@ func (c Config) Validate() []error {
 			bad(name, "must be > 0")
 		}
 	}
-	if c.HTTP.MaxBodyBytes < 0 || c.HTTP.MaxDecompressedBytes < 0 || c.HTTP.Concurrency < 0 ||
-		c.HTTP.MaxInflight < 0 || c.HTTP.MaxInflightScore < 0 || c.HTTP.MaxConnsPerIP < 0 {
-		bad("http", "limits must be > 0")
+	if c.HTTP.MaxBodyBytes < 0 || c.HTTP.MaxDecompressedBytes < 0 || c.HTTP.MaxConns < 0 ||
+		c.HTTP.MaxInflight < 0 || c.HTTP.MaxInflightScore < 0 || c.HTTP.MaxConnsPerIP < -1 || c.HTTP.MaxInflateBytes < 0 {
+		bad("http", "limits must be > 0 (max_conns_per_ip: -1 for no bound)")
 	}
 	if c.Exposures.MaxImps < 0 {
 		bad("exposures.max_imps", "must be > 0")
@@ -341,6 +368,12 @@ func (c Config) Validate() []error {
 	}
 	if c.HTTP.MaxDecompressedBytes < c.HTTP.MaxBodyBytes {
 		bad("http.max_decompressed_bytes", "must be >= max_body_bytes (%d)", c.HTTP.MaxBodyBytes)
+	}
+	if c.HTTP.MaxInflateBytes < 2*c.HTTP.MaxDecompressedBytes {
+		bad("http.max_inflate_bytes", "must be >= twice max_decompressed_bytes (%d)", 2*c.HTTP.MaxDecompressedBytes)
+	}
+	if c.HTTP.OpenFileLimit > 0 && c.HTTP.MaxConns > c.HTTP.OpenFileLimit {
+		bad("http.max_conns", "%d is above the process's open-file limit (RLIMIT_NOFILE) %d: lower it, or raise the limit (ulimit -n, systemd LimitNOFILE=); the default leaves a reserve below the limit", c.HTTP.MaxConns, c.HTTP.OpenFileLimit)
 	}
 	if c.Snapshot.Interval < 0 {
 		bad("snapshot.interval", "must be > 0 (use snapshot.disable to turn snapshots off)")

@@ -70,6 +70,12 @@ var (
 		metrics.NewCounter(`cpafeed_http_shed_total{class="bid"}`),
 	}
 	httpConnRefused = metrics.NewCounter(`cpafeed_http_connection_errors_total`)
+	// httpAcceptErrors counts failed accepts that were retried (no file
+	// descriptor left, ...).
+	httpAcceptErrors = metrics.NewCounter(`cpafeed_http_accept_errors_total`)
+	// httpInflateRefused counts requests shed because the bodies being
+	// decompressed held http.max_inflate_bytes.
+	httpInflateRefused = metrics.NewCounter(`cpafeed_http_inflate_refused_total`)
 )
 
 func init() {

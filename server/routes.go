@@ -148,12 +148,12 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, r route) error {
 	}
 	switch r {
 	case routeConversions:
-		return s.withBody(ctx, "POST", func(body []byte) error { return s.st.conv.HandleConversions(ctx, body) })
+		return s.withLazyBody(ctx, "POST", func(body conversions.Body) error { return s.st.conv.HandleConversions(ctx, body) })
 	case routeMetaEvents:
 		dataset, _ := metaDataset(ctx.Path())
-		return s.withBody(ctx, "POST", func(body []byte) error { return s.st.conv.HandleMetaEvents(ctx, body, dataset) })
+		return s.withLazyBody(ctx, "POST", func(body conversions.Body) error { return s.st.conv.HandleMetaEvents(ctx, body, dataset) })
 	case routePixel:
-		return s.withBody(ctx, "GET POST", func(body []byte) error { return s.st.conv.HandlePixel(ctx, body) })
+		return s.withLazyBody(ctx, "GET POST", func(body conversions.Body) error { return s.st.conv.HandlePixel(ctx, body) })
 	case routeStats:
 		return s.only(ctx, "GET", func() error { return s.st.conv.HandleStats(ctx) })
 	case routeExposures:
@@ -188,7 +188,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, r route) error {
 	case routeVAST:
 		return s.only(ctx, "GET POST", func() error { return s.st.exp.HandleVAST(ctx) })
 	case routeIdentities:
-		return s.withBody(ctx, "DELETE POST", func(body []byte) error { return s.st.eraser.HandleDeleteIdentities(ctx, body) })
+		return s.withLazyBody(ctx, "DELETE POST", func(body conversions.Body) error { return s.st.eraser.HandleDeleteIdentities(ctx, body) })
 	case routeCampaignStats:
 		id, _ := campaignStatsID(ctx.Path())
 		if err := s.mayRead(ctx, id); err != nil {
@@ -222,16 +222,86 @@ func (s *Server) only(ctx *fasthttp.RequestCtx, methods string, fn func() error)
 	return apierr.New(405, apierr.CodeInvalidParameter, "%s %s: method not allowed (use %s)", m, ctx.Path(), methods)
 }
 
-// withBody is only, with the request body decompressed within the limits.
+// withBody is only, with the request body decompressed within the limits,
+// for endpoints that authenticated the caller before.
 func (s *Server) withBody(ctx *fasthttp.RequestCtx, methods string, fn func(body []byte) error) error {
 	return s.only(ctx, methods, func() error {
 		body, buf, err := s.dec.decode(ctx.Request.Header.ContentEncoding(), ctx.Request.Body())
+		defer s.dec.release(buf)
 		if err != nil {
 			return err
 		}
-		defer s.dec.release(buf)
 		return fn(body)
 	})
+}
+
+// withLazyBody is only, for handlers that authenticate the caller
+// themselves: the body is decompressed when the handler asks for it, after
+// it checked a token sent outside the body.
+func (s *Server) withLazyBody(ctx *fasthttp.RequestCtx, methods string, fn func(body conversions.Body) error) error {
+	return s.only(ctx, methods, func() error {
+		var (
+			buf  *inflated
+			body []byte
+			err  error
+			read bool
+		)
+		defer func() { s.dec.release(buf) }()
+		return fn(func() ([]byte, error) {
+			if !read {
+				read = true
+				body, buf, err = s.dec.decode(ctx.Request.Header.ContentEncoding(), ctx.Request.Body())
+			}
+			return body, err
+		})
+	})
+}
+
+// preAuthBodyBytes is the largest body read before its token is checked, on
+// endpoints whose token travels outside the body; a larger one, or one of
+// unknown length (chunked), is read only for a known token.
+const preAuthBodyBytes = 64 << 10
+
+// headerReceived runs once a request's head is read, before its body: when
+// the body is larger than preAuthBodyBytes and preAuth refuses the token,
+// the body limit drops to 1 byte, so that fasthttp refuses the body
+// unread; connError then answers preAuth's error, not 413.
+func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if n := h.ContentLength(); n >= 0 && n <= preAuthBodyBytes {
+		return fasthttp.RequestConfig{}
+	}
+	if s.preAuth(h) != nil {
+		return fasthttp.RequestConfig{MaxRequestBodySize: 1}
+	}
+	return fasthttp.RequestConfig{}
+}
+
+// preAuth checks, from a request's head alone, the token of an endpoint
+// that takes it outside the body: a bidder's or advertiser's Bearer token,
+// or the access_token in the query of Meta's path. nil when it is valid or
+// when the endpoint takes none there (the pixel, Meta's path with the token
+// in the body, endpoints without a body).
+func (s *Server) preAuth(h *fasthttp.RequestHeader) error {
+	path, query, _ := bytes.Cut(h.RequestURI(), []byte("?"))
+	switch routeOf(path) {
+	case routeExposures, routeBids, routeScore:
+		_, err := s.bidderOf(h.Peek("Authorization"))
+		return err
+	case routeConversions, routeIdentities:
+		if _, ok := s.tenants.Advertiser(bearer(h.Peek("Authorization"))); !ok {
+			return apierr.Unauthorized("Authorization: an advertiser's Bearer token is required")
+		}
+	case routeMetaEvents:
+		args := fasthttp.AcquireArgs()
+		defer fasthttp.ReleaseArgs(args)
+		args.ParseBytes(query)
+		if tok := args.Peek("access_token"); len(tok) > 0 {
+			if _, ok := s.tenants.Advertiser(tok); !ok {
+				return apierr.Unauthorized("access_token: invalid")
+			}
+		}
+	}
+	return nil
 }
 
 // mayRead checks that the bearer token may read a campaign's reports: its
@@ -264,7 +334,12 @@ func (s *Server) mayRead(ctx *fasthttp.RequestCtx, campaign string) error {
 
 // bidder authenticates a bidder's bearer token.
 func (s *Server) bidder(ctx *fasthttp.RequestCtx) (*tenant, error) {
-	tok := bearer(ctx.Request.Header.Peek("Authorization"))
+	return s.bidderOf(ctx.Request.Header.Peek("Authorization"))
+}
+
+// bidderOf is bidder on the Authorization header's value.
+func (s *Server) bidderOf(authorization []byte) (*tenant, error) {
+	tok := bearer(authorization)
 	if tok == nil {
 		return nil, apierr.Unauthorized("Authorization: a bidder's Bearer token is required")
 	}

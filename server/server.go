@@ -26,6 +26,7 @@ type Server struct {
 	dec     *decoders
 	http    *fasthttp.Server
 	ready   atomic.Bool
+	errLog  rateLog // server errors: at most one line a second
 	// inflight counts requests being processed, by class (bid time or
 	// not), for load shedding.
 	inflight [2]atomic.Int64
@@ -70,8 +71,9 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		cfg:     cfg,
 		log:     logger,
 		tenants: newTenants(cfg),
-		dec:     newDecoders(cfg.HTTP.MaxDecompressedBytes),
+		dec:     newDecoders(cfg.HTTP.MaxDecompressedBytes, cfg.HTTP.MaxInflateBytes),
 		started: time.Now(),
+		errLog:  rateLog{every: time.Second},
 	}
 	cfg.Journal.Logger = logger
 	cfg.Exposures.Logger = logger
@@ -92,19 +94,29 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		WriteTimeout:          cfg.HTTP.WriteTimeout,
 		IdleTimeout:           cfg.HTTP.IdleTimeout,
 		MaxRequestBodySize:    cfg.HTTP.MaxBodyBytes,
-		Concurrency:           cfg.HTTP.Concurrency,
-		MaxConnsPerIP:         cfg.HTTP.MaxConnsPerIP,
+		HeaderReceived:        s.headerReceived,
+		Concurrency:           cfg.HTTP.MaxConns,
+		MaxConnsPerIP:         max(cfg.HTTP.MaxConnsPerIP, 0), // -1: no bound
+		SecureErrorLogMessage: true,                           // fasthttp's errors quote no request bytes
 		NoDefaultServerHeader: true,
 		NoDefaultDate:         true,
 		CloseOnShutdown:       true,
 		ReduceMemoryUsage:     false,
 		Logger:                slogPrinter{logger},
 	}
+	h := cfg.HTTP
+	how := "http.max_conns"
+	if h.maxConnsDefault {
+		how = "default: the open-file limit less a reserve"
+	}
+	logger.Info("connection limits", "max_conns", h.MaxConns, "chosen_by", how, "open_file_limit", h.OpenFileLimit,
+		"max_conns_per_ip", h.MaxConnsPerIP, "max_inflate_bytes", h.MaxInflateBytes)
 	return s, nil
 }
 
-// Serve serves HTTP on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
+// Serve serves HTTP on ln until Shutdown. A failed accept that may succeed
+// later (no file descriptor left) is retried with a backoff, not fatal.
+func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(newRetryListener(ln, s.log)) }
 
 // Recover rebuilds the in-memory state from disk, publishes the first
 // estimates, starts the background loops and marks the server ready.
@@ -252,30 +264,78 @@ func redactLogText(s string) string {
 }
 
 // connError answers errors fasthttp finds before a handler runs (body too
-// large, malformed request, timeouts) with the JSON error shape.
+// large, malformed request, timeouts) with the JSON error shape. The answer
+// names the kind of problem and never echoes the request: fasthttp's error
+// quotes the raw head, whose Authorization header and query (a pixel's em=)
+// must not come back.
 func (s *Server) connError(ctx *fasthttp.RequestCtx, err error) {
 	httpConnRefused.Inc()
 	var e *apierr.Error
+	var te interface{ Timeout() bool }
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		e = apierr.New(413, apierr.CodeInvalidParameter, "body: larger than %d bytes", s.cfg.HTTP.MaxBodyBytes)
-	default:
-		var te interface{ Timeout() bool }
-		if errors.As(err, &te) && te.Timeout() {
-			e = apierr.New(408, apierr.CodeInvalidParameter, "request: not read within %s", s.cfg.HTTP.ReadTimeout)
+		// Also the body of an unknown caller, refused unread
+		// (headerReceived).
+		if aerr := s.preAuth(&ctx.Request.Header); aerr != nil {
+			e = apierr.As(aerr)
 		} else {
-			e = apierr.BadRequest("request: malformed HTTP: %v", err)
+			e = apierr.New(413, apierr.CodeInvalidParameter, "body: larger than %d bytes", s.cfg.HTTP.MaxBodyBytes)
 		}
+	case errors.As(err, &te) && te.Timeout():
+		e = apierr.New(408, apierr.CodeInvalidParameter, "request: not read within %s", s.cfg.HTTP.ReadTimeout)
+	case errors.As(err, new(*fasthttp.ErrSmallBuffer)):
+		e = apierr.New(431, apierr.CodeInvalidParameter, "request: HTTP head too large (request line and headers over %d bytes, or too many headers)", headBufferBytes)
+	default:
+		e = apierr.BadRequest("request: malformed HTTP %s", malformedKind(err))
 	}
 	s.writeError(ctx, e)
 }
 
+// headBufferBytes is fasthttp's default read buffer, which bounds a
+// request's line and headers.
+const headBufferBytes = 4096
+
+// malformedKind names the kind of a request fasthttp could not parse, from
+// its error, without quoting any of the request.
+func malformedKind(err error) string {
+	if errors.As(err, new(*fasthttp.ErrBrokenChunk)) {
+		return "body (broken chunked encoding)"
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return "request (cut short)"
+	}
+	msg := strings.ToLower(err.Error())
+	for _, k := range [...]struct{ in, kind string }{
+		{"transfer-encoding", "head (unsupported or repeated Transfer-Encoding)"},
+		{"content-length", "head (invalid or repeated Content-Length)"},
+		{"host header", "head (more than one Host header)"},
+		{"http version", "head (unsupported HTTP version)"},
+		{"method", "head (missing or unknown method)"},
+		{"uri", "head (invalid request URI)"},
+		{"whitespace", "head (malformed request line)"},
+		{"header", "head (invalid header)"},
+	} {
+		if strings.Contains(msg, k.in) {
+			return k.kind
+		}
+	}
+	return "request"
+}
+
 // writeError writes err in the API's one error shape, with the headers its
-// status calls for (Allow, Retry-After, WWW-Authenticate).
+// status calls for (Allow, Retry-After, WWW-Authenticate). A server error
+// (5xx) is logged with its cause (which the answer never holds), at most
+// once a second with the count of those not logged.
 func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 	e := apierr.As(err)
 	if e.Status >= 500 {
-		s.log.Error("request failed", "path", string(ctx.Path()), "status", e.Status, "err", err.Error())
+		if ok, skipped := s.errLog.allow(); ok {
+			cause := err.Error()
+			if e.Cause != nil {
+				cause = e.Cause.Error()
+			}
+			s.log.Error("request failed", "path", string(ctx.Path()), "status", e.Status, "err", e.Message, "cause", cause, "not_logged", skipped)
+		}
 	}
 	allow := string(ctx.Response.Header.Peek("Allow")) // set with a 405 by only
 	ctx.Response.Reset()

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 
+	"github.com/cpafeed/cpafeed/conversions"
 	"github.com/cpafeed/cpafeed/signals"
 )
 
@@ -96,11 +97,6 @@ func (tn *tenant) MayUse(campaign string) bool {
 	return ok
 }
 
-// bearer returns the token of an "Authorization: Bearer <token>" header.
-func bearer(h []byte) []byte {
-	const p = "Bearer "
-	if len(h) > len(p) && (string(h[:len(p)]) == p || string(h[:len(p)]) == "bearer ") {
-		return h[len(p):]
-	}
-	return nil
-}
+// bearer returns the token of an "Authorization: Bearer <token>" header:
+// the one parser, conversions.Bearer.
+func bearer(h []byte) []byte { return conversions.Bearer(h) }

@@ -97,7 +97,7 @@ func (x *Exposures) HandleWin(ctx *fasthttp.RequestCtx) error {
 	}
 	e := x.newExposure(num, campaign, &imp, auction, impID, x.now().Unix(), price/1000, r.indexed(), ids)
 	if _, err := x.commit([]exposure{e}); err != nil {
-		return apierr.Unavailable("win not stored, retry: %v", err)
+		return apierr.Unavailable("win not stored, retry").WithCause(err)
 	}
 	WriteGIF(ctx)
 	return nil
@@ -158,7 +158,7 @@ func (x *Exposures) HandleVAST(ctx *fasthttp.RequestCtx) error {
 		}
 	}
 	if err := x.commitVideo(x.videoEventOf(now.Unix(), auction, impID, campaign, ev, won.leaf)); err != nil {
-		return apierr.Unavailable("VAST event not stored, retry: %v", err)
+		return apierr.Unavailable("VAST event not stored, retry").WithCause(err)
 	}
 	WriteGIF(ctx)
 	return nil

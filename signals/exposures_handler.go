@@ -94,7 +94,7 @@ func (x *Exposures) HandleExposures(ctx *fasthttp.RequestCtx, body []byte, b Bid
 	}
 	stored, err := x.commit(bb.es)
 	if err != nil {
-		return apierr.Unavailable("exposures not stored, retry: %v", err)
+		return apierr.Unavailable("exposures not stored, retry").WithCause(err)
 	}
 	out := append(ctx.Response.Body()[:0], `{"exposures_received":`...)
 	out = strconv.AppendInt(out, int64(n), 10)

@@ -58,9 +58,17 @@ var listening = regexp.MustCompile(`msg="cpafeed listening" addr=(\S+)`)
 // default config and dataDir, and waits until it is ready.
 func start(t *testing.T, dataDir string, extra ...string) *proc {
 	t.Helper()
+	return startUnder(t, nil, dataDir, extra...)
+}
+
+// startUnder is start with the binary run by the command prefix (e.g. a
+// shell that sets a limit and execs it).
+func startUnder(t *testing.T, prefix []string, dataDir string, extra ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, eof: make(chan struct{})}
 	args := append([]string{"serve", "--config", "../../configs/cpafeed.yaml", "--listen", "127.0.0.1:0", "--data", dataDir}, extra...)
-	p.cmd = exec.Command(binary, args...)
+	argv := append(append(prefix[:len(prefix):len(prefix)], binary), args...)
+	p.cmd = exec.Command(argv[0], argv[1:]...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

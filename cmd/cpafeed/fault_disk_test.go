@@ -93,6 +93,9 @@ func TestFaultDataDirFull(t *testing.T) {
 			if !strings.Contains(msg, "no space left on device") || !strings.Contains(msg, "retry") {
 				t.Fatalf("503 without a clear message: %v", a)
 			}
+			if strings.Contains(string(a.raw), mnt) || strings.Contains(string(a.raw), ".wal") {
+				t.Fatalf("503 names the journal's files: %v", a)
+			}
 			t.Logf("disk full after %d acknowledged events: %s", acked, msg)
 		default:
 			t.Fatalf("batch %d: %v", b, a)
@@ -146,7 +149,7 @@ func TestFaultDataDirFull(t *testing.T) {
 			map[string]any{"publisher": "pub-1", "bundle": "com.example.tv"}, map[string]any{"ip": "192.0.2.55"}))
 	}
 	expBody := jsonBody(t, map[string]any{"exposures": exps})
-	if a := c.mustSend(t, "POST", p.base+"/v1/exposures", "application/json", bidderToken, expBody); a.status != 503 || !strings.Contains(errorMessage(a), "no space left on device") {
+	if a := c.mustSend(t, "POST", p.base+"/v1/exposures", "application/json", bidderToken, expBody); a.status != 503 || !strings.Contains(errorMessage(a), "no space left on device") || strings.Contains(string(a.raw), mnt) {
 		t.Fatalf("exposure on a full disk: %v", a)
 	}
 	bidTimeWorks(t, c, p.base, bid)

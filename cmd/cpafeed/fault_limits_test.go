@@ -313,9 +313,11 @@ func TestFaultIdleConnections10000(t *testing.T) {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}
-	if lim.Cur < conns+1000 {
-		if lim.Max < conns+1000 {
-			t.Skipf("RLIMIT_NOFILE hard limit %d is below %d: cannot open %d connections", lim.Max, conns+1000, conns)
+	// The server's default http.max_conns leaves up to 1024 descriptors of
+	// its limit in reserve.
+	if lim.Cur < conns+2000 {
+		if lim.Max < conns+2000 {
+			t.Skipf("RLIMIT_NOFILE hard limit %d is below %d: cannot open %d connections", lim.Max, conns+2000, conns)
 		}
 		old := lim
 		lim.Cur = lim.Max
