@@ -134,9 +134,10 @@ func (st *state) replay(from uint64) (journal.ReplayReport, error) {
 
 // snapshotFormat is the version of the snapshot layout. 2: remembered bids
 // as single records (section exposures3); 3: remembered bids oldest first,
-// from the generations of the bid memory (section exposures4). This
-// cpafeed still reads 1 and 2.
-const snapshotFormat = 3
+// from the generations of the bid memory (section exposures4); 4: the
+// identity index carries its campaign table and is renumbered by id at a
+// restart (section index2). This cpafeed still reads 1 to 3.
+const snapshotFormat = 4
 
 // writeSnapshot writes every component's state as of the records before
 // LSN next; it runs at the journal checkpoint at next, where every record
@@ -145,7 +146,7 @@ func (st *state) writeSnapshot(w io.Writer, next uint64) error {
 	bw := binenc.NewWriter(w)
 	bw.Tag("cpafeed")
 	bw.Uvarint(snapshotFormat)
-	st.index.WriteSnapshot(bw)
+	st.index.WriteSnapshot(bw, st.exp.CampaignIDs())
 	st.exp.WriteSnapshot(bw, next)
 	st.conv.WriteSnapshot(bw, next)
 	st.attr.WriteSnapshot(bw)
@@ -165,7 +166,7 @@ func (st *state) readSnapshot(r io.Reader) error {
 	if v := br.Uvarint(); br.Err() == nil && (v < 1 || v > snapshotFormat) {
 		return fmt.Errorf("snapshot format %d, this cpafeed reads 1 to %d", v, snapshotFormat)
 	}
-	if err := st.index.ReadSnapshot(br); err != nil {
+	if err := st.index.ReadSnapshot(br, st.exp.CampaignNumber); err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
 	if err := st.exp.ReadSnapshot(br); err != nil {

@@ -237,6 +237,10 @@ func (x *Exposures) CampaignNumber(id string) (uint16, bool) {
 	return n, ok
 }
 
+// CampaignIDs returns the configured campaign ids by number (the index's
+// numbering). The slice is shared: do not modify it.
+func (x *Exposures) CampaignIDs() []string { return x.ids }
+
 // Close releases the bid memory; no bid is remembered after.
 func (x *Exposures) Close() { x.bids.close() }
 

@@ -488,7 +488,7 @@ func TestExposuresSnapshotRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
 	w := binenc.NewWriter(&buf)
 	h.x.WriteSnapshot(w, math.MaxUint64)
-	h.x.Index().WriteSnapshot(w)
+	h.x.Index().WriteSnapshot(w, h.x.CampaignIDs())
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -497,7 +497,7 @@ func TestExposuresSnapshotRoundTrip(t *testing.T) {
 	if err := h2.x.ReadSnapshot(r); err != nil {
 		t.Fatal(err)
 	}
-	if err := h2.x.Index().ReadSnapshot(r); err != nil {
+	if err := h2.x.Index().ReadSnapshot(r, h2.x.CampaignNumber); err != nil {
 		t.Fatal(err)
 	}
 	// The idempotency key survived: a retry is a duplicate.

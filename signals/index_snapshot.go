@@ -7,13 +7,23 @@ import (
 	"github.com/cpafeed/cpafeed/model"
 )
 
-// WriteSnapshot writes the whole index: both rings and the map of heads.
-// Writers (Add, Delete, Sweep) must not run concurrently (the server takes
+// WriteSnapshot writes the whole index: the campaign table (campaigns[n]
+// is the id of campaign number n), both rings and the map of heads. Writers
+// (Add, Delete, Sweep) must not run concurrently (the server takes
 // snapshots at a journal checkpoint, on the applier goroutine).
-func (x *Index) WriteSnapshot(w *binenc.Writer) {
+//
+// Exposures carry their campaign as a number (its position in the config),
+// so the table goes with them: a restart with campaigns reordered, added
+// or removed renumbers them by id (ReadSnapshot), and an exposure never
+// credits another campaign, possibly another advertiser's.
+func (x *Index) WriteSnapshot(w *binenc.Writer, campaigns []string) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	w.Tag("index1")
+	w.Tag("index2")
+	w.Uvarint(uint64(len(campaigns)))
+	for _, id := range campaigns {
+		w.String(id)
+	}
 	w.Uvarint(uint64(x.cfg.MaxExposures))
 	w.Uvarint(x.pcap)
 	w.Uvarint(x.eseq)
@@ -39,9 +49,27 @@ func (x *Index) WriteSnapshot(w *binenc.Writer) {
 // ReadSnapshot restores an index written by WriteSnapshot into x, which
 // must be empty. The snapshot's capacities win over x's config (the rings'
 // positions depend on them); a different config takes effect after the
-// next restart without a snapshot.
-func (x *Index) ReadSnapshot(r *binenc.Reader) error {
-	r.Tag("index1")
+// next restart without a snapshot. number maps a campaign id to its number
+// in the current config: exposures are renumbered by id, and those of a
+// campaign no longer configured are dropped (marked deleted). A snapshot
+// before the campaign table ("index1") keeps its numbers as they are.
+func (x *Index) ReadSnapshot(r *binenc.Reader, number func(id string) (uint16, bool)) error {
+	tag := r.String(64)
+	if r.Err() == nil && tag != "index1" && tag != "index2" {
+		return fmt.Errorf("section %q where %q was expected", tag, "index2")
+	}
+	var remap []int32 // old number -> new number, -1 = gone; nil = keep
+	if tag == "index2" {
+		nc := r.Len(1 << 16)
+		remap = make([]int32, nc)
+		for i := range remap {
+			id := r.String(1 << 10)
+			remap[i] = -1
+			if n, ok := number(id); ok {
+				remap[i] = int32(n)
+			}
+		}
+	}
 	maxExp := r.Len(1 << 31)
 	pcap := r.Uvarint()
 	eseq, pseq := r.Uvarint(), r.Uvarint()
@@ -59,6 +87,13 @@ func (x *Index) ReadSnapshot(r *binenc.Reader) error {
 		e.Leaf = model.Key(r.U64())
 		v := r.U64()
 		e.Campaign, e.flags, e.Cost = uint16(v>>48), uint8(v>>32), floatFrom(uint32(v))
+		if remap != nil {
+			if int(e.Campaign) >= len(remap) || remap[e.Campaign] < 0 {
+				e.Campaign, e.flags = 0, e.flags|flagDeleted
+			} else {
+				e.Campaign = uint16(remap[e.Campaign])
+			}
+		}
 	}
 	np := r.Len(int(pcap))
 	posts := make([]posting, np)

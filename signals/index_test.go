@@ -175,12 +175,12 @@ func TestIndexSnapshotRoundTrip(t *testing.T) {
 	x.Delete([]uint64{17}, nil) // exposure 7
 	var buf bytes.Buffer
 	w := binenc.NewWriter(&buf)
-	x.WriteSnapshot(w)
+	x.WriteSnapshot(w, []string{"a", "b"})
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	y := NewIndex(IndexConfig{MaxExposures: 1000}) // the snapshot's capacity wins
-	if err := y.ReadSnapshot(binenc.NewReader(&buf)); err != nil {
+	if err := y.ReadSnapshot(binenc.NewReader(&buf), sameNumbers("a", "b")); err != nil {
 		t.Fatal(err)
 	}
 	for _, key := range []uint64{1, 14, 17, 18} {
@@ -193,5 +193,45 @@ func TestIndexSnapshotRoundTrip(t *testing.T) {
 	y.Add(IndexedExposure{TS: 9}, []ID{{IDIP, 1}})
 	if a, b := collect(x, 1, 0, 100), collect(y, 1, 0, 100); !eq(a, b) || !eq(a, []int64{9, 8, 6, 5}) {
 		t.Fatalf("after restore: %v vs %v", a, b)
+	}
+}
+
+// sameNumbers numbers campaigns in the order given.
+func sameNumbers(ids ...string) func(string) (uint16, bool) {
+	return func(id string) (uint16, bool) {
+		for i, v := range ids {
+			if v == id {
+				return uint16(i), true
+			}
+		}
+		return 0, false
+	}
+}
+
+// TestIndexSnapshotRenumbersCampaigns: exposures carry their campaign as
+// its position in the config. A restart from a snapshot after the campaigns
+// were reordered, one inserted and one removed, must renumber them by id:
+// before, an exposure of campaign "buy" (number 0) became one of whatever
+// campaign was now first, possibly another advertiser's, and its
+// conversions credited that campaign.
+func TestIndexSnapshotRenumbersCampaigns(t *testing.T) {
+	x := NewIndex(IndexConfig{MaxExposures: 10})
+	x.Add(IndexedExposure{TS: 1, Leaf: 1, Campaign: 0}, []ID{{IDIP, 1}}) // buy
+	x.Add(IndexedExposure{TS: 2, Leaf: 2, Campaign: 1}, []ID{{IDIP, 1}}) // signup
+	x.Add(IndexedExposure{TS: 3, Leaf: 3, Campaign: 2}, []ID{{IDIP, 1}}) // gone
+	var buf bytes.Buffer
+	w := binenc.NewWriter(&buf)
+	x.WriteSnapshot(w, []string{"buy", "signup", "gone"})
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	y := NewIndex(IndexConfig{MaxExposures: 10})
+	if err := y.ReadSnapshot(binenc.NewReader(&buf), sameNumbers("other-tenant", "signup", "buy")); err != nil {
+		t.Fatal(err)
+	}
+	got := map[int64]uint16{}
+	y.Visit(1, 0, 100, func(_ uint64, e IndexedExposure) bool { got[e.TS] = e.Campaign; return true })
+	if len(got) != 2 || got[1] != 2 || got[2] != 1 {
+		t.Fatalf("exposures after the restart: %v, want ts 1 -> 2 (buy), ts 2 -> 1 (signup), ts 3 gone", got)
 	}
 }
