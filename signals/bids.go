@@ -189,7 +189,10 @@ func (x *Exposures) Remember(req *Request, bidder string, now int64) int {
 	}
 	allowed, _ := Gate(req.Privacy(), x.cfg.TCFVendorID)
 	var idBuf [8]ID
-	ids := req.IDs(x.hasher, idBuf[:0])
+	ids := idBuf[:0]
+	if allowed { // a gated request's exposure never enters the index: keep no identity of it
+		ids = req.IDs(x.hasher, ids)
+	}
 	buf := x.recBufs.Get().(*[]byte)
 	*buf = appendRemembered((*buf)[:0], req.ID, bidder, now, allowed, ids, req.Imps)
 	if len(*buf) > maxRemembered {

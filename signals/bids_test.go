@@ -573,3 +573,32 @@ func TestRememberAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per remembered request", allocs)
 	}
 }
+
+// TestRememberKeepsNoIdentityOfGatedRequests: a request that fails the
+// privacy gates (here a US privacy opt-out) is remembered for its win, but
+// without its identities: its exposure never enters the index, so not even
+// their keyed hashes are kept, in memory or in a snapshot. Before, they were.
+func TestRememberKeepsNoIdentityOfGatedRequests(t *testing.T) {
+	h := openHarness(t, t.TempDir())
+	for _, fx := range []struct {
+		name    string
+		indexed bool
+	}{{"samsung-tizen-ctv-usp-optout.json", false}, {"roku-ctv-pod-gpp.json", true}} {
+		req, err := NewExtractor().Extract(fixture(t, fx.name), testNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.x.Remember(req, "demo-bidder", h.now.Unix()) == 0 {
+			t.Fatalf("%s: not remembered", fx.name)
+		}
+		rec, ok := h.x.lookupBid(req.ID)
+		if !ok {
+			t.Fatalf("%s: not found", fx.name)
+		}
+		var d binenc.Slice
+		_, _, ids, _ := rec.head(&d, nil)
+		if rec.indexed() != fx.indexed || (len(ids) > 0) != fx.indexed {
+			t.Fatalf("%s: indexed %v with %d identities kept, want indexed %v", fx.name, rec.indexed(), len(ids), fx.indexed)
+		}
+	}
+}
