@@ -25,6 +25,11 @@ type tenant struct {
 type tenants struct {
 	byDigest map[[sha256.Size]byte]*tenant
 	bidders  map[string]*tenant // by name
+	names    []string           // of every bidder
+	// byCampaign lists, per campaign some bidder is limited to, the
+	// bidders that may use it; allCampaigns those that may use every one.
+	byCampaign   map[string][]signals.CampaignBidder
+	allCampaigns []signals.CampaignBidder
 }
 
 func newTenants(c Config) *tenants {
@@ -45,18 +50,38 @@ func newTenants(c Config) *tenants {
 		}
 		t.byDigest[sha256.Sum256([]byte(b.Token))] = tn
 		t.bidders[b.Name] = tn
+		t.names = append(t.names, b.Name)
+	}
+	t.byCampaign = map[string][]signals.CampaignBidder{}
+	for _, b := range c.Bidders {
+		tn := t.bidders[b.Name]
+		cb := signals.CampaignBidder{Name: b.Name, Signer: tn.winSigner}
+		if tn.campaigns == nil {
+			t.allCampaigns = append(t.allCampaigns, cb)
+		}
+	}
+	for _, b := range c.Bidders {
+		for id := range t.bidders[b.Name].campaigns {
+			if _, ok := t.byCampaign[id]; !ok {
+				t.byCampaign[id] = append([]signals.CampaignBidder(nil), t.allCampaigns...)
+			}
+			t.byCampaign[id] = append(t.byCampaign[id], signals.CampaignBidder{Name: b.Name, Signer: t.bidders[b.Name].winSigner})
+		}
 	}
 	return t
 }
 
-// WinBidder implements signals.Bidders: the bidder a remembered bid names.
-func (t *tenants) WinBidder(name []byte) (signals.Bidder, *signals.WinSigner) {
-	tn := t.bidders[string(name)]
-	if tn == nil {
-		return nil, nil // not a nil *tenant in a non-nil interface
+// CampaignBidders implements signals.Bidders: the bidders that may use
+// campaign, with their win signers.
+func (t *tenants) CampaignBidders(campaign string) []signals.CampaignBidder {
+	if bs, ok := t.byCampaign[campaign]; ok {
+		return bs
 	}
-	return tn, tn.winSigner
+	return t.allCampaigns // a campaign no bidder is limited to: those allowed every campaign
 }
+
+// BidderNames implements signals.Bidders.
+func (t *tenants) BidderNames() []string { return t.names }
 
 // lookup returns the tenant of token, or nil.
 func (t *tenants) lookup(token []byte) *tenant {

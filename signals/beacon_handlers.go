@@ -63,25 +63,31 @@ func (x *Exposures) HandleBids(ctx *fasthttp.RequestCtx, body []byte, b Bidder) 
 func (x *Exposures) HandleWin(ctx *fasthttp.RequestCtx) error {
 	args := ctx.QueryArgs()
 	auction, impID, campaign := args.Peek("auction"), args.Peek("imp"), string(args.Peek("campaign"))
-	r, ok := x.lookupBid(auction)
+	num, known := x.campaigns[campaign]
+	if !known {
+		winsUnknown.Inc()
+		WriteGIF(ctx)
+		return nil
+	}
+	sig := args.Peek("sig")
+	r, signer, ok := x.winBid(auction, impID, campaign, sig)
 	var imp Imp
 	var ids []ID
 	if ok {
 		ids, ok = r.find(impID, &imp)
 	}
-	num, known := x.campaigns[campaign]
-	if !ok || !known {
-		winsUnknown.Inc()
+	if !ok {
+		// No bid of a bidder that may use the campaign: unknown, or held
+		// only for bidders that may not.
+		if x.heldByAnyBidder(auction) {
+			winsRefusedCampaign.Inc()
+		} else {
+			winsUnknown.Inc()
+		}
 		WriteGIF(ctx)
 		return nil
 	}
-	b, signer := x.winBidder(r)
-	switch {
-	case b == nil || !b.MayUse(campaign):
-		winsRefusedCampaign.Inc()
-		WriteGIF(ctx)
-		return nil
-	case signer != nil && !signer.Valid(args.Peek("sig"), auction, impID, campaign):
+	if signer != nil && !signer.Valid(sig, auction, impID, campaign) {
 		winsRefusedSig.Inc()
 		WriteGIF(ctx)
 		return nil
@@ -109,13 +115,19 @@ const (
 	vastComplete = "complete"
 )
 
-// winBidder returns the bidder that remembered r and its signer (see
-// Bidders); nil when it is unknown, or no Bidders is set.
-func (x *Exposures) winBidder(r remembered) (Bidder, *WinSigner) {
+// heldByAnyBidder reports whether some bidder's bid for auction is held
+// (for the metrics of a refused win: a campaign its bidder may not use, or
+// an unknown auction).
+func (x *Exposures) heldByAnyBidder(auction []byte) bool {
 	if x.bidders == nil {
-		return nil, nil
+		return false
 	}
-	return x.bidders.WinBidder(r.bidder())
+	for _, name := range x.bidders.BidderNames() {
+		if _, held := x.lookupBid(auction, name); held {
+			return true
+		}
+	}
+	return false
 }
 
 // HandleVAST serves GET /v1/vast?auction=&imp=&campaign=&ev=...[&sig=], a
@@ -146,16 +158,14 @@ func (x *Exposures) HandleVAST(ctx *fasthttp.RequestCtx) error {
 		WriteGIF(ctx)
 		return nil
 	}
-	if r, held := x.lookupBid(auction); held {
-		// The remembered bid may be another bidder's that saw the same
-		// auction (bids are remembered by auction id): only the bidder
-		// of the campaign demands its signature.
-		if b, signer := x.winBidder(r); b != nil && b.MayUse(campaign) && signer != nil &&
-			!signer.Valid(args.Peek("sig"), auction, impID, campaign) {
-			vastRefusedSig.Inc()
-			WriteGIF(ctx)
-			return nil
-		}
+	// While the won bid is held, a bidder of the campaign that signs its
+	// win notices demands the same signature on its beacons.
+	sig := args.Peek("sig")
+	if _, signer, held := x.winBid(auction, impID, campaign, sig); held && signer != nil &&
+		!signer.Valid(sig, auction, impID, campaign) {
+		vastRefusedSig.Inc()
+		WriteGIF(ctx)
+		return nil
 	}
 	if err := x.commitVideo(x.videoEventOf(now.Unix(), auction, impID, campaign, ev, won.leaf)); err != nil {
 		return apierr.Unavailable("VAST event not stored, retry").WithCause(err)

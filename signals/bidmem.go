@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"log/slog"
+	"math/bits"
 	"sync"
 	"time"
 
@@ -16,8 +17,10 @@ import (
 //
 // Bids go into time-ordered generations. A generation is an append-only
 // arena of []byte chunks holding the records one after the other (each
-// after its uvarint length), and a map from the hash of the auction id to
-// the record's place in the arena. New bids go into the newest generation,
+// after its uvarint length), and a map from the hash of the (auction id,
+// bidder) pair to the record's place in the arena: exchanges send one
+// auction id to every bidder, and two bidders of one cpafeed may score the
+// same auction, so each keeps its own bid. New bids go into the newest generation,
 // which is closed once it spans bid_ttl/bidGenerations or holds
 // budget/bidGenerations bytes. A generation is dropped whole: once its
 // newest bid is bid_ttl old (expired), or as the oldest when the budget is
@@ -35,10 +38,10 @@ import (
 //
 // Records are immutable and chunks are never reused: a record handed out
 // stays valid after its generation is dropped (it keeps its chunk alive).
-// An auction id whose 64-bit hash (maphash, seeded per process) equals
-// another's in the same generation replaces it there (for a bid among n in
-// its generation, a chance of n/2^64: 5×10^-13 for 10 million); a lookup
-// checks the id, so it never returns another auction's bid.
+// An (auction, bidder) whose 64-bit hash (maphash, seeded per process)
+// equals another's in the same generation replaces it there (for a bid
+// among n in its generation, a chance of n/2^64: 5×10^-13 for 10 million);
+// a lookup checks both, so it never returns another auction's bid.
 type bidMemory struct {
 	seed   maphash.Seed
 	ttl    int64 // seconds; 0: nothing is kept
@@ -65,7 +68,7 @@ type bidGen struct {
 	n                  int   // records (an auction remembered twice: two)
 	bytes              int64 // chunks' capacity and the map's share
 	chunks             [][]byte
-	index              map[uint64]uint64 // hash of the auction id -> chunk<<32 | offset
+	index              map[uint64]uint64 // bidKey of (auction id, bidder) -> chunk<<32 | offset
 }
 
 const (
@@ -106,8 +109,8 @@ func (m *bidMemory) put(rec remembered) {
 	if m.ttl == 0 {
 		return
 	}
-	key, ts := rec.key(), rec.ts()
-	h := maphash.Bytes(m.seed, key)
+	ts := rec.ts()
+	h := m.bidKey(rec.key(), bytesString(rec.bidder()))
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -262,10 +265,15 @@ func (m *bidMemory) publish(now int64) {
 	bidsKeptSeconds.Set(kept)
 }
 
-// get returns the newest bid remembered for auction, unless it is ttl old
-// at now.
-func (m *bidMemory) get(auction []byte, now int64) (remembered, bool) {
-	h := maphash.Bytes(m.seed, auction)
+// bidKey is the index key of bidder's bid in auction.
+func (m *bidMemory) bidKey(auction []byte, bidder string) uint64 {
+	return maphash.Bytes(m.seed, auction) ^ bits.RotateLeft64(maphash.String(m.seed, bidder)*0x9e3779b97f4a7c15, 31)
+}
+
+// get returns the newest bid bidder remembered for auction, unless it is
+// ttl old at now.
+func (m *bidMemory) get(auction []byte, bidder string, now int64) (remembered, bool) {
+	h := m.bidKey(auction, bidder)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for i := len(m.gens) - 1; i >= 0; i-- {
@@ -277,7 +285,7 @@ func (m *bidMemory) get(auction []byte, now int64) (remembered, bool) {
 		if !ok {
 			continue
 		}
-		if r := g.record(loc); string(r.key()) == string(auction) {
+		if r := g.record(loc); string(r.key()) == string(auction) && string(r.bidder()) == bidder {
 			return r, now-r.ts() < m.ttl
 		}
 	}
@@ -285,7 +293,7 @@ func (m *bidMemory) get(auction []byte, now int64) (remembered, bool) {
 }
 
 // live returns the bids younger than ttl at now, the newest of each
-// auction in each generation, oldest generation first (for snapshots). The
+// (auction, bidder) in each generation, oldest generation first (for snapshots). The
 // older generations are read after the lock is released: they no longer
 // change.
 func (m *bidMemory) live(now int64) []remembered {
@@ -304,7 +312,7 @@ func (m *bidMemory) live(now int64) []remembered {
 	return append(out, cur...)
 }
 
-// live appends the records of g that are still its auction's and younger
+// live appends the records of g that are still their (auction, bidder)'s and younger
 // than ttl at now, in the order they came.
 func (g *bidGen) live(m *bidMemory, now int64, out []remembered) []remembered {
 	if now-g.last >= m.ttl {
@@ -316,7 +324,7 @@ func (g *bidGen) live(m *bidMemory, now int64, out []remembered) []remembered {
 			r := g.record(loc)
 			n, w := binary.Uvarint(c[off:])
 			off += w + int(n)
-			if now-r.ts() < m.ttl && g.index[maphash.Bytes(m.seed, r.key())] == loc {
+			if now-r.ts() < m.ttl && g.index[m.bidKey(r.key(), bytesString(r.bidder()))] == loc {
 				out = append(out, r)
 			}
 		}

@@ -211,8 +211,32 @@ func (x *Exposures) rememberWon(e *exposure, leaf model.Key, ingest int64) {
 	x.won.put(wonHash(e.auction, e.imp, e.campaign), wonEntry{leaf: leaf, ts: ingest}, x.now().Unix())
 }
 
-// lookupBid returns the remembered bid of an auction, the newer if it was
-// remembered twice, unless it is BidTTL old.
-func (x *Exposures) lookupBid(auction []byte) (remembered, bool) {
-	return x.bids.get(auction, x.now().Unix())
+// lookupBid returns the bid bidder remembered for an auction, the newer if
+// it was remembered twice, unless it is BidTTL old.
+func (x *Exposures) lookupBid(auction []byte, bidder string) (remembered, bool) {
+	return x.bids.get(auction, bidder, x.now().Unix())
+}
+
+// winBid finds the remembered bid a win notice or beacon of campaign in
+// auction is for: the bid of a bidder that may use campaign (several may
+// have scored one auction: exchanges send one id to every bidder). Among
+// several, one whose signer accepts sig goes first (the signature says
+// whose win it is), then the newest. signer is that bidder's (nil: it
+// signs nothing); ok is false when no such bid is held.
+func (x *Exposures) winBid(auction, impID []byte, campaign string, sig []byte) (r remembered, signer *WinSigner, ok bool) {
+	if x.bidders == nil {
+		return nil, nil, false
+	}
+	signed := false
+	for _, b := range x.bidders.CampaignBidders(campaign) {
+		rb, held := x.lookupBid(auction, b.Name)
+		if !held {
+			continue
+		}
+		valid := b.Signer != nil && b.Signer.Valid(sig, auction, impID, campaign)
+		if !ok || valid && !signed || valid == signed && rb.ts() > r.ts() {
+			r, signer, ok, signed = rb, b.Signer, true, valid
+		}
+	}
+	return r, signer, ok
 }

@@ -212,15 +212,15 @@ func TestExposuresReadsSnapshot3(t *testing.T) {
 	if err := h.x.ReadSnapshot(binenc.NewReader(&buf)); err != nil {
 		t.Fatal(err)
 	}
-	if r, ok := h.x.lookupBid([]byte("a")); !ok {
+	if r, ok := h.x.lookupBid([]byte("a"), "demo-bidder"); !ok {
 		t.Error("a: not restored")
 	} else if _, ok := r.find([]byte("newer"), new(Imp)); !ok {
 		t.Error("a: an older request restored over the newer")
 	}
-	if _, ok := h.x.lookupBid([]byte("b")); ok {
+	if _, ok := h.x.lookupBid([]byte("b"), "demo-bidder"); ok {
 		t.Error("b, bid_ttl old, restored")
 	}
-	if _, ok := h.x.lookupBid([]byte("c")); !ok {
+	if _, ok := h.x.lookupBid([]byte("c"), "demo-bidder"); !ok {
 		t.Error("c, a second short of bid_ttl, not restored")
 	}
 }
@@ -261,7 +261,7 @@ func TestRememberedBidFoundAtOnce(t *testing.T) {
 				id := fmt.Appendf(nil, "auction-%d-%d", g, i)
 				r.ID = id
 				h.x.Remember(r, "demo-bidder", h.x.now().Unix())
-				rec, ok := h.x.lookupBid(id)
+				rec, ok := h.x.lookupBid(id, "demo-bidder")
 				if !ok {
 					t.Errorf("bid %s not found right after Remember", id)
 					return
@@ -272,7 +272,7 @@ func TestRememberedBidFoundAtOnce(t *testing.T) {
 				}
 				// An older bid, likely in an older generation.
 				old := fmt.Appendf(nil, "auction-%d-%d", g, i/2)
-				if rec, ok := h.x.lookupBid(old); !ok || string(rec.key()) != string(old) {
+				if rec, ok := h.x.lookupBid(old, "demo-bidder"); !ok || string(rec.key()) != string(old) {
 					t.Errorf("older bid %s not found", old)
 					return
 				}
@@ -284,7 +284,7 @@ func TestRememberedBidFoundAtOnce(t *testing.T) {
 	wg.Wait()
 	for g := range 4 {
 		for i := range 300 {
-			if _, ok := h.x.lookupBid(fmt.Appendf(nil, "auction-%d-%d", g, i)); !ok {
+			if _, ok := h.x.lookupBid(fmt.Appendf(nil, "auction-%d-%d", g, i), "demo-bidder"); !ok {
 				t.Fatalf("auction-%d-%d not found at the end", g, i)
 			}
 		}
@@ -314,7 +314,7 @@ func TestRememberedTwice(t *testing.T) {
 	}
 	check := func(when, newer, older string) {
 		t.Helper()
-		rec, ok := h.x.lookupBid([]byte("twice"))
+		rec, ok := h.x.lookupBid([]byte("twice"), "demo-bidder")
 		if !ok {
 			t.Fatalf("%s: not found", when)
 		}
@@ -363,7 +363,7 @@ func TestRememberTooLarge(t *testing.T) {
 	}
 	before := bidsTooLarge.Get()
 	h.x.Remember(req, "demo-bidder", h.x.now().Unix())
-	if _, ok := h.x.lookupBid([]byte("huge")); ok {
+	if _, ok := h.x.lookupBid([]byte("huge"), "demo-bidder"); ok {
 		t.Error("a request over maxRemembered was remembered")
 	}
 	if bidsTooLarge.Get() != before+1 {
@@ -383,7 +383,7 @@ func TestRememberTooLarge(t *testing.T) {
 	if err := h2.x.ReadSnapshot(binenc.NewReader(&buf)); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := h2.x.lookupBid([]byte("small")); !ok {
+	if _, ok := h2.x.lookupBid([]byte("small"), "demo-bidder"); !ok {
 		t.Error("the small request did not survive the snapshot")
 	}
 }
@@ -415,7 +415,7 @@ func TestBidMemoryKeepsNewestBids(t *testing.T) {
 	found := make([]bool, n)
 	oldest := n
 	for i := range n {
-		if _, found[i] = h.x.lookupBid(auction(i)); found[i] {
+		if _, found[i] = h.x.lookupBid(auction(i), "demo-bidder"); found[i] {
 			oldest = min(oldest, i)
 		}
 	}
@@ -481,7 +481,7 @@ func TestBidMemoryExpiresAtTTL(t *testing.T) {
 	early := 0
 	for i := range n {
 		age := h.now.Unix() - (start.Unix() + int64(i/perSecond))
-		_, ok := h.x.lookupBid(auction(i))
+		_, ok := h.x.lookupBid(auction(i), "demo-bidder")
 		if want := age < 600; ok != want {
 			early++
 			if early < 5 {
@@ -591,7 +591,7 @@ func TestRememberKeepsNoIdentityOfGatedRequests(t *testing.T) {
 		if h.x.Remember(req, "demo-bidder", h.now.Unix()) == 0 {
 			t.Fatalf("%s: not remembered", fx.name)
 		}
-		rec, ok := h.x.lookupBid(req.ID)
+		rec, ok := h.x.lookupBid(req.ID, "demo-bidder")
 		if !ok {
 			t.Fatalf("%s: not found", fx.name)
 		}

@@ -112,13 +112,24 @@ type Log interface {
 	Wait(lsn, epoch uint64) error
 }
 
-// Bidders finds a bidder by the name its remembered bids carry: win
-// notices and VAST beacons come without a token, so what they may book is
-// decided by the bidder that remembered the bid.
+// Bidders says which bidders a win notice or VAST beacon of a campaign
+// may be for: they come without a token, so what they may book is decided
+// by the bidder that remembered the bid, which must be one that may use
+// the campaign.
 type Bidders interface {
-	// WinBidder returns the bidder named name, nil when there is none,
-	// and the signer its beacons must be signed with (nil: none needed).
-	WinBidder(name []byte) (Bidder, *WinSigner)
+	// CampaignBidders returns the bidders that may use campaign, each with
+	// the signer its beacons must be signed with (nil: none needed). The
+	// slice is shared: do not modify it.
+	CampaignBidders(campaign string) []CampaignBidder
+	// BidderNames returns the names of every bidder (shared, read-only).
+	BidderNames() []string
+}
+
+// CampaignBidder is a bidder that may use a campaign, by the name its
+// remembered bids carry.
+type CampaignBidder struct {
+	Name   string
+	Signer *WinSigner // nil: its win notices are not signed
 }
 
 // Bidder is the authenticated caller of a bidder endpoint.

@@ -81,16 +81,22 @@ var (
 // win notices with testWinSecret.
 type testBidders struct{ signer *WinSigner }
 
-func (tb testBidders) WinBidder(name []byte) (Bidder, *WinSigner) {
-	switch string(name) {
-	case demoBidder.name:
-		return demoBidder, nil
-	case otherBidder.name:
-		return otherBidder, nil
-	case signingBidder.name:
-		return signingBidder, tb.signer
+func (tb testBidders) CampaignBidders(campaign string) []CampaignBidder {
+	var out []CampaignBidder
+	for _, b := range []testBidder{demoBidder, otherBidder, signingBidder} {
+		if b.MayUse(campaign) {
+			cb := CampaignBidder{Name: b.name}
+			if b.name == signingBidder.name {
+				cb.Signer = tb.signer
+			}
+			out = append(out, cb)
+		}
 	}
-	return nil, nil
+	return out
+}
+
+func (tb testBidders) BidderNames() []string {
+	return []string{demoBidder.name, otherBidder.name, signingBidder.name}
 }
 
 var testCampaigns = []model.Campaign{

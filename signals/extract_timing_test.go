@@ -269,7 +269,7 @@ func BenchmarkLookupBid(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, ok := x.lookupBid(ids[i%len(ids)]); !ok {
+		if _, ok := x.lookupBid(ids[i%len(ids)], "bench-bidder"); !ok {
 			b.Fatal("not found")
 		}
 		i++
