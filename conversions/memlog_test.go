@@ -17,13 +17,13 @@ type memLog struct {
 	resolved uint64 // every LSN <= resolved is durable or lost
 	flushing bool
 	pending  []memRec
-	durable  [][]byte // persisted records, in LSN order
-	failNext int      // how many of the next flushes fail
+	durable  [][]byte          // persisted records, in LSN order
+	failNext int               // how many of the next flushes fail
 	acked    map[uint64]uint64 // failure epoch -> every LSN <= it was durable before that failure
 	appendFn func() error
 	onAppend func() // called once after the next AppendApply (an append by another goroutine right after it)
-	discard  bool // drop records instead of keeping them (benchmarks)
-	waiting  int  // goroutines blocked in Wait
+	discard  bool   // drop records instead of keeping them (benchmarks)
+	waiting  int    // goroutines blocked in Wait
 }
 
 type memRec struct {
