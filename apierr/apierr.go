@@ -29,13 +29,12 @@ const (
 	SubcodeTooLittleInfo   = 2804050 // no customer information parameter at all
 
 	// cpafeed's own subcodes (Meta publishes none for these cases).
-	SubcodeFutureEvent     = 2804004 // event_time in the future
-	SubcodeTooManyEvents   = 2804008 // more than the events allowed in one request
-	SubcodeInvalidBatch    = 2804019 // malformed or invalid event batch
-	SubcodeUnknownDataset  = 2804001 // no dataset named, and the token's advertiser has several
-	SubcodeMalformedBody   = 2804002 // body not JSON / form / multipart as expected
-	SubcodeUnsupportedType = 2804005 // body encoding or type not supported
-	SubcodeMissingValue    = 2804011 // Purchase without custom_data.value
+	SubcodeFutureEvent    = 2804004 // event_time in the future
+	SubcodeTooManyEvents  = 2804008 // more than the events allowed in one request
+	SubcodeInvalidBatch   = 2804019 // malformed or invalid event batch
+	SubcodeUnknownDataset = 2804001 // no dataset named, and the token's advertiser has several
+	SubcodeMalformedBody  = 2804002 // body not JSON / form / multipart as expected
+	SubcodeMissingValue   = 2804011 // Purchase without custom_data.value
 )
 
 // Detail is one problem of a batch: the item's index (-1 when not about an
