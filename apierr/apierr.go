@@ -21,14 +21,20 @@ const (
 	CodeUnavailable      = 2   // temporarily unavailable (not ready, journal down)
 	CodeInternal         = 1   // unknown server error
 
+	// Meta's own subcodes, with the meaning Meta gives them (public
+	// answers of graph.facebook.com; see README "Error answers").
+	SubcodeUnknownObject   = 33      // GraphMethodException: object does not exist or cannot be loaded
 	SubcodeStaleEvent      = 2804003 // event_time too old
-	SubcodeFutureEvent     = 2804004 // event_time in the future
-	SubcodeTooLittleInfo   = 2804050 // no identifier that can be matched
-	SubcodeInvalidBatch    = 2804019 // malformed or invalid event batch
-	SubcodeTooManyEvents   = 2804008 // more than 1000 events
-	SubcodeUnknownDataset  = 2804001 // dataset not owned by the token
-	SubcodeMalformedBody   = 2804002 // body not JSON / form as expected
-	SubcodeUnsupportedType = 2804005 // encoding not supported
+	SubcodeMissingCurrency = 2804010 // Purchase without custom_data.currency
+	SubcodeTooLittleInfo   = 2804050 // no customer information parameter at all
+
+	// cpafeed's own subcodes (Meta publishes none for these cases).
+	SubcodeFutureEvent    = 2804004 // event_time in the future
+	SubcodeTooManyEvents  = 2804008 // more than the events allowed in one request
+	SubcodeInvalidBatch   = 2804019 // malformed or invalid event batch
+	SubcodeUnknownDataset = 2804001 // no dataset named, and the token's advertiser has several
+	SubcodeMalformedBody  = 2804002 // body not JSON / form / multipart as expected
+	SubcodeMissingValue   = 2804011 // Purchase without custom_data.value
 )
 
 // Detail is one problem of a batch: the item's index (-1 when not about an
@@ -39,14 +45,18 @@ type Detail struct {
 	Reason string
 }
 
-// Error is an API error. The zero Subcode is omitted from answers.
+// Error is an API error, written in Meta's Graph error envelope. The zero
+// Subcode is omitted from answers; an empty UserTitle or UserMsg is filled
+// in from the code and the message.
 type Error struct {
-	Status  int    // HTTP status
-	Type    string // Meta "type": OAuthException for token problems, else a readable class
-	Code    int    // Meta "code"
-	Subcode int    // Meta "error_subcode", 0 = none
-	Message string
-	Details []Detail
+	Status    int    // HTTP status
+	Type      string // Meta "type": OAuthException for token problems, else a readable class
+	Code      int    // Meta "code"
+	Subcode   int    // Meta "error_subcode", 0 = none
+	Message   string
+	UserTitle string // Meta "error_user_title"; "" = derived from Code
+	UserMsg   string // Meta "error_user_msg"; "" = Message
+	Details   []Detail
 	// Cause is the error behind e, for the server's log only: its text may
 	// name files of the server and is never part of an answer.
 	Cause error
@@ -100,6 +110,66 @@ func (e *Error) WithCause(err error) *Error {
 // WithSubcode sets the Meta subcode and returns e.
 func (e *Error) WithSubcode(sub int) *Error { e.Subcode = sub; return e }
 
+// WithUser sets Meta's error_user_title and error_user_msg and returns e.
+func (e *Error) WithUser(title, msg string) *Error { e.UserTitle, e.UserMsg = title, msg; return e }
+
+// Transient reports whether a retry of the same request may succeed
+// (Meta's is_transient, which its SDKs read to retry): 429 and 503.
+func (e *Error) Transient() bool { return e.Status == 429 || e.Status == 503 }
+
+// UnknownObject is Meta's answer for a pixel (dataset) that does not exist
+// or that the token may not use: 400, GraphMethodException, code 100,
+// subcode 33. Both cases answer alike, so that no token can tell another
+// tenant's dataset ids from made-up ones.
+func UnknownObject(method, id string) *Error {
+	e := &Error{Status: 400, Type: "GraphMethodException", Code: CodeInvalidParameter, Subcode: SubcodeUnknownObject,
+		Message: "Unsupported " + lowerASCII(method) + " request. Object with ID '" + id + "' does not exist, cannot be loaded due to missing permissions, or does not support this operation"}
+	e.UserTitle = "Unknown dataset"
+	return e
+}
+
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// userTitle is error_user_title for an Error that sets none.
+func (e *Error) userTitle() string {
+	if e.UserTitle != "" {
+		return e.UserTitle
+	}
+	switch {
+	case e.Status == 401:
+		return "Invalid access token"
+	case e.Status == 403:
+		return "Permission denied"
+	case e.Status == 404:
+		return "Unknown object"
+	case e.Status == 405:
+		return "Method not allowed"
+	case e.Status == 408:
+		return "Request timeout"
+	case e.Status == 413:
+		return "Request too large"
+	case e.Status == 415:
+		return "Unsupported body"
+	case e.Status == 429:
+		return "Too many requests"
+	case e.Status == 431:
+		return "Request headers too large"
+	case e.Status == 503:
+		return "Temporarily unavailable"
+	case e.Status >= 500:
+		return "Internal error"
+	}
+	return "Invalid parameter"
+}
+
 func typeOf(code int) string {
 	switch code {
 	case CodeInvalidToken, CodePermission, CodeInvalidParameter:
@@ -122,12 +192,16 @@ func As(err error) *Error {
 	return New(500, CodeInternal, "internal error")
 }
 
-// AppendJSON appends the answer body for e:
+// AppendJSON appends the answer body for e, Meta's Graph error envelope
+// with cpafeed's details[] as its one addition:
 //
 //	{"error":{"message":...,"type":...,"code":...,"error_subcode":...,
+//	  "is_transient":...,"error_user_title":...,"error_user_msg":...,
 //	  "fbtrace_id":...,"details":[{"index":...,"field":...,"reason":...}]}}
 //
-// traceID is the request id, echoed as fbtrace_id as Meta does.
+// error_subcode is left out when e has none, details when empty, as Meta
+// leaves out what does not apply. traceID is the request id, echoed as
+// fbtrace_id as Meta does.
 func AppendJSON(dst []byte, e *Error, traceID string) []byte {
 	dst = append(dst, `{"error":{"message":`...)
 	dst = AppendString(dst, e.Message)
@@ -138,6 +212,16 @@ func AppendJSON(dst []byte, e *Error, traceID string) []byte {
 	if e.Subcode != 0 {
 		dst = append(dst, `,"error_subcode":`...)
 		dst = strconv.AppendInt(dst, int64(e.Subcode), 10)
+	}
+	dst = append(dst, `,"is_transient":`...)
+	dst = strconv.AppendBool(dst, e.Transient())
+	dst = append(dst, `,"error_user_title":`...)
+	dst = AppendString(dst, e.userTitle())
+	dst = append(dst, `,"error_user_msg":`...)
+	if e.UserMsg != "" {
+		dst = AppendString(dst, e.UserMsg)
+	} else {
+		dst = AppendString(dst, e.Message)
 	}
 	dst = append(dst, `,"fbtrace_id":`...)
 	dst = AppendString(dst, traceID)

@@ -47,6 +47,23 @@ type Config struct {
 	// one dataset; further names are counted under "(other)". Default 100.
 	MaxEventNames int `yaml:"max_event_names"`
 
+	// LDUStates are the data_processing_options_state codes that Limited
+	// Data Use covers, with data_processing_options_country 1 (the US): an
+	// LDU event of such a state has its identifiers discarded, an LDU event
+	// of another US state keeps them. Country or state 0 (or absent) means
+	// "Meta geolocates", which cpafeed cannot do: restricted whatever this
+	// list says. Default (nil or empty): [1000], California, the one state
+	// code Meta publishes; list the codes of the other states LDU covers if
+	// your integration sends them.
+	LDUStates []int `yaml:"ldu_states"`
+
+	// TestEventsKept is how many test events (batches sent with a
+	// test_event_code) GET /v1/test_events shows per dataset, the newest.
+	// Default 1000; -1 keeps none.
+	TestEventsKept int `yaml:"test_events_kept"`
+	// TestEventsTTL is how long a test event is shown. Default 1h.
+	TestEventsTTL time.Duration `yaml:"test_events_ttl"`
+
 	// Now is the clock. Default time.Now. Not configurable from YAML.
 	Now func() time.Time `yaml:"-"`
 }
@@ -73,6 +90,15 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxEventNames == 0 {
 		c.MaxEventNames = 100
+	}
+	if len(c.LDUStates) == 0 {
+		c.LDUStates = []int{1000}
+	}
+	if c.TestEventsKept == 0 {
+		c.TestEventsKept = 1000
+	}
+	if c.TestEventsTTL == 0 {
+		c.TestEventsTTL = time.Hour
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -105,6 +131,17 @@ func (c Config) Validate() []error {
 	}
 	if c.MaxEventNames < 1 {
 		errs = append(errs, fmt.Errorf("max_event_names: %d is below 1", c.MaxEventNames))
+	}
+	for _, st := range c.LDUStates {
+		if st <= 0 {
+			errs = append(errs, fmt.Errorf("ldu_states: %d is not a state code (1000 is California)", st))
+		}
+	}
+	if c.TestEventsKept < -1 || c.TestEventsKept > 100000 {
+		errs = append(errs, fmt.Errorf("test_events_kept: %d is not in -1..100000", c.TestEventsKept))
+	}
+	if c.TestEventsTTL < 0 {
+		errs = append(errs, fmt.Errorf("test_events_ttl: %v is negative", c.TestEventsTTL))
 	}
 	for _, p := range c.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {

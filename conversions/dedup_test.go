@@ -112,11 +112,21 @@ func TestTestEventCodeStoresNothing(t *testing.T) {
 	evs := ev("Purchase", "t-1", now-60, `"em":"jane.doe@example.com"`)
 	r := e.postCAPI(`{"test_event_code":"TEST42","data":[` + evs + `]}`)
 	m := r.json(t)
-	if msgs := m["messages"].([]any); len(msgs) != 1 || msgs[0] != "test_event_code TEST42: events validated, nothing stored" {
+	// Answered exactly as a real batch is.
+	if msgs := m["messages"].([]any); r.status != 200 || len(msgs) != 0 || num(m, "events_received") != 1 || num(m, "events_deduplicated") != 0 {
 		t.Fatalf("%s", r.body)
 	}
-	if len(e.hook.all()) != 0 || len(e.log.BatchRecords()) != 0 || e.s.DedupEntries() != 0 {
-		t.Fatal("test event stored")
+	// A test batch that is invalid is refused as a real one, and counted
+	// nowhere but in a metric: nothing journaled, not even counts.
+	bad := e.postCAPI(`{"test_event_code":"TEST42","data":[{"event_name":"Purchase"}]}`)
+	if bad.status != 400 || bad.err.Subcode != 2804019 {
+		t.Fatalf("invalid test batch: %d %s", bad.status, bad.body)
+	}
+	if len(e.hook.all()) != 0 || len(e.log.Records()) != 0 || e.log.PendingCount() != 0 || e.s.DedupEntries() != 0 {
+		t.Fatal("test event stored or journaled")
+	}
+	if st := e.stats(t); num(st, "received") != 0 || num(st, "rejected") != 0 {
+		t.Fatalf("test batches counted in the stats: %v", st)
 	}
 	// The same event sent for real afterwards is new.
 	if m := e.postCAPI(batchOf(evs)).json(t); num(m, "events_deduplicated") != 0 || len(e.hook.all()) != 1 {
@@ -151,7 +161,7 @@ func TestDatasetResolution(t *testing.T) {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
 	r = call(raw(e.s.HandleConversions), "POST", "/v1/conversions?dataset=nope", body, "Authorization: bearer "+testOtherToken)
-	if r.status != 403 {
+	if r.status != 400 || r.err.Subcode != 33 || r.err.Type != "GraphMethodException" {
 		t.Fatalf("unknown dataset: %d %s", r.status, r.body)
 	}
 }

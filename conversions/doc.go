@@ -1,6 +1,10 @@
 // Package conversions is cpafeed's Conversions API, wire-compatible with
-// Meta's: parsing of CAPI bodies (JSON or form-encoded, as Meta's SDKs and
-// curl examples send them) and pixel hits, validation with Meta's rules,
+// Meta's: parsing of CAPI bodies in every shape Meta's SDKs and curl send
+// (JSON, form-encoded, multipart; events as objects, as JSON strings, or as
+// one JSON string: parseTop, eventArray) and pixel hits, validation with
+// Meta's rules (Meta's own ids make an event valid but unmatchable; a
+// Purchase needs value and currency; Limited Data Use by country and
+// state),
 // normalization and hashing of user data, exact deduplication across the CAPI,
 // the Meta-compatible path and the pixel, the journal record of every accepted
 // batch, and per-dataset stats. Attribution plugs in through SetStoredHook.
@@ -22,8 +26,15 @@
 // dedup key. Clear values live only in request buffers: fasthttp's, the
 // parser's private copy of the body (overwritten when the request ends) and
 // the package's scratch buffers (cleared when the request ends).
-// Limited Data Use (data_processing_options ["LDU"]): stored and counted, the
-// identifiers are discarded on arrival. opt_out: true: stored, deduplicated
+// Limited Data Use (data_processing_options ["LDU"]) of a US state it
+// covers, or where Meta would geolocate (country or state 0 or absent,
+// which cpafeed cannot): stored and counted, the identifiers are discarded
+// on arrival; outside the US or in a state it does not cover, the
+// identifiers are kept.
+// Test batches (a test_event_code): validated and answered as real ones,
+// never stored nor journaled; their events are kept in memory (hashed
+// identifiers only, bounded per dataset and in time) for GET
+// /v1/test_events. opt_out: true: stored, deduplicated
 // and counted with its keyed identities, flagged FlagOptOut so that
 // attribution never credits it to the model (Meta: "not for ads delivery
 // optimization"; cpafeed's optimization is the model).

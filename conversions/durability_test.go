@@ -143,7 +143,7 @@ func TestReplayAfterRestart(t *testing.T) {
 	batch1 := batchOf(ev("Purchase", "r-1", now-60, `"em":"jane.doe@example.com","client_ip_address":"203.0.113.42"`),
 		ev("Purchase", "r-1", now-60, `"em":"jane.doe@example.com"`),
 		ev("Lead", "", now-30, `"ph":"+15551234567"`),
-		`{"event_name":"Purchase","event_time":`+itoa(now-20)+`,"action_source":"app","event_id":"r-ldu","data_processing_options":["LDU"]}`)
+		`{"event_name":"Purchase","event_time":`+itoa(now-20)+`,"action_source":"app","event_id":"r-ldu","data_processing_options":["LDU"],"custom_data":{"value":1,"currency":"USD"}}`)
 	if r := e1.postCAPI(batch1); r.status != 200 {
 		t.Fatalf("%d %s", r.status, r.body)
 	}

@@ -33,6 +33,8 @@ type fixture struct {
 		Details      []map[string]any `json:"details"`
 		GIF          bool             `json:"gif"`
 		Rejected     int              `json:"rejected"`
+		Message      string           `json:"message"`    // the error's, exactly
+		UserTitle    string           `json:"user_title"` // error_user_title, exactly
 	} `json:"want"`
 }
 
@@ -214,20 +216,13 @@ func TestFixturesInvalid(t *testing.T) {
 			if r.status != want.Status {
 				t.Fatalf("%s: status %d, want %d: %s", fx.Description, r.status, want.Status, r.body)
 			}
-			var got struct {
-				Error struct {
-					Message   string           `json:"message"`
-					Type      string           `json:"type"`
-					Code      int              `json:"code"`
-					Subcode   int              `json:"error_subcode"`
-					FBTraceID string           `json:"fbtrace_id"`
-					Details   []map[string]any `json:"details"`
-				} `json:"error"`
+			ge := checkEnvelope(t, r.status, r.body)
+			if want.Message != "" && ge.Message != want.Message {
+				t.Fatalf("message %q, want %q", ge.Message, want.Message)
 			}
-			if err := json.Unmarshal(r.body, &got); err != nil {
-				t.Fatalf("error answer %q is not JSON: %v", r.body, err)
+			if want.UserTitle != "" && *ge.UserTitle != want.UserTitle {
+				t.Fatalf("error_user_title %q, want %q", *ge.UserTitle, want.UserTitle)
 			}
-			ge := got.Error
 			if ge.Code != want.Code || ge.Subcode != want.Subcode || (want.Type != "" && ge.Type != want.Type) || ge.FBTraceID == "" || ge.Message == "" {
 				t.Fatalf("error %+v, want code %d subcode %d type %q", ge, want.Code, want.Subcode, want.Type)
 			}
@@ -249,4 +244,48 @@ func TestFixturesInvalid(t *testing.T) {
 			}
 		})
 	}
+}
+
+// envelope is Meta's Graph error envelope as cpafeed writes it.
+type envelope struct {
+	Message   string           `json:"message"`
+	Type      string           `json:"type"`
+	Code      int              `json:"code"`
+	Subcode   int              `json:"error_subcode"`
+	Transient *bool            `json:"is_transient"`
+	UserTitle *string          `json:"error_user_title"`
+	UserMsg   *string          `json:"error_user_msg"`
+	FBTraceID string           `json:"fbtrace_id"`
+	Details   []map[string]any `json:"details"`
+}
+
+// checkEnvelope fails t unless body is Meta's error envelope, with
+// is_transient true exactly for 429 and 503, and no member but Meta's and
+// details; it returns the error.
+func checkEnvelope(t testing.TB, status int, body []byte) envelope {
+	t.Helper()
+	var got map[string]map[string]json.RawMessage
+	if err := json.Unmarshal(body, &got); err != nil || len(got) != 1 || got["error"] == nil {
+		t.Fatalf("error answer %q is not {\"error\":{...}}: %v", body, err)
+	}
+	for k := range got["error"] {
+		switch k {
+		case "message", "type", "code", "error_subcode", "is_transient", "error_user_title", "error_user_msg", "fbtrace_id", "details":
+		default:
+			t.Fatalf("error answer has a member %q that is not Meta's: %s", k, body)
+		}
+	}
+	var e struct{ Error envelope }
+	if err := json.Unmarshal(body, &e); err != nil {
+		t.Fatalf("error answer %s: %v", body, err)
+	}
+	ge := e.Error
+	if ge.Message == "" || ge.Type == "" || ge.Code == 0 || ge.FBTraceID == "" || ge.Transient == nil ||
+		ge.UserTitle == nil || *ge.UserTitle == "" || ge.UserMsg == nil || *ge.UserMsg == "" {
+		t.Fatalf("incomplete envelope: %s", body)
+	}
+	if *ge.Transient != (status == 429 || status == 503) {
+		t.Fatalf("is_transient %v for status %d: %s", *ge.Transient, status, body)
+	}
+	return ge
 }

@@ -33,6 +33,7 @@ const (
 	reasonNotStringArr = "not a string or an array of strings"
 	reasonTooLong      = "too long"
 	reasonNotIP        = "not an IP address"
+	reasonPurchase     = "required for Purchase events"
 )
 
 // event is one server event during ingest. Its byte slices alias the request
@@ -48,7 +49,27 @@ type event struct {
 	idOff    int // b.ids[idOff:idOff+idN] are the event's identities
 	idN      int
 	dup      bool
+	ldu      lduOutcome
+	// unmatchable: valid for Meta through its own ids only (fbp, lead_id,
+	// ...), which cpafeed cannot match to an exposure.
+	unmatchable bool
 }
+
+// lduOutcome is what Limited Data Use did to an event (README "Limited Data
+// Use"). Indexes metricLDU.
+type lduOutcome uint8
+
+const (
+	lduNone           lduOutcome = iota // no LDU asked
+	lduGeolocate                        // restricted: country or state 0 or absent, which Meta geolocates and cpafeed cannot
+	lduCoveredState                     // restricted: US and a state LDU covers (Config.LDUStates)
+	lduOutsideUS                        // kept: a country other than the US
+	lduUncoveredState                   // kept: US and a state LDU does not cover
+	numLDUOutcomes
+)
+
+// restricted reports whether the event's identifiers are discarded.
+func (o lduOutcome) restricted() bool { return o == lduGeolocate || o == lduCoveredState }
 
 type rawEvent struct {
 	name, time, id, action, url, user, custom, optOut, dpo, dpoCountry, dpoState, app *fastjson.Value
@@ -58,6 +79,29 @@ type rawUser struct {
 	multi                                        [numFields]*fastjson.Value
 	ip, ua, fbc, fbp, madid, anonID, ifa, ifaTyp *fastjson.Value
 	household                                    *fastjson.Value
+	// platform are Meta's own ids (lead_id, page_id, ig_account_id, ...):
+	// an event that has one is valid for Meta but cannot be matched here.
+	platform [maxPlatformIDs]platformID
+	nPlat    int
+}
+
+type platformID struct {
+	name []byte
+	v    *fastjson.Value
+}
+
+// maxPlatformIDs bounds the Meta-only id fields read from one user_data
+// (there are 9 besides fbp and fbc, and ig_* ones); more are ignored.
+const maxPlatformIDs = 16
+
+// isPlatformID reports whether a user_data key is one of Meta's own ids
+// that make an event valid for Meta though cpafeed cannot match them.
+func isPlatformID(k []byte) bool {
+	switch string(k) {
+	case "lead_id", "subscription_id", "fb_login_id", "page_id", "page_scoped_user_id", "ctwa_clid":
+		return true
+	}
+	return len(k) > 3 && string(k[:3]) == "ig_" // ig_account_id, ig_sid
 }
 
 func present(v *fastjson.Value) bool { return v != nil && v.Type() != fastjson.TypeNull }
@@ -240,13 +284,8 @@ func (s *Service) parseEvent(b *batch, i int, v *fastjson.Value) {
 	}
 
 	// data_processing_options (+ _country, _state)
-	ldu := b.parseDPO(i, r.dpo)
-	if present(r.dpoCountry) && !isInteger(r.dpoCountry) {
-		b.fail(i, apierr.SubcodeInvalidBatch, "data_processing_options_country", reasonNotInteger)
-	}
-	if present(r.dpoState) && !isInteger(r.dpoState) {
-		b.fail(i, apierr.SubcodeInvalidBatch, "data_processing_options_state", reasonNotInteger)
-	}
+	e.ldu = s.parseLDU(b, i, &r)
+	ldu := e.ldu.restricted()
 	if ldu {
 		e.flags |= FlagLDU
 	}
@@ -254,17 +293,22 @@ func (s *Service) parseEvent(b *batch, i int, v *fastjson.Value) {
 	// app_data
 	tracking := b.parseAppData(i, r.app)
 
-	// custom_data
-	orderID := s.parseCustomData(b, i, e, r.custom)
+	// custom_data (Purchase needs value and currency, on the CAPI; a pixel
+	// hit without them is kept, as Meta's pixel keeps it)
+	purchase := b.source != SourcePixel && string(e.name) == "Purchase"
+	orderID := s.parseCustomData(b, i, e, r.custom, purchase)
 
 	// user_data: the clear values are normalized, hashed and dropped here.
 	// Once the batch is known to be rejected, values are only validated.
-	matchable, hasUA := s.parseUserData(b, i, e, r.user, !ldu && !b.test && len(b.details) == 0, tracking)
+	matchable, platform, hasUA := s.parseUserData(b, i, e, r.user, !ldu && !b.test && len(b.details) == 0, tracking)
 	if e.action == ActionWebsite && !hasUA {
 		b.fail(i, apierr.SubcodeInvalidBatch, "user_data.client_user_agent", "required for action_source website")
 	}
 	if matchable == 0 && !ldu {
-		b.fail(i, apierr.SubcodeTooLittleInfo, "user_data", "no identifier that can be matched: send em, ph, external_id, ifa, madid, client_ip_address or household_id")
+		if platform == 0 {
+			b.fail(i, apierr.SubcodeTooLittleInfo, "user_data", "no customer information parameter: send em, ph, external_id, ifa, madid, client_ip_address or household_id (Meta's fbp, fbc, lead_id, ... ids are accepted too, but never matched)")
+		}
+		e.unmatchable = true
 	}
 
 	if len(b.details) > 0 || b.test { // the batch will not be stored
@@ -347,6 +391,40 @@ func (b *batch) parseDPO(i int, v *fastjson.Value) (ldu bool) {
 	return ldu
 }
 
+// parseLDU reads data_processing_options with its country and state and
+// says what Limited Data Use does to the event. Meta's codes: country 1 is
+// the US, state 1000 California, 0 (or absent) "geolocate": Meta finds
+// where the person is, cpafeed cannot, so such an event stays restricted.
+// A country other than the US, or a US state that Config.LDUStates does not
+// list, keeps the identifiers.
+func (s *Service) parseLDU(b *batch, i int, r *rawEvent) lduOutcome {
+	ldu := b.parseDPO(i, r.dpo)
+	country, cok := intOf(r.dpoCountry)
+	if present(r.dpoCountry) && !cok {
+		b.fail(i, apierr.SubcodeInvalidBatch, "data_processing_options_country", reasonNotInteger)
+	}
+	state, sok := intOf(r.dpoState)
+	if present(r.dpoState) && !sok {
+		b.fail(i, apierr.SubcodeInvalidBatch, "data_processing_options_state", reasonNotInteger)
+	}
+	switch {
+	case !ldu:
+		return lduNone
+	case country == 0:
+		return lduGeolocate
+	case country != 1:
+		return lduOutsideUS
+	case state == 0:
+		return lduGeolocate
+	}
+	for _, st := range s.cfg.LDUStates {
+		if int64(st) == state {
+			return lduCoveredState
+		}
+	}
+	return lduUncoveredState
+}
+
 // parseAppData checks app_data's shape (extinfo as an array or as an object
 // keyed "0".."15", both as Meta's SDKs send it) and reports whether the user
 // allows tracking: advertiser_tracking_enabled false (iOS ATT not granted)
@@ -389,8 +467,13 @@ func (b *batch) parseAppData(i int, v *fastjson.Value) (tracking bool) {
 }
 
 // parseCustomData reads value, currency and order_id; the rest is ignored.
-func (s *Service) parseCustomData(b *batch, i int, e *event, v *fastjson.Value) (orderID []byte) {
+// A Purchase (purchase) needs value and currency, as Meta requires.
+func (s *Service) parseCustomData(b *batch, i int, e *event, v *fastjson.Value, purchase bool) (orderID []byte) {
 	if !present(v) {
+		if purchase {
+			b.fail(i, apierr.SubcodeMissingCurrency, "custom_data.currency", reasonPurchase)
+			b.fail(i, apierr.SubcodeMissingValue, "custom_data.value", reasonPurchase)
+		}
 		return nil
 	}
 	o, err := v.Object()
@@ -423,6 +506,9 @@ func (s *Service) parseCustomData(b *batch, i int, e *event, v *fastjson.Value) 
 		}
 	}
 	cur := ""
+	if purchase && !present(currency) {
+		b.fail(i, apierr.SubcodeMissingCurrency, "custom_data.currency", reasonPurchase)
+	}
 	if present(currency) {
 		c, ok := stringOf(currency)
 		if !ok {
@@ -432,6 +518,9 @@ func (s *Service) parseCustomData(b *batch, i int, e *event, v *fastjson.Value) 
 		}
 	}
 	if !present(value) {
+		if purchase {
+			b.fail(i, apierr.SubcodeMissingValue, "custom_data.value", reasonPurchase)
+		}
 		return orderID
 	}
 	f, ok := number(value)
@@ -440,6 +529,7 @@ func (s *Service) parseCustomData(b *batch, i int, e *event, v *fastjson.Value) 
 		b.fail(i, apierr.SubcodeInvalidBatch, "custom_data.value", "not a number")
 	case math.IsNaN(f) || math.IsInf(f, 0) || f < 0:
 		b.fail(i, apierr.SubcodeInvalidBatch, "custom_data.value", "not a finite number >= 0")
+	case !present(currency) && purchase: // reported above
 	case !present(currency):
 		b.fail(i, apierr.SubcodeInvalidBatch, "custom_data.currency", "required with custom_data.value")
 	case cur != "":
@@ -452,15 +542,17 @@ func (s *Service) parseCustomData(b *batch, i int, e *event, v *fastjson.Value) 
 // parseUserData validates user_data and, if hash, appends the event's keyed
 // identities to b.ids. It returns the number of matchable identifiers seen
 // (valid em, ph, external_id, client_ip_address, household_id, and ifa/madid
-// when tracking is allowed) and whether client_user_agent was sent.
-func (s *Service) parseUserData(b *batch, i int, e *event, v *fastjson.Value, hash, tracking bool) (matchable int, hasUA bool) {
+// when tracking is allowed), the number of Meta's own ids seen (fbp, fbc,
+// anon_id, lead_id, page_id, ig_*, ...: valid for Meta, never matched here)
+// and whether client_user_agent was sent.
+func (s *Service) parseUserData(b *batch, i int, e *event, v *fastjson.Value, hash, tracking bool) (matchable, platform int, hasUA bool) {
 	if !present(v) {
-		return 0, false
+		return 0, 0, false
 	}
 	o, err := v.Object()
 	if err != nil {
 		b.fail(i, apierr.SubcodeInvalidBatch, "user_data", reasonNotObject)
-		return 0, false
+		return 0, 0, false
 	}
 	var u rawUser
 	o.Visit(func(k []byte, x *fastjson.Value) {
@@ -487,6 +579,11 @@ func (s *Service) parseUserData(b *batch, i int, e *event, v *fastjson.Value, ha
 			u.ifaTyp = x
 		case "household_id":
 			u.household = x
+		default:
+			if isPlatformID(k) && u.nPlat < len(u.platform) {
+				u.platform[u.nPlat] = platformID{k, x}
+				u.nPlat++
+			}
 		}
 	})
 
@@ -581,8 +678,23 @@ func (s *Service) parseUserData(b *batch, i int, e *event, v *fastjson.Value, ha
 		if d.v == u.ua && (!ok || len(trimSpace(x)) > 0) { // a wrong type is reported once
 			hasUA = true
 		}
+		if ok && (d.v == u.fbc || d.v == u.fbp || d.v == u.anonID) && len(trimSpace(x)) > 0 {
+			platform++
+		}
 	}
-	return matchable, hasUA
+	for _, p := range u.platform[:u.nPlat] {
+		if !present(p.v) {
+			continue
+		}
+		x, ok := b.scalar(p.v)
+		switch {
+		case !ok:
+			b.fail(i, apierr.SubcodeInvalidBatch, "user_data."+string(p.name), reasonNotString)
+		case len(trimSpace(x)) > 0:
+			platform++
+		}
+	}
+	return matchable, platform, hasUA
 }
 
 // userValue normalizes one value of a hashed user_data field and, for em, ph
@@ -707,17 +819,22 @@ func number(v *fastjson.Value) (float64, bool) {
 	return 0, false
 }
 
-func isInteger(v *fastjson.Value) bool {
+// intOf reads an integer sent as a JSON number or a string of digits (the
+// PHP SDK sends data_processing_options_state as "0"); absent or null is 0.
+func intOf(v *fastjson.Value) (int64, bool) {
+	if !present(v) {
+		return 0, false
+	}
 	switch v.Type() {
 	case fastjson.TypeNumber:
-		_, err := v.Int64()
-		return err == nil
+		n, err := v.Int64()
+		return n, err == nil
 	case fastjson.TypeString:
 		s, _ := v.StringBytes()
-		_, err := strconv.ParseInt(b2s(trimSpace(s)), 10, 32)
-		return err == nil
+		n, err := strconv.ParseInt(b2s(trimSpace(s)), 10, 32)
+		return n, err == nil
 	}
-	return false
+	return 0, false
 }
 
 // fail records a problem of event i (field relative to data[i]). The first
@@ -752,5 +869,11 @@ func (b *batch) validationError() *apierr.Error {
 	}
 	e := apierr.BadRequest("%s", msg).WithSubcode(b.subcode)
 	e.Details = append([]apierr.Detail(nil), b.details...)
+	switch b.subcode { // Meta's user-facing words for its public subcodes
+	case apierr.SubcodeMissingCurrency:
+		e.WithUser("Missing Currency for Purchase Event", "Your purchase event doesn't include a currency parameter. Enter a currency parameter. For example: USD")
+	case apierr.SubcodeMissingValue:
+		e.WithUser("Missing Value for Purchase Event", "Your purchase event doesn't include a value parameter. Enter the purchase's value. For example: 129.90")
+	}
 	return e
 }

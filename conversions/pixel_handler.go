@@ -150,7 +150,7 @@ func (s *Service) HandlePixel(ctx *fasthttp.RequestCtx, body Body) error {
 	}
 	js = append(js, "}]}"...)
 	b.js = js
-	v, err := b.parse(js)
+	v, err := b.parse(0, js)
 	if err != nil { // cannot happen: js is built with escaped strings
 		metricRejected[SourcePixel].Inc()
 		writeGIF(ctx)

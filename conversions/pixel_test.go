@@ -3,6 +3,7 @@ package conversions
 import (
 	"bytes"
 	"image/gif"
+	"strings"
 	"testing"
 
 	"github.com/cpafeed/cpafeed/signals"
@@ -127,7 +128,7 @@ func TestStatsJSON(t *testing.T) {
 	}
 	r := call(func(ctx *fasthttp.RequestCtx, _ []byte) error { return e.s.HandleStats(ctx) }, "GET", "/v1/stats?dataset=999", "",
 		"Authorization: Bearer "+testToken)
-	if r.status != 403 {
-		t.Fatalf("other advertiser's stats: %d", r.status)
+	if r.status != 400 || r.err.Subcode != 33 || !strings.HasPrefix(r.err.Message, "Unsupported get request. Object with ID '999'") {
+		t.Fatalf("other advertiser's stats: %d %s", r.status, r.body)
 	}
 }

@@ -82,15 +82,19 @@ type dataset struct {
 
 	statsMu sync.Mutex
 	stats   stats
+
+	tests testRing // events of test batches, for GET /v1/test_events
 }
 
 // batch is the pooled working state of one request. Everything in it that
 // may hold clear PII is cleared before it returns to the pool.
 type batch struct {
 	p        fastjson.Parser
-	form     []byte // decoded form fields
-	js       []byte // the pixel's synthesized CAPI body
-	scratch  []byte // normalized user_data values
+	p2       fastjson.Parser // for the events of Meta SDKs that send them as JSON strings (eventArray)
+	own      []byte          // token and test code copied out of p before p parses again
+	form     []byte          // decoded form fields
+	js       []byte          // the pixel's synthesized CAPI body
+	scratch  []byte          // normalized user_data values
 	hex      [64]byte
 	num      []byte // text of numbers used as ids (per event)
 	keyBuf   []byte
@@ -107,7 +111,9 @@ type batch struct {
 	dataset         string
 	test            bool
 	nowSec, nowMs   int64
-	parsedBytes     int // bytes the parser copied (scrubbed on release)
+	parsedBytes     int // bytes p copied (scrubbed on release)
+	parsedBytes2    int // bytes p2 copied (scrubbed on release)
+	source          Source
 }
 
 // reservation is the set of dedup keys one batch inserted, removed again if
@@ -226,11 +232,15 @@ func (s *Service) putBatch(b *batch) {
 	clear(b.scratch[:cap(b.scratch)]) // rewound per value: a longer earlier value may linger past len
 	clear(b.num[:cap(b.num)])
 	clear(b.hex[:])
+	clear(b.own)
 	if b.parsedBytes > 0 {
 		s.scrubParser(&b.p, b.parsedBytes)
 	}
+	if b.parsedBytes2 > 0 {
+		s.scrubParser(&b.p2, b.parsedBytes2)
+	}
 	clear(b.stored) // drop string references
-	*b = batch{p: b.p, form: b.form[:0], js: b.js[:0], scratch: b.scratch[:0], num: b.num[:0],
+	*b = batch{p: b.p, p2: b.p2, own: b.own[:0], form: b.form[:0], js: b.js[:0], scratch: b.scratch[:0], num: b.num[:0],
 		keyBuf: b.keyBuf[:0], events: b.events[:0], ids: b.ids[:0], details: b.details[:0],
 		dupNames: b.dupNames[:0], rec: b.rec[:0], out: b.out[:0], stored: b.stored[:0]}
 	select {
@@ -255,10 +265,27 @@ func (s *Service) scrubParser(p *fastjson.Parser, n int) {
 	_, _ = p.Parse((*z)[:n])
 }
 
-// parse parses JSON bytes with b's parser, remembering how much to scrub.
-func (b *batch) parse(js []byte) (*fastjson.Value, error) {
+// parse parses JSON bytes with b's parser k (0: p, 1: p2), remembering how
+// much to scrub. Values of an earlier parse by the same parser become
+// invalid; the token and test code, which may alias p's copy, are copied
+// out before p parses a second time.
+func (b *batch) parse(k int, js []byte) (*fastjson.Value, error) {
+	if k == 1 {
+		b.parsedBytes2 = max(b.parsedBytes2, len(js))
+		return b.p2.ParseBytes(js)
+	}
+	if b.parsedBytes > 0 {
+		b.detach()
+	}
 	b.parsedBytes = max(b.parsedBytes, len(js))
 	return b.p.ParseBytes(js)
+}
+
+// detach copies b.token and b.testCode into b.own.
+func (b *batch) detach() {
+	n := len(b.token)
+	own := append(append(b.own[:0], b.token...), b.testCode...)
+	b.token, b.testCode, b.own = own[:n:n], own[n:], own
 }
 
 // commit deduplicates b's valid events against ds, journals the new ones as
@@ -611,6 +638,7 @@ func (s *Service) Expire() {
 			ds.pruneFingerprintsLocked()
 		}
 		ds.mu.Unlock()
+		ds.tests.expire(now - s.cfg.TestEventsTTL.Milliseconds())
 	}
 }
 
@@ -625,10 +653,11 @@ func (s *Service) DedupEntries() int {
 	return n
 }
 
-// datasetFor resolves the dataset a request targets: id if given, else the
-// advertiser's only dataset. It answers 403 for a dataset the advertiser does
-// not own (or that does not exist: no probing for ids).
-func (s *Service) datasetFor(adv string, id string) (*dataset, *apierr.Error) {
+// datasetFor resolves the dataset a request (of HTTP method) targets: id if
+// given, else the advertiser's only dataset. A dataset the advertiser does
+// not own, or that does not exist, answers alike, as Meta answers for an
+// unknown pixel (400, code 100, subcode 33): no probing for ids.
+func (s *Service) datasetFor(adv, id, method string) (*dataset, *apierr.Error) {
 	if len(id) == 0 {
 		own := s.byAdv[adv]
 		if len(own) == 1 {
@@ -638,7 +667,7 @@ func (s *Service) datasetFor(adv string, id string) (*dataset, *apierr.Error) {
 	}
 	ds := s.datasets[id]
 	if ds == nil || ds.advertiser != adv {
-		return nil, apierr.Forbidden("dataset %s: not a dataset of this token's advertiser", strconv.Quote(id)).WithSubcode(apierr.SubcodeUnknownDataset)
+		return nil, apierr.UnknownObject(method, id)
 	}
 	return ds, nil
 }
@@ -672,7 +701,7 @@ func humanDuration(d time.Duration) string {
 func (s *Service) Ingest(dataset string, body []byte, contentType string) (received, deduplicated int, err error) {
 	ds := s.datasets[dataset]
 	if ds == nil {
-		return 0, 0, apierr.Forbidden("dataset %s: unknown", strconv.Quote(dataset)).WithSubcode(apierr.SubcodeUnknownDataset)
+		return 0, 0, apierr.UnknownObject("POST", dataset)
 	}
 	b := s.getBatch()
 	defer s.putBatch(b)

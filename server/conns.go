@@ -4,9 +4,13 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/cpafeed/cpafeed/apierr"
 )
 
 // defaultMaxConns is http.max_conns when the config leaves it zero: the
@@ -61,7 +65,10 @@ func (l *retryListener) Accept() (net.Conn, error) {
 	wait := time.Duration(0)
 	for {
 		c, err := l.Listener.Accept()
-		if err == nil || !acceptRetryable(err) {
+		if err == nil {
+			return &envelopeConn{Conn: c}, nil
+		}
+		if !acceptRetryable(err) {
 			return c, err
 		}
 		httpAcceptErrors.Inc()
@@ -99,4 +106,72 @@ func acceptRetryable(err error) bool {
 		return true
 	}
 	return false
+}
+
+// envelopeConn gives fasthttp's refusal of a connection the API's error
+// shape. Beyond Server.Concurrency (http.max_conns) or MaxConnsPerIP,
+// fasthttp writes a plain-text 503 or 429 on the new connection, before it
+// read anything, and closes it; no handler runs. A write before the first
+// read can only be that refusal: it is held back, and Close writes the
+// JSON envelope with the same status instead (Retry-After: 1,
+// is_transient: true, as Meta's SDKs expect to retry).
+type envelopeConn struct {
+	net.Conn
+	read    atomic.Bool  // a request was read: writes are answers, passed through
+	refused atomic.Int32 // the status of fasthttp's refusal, 0 if none
+}
+
+// refusedConns numbers the refusals, for their fbtrace_id.
+var refusedConns atomic.Uint64
+
+func (c *envelopeConn) Read(p []byte) (int, error) {
+	if !c.read.Load() { // Close may run on another goroutine (shutdown)
+		c.read.Store(true)
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *envelopeConn) Write(p []byte) (int, error) {
+	if c.read.Load() {
+		return c.Conn.Write(p)
+	}
+	if c.refused.Load() == 0 {
+		c.refused.Store(int32(statusOfLine(p)))
+	}
+	return len(p), nil
+}
+
+func (c *envelopeConn) Close() error {
+	if refused := int(c.refused.Load()); !c.read.Load() && refused != 0 {
+		var e *apierr.Error
+		if refused == 429 {
+			e = apierr.New(429, apierr.CodeTooMany, "overloaded: too many connections from your address (http.max_conns_per_ip), retry later")
+		} else {
+			e = apierr.New(refused, apierr.CodeUnavailable, "overloaded: too many connections open (http.max_conns), retry later")
+		}
+		body := apierr.AppendJSON(nil, e, string(apierr.AppendTraceID(nil, 1<<62|refusedConns.Add(1))))
+		head := "HTTP/1.1 " + strconv.Itoa(e.Status) + " " + httpStatusText(e.Status) + "\r\nConnection: close\r\n" +
+			"Content-Type: application/json\r\nRetry-After: 1\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = c.Conn.Write(append([]byte(head), body...))
+	}
+	return c.Conn.Close()
+}
+
+// statusOfLine reads the status of an HTTP/1.1 status line, 503 if there
+// is none.
+func statusOfLine(p []byte) int {
+	if len(p) >= 12 && string(p[:9]) == "HTTP/1.1 " {
+		if n, err := strconv.Atoi(string(p[9:12])); err == nil {
+			return n
+		}
+	}
+	return 503
+}
+
+func httpStatusText(status int) string {
+	if status == 429 {
+		return "Too Many Requests"
+	}
+	return "Service Unavailable"
 }

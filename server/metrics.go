@@ -28,12 +28,14 @@ const (
 	routeSegments
 	routeCampaignStats
 	routeModelSnapshot
+	routeTestEvents
 	numRoutes
 )
 
 var routeNames = [numRoutes]string{
 	"not_found", "healthz", "readyz", "metrics", "conversions", "meta_events", "pixel", "stats",
 	"score", "bids", "exposures", "win", "vast", "identities", "segments", "campaign_stats", "model_snapshot",
+	"test_events",
 }
 
 func (r route) String() string { return routeNames[r] }

@@ -78,6 +78,8 @@ func routeOf(p []byte) route {
 		return routeSegments
 	case "/v1/model/snapshot":
 		return routeModelSnapshot
+	case "/v1/test_events":
+		return routeTestEvents
 	}
 	if _, ok := campaignStatsID(p); ok {
 		return routeCampaignStats
@@ -156,6 +158,8 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, r route) error {
 		return s.withLazyBody(ctx, "GET POST", func(body conversions.Body) error { return s.st.conv.HandlePixel(ctx, body) })
 	case routeStats:
 		return s.only(ctx, "GET", func() error { return s.st.conv.HandleStats(ctx) })
+	case routeTestEvents:
+		return s.only(ctx, "GET", func() error { return s.st.conv.HandleTestEvents(ctx) })
 	case routeExposures:
 		b, err := s.bidder(ctx)
 		if err != nil {

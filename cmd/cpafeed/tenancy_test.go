@@ -116,13 +116,15 @@ func TestTenancyEveryTokenSeesOnlyItsTenant(t *testing.T) {
 	bBefore := bStats()
 
 	// Advertiser demo against other's dataset, reports and data.
-	must(send("POST", "/v1/conversions?dataset=2222222222", advToken, conversion("a-into-b-1")), 403, "demo posts to other's dataset")
-	must(send("POST", "/v24.0/2222222222/events?access_token="+advToken, "", conversion("a-into-b-2")), 403, "demo posts to other's dataset on Meta's path")
+	// Another tenant's dataset answers as Meta answers for an unknown
+	// pixel (400, code 100, subcode 33), as a made-up one does (issue 15).
+	must(send("POST", "/v1/conversions?dataset=2222222222", advToken, conversion("a-into-b-1")), 400, "demo posts to other's dataset")
+	must(send("POST", "/v24.0/2222222222/events?access_token="+advToken, "", conversion("a-into-b-2")), 400, "demo posts to other's dataset on Meta's path")
 	form := url.Values{"data": {string(jsonBody(t, []any{conversionEvent("Purchase", "a-into-b-3", now-60, 5, map[string]any{"client_ip_address": household})}))}, "access_token": {advToken}}
-	if a := c.mustSend(t, "POST", p.base+"/v24.0/2222222222/events", "application/x-www-form-urlencoded", "", []byte(form.Encode())); a.status != 403 {
+	if a := c.mustSend(t, "POST", p.base+"/v24.0/2222222222/events", "application/x-www-form-urlencoded", "", []byte(form.Encode())); a.status != 400 {
 		t.Fatalf("demo posts a form to other's dataset on Meta's path: %v", a)
 	}
-	must(send("GET", "/v1/stats?dataset=2222222222", advToken, nil), 403, "demo reads other's stats")
+	must(send("GET", "/v1/stats?dataset=2222222222", advToken, nil), 400, "demo reads other's stats")
 	alike("GET", "/v1/campaigns/other-ctv-purchase/stats", advToken, nil, "other-ctv-purchase", 404, "demo reads other's campaign report")
 	alike("GET", "/v1/segments?campaign=other-ctv-purchase", advToken, nil, "other-ctv-purchase", 404, "demo reads other's segments")
 	must(send("GET", "/v1/segments?campaign=other-ctv-purchase", otherAdv, nil), 200, "other reads its segments")

@@ -13,6 +13,9 @@ PH = "d6736136ea896c1bfdc553e0e86e702c70d060d805696ca3e4e9e0961353860a"  # 15551
 UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/605.1.15"
 URL = "https://shop.example.com/checkout/thanks"
 TOKEN = "dev-advertiser-token"
+NOINFO = ("no customer information parameter: send em, ph, external_id, ifa, madid, client_ip_address or household_id "
+          "(Meta's fbp, fbc, lead_id, ... ids are accepted too, but never matched)")
+UNKNOWN = "Unsupported post request. Object with ID '%s' does not exist, cannot be loaded due to missing permissions, or does not support this operation"
 here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.dirname(here)
 
@@ -53,17 +56,22 @@ def valid(name, desc, body, want, **kw):
     write("valid", name, fx)
 
 
-def invalid(name, desc, body, status, code, subcode, details, **kw):
+def invalid(name, desc, body, status, code, subcode, details, type=None, **kw):
     fx = {"description": desc}
     fx.update(kw)
     fx["body"] = body
     w = {"status": status, "code": code}
     if subcode:
         w["error_subcode"] = subcode
-    if code in (100, 190, 10):
+    if type:
+        w["type"] = type
+    elif code in (100, 190, 10):
         w["type"] = "OAuthException"
     if details:
         w["details"] = [{"index": i, "field": f, "reason": r} for i, f, r in details]
+    for k in ("message", "user_title"):
+        if k in fx:
+            w[k] = fx.pop(k)
     fx["want"] = w
     write("invalid", name, fx)
 
@@ -96,7 +104,7 @@ reference = {
 # ---------------------------------------------------------------- valid
 valid("reference_example_test_mode", "The reference's example request as is: test_event_code validates fully and stores nothing.",
       reference, {"events_received": 1, "events_deduplicated": 0,
-                  "messages": ["test_event_code TEST12345: events validated, nothing stored"], "stored": []})
+                  "messages": [], "stored": []})
 
 live = json.loads(json.dumps(reference))
 del live["test_event_code"]
@@ -149,9 +157,8 @@ valid("capi_form", "/v1/conversions takes the form-encoded body too (the type sn
       headers=["Authorization: Bearer " + TOKEN])
 
 form2 = "access_token=" + TOKEN + "&test_event_code=TEST1&data=" + urllib.parse.quote(json.dumps(form_events))
-valid("meta_form_test_event", "Form-encoded with test_event_code: validated, nothing stored.",
-      form2, {"events_received": 1, "events_deduplicated": 0,
-              "messages": ["test_event_code TEST1: events validated, nothing stored"], "stored": []},
+valid("meta_form_test_event", "Form-encoded with test_event_code: validated and answered as a real batch, nothing stored.",
+      form2, {"events_received": 1, "events_deduplicated": 0, "messages": [], "stored": []},
       endpoint="meta", headers=["Content-Type: application/x-www-form-urlencoded; charset=UTF-8"])
 
 extinfo = ["i2", "com.example.app", "2.1", "2.1.0", "17.4", "iPhone15,2", "en_US", "PST", "Carrier", "393", "852", "3", "6", "256", "120", "America/Los_Angeles"]
@@ -194,6 +201,39 @@ valid("physical_store_30_days", "A physical_store event may be up to 62 days old
                  "user_data": {"ph": "+1 555 123 4567"}, "custom_data": {"value": 5, "currency": "USD"}}]},
       {"events_received": 1, "events_deduplicated": 0, "messages": [],
        "stored": [stored(ids=("phone",), value=5, action="physical_store", t=NOW - 30 * DAY)]})
+
+FBP = "fb.1.1795001234567.1234567890"
+meta_only = [("fbp", FBP), ("fbc", "fb.1.1795620000000.IwAR3xExampleClickId"), ("lead_id", 1234567890123456),
+             ("anon_id", "XZ1234"), ("subscription_id", "sub-77"), ("fb_login_id", 100012345678901),
+             ("page_id", "109876543210987"), ("page_scoped_user_id", "7654321098765432"), ("ctwa_clid", "ARAkLkA8rmlFeiCktEJQ"),
+             ("ig_account_id", "17841400000000000"), ("ig_sid", "9876543210")]
+valid("meta_ids_only", "An event whose only customer information is one of Meta's own ids (fbp, fbc, lead_id, anon_id, "
+      "subscription_id, fb_login_id, page_id, page_scoped_user_id, ctwa_clid, ig_*) is valid for Meta: stored, "
+      "counted as unmatchable (cpafeed cannot match it), the batch not failed.",
+      {"data": [{"event_name": "Lead", "event_time": T, "event_id": "m-%d" % i, "action_source": "system_generated",
+                 "user_data": {k: v}} for i, (k, v) in enumerate(meta_only)]},
+      {"events_received": len(meta_only), "events_deduplicated": 0, "messages": [],
+       "stored": [stored(name="Lead", ids=(), flags=(), value=0, currency="", action="system_generated") for _ in meta_only]})
+
+
+def ldu_event(eid, country, state, **kw):
+    e = web(eid=eid, user={"em": [EM], "client_user_agent": UA}, data_processing_options=["LDU"])
+    if country is not None:
+        e["data_processing_options_country"] = country
+    if state is not None:
+        e["data_processing_options_state"] = state
+    e.update(kw)
+    return e
+
+
+valid("ldu_country_and_state", "Limited Data Use honours explicit country and state: country 0 or absent, or US with state 0 "
+      "(Meta geolocates, cpafeed cannot) and US California (1000) are restricted (identifiers discarded); a country "
+      "outside the US and a US state LDU does not cover keep the identifiers.",
+      {"data": [ldu_event("ldu-geo", 0, 0), ldu_event("ldu-absent", None, None), ldu_event("ldu-us-geo", 1, 0),
+                ldu_event("ldu-ca", 1, 1000), ldu_event("ldu-ca-str", "1", "1000"), ldu_event("ldu-outside", 2, 0),
+                ldu_event("ldu-us-other", 1, 1099)]},
+      {"events_received": 7, "events_deduplicated": 0, "messages": [],
+       "stored": [stored(ids=(), flags=("ldu", "value"))] * 5 + [stored(ids=("email",))] * 2})
 
 valid("duplicate_in_batch", "A second copy within the same batch is acknowledged and counted as deduplicated, stored once.",
       {"data": [web(eid="dup-1"), web(eid="dup-1"), web(eid="dup-2")]},
@@ -255,9 +295,9 @@ invalid("future_event", "More than 10 minutes in the future.",
 invalid("milliseconds", "event_time in milliseconds.",
         {"data": [web(t=T * 1000)]}, 400, 100, 2804004,
         [(0, "data[0].event_time", "in milliseconds; send Unix seconds")])
-invalid("too_little_information", "No identifier that can be matched (fbp and the user agent are not matched).",
-        {"data": [web(user={"client_user_agent": UA, "fbp": "fb.1.1795001234567.1234567890", "fn": "jane"})]}, 400, 100, 2804050,
-        [(0, "data[0].user_data", "no identifier that can be matched: send em, ph, external_id, ifa, madid, client_ip_address or household_id")])
+invalid("too_little_information", "No customer information parameter (the user agent and a first name alone are none).",
+        {"data": [web(user={"client_user_agent": UA, "fn": "jane"})]}, 400, 100, 2804050,
+        [(0, "data[0].user_data", NOINFO)])
 invalid("every_bad_event_listed", "A batch is atomic, and the error lists every problem of every bad event by index and JSON path.",
         {"data": [web(eid="ok-1"),
                   {"event_time": NOW - 9 * DAY, "action_source": "website", "event_source_url": URL,
@@ -271,7 +311,8 @@ invalid("every_bad_event_listed", "A batch is atomic, and the error lists every 
          (3, "data[3].custom_data.currency", "not an ISO 4217 currency code"),
          (3, "data[3].user_data.em", "not an email address or a SHA-256 hex digest")])
 invalid("website_needs_url_and_user_agent", "Website events need event_source_url and client_user_agent.",
-        {"data": [{"event_name": "Purchase", "event_time": T, "action_source": "website", "user_data": {"em": EM}}]},
+        {"data": [{"event_name": "Purchase", "event_time": T, "action_source": "website", "user_data": {"em": EM},
+                   "custom_data": {"value": 129.9, "currency": "USD"}}]},
         400, 100, 2804019,
         [(0, "data[0].event_source_url", "required for action_source website"),
          (0, "data[0].user_data.client_user_agent", "required for action_source website")])
@@ -282,7 +323,7 @@ invalid("action_source", "action_source is required and must be one of Meta's va
          (1, "data[1].action_source", "required")])
 invalid("value_and_currency", "value must be a finite number >= 0 with a currency; currency an ISO 4217 code.",
         {"data": [web(custom={"value": -1, "currency": "USD"}), web(custom={"value": "abc", "currency": "USD"}),
-                  web(custom={"value": 5}), web(custom={"value": 5, "currency": "XYZ"})]},
+                  web(name="Lead", custom={"value": 5}), web(custom={"value": 5, "currency": "XYZ"})]},
         400, 100, 2804019,
         [(0, "data[0].custom_data.value", "not a finite number >= 0"),
          (1, "data[1].custom_data.value", "not a number"),
@@ -303,7 +344,7 @@ invalid("bad_types", "Wrong JSON types are reported per field.",
          (0, "data[0].app_data.extinfo", "not an array or an object"),
          (0, "data[0].custom_data", "not an object"),
          (0, "data[0].user_data", "not an object"),
-         (0, "data[0].user_data", "no identifier that can be matched: send em, ph, external_id, ifa, madid, client_ip_address or household_id")])
+         (0, "data[0].user_data", NOINFO)])
 invalid("bad_identifiers", "Malformed identifiers are reported; the values are never echoed.",
         {"data": [web(user={"em": ["jane@example.com", "jane at example"], "ph": "123", "client_ip_address": "300.1.2.3",
                             "country": "usa", "client_user_agent": UA})]},
@@ -323,13 +364,32 @@ invalid("capi_invalid_token", "/v1/conversions with an unknown bearer token.",
         {"data": [web()]}, 401, 190, 0, [], headers=["Authorization: Bearer nope", "Content-Type: application/json"])
 invalid("capi_missing_token", "/v1/conversions without Authorization.",
         {"data": [web()]}, 401, 190, 0, [], headers=["Content-Type: application/json"])
-invalid("other_advertisers_dataset", "A dataset of another advertiser is forbidden.",
-        {"data": [web()]}, 403, 10, 2804001, [], uri="/v1/conversions?dataset=999")
-invalid("meta_other_advertisers_token", "The Meta path with another advertiser's valid token.",
-        {"data": [web()]}, 403, 10, 2804001, [], endpoint="meta", query="?access_token=other-advertiser-token")
-invalid("multipart", "multipart/form-data is not supported.",
-        "--x\r\nContent-Disposition: form-data; name=\"data\"\r\n\r\n[]\r\n--x--", 415, 100, 2804005, [],
+invalid("other_advertisers_dataset", "A dataset of another advertiser answers as Meta answers for an unknown pixel (no probing for ids).",
+        {"data": [web()]}, 400, 100, 33, [], type="GraphMethodException", uri="/v1/conversions?dataset=999",
+        message=UNKNOWN % "999")
+invalid("meta_other_advertisers_token", "The Meta path with another advertiser's valid token: Meta's answer for an unknown pixel.",
+        {"data": [web()]}, 400, 100, 33, [], type="GraphMethodException", endpoint="meta",
+        query="?access_token=other-advertiser-token", message=UNKNOWN % "1234567890")
+invalid("multipart_without_boundary", "A multipart body whose Content-Type names no boundary.",
+        "--x\r\nContent-Disposition: form-data; name=\"data\"\r\n\r\n[]\r\n--x--", 400, 100, 2804002, [],
+        endpoint="meta", query="?access_token=" + TOKEN, headers=["Content-Type: multipart/form-data"])
+invalid("multipart_unterminated", "A multipart body cut before its closing delimiter.",
+        "--x\r\nContent-Disposition: form-data; name=\"data\"\r\n\r\n[]", 400, 100, 2804002, [],
         endpoint="meta", query="?access_token=" + TOKEN, headers=["Content-Type: multipart/form-data; boundary=x"])
+invalid("purchase_needs_currency_and_value", "A Purchase needs custom_data.currency (Meta's subcode 2804010) and custom_data.value.",
+        {"data": [web(custom={"value": 5}), web(custom={"currency": "USD"}), web(custom={}), web(name="Lead", custom={})]},
+        400, 100, 2804010,
+        [(0, "data[0].custom_data.currency", "required for Purchase events"),
+         (1, "data[1].custom_data.value", "required for Purchase events"),
+         (2, "data[2].custom_data.currency", "required for Purchase events"),
+         (2, "data[2].custom_data.value", "required for Purchase events")],
+        user_title="Missing Currency for Purchase Event")
+invalid("purchase_needs_value", "A Purchase without custom_data.value (cpafeed's subcode; Meta publishes none).",
+        {"data": [web(custom={"currency": "USD"})]}, 400, 100, 2804011,
+        [(0, "data[0].custom_data.value", "required for Purchase events")])
+invalid("string_events_not_objects", "Events sent as JSON strings (as the Python SDK does) must each hold a JSON object.",
+        {"data": [json.dumps(web(eid="s-1")), "[1,2]", "{not json", json.dumps(web(eid="s-4"))]}, 400, 100, 2804019,
+        [(1, "data[1]", "not an object"), (2, "data[2]", "not an object")])
 invalid("form_data_not_json", "A form body whose data field is not JSON.",
         "data=%5Boops&access_token=" + TOKEN, 400, 100, 2804002, [],
         endpoint="meta", headers=["Content-Type: application/x-www-form-urlencoded"])
