@@ -30,3 +30,26 @@ func mix(x uint64) uint64 {
 	x ^= x >> 31
 	return x
 }
+
+// ValueHash is the hash of a feature value as keys use it:
+// k.Child(v) == k.ChildHash(ValueHash(v)).
+func ValueHash(v []byte) uint64 { return xxhash.Sum64(v) }
+
+// ChildHash is Child of a value given by its ValueHash.
+func (k Key) ChildHash(h uint64) Key {
+	return Key(mix(uint64(k)*0x9e3779b97f4a7c15 ^ h))
+}
+
+// effectSalt is the hash of an effect key's name, which keys its levels.
+func effectSalt(name string) uint64 { return mix(0x6566666563740000 ^ xxhash.Sum64String(name)) }
+
+// levelKey is the key of the level of effect table (salt, dims) of the
+// campaign root whose dimension values hash to vals: stable (snapshots and
+// embedded scorers compute it), independent of the order of the tables.
+func levelKey(root Key, salt uint64, dims []uint8, vals *[MaxLevels]uint64) Key {
+	h := uint64(root) ^ salt
+	for _, d := range dims {
+		h = mix(h*0x9e3779b97f4a7c15 ^ vals[d])
+	}
+	return Key(mix(h ^ 0x6c6576656c000000))
+}

@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -244,6 +245,14 @@ func TestConfigValidate(t *testing.T) {
 	f(Config{Quantiles: [2]float64{0.9, 0.1}}, 1)
 	f(Config{Shards: 3}, 1)
 	f(Config{MinSiblings: 1, VTRPrior: -1}, 2)
+	f(Config{Structure: "tree"}, 1)
+	f(Config{Sweeps: MaxSweeps + 1}, 1)
+	f(Config{Effects: [][]string{{"genre"}, {}, {"a+b"}, {"x", "x"}, {"genre"}}}, 4)
+	many := make([][]string, MaxLevels)
+	for i := range many {
+		many[i] = []string{fmt.Sprint("f", i)}
+	}
+	f(Config{Effects: many}, 2) // too many keys, too many features
 }
 
 // TestRefreshWhileNodesAreCreated: Refresh runs while writers create new
@@ -282,16 +291,23 @@ min_siblings: 30
 strength_spread: 0.3
 no_delay_correction: true
 shards: 16
+structure: crossed
+effects: [[genre], [publisher, bundle]]
+sweeps: 3
 `), &c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Config{HalfLife: 72 * time.Hour, Quantiles: [2]float64{0.1, 0.9}, RefreshInterval: 5 * time.Second,
-		MinSiblings: 30, StrengthSpread: 0.3, NoDelayCorrection: true, Shards: 16}
-	if c != want {
+		MinSiblings: 30, StrengthSpread: 0.3, NoDelayCorrection: true, Shards: 16,
+		Structure: StructureCrossed, Effects: [][]string{{"genre"}, {"publisher", "bundle"}}, Sweeps: 3}
+	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("decoded %+v", c)
 	}
 	if errs := c.WithDefaults().Validate(); len(errs) != 0 {
 		t.Fatal(errs)
+	}
+	if d := c.Dims(); !reflect.DeepEqual(d, []string{"genre", "publisher", "bundle"}) {
+		t.Fatalf("Dims() = %v", d)
 	}
 }
