@@ -298,8 +298,7 @@ func (m *Model) rebuildCrossed(now int64, fit bool, cc []campConst, e *Estimates
 				x.cvr = math.Min(x.cvr, 1)
 				isd := math.Sqrt(x.lv + lvBase)
 				x.lo, x.hi = x.cvr*math.Exp(z[0]*isd), math.Min(x.cvr*math.Exp(z[1]*isd), 1)
-				v := (cx.complet[id] + m.cfg.VTRPrior*vtrRoot) / (cx.starts[id] + m.cfg.VTRPrior)
-				x.vtr = v / vtrRoot
+				x.vtr = math.Min((cx.complet[id]+m.cfg.VTRPrior*vtrRoot)/(cx.starts[id]+m.cfg.VTRPrior), 1)
 				ents = append(ents, x)
 			}
 		}

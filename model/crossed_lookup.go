@@ -67,7 +67,9 @@ func (e *Estimates) LookupCell(root Key, c *Cell) (Estimate, bool) {
 		lm += y.lm
 		lc += y.lc
 		lv += y.lv
-		vtr *= y.vtr
+		if r.vtr > 0 {
+			vtr *= y.vtr / r.vtr
+		}
 		found++
 		if y.neff < minN {
 			minN, ev = y.neff, j
@@ -89,6 +91,16 @@ func (e *Estimates) LookupCell(root Key, c *Cell) (Estimate, bool) {
 	}
 	est.Alpha, est.Beta = math.Max(mu*k, 1e-12), math.Max((1-mu)*k, 1e-12)
 	return est, true
+}
+
+// LogSpread is the standard deviation of ln m for an effect table of the
+// given strength (m ~ Gamma(strength, strength)): √ψ'(strength), about
+// 1/√strength. It is how much the table's values move the CVR.
+func LogSpread(strength float64) float64 {
+	if !(strength > 0) {
+		return 0
+	}
+	return math.Sqrt(trigamma(strength))
 }
 
 // Effect is one level of one of a campaign's effect tables.

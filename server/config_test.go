@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -110,5 +111,29 @@ func TestTwoTenantsExampleIsValid(t *testing.T) {
 	}
 	if len(c.Advertisers) != 2 || c.Advertisers[1].Datasets[0] != "2222222222" || c.Bidders[1].Campaigns[0] != "other-ctv-purchase" || len(c.Campaigns) != 3 {
 		t.Fatalf("%+v %+v %+v", c.Advertisers, c.Bidders, c.Campaigns)
+	}
+}
+
+// TestConfigCrossed: with model.structure crossed the segment path is the
+// effects' features, one a level; an unknown feature in model.effects is
+// reported with its path.
+func TestConfigCrossed(t *testing.T) {
+	with := func(model string) []byte { return append(append([]byte(nil), configs.Default...), "\nmodel: "+model+"\n"...) }
+	c, err := ParseConfig(with("{structure: crossed, effects: [[genre], [publisher, bundle], [genre, daypart]]}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(c.SegmentLevels()); got != "[[genre] [publisher] [bundle] [daypart]]" {
+		t.Fatalf("SegmentLevels() = %s", got)
+	}
+	if got := fmt.Sprint(c.WithDefaults().Segments); got != "[[publisher] [bundle] [genre] [metro]]" {
+		t.Fatalf("segments = %s", got)
+	}
+	_, err = ParseConfig(with("{structure: crossed, effects: [[genre], [gnre, daypart]]}"))
+	if err == nil || !strings.Contains(err.Error(), `model.effects[1][0]: unknown feature "gnre"`) {
+		t.Fatalf("unknown feature: %v", err)
+	}
+	if _, err := ParseConfig(with("{structure: crossed}")); err != nil {
+		t.Fatalf("the default effects: %v", err)
 	}
 }

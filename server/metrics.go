@@ -28,12 +28,14 @@ const (
 	routeSegments
 	routeCampaignStats
 	routeModelSnapshot
+	routeEffects
 	numRoutes
 )
 
 var routeNames = [numRoutes]string{
 	"not_found", "healthz", "readyz", "metrics", "conversions", "meta_events", "pixel", "stats",
 	"score", "bids", "exposures", "win", "vast", "identities", "segments", "campaign_stats", "model_snapshot",
+	"effects",
 }
 
 func (r route) String() string { return routeNames[r] }
