@@ -118,7 +118,9 @@ func TestTwoTenantsExampleIsValid(t *testing.T) {
 // effects' features, one a level; an unknown feature in model.effects is
 // reported with its path.
 func TestConfigCrossed(t *testing.T) {
-	with := func(model string) []byte { return append(append([]byte(nil), configs.Default...), "\nmodel: "+model+"\n"...) }
+	with := func(model string) []byte {
+		return append(append([]byte(nil), configs.Default...), "\nmodel: "+model+"\n"...)
+	}
 	c, err := ParseConfig(with("{structure: crossed, effects: [[genre], [publisher, bundle], [genre, daypart]]}"))
 	if err != nil {
 		t.Fatal(err)
