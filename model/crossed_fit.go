@@ -49,13 +49,12 @@ import (
 
 // crossFit is the crossed fit's scratch and warm start (guarded by m.rmu).
 type crossFit struct {
-	em []float64 // per level id: E[m] of the last fit (1 for a new level)
-	// Per level id, rebuilt each time.
-	k, lam, ratio                            []float64
-	conv, neff, exps, spend, starts, complet []float64
-	pred                                     []float64 // Σ n_eff·fitted CVR of its cells
-	lvOrder                                  []uint32  // level ids grouped by (campaign, table)
-	lvOff                                    []int32   // group g = campaign·T+table: lvOrder[lvOff[g]:lvOff[g+1]]
+	em  []float64 // per level id: E[m] of the last fit (1 for a new level)
+	acc []lvAcc   // per level id, rebuilt each time
+	// Level ids grouped by (campaign, table): group g = campaign·T+table
+	// is lvOrder[lvOff[g]:lvOff[g+1]].
+	lvOrder []uint32
+	lvOff   []int32
 	// Per cell (cells of every campaign in entry order).
 	ck, cn, cr []float64 // Kish-scaled conversions and n_eff; product of E[m]
 	lvc        []uint32  // the cell's level in table t: lvc[t·N+c]
@@ -66,11 +65,23 @@ type crossFit struct {
 	cold bool
 }
 
+// lvAcc is a level's sums over its cells in one rebuild (one cache line:
+// the passes over cells add into it at random).
+type lvAcc struct {
+	k, lam, ratio float64 // Kish-scaled conversions, Λ; the last update's ratio
+	nk            float64 // Kish-scaled n_eff
+	conv, neff    float64 // raw (decayed) evidence
+	exps, spend   float64
+	starts, compl float64
+}
+
 // baseFit is a campaign's base rate posterior Gamma(a, b) and its
 // residual: counts of its root not in any cell (foreign exposures, or
 // cells dropped when a snapshot of another structure was read).
 type baseFit struct {
 	a, b       float64
+	b0         float64 // the prior's rate a0/PriorCVR (b = b0 + Σ n·Π E[m])
+	sn         float64 // Σ of its cells' Kish-scaled n_eff
 	kres, nres float64 // Kish-scaled
 	from, to   int     // its cells
 }
@@ -95,9 +106,10 @@ func (m *Model) rebuildCrossed(now int64, fit bool, cc []campConst, e *Estimates
 	for len(cx.em) < nLv {
 		cx.em = append(cx.em, 1)
 	}
-	for _, p := range []*[]float64{&cx.k, &cx.lam, &cx.ratio, &cx.conv, &cx.neff, &cx.exps, &cx.spend, &cx.starts, &cx.complet, &cx.pred} {
-		*p = grow(*p, nLv)
+	if cap(cx.acc) < nLv {
+		cx.acc = make([]lvAcc, nLv, nLv+nLv/4)
 	}
+	cx.acc = cx.acc[:nLv]
 
 	// Levels grouped by (campaign, table).
 	cx.lvOff = growI32(cx.lvOff, ncamp*T+1)
@@ -135,25 +147,41 @@ func (m *Model) rebuildCrossed(now int64, fit bool, cc []campConst, e *Estimates
 	cellRow := func(ci, j int) *scanRow { // cell j of campaign ci
 		return &rows[order[int(count[ci*MaxLevels+1])+j]]
 	}
+	// One pass over the cells: their Kish-scaled counts, levels (by
+	// table), current product of multipliers, and each level's evidence.
 	for ci := range cc {
+		for g := ci * T; g < (ci+1)*T; g++ {
+			for _, id := range cx.lvOrder[cx.lvOff[g]:cx.lvOff[g+1]] {
+				cx.acc[id] = lvAcc{}
+			}
+		}
 		b := &cx.base[ci]
 		var sk, sn float64
 		for c := b.from; c < b.to; c++ {
 			r := cellRow(ci, c-b.from)
 			f := kish(r)
-			cx.ck[c], cx.cn[c] = f*r.c, f*r.neff
+			ck, cn := f*r.c, f*r.neff
+			cx.ck[c], cx.cn[c] = ck, cn
 			sk += r.c
 			sn += r.neff
 			p := 1.0
-			for t := range T {
-				id := m.rs.cellLv[int(r.lvOff)+t]
+			for t, id := range m.rs.cellLv[r.lvOff : int(r.lvOff)+T] {
 				if id >= uint32(nLv) {
 					id = noLevel
 				}
 				cx.lvc[t*N+c] = id
-				if id != noLevel {
-					p *= cx.em[id]
+				if id == noLevel {
+					continue
 				}
+				p *= cx.em[id]
+				a := &cx.acc[id]
+				a.nk += cn
+				a.conv += r.c
+				a.neff += r.neff
+				a.exps += r.n
+				a.spend += r.spend
+				a.starts += r.starts
+				a.compl += r.completes
 			}
 			cx.cr[c] = p
 		}
@@ -196,34 +224,6 @@ func (m *Model) rebuildCrossed(now int64, fit bool, cc []campConst, e *Estimates
 	}
 	cx.cold = false
 
-	// Evidence and fitted CVR of every level.
-	for ci := range cc {
-		b := &cx.base[ci]
-		for t := range T {
-			for _, id := range cx.lvOrder[cx.lvOff[ci*T+t]:cx.lvOff[ci*T+t+1]] {
-				cx.conv[id], cx.neff[id], cx.exps[id], cx.spend[id], cx.starts[id], cx.complet[id], cx.pred[id] = 0, 0, 0, 0, 0, 0, 0
-			}
-		}
-		eb := b.a / b.b
-		for c := b.from; c < b.to; c++ {
-			r := cellRow(ci, c-b.from)
-			p := eb * cx.cr[c]
-			for t := range T {
-				id := cx.lvc[t*N+c]
-				if id == noLevel {
-					continue
-				}
-				cx.conv[id] += r.c
-				cx.neff[id] += r.neff
-				cx.exps[id] += r.n
-				cx.spend[id] += r.spend
-				cx.starts[id] += r.starts
-				cx.complet[id] += r.completes
-				cx.pred[id] += r.neff * p
-			}
-		}
-	}
-
 	// The table: per campaign its root, then each table's levels.
 	z := [2]float64{normQuantile(m.cfg.Quantiles[0]), normQuantile(m.cfg.Quantiles[1])}
 	e.cross = &estCross{dims: cr.dims, tables: cr.tables, z: z}
@@ -259,19 +259,12 @@ func (m *Model) rebuildCrossed(now int64, fit bool, cc []campConst, e *Estimates
 		c.root = root
 		vtrRoot := math.Min((r.completes+m.cfg.VTRPrior*m.cfg.PriorVTR)/(r.starts+m.cfg.VTRPrior), 1)
 		lvBase := trigamma(b.a)
-		avg := b.a / b.b
-		var sn, sp float64
-		for cell := b.from; cell < b.to; cell++ {
-			rr := cellRow(ci, cell-b.from)
-			sn += rr.neff
-			sp += rr.neff * avg * cx.cr[cell]
-		}
-		if res := r.neff - sn; res > 0 {
-			sn += res
-			sp += res * avg
-		}
-		if sn > 0 {
-			avg = sp / sn
+		// The average: the fitted CVR of its cells (and residual), weighed
+		// by their Kish-scaled n_eff.
+		eb := b.a / b.b
+		avg := eb
+		if sn, snr := b.sn+b.nres, b.b-b.b0; sn > 0 {
+			avg = eb * snr / sn
 		}
 		sd := math.Sqrt(lvBase)
 		ents = append(ents, entry{
@@ -285,20 +278,23 @@ func (m *Model) rebuildCrossed(now int64, fit bool, cc []campConst, e *Estimates
 			s := c.eff[t].s
 			for _, id := range cx.lvOrder[cx.lvOff[ci*T+t]:cx.lvOff[ci*T+t+1]] {
 				l := &levels[id]
-				a, bb := s+cx.k[id], s+cx.lam[id]
+				ac := &cx.acc[id]
+				a, bb := s+ac.k, s+ac.lam
 				x := entry{
 					key: l.key, labelOff: l.labelOff, labelLen: l.labelLen, arena: 0, camp: uint16(ci), level: uint8(t + 1),
-					parent: root, neff: cx.neff[id], conv: cx.conv[id], exps: cx.exps[id], spend: cx.spend[id],
+					parent: root, neff: ac.neff, conv: ac.conv, exps: ac.exps, spend: ac.spend,
 					alpha: a, beta: bb, lm: math.Log(a / bb), lc: digamma(a) - math.Log(bb), lv: trigamma(a),
 				}
+				// The level's fitted CVR: its cells' predicted conversions
+				// (Λ·E[m]) over their Kish-scaled n_eff.
 				x.cvr = avg * math.Exp(x.lm)
-				if x.neff > 0 {
-					x.cvr = cx.pred[id] / x.neff
+				if ac.nk > 0 {
+					x.cvr = ac.lam * cx.em[id] / ac.nk
 				}
 				x.cvr = math.Min(x.cvr, 1)
 				isd := math.Sqrt(x.lv + lvBase)
 				x.lo, x.hi = x.cvr*math.Exp(z[0]*isd), math.Min(x.cvr*math.Exp(z[1]*isd), 1)
-				x.vtr = math.Min((cx.complet[id]+m.cfg.VTRPrior*vtrRoot)/(cx.starts[id]+m.cfg.VTRPrior), 1)
+				x.vtr = math.Min((ac.compl+m.cfg.VTRPrior*vtrRoot)/(ac.starts+m.cfg.VTRPrior), 1)
 				ents = append(ents, x)
 			}
 		}
@@ -332,12 +328,15 @@ func (m *Model) sweepCampaign(ci, N, T int, fs *fitState, prior float64, sweeps 
 	}
 	prior = math.Min(math.Max(prior, 1e-9), 1-1e-9)
 	sk, snr := b.kres, b.nres
+	b.sn = 0
 	for c := b.from; c < b.to; c++ {
 		sk += cx.ck[c]
 		snr += cx.cn[c] * cx.cr[c]
+		b.sn += cx.cn[c]
 	}
+	b.b0 = a0 / prior
 	b.a = a0 + sk
-	b.b = a0/prior + snr
+	b.b = b.b0 + snr
 	if b.to == b.from || T == 0 {
 		return
 	}
@@ -347,24 +346,26 @@ func (m *Model) sweepCampaign(ci, N, T int, fs *fitState, prior float64, sweeps 
 			s := fs.strength(ci, t+1, m.cfg.DefaultStrength)
 			ids := cx.lvOrder[cx.lvOff[ci*T+t]:cx.lvOff[ci*T+t+1]]
 			for _, id := range ids {
-				cx.k[id], cx.lam[id] = 0, 0
+				cx.acc[id].k, cx.acc[id].lam = 0, 0
 			}
 			col := cx.lvc[t*N+b.from : t*N+b.to]
 			ck, cn, cr := cx.ck[b.from:b.to], cx.cn[b.from:b.to], cx.cr[b.from:b.to]
 			for j, id := range col {
 				if id != noLevel {
-					cx.k[id] += ck[j]
-					cx.lam[id] += cn[j] * cr[j]
+					a := &cx.acc[id]
+					a.k += ck[j]
+					a.lam += cn[j] * cr[j]
 				}
 			}
 			eb := b.a / b.b
 			var sw, swm float64
 			for _, id := range ids {
+				a := &cx.acc[id]
 				old := cx.em[id]
-				lam := eb * cx.lam[id] / old
-				cx.lam[id] = lam
-				nw := (s + cx.k[id]) / (s + lam)
-				cx.ratio[id] = nw / old
+				lam := eb * a.lam / old
+				a.lam = lam
+				nw := (s + a.k) / (s + lam)
+				a.ratio = nw / old
 				cx.em[id] = nw
 				sw += lam
 				swm += lam * nw
@@ -378,20 +379,21 @@ func (m *Model) sweepCampaign(ci, N, T int, fs *fitState, prior float64, sweeps 
 				g = swm / sw
 			}
 			for _, id := range ids {
+				a := &cx.acc[id]
 				if g != 1 {
 					cx.em[id] /= g
-					cx.ratio[id] /= g
+					a.ratio /= g
 				}
-				change = math.Max(change, math.Abs(math.Log(cx.ratio[id])))
+				change = math.Max(change, math.Abs(math.Log(a.ratio)))
 			}
 			snr = b.nres
 			for j, id := range col {
 				if id != noLevel {
-					cr[j] *= cx.ratio[id]
+					cr[j] *= cx.acc[id].ratio
 				}
 				snr += cn[j] * cr[j]
 			}
-			b.b = a0/prior + snr
+			b.b = b.b0 + snr
 		}
 		if converge && change < convergedLog {
 			break
@@ -417,14 +419,15 @@ func (m *Model) fitEffectStrengths(fs *fitState, ncamp, T int) {
 			from[ci] = len(rs.fk)
 			enough[ci] = 0
 			for _, id := range cx.lvOrder[cx.lvOff[ci*T+t]:cx.lvOff[ci*T+t+1]] {
-				if !(cx.lam[id] > 0) {
+				a := &cx.acc[id]
+				if !(a.lam > 0) {
 					continue
 				}
-				if cx.lam[id] >= 1 {
+				if a.lam >= 1 {
 					enough[ci]++
 				}
-				rs.fk = append(rs.fk, cx.k[id])
-				rs.fl = append(rs.fl, cx.lam[id])
+				rs.fk = append(rs.fk, a.k)
+				rs.fl = append(rs.fl, a.lam)
 				rs.fc = append(rs.fc, 0)
 			}
 			total += enough[ci]

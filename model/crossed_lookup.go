@@ -55,24 +55,21 @@ func (e *Estimates) LookupCell(root Key, c *Cell) (Estimate, bool) {
 	minN := math.Inf(1)
 	for t := range x.tables {
 		tb := &x.tables[t]
-		j := e.find(levelKey(root, tb.salt, tb.dims, &c.vals))
-		if j < 0 {
+		y := e.findLevel(levelKey(root, tb.salt, tb.dims, &c.vals))
+		if y == nil {
 			if t < len(camp.eff) {
 				lc += camp.eff[t].lc
 				lv += camp.eff[t].lv
 			}
 			continue
 		}
-		y := &e.ents[j]
-		lm += y.lm
-		lc += y.lc
-		lv += y.lv
-		if r.vtr > 0 {
-			vtr *= y.vtr / r.vtr
-		}
+		lm += float64(y.lm)
+		lc += float64(y.lc)
+		lv += float64(y.lv)
+		vtr *= float64(y.vr)
 		found++
-		if y.neff < minN {
-			minN, ev = y.neff, j
+		if n := float64(y.ne); n < minN {
+			minN, ev = n, int(y.idx-1)
 		}
 	}
 	sd := math.Sqrt(lv)
@@ -101,6 +98,24 @@ func LogSpread(strength float64) float64 {
 		return 0
 	}
 	return math.Sqrt(trigamma(strength))
+}
+
+// findLevel returns the slot of effect level k, nil if unknown.
+func (e *Estimates) findLevel(k Key) *xslot {
+	if len(e.xslots) == 0 {
+		return nil
+	}
+	i := uint64(k) & e.xmask
+	for {
+		s := &e.xslots[i]
+		if s.idx == 0 {
+			return nil
+		}
+		if s.key == k {
+			return s
+		}
+		i = (i + 1) & e.xmask
+	}
 }
 
 // Effect is one level of one of a campaign's effect tables.

@@ -69,6 +69,14 @@ type slot struct {
 	idx uint32 // entry index + 1; 0 = empty
 }
 
+// xslot is a slot of the crossed model's effect levels with the values
+// LookupCell sums (float32: it holds 32 bytes, two to a cache line).
+type xslot struct {
+	key                Key
+	idx                uint32 // entry index + 1; 0 = empty
+	lm, lc, lv, vr, ne float32
+}
+
 // estCamp is a campaign of the table.
 type estCamp struct {
 	id   string
@@ -103,6 +111,8 @@ type Estimates struct {
 	ents    []entry
 	slots   []slot
 	mask    uint64
+	xslots  []xslot // crossed: the effect levels
+	xmask   uint64
 	labels  [][]byte // label arenas (shared with the live model: append-only)
 	camps   []estCamp
 	cross   *estCross // nil for the chain
