@@ -86,7 +86,7 @@ func benchScorer(b *testing.B, body []byte) *bidder.Scorer {
 }
 
 // benchCrossedScorer is benchScorer with the crossed model of the default
-// effect keys (model.DefaultEffects: 14 tables over 12 features): both
+// effect keys (model.DefaultEffects: 12 tables over 10 features): both
 // campaigns with 20 000 cells of random values (about 25 000 effect levels
 // each), the request's own cell among them.
 func benchCrossedScorer(b *testing.B, body []byte) *bidder.Scorer {
@@ -154,7 +154,7 @@ func BenchmarkScoreCTVRequest1Imp2CampaignsCrossed(b *testing.B) {
 }
 
 // BenchmarkScorerFeaturesCrossed is BenchmarkScorerFeatures on the crossed
-// model (14 effect tables: 14 probes per imp × campaign).
+// model (12 effect tables: 12 probes per imp × campaign).
 func BenchmarkScorerFeaturesCrossed(b *testing.B) {
 	body := ctvRequest(b)
 	sc := benchCrossedScorer(b, body)

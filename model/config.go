@@ -138,22 +138,31 @@ const MaxSweeps = 50
 //   - [publisher], [publisher, bundle]: the seller, then its app (an app is
 //     nested in its publisher, so it refines the publisher's effect).
 //   - [genre], [metro]: what is watched and where (DMA-level planning).
-//   - [daypart]: when (early morning ... overnight; signals.daypartOf).
+//   - [daypart]: when (early morning ... overnight; from the viewer's local
+//     hour).
 //   - [devicetype], [make]: the screen (CTV, set-top box, connected device)
 //     and the platform (Roku, Fire TV, Samsung, ...).
-//   - [position], [slot], [podsize]: pre/mid/post-roll, the slot in the
-//     break and the break's length (the ad-clutter buyers price).
+//   - [position]: pre-, mid- or post-roll.
 //   - [livestream], [contentlen]: live events and the programme's length.
 //   - [genre, daypart]: sports or news in prime is not sports or news at
 //     noon; [publisher, genre]: an app's audience for a genre differs by
 //     app.
 //
+// The slot in the pod and the pod's size (features slot and podsize) are
+// left out on purpose: under last-touch credit, a campaign that shows in
+// several slots of one break has the conversion credited to its last one,
+// so the effect measured from attributed conversions is mostly that
+// artifact (on the synthetic market, where one campaign may win several
+// slots of a pod, the first slot came out at 0.1× the last, and the
+// held-out CVRs, scored on the first imp, 0.15× the truth). Add them where
+// the supply de-duplicates ads within a pod (OpenRTB poddedupe).
+//
 // A key whose feature a market does not carry costs nothing: all its
-// traffic falls in one "unknown" level, whose effect the base absorbs.
+// traffic falls in one "unknown" level, which the centring keeps at 1.
 var DefaultEffects = [][]string{
 	{"publisher"}, {"publisher", "bundle"}, {"genre"}, {"metro"}, {"daypart"},
-	{"devicetype"}, {"make"}, {"position"}, {"slot"}, {"podsize"},
-	{"livestream"}, {"contentlen"}, {"genre", "daypart"}, {"publisher", "genre"},
+	{"devicetype"}, {"make"}, {"position"}, {"livestream"}, {"contentlen"},
+	{"genre", "daypart"}, {"publisher", "genre"},
 }
 
 // Dims returns the dimensions of the crossed model's cells: the features of

@@ -213,8 +213,8 @@ func BenchmarkMapLookupBaseline(b *testing.B) {
 	_ = s
 }
 
-// crossedModel returns a crossed model of the default effect keys (14
-// tables over 12 features) with n cells over two campaigns, each exposed
+// crossedModel returns a crossed model of the default effect keys (12
+// tables over 10 features) with n cells over two campaigns, each exposed
 // once and every 50th credited: random values of realistic cardinality
 // (300 publishers of about 7 apps each, 210 metros, ...).
 func crossedModel(b *testing.B, n int) *Model {
@@ -269,7 +269,7 @@ func BenchmarkModelRefitCrossed2M(b *testing.B) {
 	}
 }
 
-// BenchmarkModelLookupCell looks up cells (14 tables) in a table of
+// BenchmarkModelLookupCell looks up cells (12 tables) in a table of
 // 200 000 cells' effect levels.
 func BenchmarkModelLookupCell(b *testing.B) {
 	m := crossedModel(b, 200_000)

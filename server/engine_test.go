@@ -102,7 +102,7 @@ func testEngineWholePath(t *testing.T, structure string) {
 		// Every effect table knows the cell; the segment is the cell (the
 		// request has no utcoffset, position, slot, pod or content length).
 		level = len(model.DefaultEffects)
-		seg = camp + "/pub-9/com.example.tv/Sports/501/unknown/3/unknown/unknown/unknown/unknown/unknown/unknown"
+		seg = camp + "/pub-9/com.example.tv/Sports/501/unknown/3/unknown/unknown/unknown/unknown"
 		var genre string
 		e.Model.Estimates().Effects(camp, "genre", func(ef model.Effect) bool { genre = string(ef.Value); return true })
 		if genre != "Sports" {
