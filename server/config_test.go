@@ -118,8 +118,14 @@ func TestTwoTenantsExampleIsValid(t *testing.T) {
 // effects' features, one a level; an unknown feature in model.effects is
 // reported with its path.
 func TestConfigCrossed(t *testing.T) {
-	with := func(model string) []byte {
-		return append(append([]byte(nil), configs.Default...), "\nmodel: "+model+"\n"...)
+	with := func(model string) []byte { // the embedded default with its model section replaced
+		def := string(configs.Default)
+		i := strings.Index(def, "\nmodel:\n")
+		j := i + 1 + strings.Index(def[i+1:], "\n\n")
+		if i < 0 || j <= i {
+			t.Fatal("no model section in the default config")
+		}
+		return []byte(def[:i] + "\nmodel: " + model + def[j:])
 	}
 	c, err := ParseConfig(with("{structure: crossed, effects: [[genre], [publisher, bundle], [genre, daypart]]}"))
 	if err != nil {
