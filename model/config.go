@@ -115,6 +115,13 @@ type Config struct {
 	// MaxLevels−1 keys and MaxLevels−1 features. Default DefaultEffects.
 	// Unused by the chain.
 	Effects [][]string `yaml:"effects"`
+	// SharedEffects shrinks each campaign's effect of a value toward that
+	// value's effect over all campaigns of its advertiser (itself fitted,
+	// with a strength of its own), instead of toward no effect: a campaign
+	// with little data borrows its siblings' measurement, one with much
+	// data keeps its own; a value only its siblings have seen gets theirs.
+	// Crossed model only. Default false.
+	SharedEffects bool `yaml:"shared_effects"`
 	// Sweeps is how many backfitting sweeps (one update of every effect
 	// table) each Refresh runs, warm-started from the last fit; Refit and
 	// the first rebuild after a start run up to MaxSweeps, until the

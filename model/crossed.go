@@ -32,6 +32,7 @@ type effTable struct {
 // level is one level of one campaign's effect table.
 type level struct {
 	key      Key
+	vk       uint64 // its values' valueKey (the same in every campaign)
 	labelOff uint32
 	labelLen uint16
 	camp     uint16
@@ -124,7 +125,8 @@ func (cr *crossed) appendLevels(lv []uint32, cs *campState, lvl int, labels [][]
 	defer cr.mu.Unlock()
 	for t := range cr.tables {
 		tb := &cr.tables[t]
-		k := levelKey(cs.root, tb.salt, tb.dims, &vals)
+		vk := valueKey(tb.salt, tb.dims, &vals)
+		k := levelKey(cs.root, vk)
 		id, ok := cr.index[k]
 		if !ok {
 			id = uint32(len(cr.levels))
@@ -140,7 +142,7 @@ func (cr *crossed) appendLevels(lv []uint32, cs *campState, lvl int, labels [][]
 			if len(cr.labels)-off > maxLabel {
 				cr.labels = cr.labels[:off+maxLabel]
 			}
-			cr.levels = append(cr.levels, level{key: k, labelOff: uint32(off), labelLen: uint16(len(cr.labels) - off), camp: uint16(cs.idx), table: uint8(t)})
+			cr.levels = append(cr.levels, level{key: k, vk: vk, labelOff: uint32(off), labelLen: uint16(len(cr.labels) - off), camp: uint16(cs.idx), table: uint8(t)})
 			cr.index[k] = id
 		}
 		lv = append(lv, id)

@@ -42,6 +42,16 @@ import (
 // effect gets a large strength: its multipliers stay near 1. The fit and
 // the strengths alternate on Refit.
 //
+// Shared effects (Config.SharedEffects). The prior of campaign c's
+// multiplier of a value becomes Gamma(σ, σ/g), mean g: g is the value's
+// multiplier over the advertiser's campaigns without c's own counts
+// (Gamma(s_g + K_group − K, s_g + Λ_group − Λ), centred per advertiser)
+// and σ the campaign table's strength widened for g's uncertainty, as the
+// chain widens a node's prior for its parent's (1/σ = 1/s + CV²(g)(1 +
+// 1/s)). The sweeps go table by table over every campaign so that each
+// group sees its campaigns' current sums; s_g is fitted like the other
+// strengths, over the groups, pooled over advertisers.
+//
 // Uncertainty. q(m) gives E[log m] = ψ(a) − ln b and Var[log m] = ψ'(a);
 // summed over the base and the tables (the mean-field posterior has no
 // covariances) they make a normal posterior of ln CVR, from which come the
@@ -60,6 +70,14 @@ type crossFit struct {
 	lvc        []uint32  // the cell's level in table t: lvc[t·N+c]
 	// Per campaign.
 	base []baseFit
+	// Shared effects: each level's value group (−1: none), the groups,
+	// and per (advertiser, table) the groups' centring divisor.
+	lvGroup []int32
+	groups  []valueGroup
+	gsOff   []int32  // groups of (advertiser a, table t): gsOrder[gsOff[a·T+t]:gsOff[a·T+t+1]]
+	gsOrder []uint32 // group indexes
+	advOf   []int32  // per campaign: its advertiser index
+	nAdv    int
 	// cold: the multipliers are not fitted yet (a new or restored model):
 	// the next rebuild sweeps to convergence.
 	cold bool
@@ -73,6 +91,19 @@ type lvAcc struct {
 	conv, neff    float64 // raw (decayed) evidence
 	exps, spend   float64
 	starts, compl float64
+	// The prior of the last update: Gamma(sg, sg/mu) (mu 1 and sg the
+	// table's strength without shared effects); cv2 is the squared
+	// coefficient of variation of mu.
+	mu, sg, cv2 float64
+}
+
+// valueGroup is the values of one effect table over the campaigns of one
+// advertiser (Config.SharedEffects): the sums of its campaigns' levels and
+// its multiplier g, the prior mean of theirs.
+type valueGroup struct {
+	k, lam, g float64
+	first     uint32 // a level of the group (its key's values and label)
+	adv       int32  // advertiser index
 }
 
 // baseFit is a campaign's base rate posterior Gamma(a, b) and its
@@ -131,6 +162,10 @@ func (m *Model) rebuildCrossed(now int64, fit bool, cc []campConst, e *Estimates
 			cx.lvOrder[next[g]] = uint32(id)
 			next[g]++
 		}
+	}
+
+	if m.cfg.SharedEffects {
+		m.buildValueGroups(levels, cc, T)
 	}
 
 	// Cells: the level-1 entries of each campaign.
@@ -212,9 +247,7 @@ func (m *Model) rebuildCrossed(now int64, fit bool, cc []campConst, e *Estimates
 		rounds = 3
 	}
 	for round := range rounds {
-		for ci := range cc {
-			m.sweepCampaign(ci, N, T, fs, cc[ci].prior, sweeps, converge)
-		}
+		m.sweepAll(N, T, fs, cc, sweeps, converge)
 		if fit && round < rounds-1 {
 			m.fitEffectStrengths(fs, ncamp, T)
 		}
@@ -275,11 +308,10 @@ func (m *Model) rebuildCrossed(now int64, fit bool, cc []campConst, e *Estimates
 		})
 		for t := range T {
 			c.off[t+1] = int32(len(ents))
-			s := c.eff[t].s
 			for _, id := range cx.lvOrder[cx.lvOff[ci*T+t]:cx.lvOff[ci*T+t+1]] {
 				l := &levels[id]
 				ac := &cx.acc[id]
-				a, bb := s+ac.k, s+ac.lam
+				a, bb := ac.sg+ac.k, ac.sg/ac.mu+ac.lam
 				x := entry{
 					key: l.key, labelOff: l.labelOff, labelLen: l.labelLen, arena: 0, camp: uint16(ci), level: uint8(t + 1),
 					parent: root, neff: ac.neff, conv: ac.conv, exps: ac.exps, spend: ac.spend,
@@ -296,6 +328,9 @@ func (m *Model) rebuildCrossed(now int64, fit bool, cc []campConst, e *Estimates
 				x.lo, x.hi = x.cvr*math.Exp(z[0]*isd), math.Min(x.cvr*math.Exp(z[1]*isd), 1)
 				x.vtr = math.Min((ac.compl+m.cfg.VTRPrior*vtrRoot)/(ac.starts+m.cfg.VTRPrior), 1)
 				ents = append(ents, x)
+			}
+			if m.cfg.SharedEffects { // the advertiser's values this campaign has not seen
+				ents = m.appendSharedOnly(ents, ci, t, T, fs, levels, root, avg, vtrRoot, lvBase, z)
 			}
 		}
 		for l := T + 1; l <= MaxLevels; l++ {
@@ -316,89 +351,281 @@ func kish(r *scanRow) float64 {
 	return 1
 }
 
-// sweepCampaign runs up to sweeps backfitting sweeps over campaign ci's
-// cells (stopping once converged when converge is set) and leaves its base
-// posterior in cx.base[ci].
-func (m *Model) sweepCampaign(ci, N, T int, fs *fitState, prior float64, sweeps int, converge bool) {
+// sweepAll runs up to sweeps backfitting sweeps over every campaign's
+// cells (stopping once converged when converge is set), table by table
+// (each over all campaigns, so that shared effects see every campaign's
+// sums), and leaves each campaign's base posterior in cx.base.
+func (m *Model) sweepAll(N, T int, fs *fitState, cc []campConst, sweeps int, converge bool) {
 	cx := &m.rs.cx
-	b := &cx.base[ci]
 	a0 := fs.root
 	if !(a0 > 0) {
 		a0 = m.cfg.PriorConversions
 	}
-	prior = math.Min(math.Max(prior, 1e-9), 1-1e-9)
-	sk, snr := b.kres, b.nres
-	b.sn = 0
-	for c := b.from; c < b.to; c++ {
-		sk += cx.ck[c]
-		snr += cx.cn[c] * cx.cr[c]
-		b.sn += cx.cn[c]
+	for ci := range cc {
+		b := &cx.base[ci]
+		prior := math.Min(math.Max(cc[ci].prior, 1e-9), 1-1e-9)
+		sk, snr := b.kres, b.nres
+		b.sn = 0
+		for c := b.from; c < b.to; c++ {
+			sk += cx.ck[c]
+			snr += cx.cn[c] * cx.cr[c]
+			b.sn += cx.cn[c]
+		}
+		b.b0 = a0 / prior
+		b.a = a0 + sk
+		b.b = b.b0 + snr
 	}
-	b.b0 = a0 / prior
-	b.a = a0 + sk
-	b.b = b.b0 + snr
-	if b.to == b.from || T == 0 {
+	if T == 0 {
 		return
 	}
 	for range sweeps {
 		change := 0.0
 		for t := range T {
-			s := fs.strength(ci, t+1, m.cfg.DefaultStrength)
-			ids := cx.lvOrder[cx.lvOff[ci*T+t]:cx.lvOff[ci*T+t+1]]
-			for _, id := range ids {
-				cx.acc[id].k, cx.acc[id].lam = 0, 0
-			}
-			col := cx.lvc[t*N+b.from : t*N+b.to]
-			ck, cn, cr := cx.ck[b.from:b.to], cx.cn[b.from:b.to], cx.cr[b.from:b.to]
-			for j, id := range col {
-				if id != noLevel {
+			// 1. Each level's K and Λ (its expected conversions without
+			// its own effect), campaign by campaign.
+			for ci := range cc {
+				b := &cx.base[ci]
+				ids := cx.lvOrder[cx.lvOff[ci*T+t]:cx.lvOff[ci*T+t+1]]
+				for _, id := range ids {
+					cx.acc[id].k, cx.acc[id].lam = 0, 0
+				}
+				if b.to == b.from {
+					continue
+				}
+				col := cx.lvc[t*N+b.from : t*N+b.to]
+				ck, cn, cr := cx.ck[b.from:b.to], cx.cn[b.from:b.to], cx.cr[b.from:b.to]
+				for j, id := range col {
+					if id != noLevel {
+						a := &cx.acc[id]
+						a.k += ck[j]
+						a.lam += cn[j] * cr[j]
+					}
+				}
+				eb := b.a / b.b
+				for _, id := range ids {
 					a := &cx.acc[id]
-					a.k += ck[j]
-					a.lam += cn[j] * cr[j]
+					a.lam = eb * a.lam / cx.em[id]
 				}
 			}
-			eb := b.a / b.b
-			var sw, swm float64
-			for _, id := range ids {
-				a := &cx.acc[id]
-				old := cx.em[id]
-				lam := eb * a.lam / old
-				a.lam = lam
-				nw := (s + a.k) / (s + lam)
-				a.ratio = nw / old
-				cx.em[id] = nw
-				sw += lam
-				swm += lam * nw
+			// 2. Shared effects: the value groups' multipliers.
+			if m.cfg.SharedEffects {
+				m.updateGroups(t, T, fs)
 			}
-			// Centre the table: its multipliers average 1 over the traffic
-			// (weighted by Λ), and the base carries the campaign's level.
-			// Without it the base and the tables trade along a ridge, and
-			// a base prior far from the data inflates every table alike.
-			g := 1.0
-			if sw > 0 && swm > 0 {
-				g = swm / sw
-			}
-			for _, id := range ids {
-				a := &cx.acc[id]
-				if g != 1 {
-					cx.em[id] /= g
-					a.ratio /= g
+			// 3. Each campaign's levels, centred, then its cells and base.
+			for ci := range cc {
+				b := &cx.base[ci]
+				if b.to == b.from {
+					continue
 				}
-				change = math.Max(change, math.Abs(math.Log(a.ratio)))
-			}
-			snr = b.nres
-			for j, id := range col {
-				if id != noLevel {
-					cr[j] *= cx.acc[id].ratio
+				s := fs.strength(ci, t+1, m.cfg.DefaultStrength)
+				sg := fs.sharedStrength(t+1, m.cfg.DefaultStrength)
+				ids := cx.lvOrder[cx.lvOff[ci*T+t]:cx.lvOff[ci*T+t+1]]
+				var sw, swm float64
+				for _, id := range ids {
+					a := &cx.acc[id]
+					a.mu, a.cv2, a.sg = 1, 0, s
+					if m.cfg.SharedEffects {
+						m.sharedPrior(id, a, s, sg)
+					}
+					old := cx.em[id]
+					nw := (a.sg + a.k) / (a.sg/a.mu + a.lam)
+					a.ratio = nw / old
+					cx.em[id] = nw
+					sw += a.lam
+					swm += a.lam * nw
 				}
-				snr += cn[j] * cr[j]
+				// Centre the table: its multipliers average 1 over the
+				// traffic (weighted by Λ), and the base carries the
+				// campaign's level. Without it the base and the tables
+				// trade along a ridge, and a base prior far from the data
+				// inflates every table alike.
+				g := 1.0
+				if sw > 0 && swm > 0 {
+					g = swm / sw
+				}
+				for _, id := range ids {
+					a := &cx.acc[id]
+					if g != 1 {
+						cx.em[id] /= g
+						a.ratio /= g
+					}
+					change = math.Max(change, math.Abs(math.Log(a.ratio)))
+				}
+				col := cx.lvc[t*N+b.from : t*N+b.to]
+				cn, cr := cx.cn[b.from:b.to], cx.cr[b.from:b.to]
+				snr := b.nres
+				for j, id := range col {
+					if id != noLevel {
+						cr[j] *= cx.acc[id].ratio
+					}
+					snr += cn[j] * cr[j]
+				}
+				b.b = b.b0 + snr
 			}
-			b.b = b.b0 + snr
 		}
 		if converge && change < convergedLog {
 			break
 		}
 	}
+}
+
+// buildValueGroups groups the levels of every table by (advertiser,
+// values) for shared effects. m.rmu held.
+func (m *Model) buildValueGroups(levels []level, cc []campConst, T int) {
+	cx := &m.rs.cx
+	advs := map[string]int32{}
+	cx.advOf = cx.advOf[:0]
+	for _, c := range cc {
+		a, ok := advs[c.adv]
+		if !ok {
+			a = int32(len(advs))
+			advs[c.adv] = a
+		}
+		cx.advOf = append(cx.advOf, a)
+	}
+	cx.nAdv = len(advs)
+	type gk struct {
+		adv int32
+		t   uint8
+		vk  uint64
+	}
+	index := make(map[gk]int32, len(levels)/2)
+	cx.groups = cx.groups[:0]
+	cx.lvGroup = cx.lvGroup[:0]
+	for id, l := range levels {
+		if int(l.camp) >= len(cc) {
+			cx.lvGroup = append(cx.lvGroup, -1)
+			continue
+		}
+		k := gk{cx.advOf[l.camp], l.table, l.vk}
+		g, ok := index[k]
+		if !ok {
+			g = int32(len(cx.groups))
+			index[k] = g
+			cx.groups = append(cx.groups, valueGroup{g: 1, first: uint32(id), adv: k.adv})
+		}
+		cx.lvGroup = append(cx.lvGroup, g)
+	}
+	// Warm start: a group's multiplier is the mean of its levels' of the
+	// last fit (the first sweep's step 2 recomputes it).
+	cx.gsOff = growI32(cx.gsOff, cx.nAdv*T+1)
+	clear(cx.gsOff)
+	for gi := range cx.groups {
+		gr := &cx.groups[gi]
+		cx.gsOff[int(gr.adv)*T+int(levels[gr.first].table)+1]++
+	}
+	for i := 1; i < len(cx.gsOff); i++ {
+		cx.gsOff[i] += cx.gsOff[i-1]
+	}
+	cx.gsOrder = growU32(cx.gsOrder, len(cx.groups))
+	next := make([]int32, cx.nAdv*T)
+	copy(next, cx.gsOff[:cx.nAdv*T])
+	for gi := range cx.groups {
+		gr := &cx.groups[gi]
+		b := int(gr.adv)*T + int(levels[gr.first].table)
+		cx.gsOrder[next[b]] = uint32(gi)
+		next[b]++
+	}
+}
+
+// updateGroups sets the multiplier of every value group of table t from
+// its campaigns' K and Λ (Gamma(s_g + ΣK, s_g + ΣΛ), s_g the table's
+// shared strength), centred per advertiser.
+func (m *Model) updateGroups(t, T int, fs *fitState) {
+	cx := &m.rs.cx
+	sg := fs.sharedStrength(t+1, m.cfg.DefaultStrength)
+	for a := range cx.nAdv {
+		gs := cx.gsOrder[cx.gsOff[a*T+t]:cx.gsOff[a*T+t+1]]
+		for _, gi := range gs {
+			cx.groups[gi].k, cx.groups[gi].lam = 0, 0
+		}
+	}
+	for ci, b := range cx.base {
+		if b.to == b.from {
+			continue
+		}
+		for _, id := range cx.lvOrder[cx.lvOff[ci*T+t]:cx.lvOff[ci*T+t+1]] {
+			if gi := cx.lvGroup[id]; gi >= 0 {
+				cx.groups[gi].k += cx.acc[id].k
+				cx.groups[gi].lam += cx.acc[id].lam
+			}
+		}
+	}
+	for a := range cx.nAdv {
+		gs := cx.gsOrder[cx.gsOff[a*T+t]:cx.gsOff[a*T+t+1]]
+		var sw, swg float64
+		for _, gi := range gs {
+			gr := &cx.groups[gi]
+			gr.g = (sg + gr.k) / (sg + gr.lam)
+			sw += gr.lam
+			swg += gr.lam * gr.g
+		}
+		if sw > 0 && swg > 0 {
+			for _, gi := range gs {
+				cx.groups[gi].g *= sw / swg
+			}
+		}
+	}
+}
+
+// sharedPrior sets the prior of level id (its campaign's strength s) to
+// its value group's multiplier without the level's own counts (leave one
+// out, as the chain's looPrior: a campaign that dominates its advertiser's
+// data would otherwise be shrunk toward itself), its strength widened for
+// that mean's uncertainty (CV² 1/(s_g + K_group − K)); sg is the table's
+// shared strength.
+func (m *Model) sharedPrior(id uint32, a *lvAcc, s, sg float64) {
+	cx := &m.rs.cx
+	gi := cx.lvGroup[id]
+	if gi < 0 {
+		return
+	}
+	gr := &cx.groups[gi]
+	kk, ll := gr.k-a.k, gr.lam-a.lam
+	if !(ll > 1e-12) {
+		return // the level is its group's only data
+	}
+	// The group's centred multiplier without the level: the centring
+	// divisor is gr.g over its raw estimate.
+	raw := (sg + gr.k) / (sg + gr.lam)
+	a.mu = (sg + kk) / (sg + ll) * gr.g / raw
+	a.cv2 = 1 / (sg + kk)
+	a.sg = 1 / (1/s + a.cv2*(1+1/s))
+}
+
+// appendSharedOnly appends campaign ci's entries of table t for the
+// values of its advertiser's other campaigns it has no level of: their
+// group's multiplier as its prior mean, no evidence of its own.
+func (m *Model) appendSharedOnly(ents []entry, ci, t, T int, fs *fitState, levels []level, root int32, avg, vtrRoot, lvBase float64, z [2]float64) []entry {
+	cx := &m.rs.cx
+	a := cx.advOf[ci]
+	s := fs.strength(ci, t+1, m.cfg.DefaultStrength)
+	sg := fs.sharedStrength(t+1, m.cfg.DefaultStrength)
+	seen := map[int32]bool{}
+	for _, id := range cx.lvOrder[cx.lvOff[ci*T+t]:cx.lvOff[ci*T+t+1]] {
+		seen[cx.lvGroup[id]] = true
+	}
+	rootKey := RootKey(m.camps.Load().list[ci].c.ID)
+	for _, gi := range cx.gsOrder[cx.gsOff[int(a)*T+t]:cx.gsOff[int(a)*T+t+1]] {
+		if seen[int32(gi)] {
+			continue
+		}
+		gr := &cx.groups[gi]
+		l := &levels[gr.first]
+		cv2 := 1 / (sg + gr.k)
+		sig := 1 / (1/s + cv2*(1+1/s))
+		aa, bb := sig, sig/gr.g
+		x := entry{
+			key: levelKey(rootKey, l.vk), labelOff: l.labelOff, labelLen: l.labelLen, camp: uint16(ci), level: uint8(t + 1),
+			parent: root, alpha: aa, beta: bb, lm: math.Log(aa / bb), lc: digamma(aa) - math.Log(bb), lv: trigamma(aa),
+		}
+		x.cvr = math.Min(avg*math.Exp(x.lm), 1)
+		isd := math.Sqrt(x.lv + lvBase)
+		x.lo, x.hi = x.cvr*math.Exp(z[0]*isd), math.Min(x.cvr*math.Exp(z[1]*isd), 1)
+		x.vtr = vtrRoot
+		ents = append(ents, x)
+	}
+	return ents
 }
 
 // fitEffectStrengths fits the strength of every effect table (level t+1
@@ -426,9 +653,11 @@ func (m *Model) fitEffectStrengths(fs *fitState, ncamp, T int) {
 				if a.lam >= 1 {
 					enough[ci]++
 				}
+				// Expected conversions at the prior's mean (its uncertainty
+				// widens the prior, as in mapStrength's terms).
 				rs.fk = append(rs.fk, a.k)
-				rs.fl = append(rs.fl, a.lam)
-				rs.fc = append(rs.fc, 0)
+				rs.fl = append(rs.fl, a.lam*a.mu)
+				rs.fc = append(rs.fc, a.cv2)
 			}
 			total += enough[ci]
 		}
@@ -442,6 +671,30 @@ func (m *Model) fitEffectStrengths(fs *fitState, ncamp, T int) {
 			a, b := from[ci], from[ci+1]
 			fs.levels[ci][l] = m.mapStrength(rs.fk[a:b], rs.fl[a:b], rs.fc[a:b], fs.pooled[l], m.cfg.StrengthSpread)
 			fs.fitted[ci][l] = enough[ci] >= m.cfg.MinSiblings
+		}
+		if !m.cfg.SharedEffects {
+			continue
+		}
+		// The values' shared multipliers, pooled over advertisers.
+		rs.fk, rs.fl, rs.fc = rs.fk[:0], rs.fl[:0], rs.fc[:0]
+		n := 0
+		for a := range cx.nAdv {
+			for _, gi := range cx.gsOrder[cx.gsOff[a*T+t]:cx.gsOff[a*T+t+1]] {
+				gr := &cx.groups[gi]
+				if !(gr.lam > 0) {
+					continue
+				}
+				if gr.lam >= 1 {
+					n++
+				}
+				rs.fk = append(rs.fk, gr.k)
+				rs.fl = append(rs.fl, gr.lam)
+				rs.fc = append(rs.fc, 0)
+			}
+		}
+		fs.shared[l], fs.sharedFitted[l] = m.cfg.DefaultStrength, false
+		if n >= m.cfg.MinSiblings {
+			fs.shared[l], fs.sharedFitted[l] = m.mapStrength(rs.fk, rs.fl, rs.fc, m.cfg.DefaultStrength, m.cfg.PooledStrengthSpread), true
 		}
 	}
 }
@@ -459,6 +712,7 @@ func (m *Model) fitRootsCrossed(now int64, rows []scanRow, order, count []int32,
 		}
 	}
 	fs.pooled, fs.pooledFitted = old.pooled, old.pooledFitted
+	fs.shared, fs.sharedFitted = old.shared, old.sharedFitted
 	var ks, ls []float64
 	enough := 0
 	for ci := range cc {

@@ -55,7 +55,7 @@ func (e *Estimates) LookupCell(root Key, c *Cell) (Estimate, bool) {
 	minN := math.Inf(1)
 	for t := range x.tables {
 		tb := &x.tables[t]
-		y := e.findLevel(levelKey(root, tb.salt, tb.dims, &c.vals))
+		y := e.findLevel(levelKey(root, valueKey(tb.salt, tb.dims, &c.vals)))
 		if y == nil {
 			if t < len(camp.eff) {
 				lc += camp.eff[t].lc

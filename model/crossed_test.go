@@ -221,3 +221,63 @@ func TestCrossedForeignPath(t *testing.T) {
 		t.Fatalf("LookupCell = %+v, %v", est, ok)
 	}
 }
+
+// TestCrossedSharedEffects: with shared effects, a campaign with little
+// data borrows its advertiser's other campaign's effect of a value, even
+// of a value it never saw (its table holds the value with the sibling's
+// multiplier and no evidence of its own).
+func TestCrossedSharedEffects(t *testing.T) {
+	genres := map[string]float64{"Sports": 2, "News": 1, "Drama": 0.5}
+	run := func(shared bool) *Estimates {
+		cfg := Config{HalfLife: -1, Structure: StructureCrossed, Effects: [][]string{{"genre"}}, SharedEffects: shared}
+		m := New(cfg, testCampaigns()) // both campaigns are the advertiser demo's
+		r := rand.New(rand.NewPCG(7, 8))
+		for i := range 300_000 {
+			c, g := "demo-ctv-purchase", []string{"Sports", "News", "Drama"}[r.IntN(3)]
+			if i%20 == 0 { // the small campaign never shows Drama
+				c, g = "demo-ctv-signup", []string{"Sports", "News"}[r.IntN(2)]
+			}
+			path, labels := testPath(c, g)
+			ts := t0 + int64(i)
+			m.Expose(ts, path, labels, 0.01)
+			if r.Float64() < 0.01*genres[g] {
+				m.Credit(ts, ts+60, path[1], 1)
+			}
+		}
+		return m.Refit(t0 + 30*86400)
+	}
+	mult := func(e *Estimates, c, v string) (float64, float64, bool) {
+		var m, n float64
+		var ok bool
+		e.Effects(c, "genre", func(ef Effect) bool {
+			if string(ef.Value) == v {
+				m, n, ok = ef.Multiplier, ef.NEff, true
+			}
+			return true
+		})
+		return m, n, ok
+	}
+	with, without := run(true), run(false)
+	if _, _, ok := mult(without, "demo-ctv-signup", "Drama"); ok {
+		t.Fatal("without shared effects the small campaign has a Drama level")
+	}
+	drama, n, ok := mult(with, "demo-ctv-signup", "Drama")
+	big, _, _ := mult(with, "demo-ctv-purchase", "Drama")
+	if !ok || n != 0 || math.Abs(math.Log(drama/big)) > 0.2 || drama > 0.85 {
+		t.Fatalf("the small campaign's Drama: multiplier %.3f (evidence %g, ok %v), the big one's %.3f", drama, n, ok, big)
+	}
+	root := RootKey("demo-ctv-signup")
+	if a, _ := with.LookupCell(root, cellOf("Drama")); a.Level != 1 {
+		t.Fatalf("LookupCell of the borrowed value: %+v", a)
+	}
+	if a, _ := without.LookupCell(root, cellOf("Drama")); a.Level != 0 {
+		t.Fatalf("LookupCell without shared effects: %+v", a)
+	}
+	// Sports over News: the small campaign's own estimate is noisier than
+	// the borrowed one.
+	sw, _, _ := mult(with, "demo-ctv-signup", "Sports")
+	nw, _, _ := mult(with, "demo-ctv-signup", "News")
+	if r := sw / nw; math.Abs(math.Log(r/2)) > 0.25 {
+		t.Errorf("small campaign, shared effects: Sports/News %.3f, want about 2", r)
+	}
+}

@@ -82,6 +82,12 @@
 // decayed counts, warm-started from the last fit, Config.Sweeps per
 // Refresh and to convergence on Refit; never on the bid path.
 //
+// With Config.SharedEffects a campaign's multiplier of a value is shrunk
+// toward that value's multiplier over all campaigns of its advertiser
+// (leave-one-out, itself fitted with a strength of its own) instead of
+// toward 1, and a value only the campaign's siblings have seen is
+// published for it with their multiplier.
+//
 // The published table holds each campaign's root and the levels of its
 // effect tables (no cells). Estimates.LookupCell probes one level per
 // table, sums in log space and gives the mean, the lognormal credible

@@ -17,8 +17,8 @@ import (
 // crossed (each feature multiplies the CVR the same way whatever the
 // others are), one whose truth is nested (the tree of market_test.go: a
 // genre's effect differs in every app, a metro's in every genre of every
-// app). Both models see the same stream; they are scored on held-out
-// traffic drawn from the same law: traffic-weighted RMSE of ln CVR,
+// app). The models (chain, crossed, crossed with shared effects) see the
+// same stream; they are scored on held-out traffic drawn from the same law: traffic-weighted RMSE of ln CVR,
 // correlation of ln estimate with ln truth, and calibration by decile of
 // the estimate.
 
@@ -148,7 +148,8 @@ func newXMarket(c xMarketCfg) *xMarket {
 func (mk *xMarket) campaignConfigs() []Campaign {
 	var cs []Campaign
 	for i, c := range mk.camps {
-		cs = append(cs, Campaign{ID: c.id, Advertiser: fmt.Sprintf("adv-%d", i%3), Event: "Purchase", TargetCPA: 40, PriorCVR: mk.cfg.medianCVR})
+		// Two advertisers: campaigns 0, 2, 4 and 1, 3, 5.
+		cs = append(cs, Campaign{ID: c.id, Advertiser: fmt.Sprintf("adv-%d", i%2), Event: "Purchase", TargetCPA: 40, PriorCVR: mk.cfg.medianCVR})
 	}
 	return cs
 }
@@ -239,6 +240,9 @@ func runXMarket(t *testing.T, mc xMarketCfg, models []*Model, est []func(e *Esti
 	scores := make([]xScore, len(models))
 	for mi := range models {
 		scores[mi].name = models[mi].cfg.Structure
+		if models[mi].cfg.SharedEffects {
+			scores[mi].name += "+shared"
+		}
 	}
 	all := make([][]obs, len(models))
 	hr := rand.New(rand.NewPCG(mc.seed, 0x4e1d))
@@ -301,9 +305,10 @@ func crossedEstimate(e *Estimates, mk *xMarket) float64 {
 	return x.CVR
 }
 
-// xModels returns a chain and a crossed model of the market's campaigns
-// (the chain's path is the dimensions in order; the crossed model has one
-// table per dimension, the nested ones keyed with their parent).
+// xModels returns a chain, a crossed and a crossed model with shared
+// effects of the market's campaigns (the chain's path is the dimensions in
+// order; the crossed models have one table per dimension, the nested ones
+// keyed with their parent, and the extra keys).
 func xModels(mc xMarketCfg, mk *xMarket, extra ...[]string) []*Model {
 	var effects [][]string
 	for d, dm := range mc.dims {
@@ -316,7 +321,8 @@ func xModels(mc xMarketCfg, mk *xMarket, extra ...[]string) []*Model {
 	effects = append(effects, extra...)
 	chain := New(Config{HalfLife: -1}, mk.campaignConfigs())
 	crossed := New(Config{HalfLife: -1, Structure: StructureCrossed, Effects: effects}, mk.campaignConfigs())
-	return []*Model{chain, crossed}
+	shared := New(Config{HalfLife: -1, Structure: StructureCrossed, Effects: effects, SharedEffects: true}, mk.campaignConfigs())
+	return []*Model{chain, crossed, shared}
 }
 
 // TestMarketCrossedTruth: where the truth is crossed, the crossed model's
@@ -324,7 +330,7 @@ func xModels(mc xMarketCfg, mk *xMarket, extra ...[]string) []*Model {
 func TestMarketCrossedTruth(t *testing.T) {
 	mc := crossedTruth()
 	models := xModels(mc, newXMarket(mc))
-	s := runXMarket(t, mc, models, []func(*Estimates, *xMarket) float64{chainEstimate, crossedEstimate})
+	s := runXMarket(t, mc, models, []func(*Estimates, *xMarket) float64{chainEstimate, crossedEstimate, crossedEstimate})
 	chain, crossed := s[0], s[1]
 	if raceEnabled {
 		return
@@ -336,6 +342,10 @@ func TestMarketCrossedTruth(t *testing.T) {
 		t.Errorf("correlation: crossed %.3f, chain %.3f; want crossed above the chain's by 0.1", crossed.corr, chain.corr)
 	}
 	checkCalibration(t, crossed, 0.15)
+	// Shared effects: the truth's effects are 70% common to the campaigns.
+	if shared := s[2]; !(shared.rmse < crossed.rmse) {
+		t.Errorf("RMSE of ln CVR with shared effects %.3f, without %.3f; want it lower", shared.rmse, crossed.rmse)
+	}
 }
 
 // TestMarketNestedTruth: where the truth is the chain's own tree, the
@@ -344,10 +354,13 @@ func TestMarketCrossedTruth(t *testing.T) {
 func TestMarketNestedTruth(t *testing.T) {
 	mc := nestedTruth()
 	models := xModels(mc, newXMarket(mc), []string{"publisher", "bundle", "genre"})
-	s := runXMarket(t, mc, models, []func(*Estimates, *xMarket) float64{chainEstimate, crossedEstimate})
+	s := runXMarket(t, mc, models, []func(*Estimates, *xMarket) float64{chainEstimate, crossedEstimate, crossedEstimate})
 	chain, crossed := s[0], s[1]
 	if raceEnabled {
 		return
+	}
+	if shared := s[2]; !(shared.rmse < 1.1*chain.rmse) {
+		t.Errorf("RMSE of ln CVR with shared effects %.3f, chain %.3f; want within 1.1× the chain's", shared.rmse, chain.rmse)
 	}
 	if !(crossed.rmse < 1.1*chain.rmse) {
 		t.Errorf("RMSE of ln CVR: crossed %.3f, chain %.3f; want crossed within 1.1× the chain's", crossed.rmse, chain.rmse)

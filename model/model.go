@@ -122,6 +122,19 @@ type fitState struct {
 	// campaign added after the fit).
 	pooled       [MaxLevels]float64
 	pooledFitted [MaxLevels]bool
+	// shared[t+1] is the strength of the multipliers of effect table t's
+	// values over an advertiser's campaigns (Config.SharedEffects), pooled
+	// over advertisers.
+	shared       [MaxLevels]float64
+	sharedFitted [MaxLevels]bool
+}
+
+// sharedStrength is the shared strength of effect table l−1.
+func (f *fitState) sharedStrength(l int, def float64) float64 {
+	if s := f.shared[l]; s > 0 {
+		return s
+	}
+	return def
 }
 
 // New returns a model of campaigns (each taken WithDefaults) under cfg

@@ -51,6 +51,7 @@ const orphan = noNode - 1
 
 // campConst is what a refresh needs of a campaign.
 type campConst struct {
+	adv    string // advertiser (shared effects)
 	lam0   float64
 	a      float64
 	b      [nComp]float64
@@ -99,7 +100,7 @@ func (m *Model) rebuild(now int64, fit bool) *Estimates {
 	cc := make([]campConst, len(cs.list))
 	for i, c := range cs.list {
 		f := c.l.fit.Load()
-		cc[i] = campConst{lam0: c.lam0, a: f.a, b: f.b, prior: c.c.PriorCVR, active: c.active, id: c.c.ID}
+		cc[i] = campConst{adv: c.c.Advertiser, lam0: c.lam0, a: f.a, b: f.b, prior: c.c.PriorCVR, active: c.active, id: c.c.ID}
 	}
 	rs := &m.rs
 	e := &Estimates{version: m.ver.Add(1), at: now, q: m.cfg.Quantiles, labels: make([][]byte, len(m.shards))}

@@ -17,14 +17,14 @@ import (
 //	campaigns: u32 n, then per campaign: id, advertiser, event, i64 window
 //	  (seconds), active, totals (u64 exposures, f64 spend, starts,
 //	  completes, credited, u64 conversions, attributed, unattributed)
-//	strengths: i64 at, f64 root, bool, [16]f64 pooled, [16]bool, then per
-//	  campaign [16]f64, [16]bool
+//	strengths: i64 at, f64 root, bool, [16]f64 pooled, [16]bool, [16]f64
+//	  shared (format 2), [16]bool, then per campaign [16]f64, [16]bool
 //	learners: u32 n, then per learner: advertiser, event, i64 window,
 //	  u64 seen, [6]f64 weights, bool fitted, u32 samples, u32 iterations,
 //	  PCG state, u32 k and k samples (i64 exposure, i64 conversion, f64
 //	  weight, f64 key)
-//	crossed only: effect levels: u32 n, then per level u64 key, u16
-//	  campaign, u8 table, label
+//	crossed only: effect levels: u32 n, then per level u64 key, u64
+//	  value key, u16 campaign, u8 table, label
 //	nodes: u32 shards, then per shard u32 n and n nodes: u64 key, u64
 //	  parent key (0 for a root), u16 campaign (index above), u8 level,
 //	  label, i64 tRef, f64 n, n2, c, [6]f64 s, f64 spend, starts,
@@ -130,6 +130,12 @@ func (m *Model) WriteSnapshot(w io.Writer) error {
 	for l := range MaxLevels {
 		e.bool(fs.pooledFitted[l])
 	}
+	for l := range MaxLevels {
+		e.f64(fs.shared[l])
+	}
+	for l := range MaxLevels {
+		e.bool(fs.sharedFitted[l])
+	}
 	for ci := range cs.list {
 		var lv [MaxLevels]float64
 		var ft [MaxLevels]bool
@@ -188,6 +194,7 @@ func (m *Model) WriteSnapshot(w io.Writer) error {
 		e.u32(uint32(len(levels)))
 		for _, l := range levels {
 			e.u64(uint64(l.key))
+			e.u64(l.vk)
 			e.u16(l.camp)
 			e.u8(l.table)
 			e.bytes(lvLabels[l.labelOff : l.labelOff+uint32(l.labelLen)])
@@ -340,6 +347,14 @@ func (m *Model) ReadSnapshot(r io.Reader) (Restored, error) {
 	for l := range MaxLevels {
 		fs.pooledFitted[l] = d.bool()
 	}
+	if format >= 2 {
+		for l := range MaxLevels {
+			fs.shared[l] = d.strength()
+		}
+		for l := range MaxLevels {
+			fs.sharedFitted[l] = d.bool()
+		}
+	}
 	for i := range camps {
 		for l := range MaxLevels {
 			camps[i].levels[l] = d.strength()
@@ -429,6 +444,7 @@ func (m *Model) ReadSnapshot(r io.Reader) (Restored, error) {
 		nlv := d.count(1<<28, "effect levels")
 		for i := 0; i < nlv && d.e == nil; i++ {
 			k := Key(d.u64())
+			vk := d.u64()
 			ci := int(d.u16())
 			t := int(d.u8())
 			label := d.bytesMax(maxLabel, "level label")
@@ -446,7 +462,7 @@ func (m *Model) ReadSnapshot(r io.Reader) (Restored, error) {
 			}
 			id := uint32(len(levels))
 			lvIndex[k] = id
-			levels = append(levels, level{key: k, labelOff: uint32(len(lvLabels)), labelLen: uint16(len(label)), camp: uint16(camps[ci].cur.idx), table: uint8(t)})
+			levels = append(levels, level{key: k, vk: vk, labelOff: uint32(len(lvLabels)), labelLen: uint16(len(label)), camp: uint16(camps[ci].cur.idx), table: uint8(t)})
 			lvLabels = append(lvLabels, label...)
 			remap = append(remap, id)
 		}
@@ -612,6 +628,7 @@ func (m *Model) ReadSnapshot(r io.Reader) (Restored, error) {
 	m.fit.Store(fs)
 	if !keepAll {
 		fs.pooled, fs.pooledFitted = [MaxLevels]float64{}, [MaxLevels]bool{}
+		fs.shared, fs.sharedFitted = [MaxLevels]float64{}, [MaxLevels]bool{}
 	}
 	m.ver.Store(max(ver, 1) - 1) // the rebuilt table takes the snapshot's version
 	m.rs = refreshState{}
