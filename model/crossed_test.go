@@ -1,8 +1,10 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"testing"
 )
 
@@ -279,5 +281,53 @@ func TestCrossedSharedEffects(t *testing.T) {
 	nw, _, _ := mult(with, "demo-ctv-signup", "News")
 	if r := sw / nw; math.Abs(math.Log(r/2)) > 0.25 {
 		t.Errorf("small campaign, shared effects: Sports/News %.3f, want about 2", r)
+	}
+}
+
+// TestCrossedConcurrent: writers create cells (and effect levels) while
+// Refresh and Refit run and readers look cells up; every table built in
+// the meantime keeps its invariants (run with -race).
+func TestCrossedConcurrent(t *testing.T) {
+	cfg := crossedConfig()
+	cfg.SharedEffects = true
+	m := New(cfg, testCampaigns())
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 3000 {
+				c := testCampaigns()[(i+g)%2].ID
+				path, labels := testPath(c, fmt.Sprint("g", i%17), fmt.Sprint(g, "-", i%101))
+				ts := t0 + int64(i)
+				m.Expose(ts, path, labels, 0.01)
+				if i%7 == 0 {
+					m.Credit(ts, ts+60, path[2], 1)
+					m.Video(ts, path[2], 1, 1)
+				}
+				switch i % 500 {
+				case 100:
+					e := m.Refresh(ts)
+					data, err := e.MarshalBinary()
+					if err == nil {
+						_, err = UnmarshalEstimates(data)
+					}
+					if err != nil {
+						t.Error(err)
+					}
+				case 300:
+					m.Refit(ts)
+				}
+				if i%50 == 0 {
+					m.Estimates().LookupCell(RootKey(c), cellOf(fmt.Sprint("g", i%17), "x"))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	e := m.Refit(t0 + 4000)
+	root, _ := e.Campaign("demo-ctv-purchase")
+	if root.Exposures != 6000 {
+		t.Fatalf("root exposures %g, want 6000", root.Exposures)
 	}
 }
