@@ -83,8 +83,9 @@ type crossFit struct {
 	cold bool
 }
 
-// lvAcc is a level's sums over its cells in one rebuild (one cache line:
-// the passes over cells add into it at random).
+// lvAcc is a level's sums over its cells in one rebuild, and its prior, in
+// one struct (the passes over cells add into it at random: one or two
+// cache lines, not one per sum).
 type lvAcc struct {
 	k, lam, ratio float64 // Kish-scaled conversions, Λ; the last update's ratio
 	nk            float64 // Kish-scaled n_eff
