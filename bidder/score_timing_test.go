@@ -44,7 +44,7 @@ func benchModel(b *testing.B, body []byte) (*bidder.Rules, *model.Model) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m := model.New(model.Config{}, benchCampaigns())
+	m := model.New(model.Config{Structure: model.StructureChain}, benchCampaigns())
 	r := rand.New(rand.NewPCG(7, 7))
 	req, err := signals.NewExtractor().Extract(body, benchNow)
 	if err != nil {
@@ -296,7 +296,7 @@ func BenchmarkHandleScore(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m := model.New(model.Config{}, benchCampaigns())
+	m := model.New(model.Config{Structure: model.StructureChain}, benchCampaigns())
 	m.Refresh(benchNow)
 	x, err := signals.NewExposures(signals.ExposureConfig{}, rules.Chain(), signals.NewHasher([]byte("bench-secret")),
 		signals.NewIndex(signals.IndexConfig{}), m, nil, benchCampaigns())

@@ -90,7 +90,7 @@ var demoBidder = testBidder{name: "demo-bidder", allowed: map[string]bool{"ctv-p
 
 func newWorld(tb testing.TB) *world {
 	tb.Helper()
-	return newWorldOf(tb, model.Config{HalfLife: -1, NoDelayCorrection: true}, testLevels)
+	return newWorldOf(tb, model.Config{HalfLife: -1, NoDelayCorrection: true, Structure: model.StructureChain}, testLevels)
 }
 
 // crossedConfig is the crossed model of the crossed test world.

@@ -9,7 +9,7 @@ func TestBidPathNoAlloc(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under the race detector")
 	}
-	m := New(Config{}, testCampaigns())
+	m := New(Config{Structure: StructureChain}, testCampaigns())
 	path, labels := testPath("demo-ctv-purchase", "pub-1203", "com.example.tv", "Sports", "501")
 	m.Expose(t0, path, labels, 0.02)
 	e := m.Refresh(t0)

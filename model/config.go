@@ -106,7 +106,7 @@ type Config struct {
 	// segments are the nodes of the backoff chain the server's segments
 	// configure, each shrunk to its parent) or "crossed" (log CVR = the
 	// campaign's base + one effect per key of Effects, each table's spread
-	// fitted from the data; see doc.go). Default StructureChain.
+	// fitted from the data; see doc.go). Default StructureCrossed.
 	Structure string `yaml:"structure"`
 	// Effects are the keys of the crossed model's effect tables, each a
 	// bid-request feature or a tuple of them (a level of [publisher, bundle]
@@ -250,7 +250,7 @@ func (c Config) WithDefaults() Config {
 		c.Shards = 64
 	}
 	if c.Structure == "" {
-		c.Structure = StructureChain
+		c.Structure = StructureCrossed
 	}
 	if len(c.Effects) == 0 {
 		c.Effects = make([][]string, len(DefaultEffects))

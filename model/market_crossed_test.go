@@ -319,7 +319,7 @@ func xModels(mc xMarketCfg, mk *xMarket, extra ...[]string) []*Model {
 		}
 	}
 	effects = append(effects, extra...)
-	chain := New(Config{HalfLife: -1}, mk.campaignConfigs())
+	chain := New(Config{Structure: StructureChain, HalfLife: -1}, mk.campaignConfigs())
 	crossed := New(Config{HalfLife: -1, Structure: StructureCrossed, Effects: effects}, mk.campaignConfigs())
 	shared := New(Config{HalfLife: -1, Structure: StructureCrossed, Effects: effects, SharedEffects: true}, mk.campaignConfigs())
 	return []*Model{chain, crossed, shared}

@@ -33,7 +33,7 @@ func testCampaigns() []Campaign {
 }
 
 func TestExposeCreditLookup(t *testing.T) {
-	m := New(Config{HalfLife: -1}, testCampaigns())
+	m := New(Config{Structure: StructureChain, HalfLife: -1}, testCampaigns())
 	path, labels := testPath("demo-ctv-purchase", "pub-1203", "com.example.tv", "Sports", "501")
 	for i := 0; i < 1000; i++ {
 		if !m.Expose(t0, path, labels, 0.02) {
@@ -105,7 +105,7 @@ func TestDelayCorrectionYoung(t *testing.T) {
 	// 10k exposures an hour old, 1% of which will convert: the conversions
 	// seen so far are those with delay ≤ 1 h. n_eff must shrink by about
 	// F(1 h) so that c/n_eff is not biased low.
-	m := New(Config{HalfLife: -1, NoDelayCorrection: false}, testCampaigns())
+	m := New(Config{Structure: StructureChain, HalfLife: -1, NoDelayCorrection: false}, testCampaigns())
 	path, labels := testPath("demo-ctv-purchase", "p")
 	for i := 0; i < 10000; i++ {
 		m.Expose(t0, path, labels, 0)
@@ -129,7 +129,7 @@ func TestDelayCorrectionYoung(t *testing.T) {
 }
 
 func TestDecay(t *testing.T) {
-	m := New(Config{HalfLife: time.Hour}, testCampaigns())
+	m := New(Config{Structure: StructureChain, HalfLife: time.Hour}, testCampaigns())
 	path, labels := testPath("demo-ctv-purchase", "p")
 	m.Expose(t0, path, labels, 1)
 	m.Expose(t0+3600, path, labels, 1) // the first now weighs 1/2
@@ -147,7 +147,7 @@ func TestDecay(t *testing.T) {
 }
 
 func TestConcurrentWrites(t *testing.T) {
-	m := New(Config{HalfLife: -1}, testCampaigns())
+	m := New(Config{Structure: StructureChain, HalfLife: -1}, testCampaigns())
 	var wg sync.WaitGroup
 	for g := 0; g < 4; g++ {
 		wg.Add(1)
@@ -206,7 +206,7 @@ func TestConcurrentWrites(t *testing.T) {
 }
 
 func TestSetCampaigns(t *testing.T) {
-	m := New(Config{}, testCampaigns())
+	m := New(Config{Structure: StructureChain}, testCampaigns())
 	path, labels := testPath("demo-ctv-purchase", "p")
 	m.Expose(t0, path, labels, 1)
 	cs := testCampaigns()
@@ -259,7 +259,7 @@ func TestConfigValidate(t *testing.T) {
 // segments (children in other shards than their parents); it must never
 // see a child without its parent.
 func TestRefreshWhileNodesAreCreated(t *testing.T) {
-	m := New(Config{}, []Campaign{{ID: "c", Advertiser: "a", Event: "Purchase", TargetCPA: 10}})
+	m := New(Config{Structure: StructureChain}, []Campaign{{ID: "c", Advertiser: "a", Event: "Purchase", TargetCPA: 10}})
 	root := RootKey("c")
 	done := make(chan struct{})
 	go func() {

@@ -23,7 +23,7 @@ func benchPaths(c string, n int) ([][]Key, [][][]byte) {
 // exposed a few times and some credited.
 func filledModel(b *testing.B, n int) (*Model, [][]Key) {
 	b.Helper()
-	m := New(Config{}, testCampaigns())
+	m := New(Config{Structure: StructureChain}, testCampaigns())
 	paths, labels := benchPaths("demo-ctv-purchase", n)
 	r := rand.New(rand.NewPCG(1, 1))
 	for i, p := range paths {
@@ -37,7 +37,7 @@ func filledModel(b *testing.B, n int) (*Model, [][]Key) {
 }
 
 func BenchmarkModelExpose(b *testing.B) {
-	m := New(Config{}, testCampaigns())
+	m := New(Config{Structure: StructureChain}, testCampaigns())
 	paths, labels := benchPaths("demo-ctv-purchase", 10000)
 	for i, p := range paths {
 		m.Expose(t0, p, labels[i], 0.02)
@@ -51,7 +51,7 @@ func BenchmarkModelExpose(b *testing.B) {
 }
 
 func BenchmarkModelExposeParallel(b *testing.B) {
-	m := New(Config{}, testCampaigns())
+	m := New(Config{Structure: StructureChain}, testCampaigns())
 	paths, labels := benchPaths("demo-ctv-purchase", 10000)
 	for i, p := range paths {
 		m.Expose(t0, p, labels[i], 0.02)
@@ -69,7 +69,7 @@ func BenchmarkModelExposeParallel(b *testing.B) {
 }
 
 func BenchmarkModelCredit(b *testing.B) {
-	m := New(Config{}, testCampaigns())
+	m := New(Config{Structure: StructureChain}, testCampaigns())
 	paths, labels := benchPaths("demo-ctv-purchase", 10000)
 	for i, p := range paths {
 		m.Expose(t0, p, labels[i], 0.02)

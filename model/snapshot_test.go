@@ -105,7 +105,7 @@ func sameCrossedTables(t *testing.T, a, b *Estimates) {
 }
 
 func TestSnapshotRoundTrip(t *testing.T) {
-	t.Run("chain", func(t *testing.T) { testSnapshotRoundTrip(t, Config{MinDelaySamples: 20}) })
+	t.Run("chain", func(t *testing.T) { testSnapshotRoundTrip(t, Config{Structure: StructureChain, MinDelaySamples: 20}) })
 	t.Run("crossed", func(t *testing.T) { testSnapshotRoundTrip(t, crossedSmall(Config{MinDelaySamples: 20})) })
 }
 
@@ -155,12 +155,12 @@ func testSnapshotRoundTrip(t *testing.T, cfg Config) {
 }
 
 func TestSnapshotConfigChanged(t *testing.T) {
-	a := New(Config{}, testCampaigns())
+	a := New(Config{Structure: StructureChain}, testCampaigns())
 	smallStream(a, 1, t0, t0+86400)
 	snap := snapshotOf(t, a)
 	cs := testCampaigns()[:1]
 	cs[0].Window = 24 * time.Hour
-	b := New(Config{Shards: 8}, cs)
+	b := New(Config{Structure: StructureChain, Shards: 8}, cs)
 	res, err := b.ReadSnapshot(bytes.NewReader(snap))
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +179,7 @@ func TestSnapshotConfigChanged(t *testing.T) {
 // the crossed model, of other effect keys) restores the campaigns' roots
 // only; the crossed model counts them in its bases.
 func TestSnapshotStructureChanged(t *testing.T) {
-	chain := Config{MinDelaySamples: 20}
+	chain := Config{Structure: StructureChain, MinDelaySamples: 20}
 	crossed := crossedSmall(chain)
 	other := crossed
 	other.Effects = [][]string{{"genre"}, {"metro"}, {"publisher"}}
@@ -223,11 +223,11 @@ func mustMarshal(t *testing.T, e *Estimates) []byte {
 }
 
 func TestSnapshotCorrupt(t *testing.T) {
-	a := New(Config{}, testCampaigns())
+	a := New(Config{Structure: StructureChain}, testCampaigns())
 	smallStream(a, 1, t0, t0+86400)
 	a.Refresh(t0 + 86400)
 	snap := snapshotOf(t, a)
-	b := New(Config{}, testCampaigns())
+	b := New(Config{Structure: StructureChain}, testCampaigns())
 	before := snapshotOf(t, b)
 	for _, cut := range []int{0, 5, 8, 12, 100, len(snap) / 2, len(snap) - 4, len(snap) - 1} {
 		if _, err := b.ReadSnapshot(bytes.NewReader(snap[:cut])); err == nil {
@@ -257,8 +257,8 @@ func TestSnapshotGolden(t *testing.T) {
 		cfg     Config
 		current bool
 	}{
-		{"model-v1.snap", Config{MinDelaySamples: 5}, false},
-		{"model-v2-chain.snap", Config{MinDelaySamples: 5}, true},
+		{"model-v1.snap", Config{Structure: StructureChain, MinDelaySamples: 5}, false},
+		{"model-v2-chain.snap", Config{Structure: StructureChain, MinDelaySamples: 5}, true},
 		{"model-v2-crossed.snap", crossedSmall(Config{MinDelaySamples: 5}), true},
 	} {
 		t.Run(c.file, func(t *testing.T) {
@@ -299,7 +299,7 @@ func TestSnapshotGolden(t *testing.T) {
 }
 
 func FuzzReadSnapshot(f *testing.F) {
-	m := New(Config{MinDelaySamples: 5}, testCampaigns())
+	m := New(Config{Structure: StructureChain, MinDelaySamples: 5}, testCampaigns())
 	smallStream(m, 4, t0, t0+3600)
 	m.Refit(t0 + 3600)
 	f.Add(snapshotOf(f, m))
@@ -310,7 +310,7 @@ func FuzzReadSnapshot(f *testing.F) {
 	}
 	// One model for every input: ReadSnapshot replaces all of its state or
 	// none (and New costs milliseconds, which would starve the fuzzer).
-	m = New(Config{Shards: 4}, testCampaigns())
+	m = New(Config{Structure: StructureChain, Shards: 4}, testCampaigns())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// The checksum stops nearly every mutation at the end; the same
 		// input with its checksum recomputed reaches the structure checks.
@@ -335,7 +335,7 @@ func FuzzReadSnapshot(f *testing.F) {
 }
 
 func TestEstimatesMarshalRoundTrip(t *testing.T) {
-	m := New(Config{}, testCampaigns())
+	m := New(Config{Structure: StructureChain}, testCampaigns())
 	smallStream(m, 5, t0, t0+2*86400)
 	e := m.Refit(t0 + 2*86400)
 	data, err := e.MarshalBinary()
@@ -442,7 +442,7 @@ func TestEstimatesGoldenV1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := New(Config{MinDelaySamples: 5}, testCampaigns())
+	m := New(Config{Structure: StructureChain, MinDelaySamples: 5}, testCampaigns())
 	smallStream(m, 3, t0, t0+6*3600)
 	e := m.Refit(t0 + 6*3600)
 	if d.Crossed() || d.Len() != e.Len() || d.Len() == 0 {
@@ -459,7 +459,7 @@ func TestEstimatesGoldenV1(t *testing.T) {
 }
 
 func FuzzUnmarshalEstimates(f *testing.F) {
-	m := New(Config{}, testCampaigns())
+	m := New(Config{Structure: StructureChain}, testCampaigns())
 	smallStream(m, 6, t0, t0+3600)
 	data, err := m.Refresh(t0 + 3600).MarshalBinary()
 	if err != nil {
@@ -475,7 +475,7 @@ func FuzzUnmarshalEstimates(f *testing.F) {
 	if data, err := os.ReadFile(filepath.Join("testdata", "estimates-v1.bin")); err == nil {
 		f.Add(data)
 	}
-	empty, _ := New(Config{}, nil).Estimates().MarshalBinary()
+	empty, _ := New(Config{Structure: StructureChain}, nil).Estimates().MarshalBinary()
 	f.Add(empty)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, err := UnmarshalEstimates(data)
