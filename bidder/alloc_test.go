@@ -17,8 +17,12 @@ func TestScoreAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts differ under -race")
 	}
+	t.Run("chain", func(t *testing.T) { testScoreAllocations(t, newWorld(t)) })
+	t.Run("crossed", func(t *testing.T) { testScoreAllocations(t, newCrossedWorld(t)) })
+}
+
+func testScoreAllocations(t *testing.T, w *world) {
 	all := fixtures(t)
-	w := newWorld(t)
 	w.feedFixtures(t, all)
 	sc := NewScorerFromSnapshot(SnapshotOf(w.rules, w.m.Estimates()))
 	opts := ScoreOptions{Campaigns: []string{"ctv-purchase", "ctv-signup"}}

@@ -14,7 +14,13 @@
 // [floor_cpm, cap_cpm] (0 = none), p the CVR or, for bid_on: cvr_lo, its
 // credible interval's low end; multiplier = CVR ÷ the campaign's average CVR
 // (its root's). With Thompson exploration a draw from the node's posterior
-// Beta(Alpha, Beta) is added (it does not change bid_cpm). The HTTP handlers
+// Beta(Alpha, Beta) is added (it does not change bid_cpm). When the model
+// is crossed (model.Config.Structure), the chain is the model's dimensions
+// (one feature a level): the imp's values are hashed once into a
+// model.Cell, each campaign's estimate is model.Estimates.LookupCell (one
+// probe per effect table), the segment is the cell (the campaign and every
+// dimension's value), and the Thompson draw comes from the lognormal
+// posterior (model.Estimate.Sample). The HTTP handlers
 // (Service) and the embedded Scorer run the same code, so for one model
 // version they answer the same numbers.
 //

@@ -3,6 +3,7 @@ package bidder
 import (
 	"github.com/valyala/fastjson"
 	"strconv"
+	"time"
 
 	"github.com/cpafeed/cpafeed/model"
 )
@@ -12,6 +13,9 @@ import (
 func SnapshotOf(r *Rules, est *model.Estimates) *Snapshot {
 	return &Snapshot{rules: r, tab: newTable(r, est)}
 }
+
+// SetClock replaces the Scorer's time.Now (the hour and daypart features).
+func (s *Scorer) SetClock(now func() time.Time) { s.now = now }
 
 // DecodeAnswer reads a POST /v1/score answer as Client does.
 func DecodeAnswer(body []byte) (*Answer, error) {

@@ -182,10 +182,12 @@ func TestClientAgainstServer(t *testing.T) {
 			if len(imp.Campaigns) != 2 || imp.Campaigns[0].Campaign != "demo-ctv-purchase" || imp.Campaigns[1].Campaign != "demo-ctv-signup" {
 				t.Fatalf("%s: %+v", name, imp)
 			}
-			// Nothing learned yet: the campaigns' priors, the root level,
-			// bid = 1000 × 0.001 × CPA clamped.
+			// Nothing learned yet: the campaigns' priors (no effect table
+			// knows a value), bid = 1000 × 0.001 × CPA clamped; the
+			// segment is the imp's cell (the crossed model of the default
+			// config).
 			p := imp.Campaigns[0]
-			if p.Level != 0 || p.Segment != "demo-ctv-purchase" || p.Multiplier != 1 || p.CVR != 0.001 || p.BidCPM != 40 {
+			if p.Level != 0 || !strings.HasPrefix(p.Segment, "demo-ctv-purchase/") || p.Multiplier != 1 || p.CVR != 0.001 || p.BidCPM != 40 {
 				t.Fatalf("%s: %+v", name, p)
 			}
 		}
@@ -291,10 +293,13 @@ func TestScoreRemembersForWin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s := fa.Campaigns[0]; s.Level == 4 {
-			// Only the win's exposure can have made the leaf.
-			if want := "demo-ctv-purchase/pub-1203/151908/Sports/807"; s.Segment != want {
-				t.Fatalf("after the win: segment %q, want %q", s.Segment, want)
+		if s := fa.Campaigns[0]; s.Level >= 4 {
+			// Only the win's exposure can have made the levels of these
+			// values (publisher, app, genre, metro and their crosses);
+			// the other features of the features call are unknown, which
+			// no exposure had.
+			if want := "demo-ctv-purchase/pub-1203/151908/Sports/807/"; !strings.HasPrefix(s.Segment, want) {
+				t.Fatalf("after the win: segment %q, want %q...", s.Segment, want)
 			}
 			return
 		}
@@ -388,7 +393,7 @@ func TestScorerEqualsHTTP(t *testing.T) {
 			continue
 		}
 		got := res.AppendJSON(nil)
-		if res.Imps[0].Scores[0].Level != 4 || !strings.Contains(string(got), `"segment":"demo-ctv-purchase/pub-88231/151908/News/807"`) {
+		if res.Imps[0].Scores[0].Level != len(model.DefaultEffects) || !strings.Contains(string(got), `"segment":"demo-ctv-purchase/pub-88231/151908/News/807/`) {
 			t.Fatalf("features answer %s", got)
 		}
 		for i, s := range res.Imps[0].Scores {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 
+	"github.com/cpafeed/cpafeed/model"
 	"github.com/cpafeed/cpafeed/signals"
 )
 
@@ -33,7 +34,8 @@ type Result struct {
 	features bool // filled by a features call: AppendJSON writes the flat shape
 	arena    []byte
 	scores   []Score
-	idOff    []int // per imp: its id's end in arena (the request id first)
+	idOff    []int      // per imp: its id's end in arena (the request id first)
+	cell     model.Cell // the crossed model's values of the imp being scored
 }
 
 // scoreRequest scores every imp of req for each campaign of camps into res.
@@ -48,8 +50,12 @@ func (r *Rules) scoreRequest(t *table, req *signals.Request, camps []int, rng *r
 	k := 0
 	for i := range req.Imps {
 		imp := &req.Imps[i]
+		cell := &res.cell
+		if !t.fillCell(imp, cell) {
+			cell = nil
+		}
 		for _, ci := range camps {
-			res.arena = r.score(t, ci, imp, rng, &res.scores[k], res.arena)
+			res.arena = r.score(t, ci, imp, cell, rng, &res.scores[k], res.arena)
 			k++
 		}
 	}
@@ -60,8 +66,12 @@ func (r *Rules) scoreRequest(t *table, req *signals.Request, camps []int, rng *r
 func (r *Rules) scoreImp(t *table, imp *signals.Imp, camps []int, rng *rand.Rand, res *Result) {
 	res.begin(t, 1, len(camps), true)
 	res.idOff = append(res.idOff, 0, 0)
+	cell := &res.cell
+	if !t.fillCell(imp, cell) {
+		cell = nil
+	}
 	for k, ci := range camps {
-		res.arena = r.score(t, ci, imp, rng, &res.scores[k], res.arena)
+		res.arena = r.score(t, ci, imp, cell, rng, &res.scores[k], res.arena)
 	}
 	res.finish(len(camps))
 }

@@ -176,10 +176,16 @@ type Score struct {
 	NEff, Conversions float64
 	// Level is the depth of the segment used (0 = the campaign's average),
 	// −1 when the model has no estimate of the campaign at all (then every
-	// number is 0 and the campaign should not bid).
+	// number is 0 and the campaign should not bid). For the crossed model
+	// it is how many effect tables knew the imp's level (0: only the
+	// campaign's base), and NEff and Conversions are the evidence of the
+	// least observed of those levels (model.Estimates.LookupCell).
 	Level int
 	// Key is the segment's key; Segment its readable name, e.g.
 	// "demo-ctv-purchase/pub-1203/151908/Sports" (valid as the Result).
+	// For the crossed model the segment is the imp's cell: the campaign,
+	// then the value of every dimension, and Key the cell's key (the leaf
+	// its exposures are counted under).
 	Key     model.Key
 	Segment []byte
 	// BidCPM = 1000 × p × TargetCPA × Pacing clamped to [FloorCPM, CapCPM],
@@ -187,8 +193,9 @@ type Score struct {
 	BidCPM float64
 	// Multiplier is CVR ÷ the campaign's average CVR.
 	Multiplier float64
-	// Sample is a Thompson draw from the segment's posterior Beta, set when
-	// Sampled (explore=thompson).
+	// Sample is a Thompson draw from the segment's posterior (a Beta for
+	// the chain, the lognormal of the crossed model), set when Sampled
+	// (explore=thompson).
 	Sample  float64
 	Sampled bool
 
@@ -207,10 +214,12 @@ func (c *campaign) bid(cvr, lo float64) float64 {
 
 // table is one published Estimates with the per-campaign constants derived
 // from it: the campaigns' average CVRs (the multiplier's reference), indexed
-// as Rules.camps. Immutable.
+// as Rules.camps, and for a crossed model the features of its dimensions.
+// Immutable.
 type table struct {
-	est *model.Estimates
-	avg []float64 // 0 when the campaign has no root in est
+	est  *model.Estimates
+	avg  []float64           // 0 when the campaign has no root in est
+	dims []signals.FeatureID // crossed: the feature of each dimension; NumFeatures (Unknown) for a name signals does not know
 }
 
 func newTable(r *Rules, est *model.Estimates) *table {
@@ -220,17 +229,50 @@ func newTable(r *Rules, est *model.Estimates) *table {
 			t.avg[i] = e.CVR
 		}
 	}
+	t.resolveDims()
 	return t
 }
 
+// resolveDims sets t.dims from the estimates' dimension names.
+func (t *table) resolveDims() {
+	t.dims = t.dims[:0]
+	for _, name := range t.est.Dims() {
+		f, ok := signals.FeatureByName(name)
+		if !ok {
+			f = signals.NumFeatures
+		}
+		t.dims = append(t.dims, f)
+	}
+}
+
+// fillCell sets cell to imp's values of the crossed model's dimensions
+// (once per imp: every campaign uses it); false for a chain table.
+func (t *table) fillCell(imp *signals.Imp, cell *model.Cell) bool {
+	if !t.est.Crossed() {
+		return false
+	}
+	cell.Reset(len(t.dims))
+	for d, f := range t.dims {
+		cell.SetValue(d, imp.Feature(f))
+	}
+	return true
+}
+
 // score scores imp for campaign ci into out (all but the segment name,
-// which is returned appended to seg). rng nil: no Thompson draw. It does
-// not allocate.
-func (r *Rules) score(t *table, ci int, imp *signals.Imp, rng *rand.Rand, out *Score, seg []byte) []byte {
+// which is returned appended to seg); cell is imp's (fillCell) for a
+// crossed table, nil for a chain. rng nil: no Thompson draw. It does not
+// allocate.
+func (r *Rules) score(t *table, ci int, imp *signals.Imp, cell *model.Cell, rng *rand.Rand, out *Score, seg []byte) []byte {
 	c := &r.camps[ci]
-	var buf [model.MaxLevels]model.Key
-	path := r.chain.Keys(c.root, imp, buf[:0])
-	e, ok := t.est.Lookup(path)
+	var e model.Estimate
+	var ok bool
+	if cell != nil {
+		e, ok = t.est.LookupCell(c.root, cell)
+	} else {
+		var buf [model.MaxLevels]model.Key
+		path := r.chain.Keys(c.root, imp, buf[:0])
+		e, ok = t.est.Lookup(path)
+	}
 	*out = Score{Campaign: c.ID, Level: -1}
 	if !ok {
 		return seg
@@ -242,10 +284,18 @@ func (r *Rules) score(t *table, ci int, imp *signals.Imp, rng *rand.Rand, out *S
 		out.Multiplier = e.CVR / avg
 	}
 	if rng != nil {
-		out.Sample, out.Sampled = model.SampleBeta(e.Alpha, e.Beta, rng), true
+		out.Sample, out.Sampled = e.Sample(rng), true
 	}
 	start := len(seg)
-	seg = t.est.Name(e.Key, seg)
+	if cell != nil { // the cell: the campaign, then each dimension's value
+		seg = append(seg, c.ID...)
+		for _, f := range t.dims {
+			seg = append(seg, '/')
+			seg = append(seg, imp.Feature(f)...)
+		}
+	} else {
+		seg = t.est.Name(e.Key, seg)
+	}
 	out.segOff, out.segLen = start, len(seg)-start
 	return seg
 }

@@ -40,6 +40,58 @@ func sameScore(t *testing.T, where string, got CampaignScore, want Score) {
 	}
 }
 
+// TestScoreFixturesCrossed: under the crossed model every fixture's imps
+// are scored from their cells (model.Estimates.LookupCell) with the bid
+// rule and the campaign's average; imps of pods differ by position and
+// slot features, and fixtures without some features reach fewer tables.
+func TestScoreFixturesCrossed(t *testing.T) {
+	all := fixtures(t)
+	w := newCrossedWorld(t)
+	w.feedFixtures(t, all)
+	x := signals.NewExtractor()
+	levels := map[int]int{}
+	for _, name := range sortedNames(all) {
+		status, body := call(w.svc, "POST", "/v1/score?campaigns=ctv-purchase,ctv-signup", all[name], demoBidder)
+		if status != 200 {
+			t.Fatalf("%s: %d %s", name, status, body)
+		}
+		a := decode(t, body)
+		req, err := x.Extract(all[name], w.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range req.Imps {
+			for j, c := range []string{"ctv-purchase", "ctv-signup"} {
+				want := w.expectCrossed(t, c, &req.Imps[i])
+				sameScore(t, name+" "+c, a.Imps[i].Campaigns[j], want)
+				if !(want.CVRLo < want.CVR && want.CVR < want.CVRHi) {
+					t.Fatalf("%s: interval [%g, %g] around %g", name, want.CVRLo, want.CVRHi, want.CVR)
+				}
+				levels[want.Level]++
+			}
+		}
+	}
+	// Every fixture's imps were fed: they find every table. Features never
+	// seen find fewer (here genre and daypart only).
+	if levels[6] == 0 {
+		t.Errorf("levels %v: want answers with every table", levels)
+	}
+	var imp signals.Imp
+	imp.SetFeatureString("publisher", "pub-never-seen")
+	imp.SetFeatureString("genre", "Sports")
+	imp.SetFeatureString("daypart", "prime")
+	var res Result
+	sc := NewScorerFromSnapshot(SnapshotOf(w.rules, w.m.Estimates()))
+	if err := sc.ScoreImp(&imp, ScoreOptions{Campaigns: []string{"ctv-purchase"}}, &res); err != nil {
+		t.Fatal(err)
+	}
+	want := w.expectCrossed(t, "ctv-purchase", &imp)
+	got := res.Imps[0].Scores[0]
+	if got.Level != want.Level || got.CVR != want.CVR || want.Level >= 6 || string(got.Segment) != "ctv-purchase/pub-never-seen/unknown/Sports/unknown/prime/unknown" {
+		t.Errorf("unseen features: %+v, want %+v", got, want)
+	}
+}
+
 // TestScoreFixtures scores every fixture (every imp, both campaigns) over
 // POST /v1/score against a model fed known counts, and checks each answer
 // against what was fed: the level and segment used, its estimate, the bid
@@ -273,8 +325,12 @@ func urlEscape(s string) string {
 // TestThompson: explore=thompson adds a draw in (0, 1), and the draws
 // follow the segment's posterior (their mean is its CVR).
 func TestThompson(t *testing.T) {
+	t.Run("chain", func(t *testing.T) { testThompson(t, newWorld(t)) })
+	t.Run("crossed", func(t *testing.T) { testThompson(t, newCrossedWorld(t)) })
+}
+
+func testThompson(t *testing.T, w *world) {
 	all := fixtures(t)
-	w := newWorld(t)
 	w.feedFixtures(t, all)
 	status, body := call(w.svc, "POST", "/v1/score?explore=thompson", all["roku-ctv-pod-gpp"], demoBidder)
 	if status != 200 {
@@ -289,10 +345,15 @@ func TestThompson(t *testing.T) {
 	tab := newTable(w.rules, w.m.Estimates())
 	rng := rand.New(rand.NewPCG(1, 2))
 	var s Score
+	var cell model.Cell
+	c := &cell
+	if !tab.fillCell(&req.Imps[0], c) {
+		c = nil
+	}
 	const n = 20000
 	sum, sum2 := 0.0, 0.0
 	for range n {
-		w.rules.score(tab, 0, &req.Imps[0], rng, &s, nil)
+		w.rules.score(tab, 0, &req.Imps[0], c, rng, &s, nil)
 		sum += s.Sample
 		sum2 += s.Sample * s.Sample
 	}

@@ -36,8 +36,9 @@ type Scorer struct {
 	cfg    ScorerConfig
 	snap   atomic.Pointer[Snapshot]
 	rng    *rand.Rand
-	pool   sync.Pool  // *scorerScratch
-	mu     sync.Mutex // serializes Refresh
+	now    func() time.Time // the hour and daypart features
+	pool   sync.Pool        // *scorerScratch
+	mu     sync.Mutex       // serializes Refresh
 }
 
 type scorerScratch struct {
@@ -67,7 +68,7 @@ func newScorer(c *Client, cfg ScorerConfig) *Scorer {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 2 * time.Second
 	}
-	s := &Scorer{client: c, cfg: cfg, rng: newRand()}
+	s := &Scorer{client: c, cfg: cfg, rng: newRand(), now: time.Now}
 	s.pool.New = func() any {
 		ex := signals.NewExtractor()
 		ex.SetMaxImps(cfg.MaxImps)
@@ -135,7 +136,7 @@ func (s *Scorer) Score(bidRequest []byte, opts ScoreOptions, res *Result) error 
 	if sc.camps, err = sn.rules.pickIDs(opts.Campaigns, sc.camps[:0]); err != nil {
 		return err
 	}
-	req, err := sc.ex.Extract(bidRequest, time.Now().Unix())
+	req, err := sc.ex.Extract(bidRequest, s.now().Unix())
 	if err != nil {
 		return err
 	}

@@ -172,7 +172,9 @@ func parseSnapshotContent(b []byte) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
 	}
-	return &Snapshot{rules: rs, tab: &table{est: est, avg: avg}}, nil
+	tab := &table{est: est, avg: avg}
+	tab.resolveDims()
+	return &Snapshot{rules: rs, tab: tab}, nil
 }
 
 // snapCodec compresses and decompresses snapshots; its encoder and decoder

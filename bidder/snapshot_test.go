@@ -32,8 +32,12 @@ func snapshotOf(tb testing.TB, w *world, b testBidder) []byte {
 // fixture exactly as the handler does, and the snapshot carries the chain,
 // the bid rules and the campaign averages.
 func TestSnapshotRoundTrip(t *testing.T) {
+	t.Run("chain", func(t *testing.T) { testSnapshotRoundTrip(t, newWorld(t)) })
+	t.Run("crossed", func(t *testing.T) { testSnapshotRoundTrip(t, newCrossedWorld(t)) })
+}
+
+func testSnapshotRoundTrip(t *testing.T, w *world) {
 	all := fixtures(t)
-	w := newWorld(t)
 	w.feedFixtures(t, all)
 	everyone := testBidder{name: "all"}
 	data := snapshotOf(t, w, everyone)
@@ -45,7 +49,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if sn.Version() != est.Version() || sn.Estimates().Len() != est.Len() || sn.Size() != len(data) {
 		t.Fatalf("version %d of %d, %d of %d nodes", sn.Version(), est.Version(), sn.Estimates().Len(), est.Len())
 	}
-	if got, want := sn.Rules().Levels(), w.rules.Levels(); len(got) != len(want) || got[3][0] != "metro" {
+	if got, want := sn.Rules().Levels(), w.rules.Levels(); len(got) != len(want) || got[3][0] != "metro" || sn.Estimates().Crossed() != est.Crossed() {
 		t.Fatalf("levels %v, want %v", got, want)
 	}
 	for i, c := range w.rules.Campaigns() {
@@ -57,6 +61,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		}
 	}
 	sc := NewScorerFromSnapshot(sn)
+	sc.SetClock(func() time.Time { return time.Unix(w.now, 0) })
 	var res Result
 	for _, name := range sortedNames(all) {
 		_, want := call(w.svc, "POST", "/v1/score", all[name], everyone)

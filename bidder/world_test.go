@@ -90,12 +90,34 @@ var demoBidder = testBidder{name: "demo-bidder", allowed: map[string]bool{"ctv-p
 
 func newWorld(tb testing.TB) *world {
 	tb.Helper()
-	rules, err := NewRules(testLevels, testCampaigns())
+	return newWorldOf(tb, model.Config{HalfLife: -1, NoDelayCorrection: true, Structure: model.StructureChain}, testLevels)
+}
+
+// crossedConfig is the crossed model of the crossed test world.
+func crossedConfig() model.Config {
+	return model.Config{HalfLife: -1, NoDelayCorrection: true, Structure: model.StructureCrossed,
+		Effects: [][]string{{"publisher"}, {"publisher", "bundle"}, {"genre"}, {"metro"}, {"daypart"}, {"position"}}}
+}
+
+// newCrossedWorld is newWorld with the crossed model: its rules' chain is
+// the model's dimensions, one feature a level (as the server builds it).
+func newCrossedWorld(tb testing.TB) *world {
+	tb.Helper()
+	var levels [][]string
+	for _, d := range crossedConfig().Dims() {
+		levels = append(levels, []string{d})
+	}
+	return newWorldOf(tb, crossedConfig(), levels)
+}
+
+func newWorldOf(tb testing.TB, cfg model.Config, levels [][]string) *world {
+	tb.Helper()
+	rules, err := NewRules(levels, testCampaigns())
 	if err != nil {
 		tb.Fatal(err)
 	}
 	w := &world{
-		m:     model.New(model.Config{HalfLife: -1, NoDelayCorrection: true}, testCampaigns()),
+		m:     model.New(cfg, testCampaigns()),
 		rules: rules,
 		fed:   map[model.Key]bool{},
 		now:   t0 + 86400,
@@ -110,6 +132,9 @@ func newWorld(tb testing.TB) *world {
 func (w *world) feed(tb testing.TB, campaign string, imp *signals.Imp, depth, n, c int) {
 	tb.Helper()
 	ch := w.rules.chain
+	if w.m.Config().Structure == model.StructureCrossed {
+		depth = ch.Depth() // a cell has every dimension
+	}
 	path := ch.Keys(model.RootKey(campaign), imp, nil)[:depth+1]
 	labels := append([][]byte{nil}, ch.Labels(imp, nil)...)[:depth+1]
 	for range n {
@@ -174,6 +199,34 @@ func (w *world) expect(tb testing.TB, campaign string, imp *signals.Imp) Score {
 		Campaign: campaign, CVR: e.CVR, CVRLo: e.Lo, CVRHi: e.Hi, VTR: e.VTR, NEff: e.NEff,
 		Conversions: e.Conversions, Level: level, Key: path[level], Segment: []byte(seg),
 		BidCPM: c.bid(e.CVR, e.Lo), Multiplier: e.CVR / root.CVR,
+	}
+}
+
+// expectCrossed is what scoring imp for campaign must answer under the
+// crossed model: its cell's estimate (model.Estimates.LookupCell), the bid
+// rule and the campaign's average.
+func (w *world) expectCrossed(tb testing.TB, campaign string, imp *signals.Imp) Score {
+	tb.Helper()
+	est := w.m.Estimates()
+	var cell model.Cell
+	cell.Reset(len(est.Dims()))
+	seg := campaign
+	for d, name := range est.Dims() {
+		f, _ := signals.FeatureByName(name)
+		cell.SetValue(d, imp.Feature(f))
+		seg += "/" + string(imp.Feature(f))
+	}
+	root := model.RootKey(campaign)
+	e, ok := est.LookupCell(root, &cell)
+	if !ok {
+		tb.Fatalf("%s: no estimate", campaign)
+	}
+	avg, _ := est.CampaignCVR(campaign)
+	c := &w.rules.camps[w.rules.byID[campaign]]
+	return Score{
+		Campaign: campaign, CVR: e.CVR, CVRLo: e.Lo, CVRHi: e.Hi, VTR: e.VTR, NEff: e.NEff,
+		Conversions: e.Conversions, Level: e.Level, Key: cell.Key(root), Segment: []byte(seg),
+		BidCPM: c.bid(e.CVR, e.Lo), Multiplier: e.CVR / avg,
 	}
 }
 

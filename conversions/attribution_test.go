@@ -23,7 +23,7 @@ var attrCampaigns = []model.Campaign{
 }
 
 func newAttrHarness(t *testing.T) *attrHarness {
-	h := &attrHarness{t: t, m: model.New(model.Config{}, attrCampaigns), index: signals.NewIndex(signals.IndexConfig{MaxExposures: 1000}), nums: map[string]uint16{}}
+	h := &attrHarness{t: t, m: model.New(model.Config{Structure: model.StructureChain}, attrCampaigns), index: signals.NewIndex(signals.IndexConfig{MaxExposures: 1000}), nums: map[string]uint16{}}
 	for i, c := range attrCampaigns {
 		h.nums[c.ID] = uint16(i)
 	}

@@ -9,7 +9,7 @@ func TestBidPathNoAlloc(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under the race detector")
 	}
-	m := New(Config{}, testCampaigns())
+	m := New(Config{Structure: StructureChain}, testCampaigns())
 	path, labels := testPath("demo-ctv-purchase", "pub-1203", "com.example.tv", "Sports", "501")
 	m.Expose(t0, path, labels, 0.02)
 	e := m.Refresh(t0)
@@ -32,4 +32,25 @@ func TestBidPathNoAlloc(t *testing.T) {
 	f("Expose (existing nodes)", func() { ts++; m.Expose(ts, path, labels, 0.02) })
 	f("Credit", func() { m.Credit(ts, ts+60, path[4], 1) })
 	f("Video", func() { m.Video(ts, path[4], 1, 1) })
+
+	// The crossed model.
+	mc := New(crossedSmall(Config{}), testCampaigns())
+	cpath, clabels := testPath("demo-ctv-purchase", "pub-1", "Sports", "501")
+	mc.Expose(t0, cpath, clabels, 0.02)
+	ec := mc.Refresh(t0)
+	root := RootKey("demo-ctv-purchase")
+	var c Cell
+	values := [][]byte{[]byte("pub-1"), []byte("Sports"), []byte("501")}
+	f("Cell", func() {
+		c.Reset(3)
+		for d, v := range values {
+			c.SetValue(d, v)
+		}
+	})
+	var est Estimate
+	f("LookupCell", func() { est, _ = ec.LookupCell(root, &c) })
+	f("Estimate.Sample", func() { est.Sample(r) })
+	f("Effects", func() { ec.Effects("demo-ctv-purchase", "genre", func(Effect) bool { return true }) })
+	f("Expose crossed (existing cell)", func() { ts++; mc.Expose(ts, cpath, clabels, 0.02) })
+	f("Credit crossed", func() { mc.Credit(ts, ts+60, cpath[3], 1) })
 }

@@ -1,7 +1,9 @@
 // Package model owns cpafeed's estimates: segment keys, per-segment statistics
 // (exposures, attributed conversions, video starts and completes, spend) with
 // lazy exponential decay and delay correction, the hierarchical empirical-Bayes
-// conversion-rate estimate of every segment node, and snapshots of that state.
+// conversion-rate estimate of every segment node (the chain) or the crossed
+// effects of every configured key (the crossed model), and snapshots of that
+// state.
 //
 // It never does I/O except through the io.Writer and io.Reader handed to it,
 // never reads a clock (every time is passed in as Unix seconds) and knows
@@ -60,4 +62,38 @@
 // Bid time. Refresh computes every node's estimate and publishes an
 // open-addressing table (flat arrays, no per-entry pointers);
 // Estimates.Lookup returns the deepest node of a path that the table knows.
+//
+// # The crossed model (Config.Structure "crossed")
+//
+// A campaign's log CVR is its base plus one effect per configured key
+// (Config.Effects: a feature, or a tuple such as [publisher, bundle]):
+// CVR = β·Π_t m_{t,ℓ_t}, every multiplier m drawn from Gamma(s_t, s_t)
+// (mean 1, CV² 1/s_t) with its table's strength s_t fitted from the data as
+// the chain's level strengths are, so a table whose feature does not
+// matter gets multipliers near 1. The counters live in cells: a cell is
+// the tuple of values of every dimension (Config.Dims, the union of the
+// keys' features), a node at level 1 below its campaign's root with the
+// chain's decay and delay correction; the exposure's path is root → …
+// → cell and only the root and the cell (its last key) are counted. An
+// exposure whose path does not have the dimensions' depth (one journaled
+// under another configuration) is a foreign cell: counted in the base,
+// in no effect. The fit (crossed_fit.go) is backfitting: sweeps of exact
+// conditional (mean-field) updates over the cells' delay-corrected,
+// decayed counts, warm-started from the last fit, Config.Sweeps per
+// Refresh and to convergence on Refit; never on the bid path.
+//
+// With Config.SharedEffects a campaign's multiplier of a value is shrunk
+// toward that value's multiplier over all campaigns of its advertiser
+// (leave-one-out, itself fitted with a strength of its own) instead of
+// toward 1, and a value only the campaign's siblings have seen is
+// published for it with their multiplier.
+//
+// The published table holds each campaign's root and the levels of its
+// effect tables (no cells). Estimates.LookupCell probes one level per
+// table, sums in log space and gives the mean, the lognormal credible
+// interval and the Thompson draw (Estimate.Sample) of the posterior;
+// Estimates.Effects lists a table's multipliers. For Segments, level 0 is
+// the campaign and level t+1 the levels of effect table t, each with the
+// fitted CVR of its own traffic: a crossed model's segment is the traffic
+// of one value of one key ("genre=Sports").
 package model

@@ -5,22 +5,29 @@ import (
 	"fmt"
 )
 
-// Estimates encoding (little endian; version 1), for embedded scorers that
+// Estimates encoding (little endian; version 2), for embedded scorers that
 // follow a server's model:
 //
 //	"CPAFEST\x00" u32 format, u64 version, i64 time, f64 q_lo, q_hi
-//	u32 campaigns, then per campaign: id, i32 root entry, [17]i32 level offsets
+//	u8 structure (0 chain, 1 crossed); crossed: u32 n and n dimension
+//	  names, u32 n and n tables (name, u32 k and k u8 dimension indexes)
+//	u32 campaigns, then per campaign: id, i32 root entry, [17]i32 level
+//	  offsets; crossed: per table f64 strength, E[ln m], Var[ln m] of its
+//	  prior
 //	u32 entries, then per entry: u64 key, f64 cvr, lo, hi, vtr, n_eff,
-//	  conversions, exposures, spend, alpha, beta, i32 parent, u16 campaign,
-//	  u8 level, u32 label offset, u16 label length
+//	  conversions, exposures, spend, alpha, beta, [crossed: f64 ln E,
+//	  E ln, Var ln], i32 parent, u16 campaign, u8 level, u32 label offset,
+//	  u16 label length
 //	u32 label bytes and the labels
 //	u32 CRC-32C
 //
-// 108 bytes per entry plus its label. Only whole tables are encoded (no
-// delta since a version), of every campaign or of some (MarshalCampaigns).
+// 108 bytes per entry (132 crossed) plus its label. Only whole tables are
+// encoded (no delta since a version), of every campaign or of some
+// (MarshalCampaigns). Version 1 is version 2 of a chain without the
+// structure byte; it is still read.
 const (
 	estMagic   = "CPAFEST\x00"
-	estVersion = 1
+	estVersion = 2
 )
 
 // MarshalBinary encodes the table (labels gathered into one arena).
@@ -55,6 +62,21 @@ func (e *Estimates) MarshalCampaigns(keep func(id string) bool) ([]byte, error) 
 	enc.i64(e.at)
 	enc.f64(e.q[0])
 	enc.f64(e.q[1])
+	x := e.cross
+	if x == nil {
+		enc.u8(0)
+	} else {
+		enc.u8(1)
+		enc.u32(uint32(len(x.dims)))
+		for _, d := range x.dims {
+			enc.str(d)
+		}
+		enc.u32(uint32(len(x.tables)))
+		for _, t := range x.tables {
+			enc.str(t.name)
+			enc.bytes(t.dims)
+		}
+	}
 	enc.u32(uint32(len(ks)))
 	for _, k := range ks {
 		c := &e.camps[k.ci]
@@ -67,6 +89,14 @@ func (e *Estimates) MarshalCampaigns(keep func(id string) bool) ([]byte, error) 
 		for _, o := range c.off {
 			enc.u32(uint32(o + k.shift))
 		}
+		if x != nil {
+			for t := range x.tables {
+				p := c.eff[t]
+				enc.f64(p.s)
+				enc.f64(p.lc)
+				enc.f64(p.lv)
+			}
+		}
 	}
 	enc.u32(uint32(n))
 	var arena []byte
@@ -77,6 +107,11 @@ func (e *Estimates) MarshalCampaigns(keep func(id string) bool) ([]byte, error) 
 			enc.u64(uint64(x.key))
 			for _, v := range [...]float64{x.cvr, x.lo, x.hi, x.vtr, x.neff, x.conv, x.exps, x.spend, x.alpha, x.beta} {
 				enc.f64(v)
+			}
+			if e.cross != nil {
+				enc.f64(x.lm)
+				enc.f64(x.lc)
+				enc.f64(x.lv)
 			}
 			parent := x.parent
 			if parent >= 0 {
@@ -108,17 +143,53 @@ func UnmarshalEstimates(data []byte) (*Estimates, error) {
 	if d.e == nil && string(magic[:]) != estMagic {
 		return nil, fmt.Errorf("%w: not an estimates table", errCorrupt)
 	}
-	if v := d.u32(); d.e == nil && v != estVersion {
-		return nil, fmt.Errorf("estimates format %d, want %d", v, estVersion)
+	format := d.u32()
+	if d.e == nil && format != 1 && format != estVersion {
+		return nil, fmt.Errorf("estimates format %d, want %d (or 1)", format, estVersion)
 	}
 	e := &Estimates{version: d.u64(), at: d.i64()}
 	e.q[0], e.q[1] = d.fin("quantile"), d.fin("quantile")
+	if format >= 2 {
+		switch d.u8() {
+		case 0:
+		case 1:
+			x := &estCross{}
+			nd := d.count(MaxLevels-1, "dimensions")
+			for range nd {
+				x.dims = append(x.dims, d.str(1<<10, "dimension"))
+			}
+			nt := d.count(MaxLevels-1, "effect tables")
+			for range nt {
+				t := effTable{name: d.str(1<<12, "effect key")}
+				t.dims = d.bytesMax(MaxLevels-1, "effect dimensions")
+				t.salt = effectSalt(t.name)
+				for _, v := range t.dims {
+					if int(v) >= nd && d.e == nil {
+						d.fail("effect %q: dimension %d of %d", t.name, v, nd)
+					}
+				}
+				x.tables = append(x.tables, t)
+			}
+			e.cross = x
+		default:
+			d.fail("structure")
+		}
+	}
 	maxRec := len(data) / 8 // every record takes more than 8 bytes
 	nc := d.count(min(1<<16, maxRec), "campaigns")
 	for i := 0; i < nc && d.e == nil; i++ {
 		c := estCamp{id: d.str(1<<16, "campaign id"), root: int32(d.u32())}
 		for l := range c.off {
 			c.off[l] = int32(d.u32())
+		}
+		if e.cross != nil {
+			c.eff = make([]effPrior, len(e.cross.tables))
+			for t := range c.eff {
+				c.eff[t] = effPrior{s: d.fin("strength"), lc: d.fin("prior"), lv: d.fin("prior")}
+				if !(c.eff[t].s > 0) && d.e == nil {
+					d.fail("campaign %d: strength %g", i, c.eff[t].s)
+				}
+			}
 		}
 		e.camps = append(e.camps, c)
 	}
@@ -132,6 +203,9 @@ func UnmarshalEstimates(data []byte) (*Estimates, error) {
 		x.cvr, x.lo, x.hi, x.vtr = d.fin("cvr"), d.fin("lo"), d.fin("hi"), d.fin("vtr")
 		x.neff, x.conv, x.exps, x.spend = d.fin("n_eff"), d.fin("conversions"), d.fin("exposures"), d.fin("spend")
 		x.alpha, x.beta = d.fin("alpha"), d.fin("beta")
+		if e.cross != nil {
+			x.lm, x.lc, x.lv = d.fin("ln mean"), d.fin("mean ln"), d.fin("variance of ln")
+		}
 		x.parent = int32(d.u32())
 		x.camp = d.u16()
 		x.level = d.u8()
@@ -158,12 +232,21 @@ func UnmarshalEstimates(data []byte) (*Estimates, error) {
 		if uint64(x.labelOff)+uint64(x.labelLen) > uint64(len(arena)) {
 			return bad("entry %d: label out of range", i)
 		}
+		// A chain node's parent is one level up; an effect level's is its
+		// campaign's root.
+		up := x.level - 1
+		if e.cross != nil {
+			up = 0
+		}
 		if x.level == 0 {
 			if x.parent != -1 {
 				return bad("entry %d: root with a parent", i)
 			}
-		} else if x.parent < 0 || int(x.parent) >= i || e.ents[x.parent].camp != x.camp || e.ents[x.parent].level != x.level-1 {
+		} else if x.parent < 0 || int(x.parent) >= i || e.ents[x.parent].camp != x.camp || e.ents[x.parent].level != up {
 			return bad("entry %d: bad parent %d", i, x.parent)
+		}
+		if e.cross != nil && (int(x.level) > len(e.cross.tables) || x.lv < 0) {
+			return bad("entry %d: level %d of %d effect tables, variance %g", i, x.level, len(e.cross.tables), x.lv)
 		}
 	}
 	prev := int32(0)
@@ -192,6 +275,9 @@ func UnmarshalEstimates(data []byte) (*Estimates, error) {
 	}
 	if int(prev) != len(e.ents) {
 		return bad("campaign offsets cover %d of %d entries", prev, len(e.ents))
+	}
+	if e.cross != nil {
+		e.cross.z = [2]float64{normQuantile(e.q[0]), normQuantile(e.q[1])}
 	}
 	e.buildSlots()
 	for i := range e.ents {

@@ -1,5 +1,10 @@
 package model
 
+import (
+	"math"
+	"math/rand/v2"
+)
+
 // Estimate is the posterior of one segment node, as looked up at bid time.
 type Estimate struct {
 	// CVR is the posterior mean conversion rate (eventual conversions
@@ -23,8 +28,25 @@ type Estimate struct {
 	// Alpha/(Alpha+Beta)); SampleBeta(Alpha, Beta, r) is a Thompson draw.
 	// They count the evidence at its Kish effective size (a decayed count
 	// whose weights vary is worth N²/Σw² draws) plus the prior's
-	// pseudo-counts.
+	// pseudo-counts. For the crossed model they are the Beta with the
+	// posterior's mean and variance (LookupCell), or the Gamma posterior
+	// (shape, rate) of a campaign's base rate or an effect's multiplier
+	// (Get, Segments).
 	Alpha, Beta float64
+	// LogCenter and LogSD describe the crossed model's posterior of ln CVR,
+	// about normal (LookupCell): Lo and Hi are e^{LogCenter + z·LogSD} at
+	// the quantiles' z, and Sample draws from it. Zero for the chain.
+	LogCenter, LogSD float64
+}
+
+// Sample is a Thompson draw of the conversion rate from the posterior: a
+// lognormal draw for the crossed model (LogSD > 0), else a Beta one. It
+// does not allocate.
+func (e *Estimate) Sample(r *rand.Rand) float64 {
+	if e.LogSD > 0 {
+		return math.Min(math.Exp(e.LogCenter+e.LogSD*r.NormFloat64()), 1)
+	}
+	return SampleBeta(e.Alpha, e.Beta, r)
 }
 
 // entry is one row of the table: flat, no pointers.
@@ -33,7 +55,8 @@ type entry struct {
 	cvr, lo, hi, vtr        float64
 	neff, conv, exps, spend float64
 	alpha, beta             float64
-	parent                  int32 // entry index, −1 for a root
+	lm, lc, lv              float64 // crossed: ln E[·], E[ln ·], Var[ln ·] of the base or multiplier
+	parent                  int32   // entry index, −1 for a root
 	labelOff                uint32
 	labelLen                uint16
 	arena                   uint8 // which label arena
@@ -46,12 +69,35 @@ type slot struct {
 	idx uint32 // entry index + 1; 0 = empty
 }
 
+// xslot is a slot of the crossed model's effect levels with the values
+// LookupCell sums (float32: it holds 32 bytes, two to a cache line).
+type xslot struct {
+	key                Key
+	idx                uint32 // entry index + 1; 0 = empty
+	lm, lc, lv, vr, ne float32
+}
+
 // estCamp is a campaign of the table.
 type estCamp struct {
 	id   string
 	root int32 // entry index of the root, −1 if none
 	// Entries of level l are ents[off[l]:off[l+1]].
 	off [MaxLevels + 1]int32
+	// eff holds, for the crossed model, each effect table's prior (the
+	// posterior of a level never seen).
+	eff []effPrior
+}
+
+// effPrior is an effect table's prior Gamma(s, s) of a multiplier: its
+// strength, E[ln m] and Var[ln m].
+type effPrior struct{ s, lc, lv float64 }
+
+// estCross is what lookups need of the crossed model: its dimensions and
+// tables, and the normal quantiles of the credible interval.
+type estCross struct {
+	dims   []string
+	tables []effTable
+	z      [2]float64
 }
 
 // Estimates is an immutable table of the estimates of every node, built by
@@ -65,8 +111,11 @@ type Estimates struct {
 	ents    []entry
 	slots   []slot
 	mask    uint64
+	xslots  []xslot // crossed: the effect levels
+	xmask   uint64
 	labels  [][]byte // label arenas (shared with the live model: append-only)
 	camps   []estCamp
+	cross   *estCross // nil for the chain
 }
 
 // Version returns the table's model version: it grows by one with every

@@ -30,3 +30,33 @@ func mix(x uint64) uint64 {
 	x ^= x >> 31
 	return x
 }
+
+// ValueHash is the hash of a feature value as keys use it:
+// k.Child(v) == k.ChildHash(ValueHash(v)).
+func ValueHash(v []byte) uint64 { return xxhash.Sum64(v) }
+
+// ChildHash is Child of a value given by its ValueHash.
+func (k Key) ChildHash(h uint64) Key {
+	return Key(mix(uint64(k)*0x9e3779b97f4a7c15 ^ h))
+}
+
+// effectSalt is the hash of an effect key's name, which keys its levels.
+func effectSalt(name string) uint64 { return mix(0x6566666563740000 ^ xxhash.Sum64String(name)) }
+
+// valueKey identifies the values vals of effect table (salt, dims),
+// whatever the campaign: it keys the values an advertiser's campaigns
+// share.
+func valueKey(salt uint64, dims []uint8, vals *[MaxLevels]uint64) uint64 {
+	h := salt
+	for _, d := range dims {
+		h = mix(h*0x9e3779b97f4a7c15 ^ vals[d])
+	}
+	return h
+}
+
+// levelKey is the key of the level of the campaign root whose values have
+// valueKey vk: stable (snapshots and embedded scorers compute it),
+// independent of the order of the tables.
+func levelKey(root Key, vk uint64) Key {
+	return Key(mix(uint64(root)*0xd1b54a32d192ed03 ^ vk ^ 0x6c6576656c000000))
+}

@@ -306,7 +306,7 @@ func logLoss(p, q float64) float64 {
 func TestMarketHierarchy(t *testing.T) {
 	mc := defaultMarket()
 	mk := newMarket(mc)
-	m := New(Config{HalfLife: -1}, mk.campaignConfigs())
+	m := New(Config{Structure: StructureChain, HalfLife: -1}, mk.campaignConfigs())
 	start := t0
 	stop := start + 14*86400
 	end := stop + mc.window
@@ -495,8 +495,8 @@ func TestMarketDelay(t *testing.T) {
 		mk.camps[i].startAt = start + int64(opens[i%len(opens)]*86400)
 	}
 	mk.evalAt = T
-	corrected := New(Config{}, mk.campaignConfigs())
-	naive := New(Config{NoDelayCorrection: true}, mk.campaignConfigs())
+	corrected := New(Config{Structure: StructureChain}, mk.campaignConfigs())
+	naive := New(Config{Structure: StructureChain, NoDelayCorrection: true}, mk.campaignConfigs())
 	began := time.Now()
 	refitEvery := int64(2 * 86400)
 	if raceEnabled {

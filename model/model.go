@@ -31,6 +31,7 @@ type Model struct {
 	shardBits uint
 	shardMask uint64
 	shards    []shard
+	cr        *crossed // the crossed model's tables and levels; nil for the chain
 
 	camps atomic.Pointer[campSet]
 	fit   atomic.Pointer[fitState]
@@ -57,7 +58,10 @@ type shard struct {
 	index  map[Key]uint32 // key → local index in nodes
 	nodes  []node
 	labels []byte // append-only arena of node labels
-	_      [64]byte
+	// lv holds, for the crossed model, the level ids of every node in
+	// each effect table (len(tables) per node, noLevel for roots).
+	lv []uint32
+	_  [64]byte
 }
 
 // node is the live state of one segment node. Every count is decayed to
@@ -118,6 +122,19 @@ type fitState struct {
 	// campaign added after the fit).
 	pooled       [MaxLevels]float64
 	pooledFitted [MaxLevels]bool
+	// shared[t+1] is the strength of the multipliers of effect table t's
+	// values over an advertiser's campaigns (Config.SharedEffects), pooled
+	// over advertisers.
+	shared       [MaxLevels]float64
+	sharedFitted [MaxLevels]bool
+}
+
+// sharedStrength is the shared strength of effect table l−1.
+func (f *fitState) sharedStrength(l int, def float64) float64 {
+	if s := f.shared[l]; s > 0 {
+		return s
+	}
+	return def
 }
 
 // New returns a model of campaigns (each taken WithDefaults) under cfg
@@ -141,6 +158,9 @@ func New(cfg Config, campaigns []Campaign) *Model {
 		m.shardBits++
 	}
 	m.shardMask = uint64(cfg.Shards - 1)
+	if cfg.Structure == StructureCrossed {
+		m.cr = newCrossed(cfg)
+	}
 	m.shards = make([]shard, cfg.Shards)
 	for i := range m.shards {
 		m.shards[i].index = make(map[Key]uint32)
@@ -256,6 +276,9 @@ func (m *Model) ensureRoot(cs *campState) {
 	sh.mu.Lock()
 	if _, ok := sh.index[cs.root]; !ok {
 		sh.add(cs.root, noNode, uint16(cs.idx), 0, []byte(cs.c.ID), 0)
+		if m.cr != nil {
+			sh.lv = m.cr.appendLevels(sh.lv, cs, 0, nil)
+		}
 	}
 	sh.mu.Unlock()
 }

@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -32,7 +33,7 @@ func testCampaigns() []Campaign {
 }
 
 func TestExposeCreditLookup(t *testing.T) {
-	m := New(Config{HalfLife: -1}, testCampaigns())
+	m := New(Config{Structure: StructureChain, HalfLife: -1}, testCampaigns())
 	path, labels := testPath("demo-ctv-purchase", "pub-1203", "com.example.tv", "Sports", "501")
 	for i := 0; i < 1000; i++ {
 		if !m.Expose(t0, path, labels, 0.02) {
@@ -104,7 +105,7 @@ func TestDelayCorrectionYoung(t *testing.T) {
 	// 10k exposures an hour old, 1% of which will convert: the conversions
 	// seen so far are those with delay ≤ 1 h. n_eff must shrink by about
 	// F(1 h) so that c/n_eff is not biased low.
-	m := New(Config{HalfLife: -1, NoDelayCorrection: false}, testCampaigns())
+	m := New(Config{Structure: StructureChain, HalfLife: -1, NoDelayCorrection: false}, testCampaigns())
 	path, labels := testPath("demo-ctv-purchase", "p")
 	for i := 0; i < 10000; i++ {
 		m.Expose(t0, path, labels, 0)
@@ -128,7 +129,7 @@ func TestDelayCorrectionYoung(t *testing.T) {
 }
 
 func TestDecay(t *testing.T) {
-	m := New(Config{HalfLife: time.Hour}, testCampaigns())
+	m := New(Config{Structure: StructureChain, HalfLife: time.Hour}, testCampaigns())
 	path, labels := testPath("demo-ctv-purchase", "p")
 	m.Expose(t0, path, labels, 1)
 	m.Expose(t0+3600, path, labels, 1) // the first now weighs 1/2
@@ -146,7 +147,7 @@ func TestDecay(t *testing.T) {
 }
 
 func TestConcurrentWrites(t *testing.T) {
-	m := New(Config{HalfLife: -1}, testCampaigns())
+	m := New(Config{Structure: StructureChain, HalfLife: -1}, testCampaigns())
 	var wg sync.WaitGroup
 	for g := 0; g < 4; g++ {
 		wg.Add(1)
@@ -205,7 +206,7 @@ func TestConcurrentWrites(t *testing.T) {
 }
 
 func TestSetCampaigns(t *testing.T) {
-	m := New(Config{}, testCampaigns())
+	m := New(Config{Structure: StructureChain}, testCampaigns())
 	path, labels := testPath("demo-ctv-purchase", "p")
 	m.Expose(t0, path, labels, 1)
 	cs := testCampaigns()
@@ -244,13 +245,21 @@ func TestConfigValidate(t *testing.T) {
 	f(Config{Quantiles: [2]float64{0.9, 0.1}}, 1)
 	f(Config{Shards: 3}, 1)
 	f(Config{MinSiblings: 1, VTRPrior: -1}, 2)
+	f(Config{Structure: "tree"}, 1)
+	f(Config{Sweeps: MaxSweeps + 1}, 1)
+	f(Config{Effects: [][]string{{"genre"}, {}, {"a+b"}, {"x", "x"}, {"genre"}}}, 4)
+	many := make([][]string, MaxLevels)
+	for i := range many {
+		many[i] = []string{fmt.Sprint("f", i)}
+	}
+	f(Config{Effects: many}, 2) // too many keys, too many features
 }
 
 // TestRefreshWhileNodesAreCreated: Refresh runs while writers create new
 // segments (children in other shards than their parents); it must never
 // see a child without its parent.
 func TestRefreshWhileNodesAreCreated(t *testing.T) {
-	m := New(Config{}, []Campaign{{ID: "c", Advertiser: "a", Event: "Purchase", TargetCPA: 10}})
+	m := New(Config{Structure: StructureChain}, []Campaign{{ID: "c", Advertiser: "a", Event: "Purchase", TargetCPA: 10}})
 	root := RootKey("c")
 	done := make(chan struct{})
 	go func() {
@@ -282,16 +291,23 @@ min_siblings: 30
 strength_spread: 0.3
 no_delay_correction: true
 shards: 16
+structure: crossed
+effects: [[genre], [publisher, bundle]]
+sweeps: 3
 `), &c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Config{HalfLife: 72 * time.Hour, Quantiles: [2]float64{0.1, 0.9}, RefreshInterval: 5 * time.Second,
-		MinSiblings: 30, StrengthSpread: 0.3, NoDelayCorrection: true, Shards: 16}
-	if c != want {
+		MinSiblings: 30, StrengthSpread: 0.3, NoDelayCorrection: true, Shards: 16,
+		Structure: StructureCrossed, Effects: [][]string{{"genre"}, {"publisher", "bundle"}}, Sweeps: 3}
+	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("decoded %+v", c)
 	}
 	if errs := c.WithDefaults().Validate(); len(errs) != 0 {
 		t.Fatal(errs)
+	}
+	if d := c.Dims(); !reflect.DeepEqual(d, []string{"genre", "publisher", "bundle"}) {
+		t.Fatalf("Dims() = %v", d)
 	}
 }

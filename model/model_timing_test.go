@@ -23,7 +23,7 @@ func benchPaths(c string, n int) ([][]Key, [][][]byte) {
 // exposed a few times and some credited.
 func filledModel(b *testing.B, n int) (*Model, [][]Key) {
 	b.Helper()
-	m := New(Config{}, testCampaigns())
+	m := New(Config{Structure: StructureChain}, testCampaigns())
 	paths, labels := benchPaths("demo-ctv-purchase", n)
 	r := rand.New(rand.NewPCG(1, 1))
 	for i, p := range paths {
@@ -37,7 +37,7 @@ func filledModel(b *testing.B, n int) (*Model, [][]Key) {
 }
 
 func BenchmarkModelExpose(b *testing.B) {
-	m := New(Config{}, testCampaigns())
+	m := New(Config{Structure: StructureChain}, testCampaigns())
 	paths, labels := benchPaths("demo-ctv-purchase", 10000)
 	for i, p := range paths {
 		m.Expose(t0, p, labels[i], 0.02)
@@ -51,7 +51,7 @@ func BenchmarkModelExpose(b *testing.B) {
 }
 
 func BenchmarkModelExposeParallel(b *testing.B) {
-	m := New(Config{}, testCampaigns())
+	m := New(Config{Structure: StructureChain}, testCampaigns())
 	paths, labels := benchPaths("demo-ctv-purchase", 10000)
 	for i, p := range paths {
 		m.Expose(t0, p, labels[i], 0.02)
@@ -69,7 +69,7 @@ func BenchmarkModelExposeParallel(b *testing.B) {
 }
 
 func BenchmarkModelCredit(b *testing.B) {
-	m := New(Config{}, testCampaigns())
+	m := New(Config{Structure: StructureChain}, testCampaigns())
 	paths, labels := benchPaths("demo-ctv-purchase", 10000)
 	for i, p := range paths {
 		m.Expose(t0, p, labels[i], 0.02)
@@ -209,6 +209,87 @@ func BenchmarkMapLookupBaseline(b *testing.B) {
 				break
 			}
 		}
+	}
+	_ = s
+}
+
+// crossedModel returns a crossed model of the default effect keys (12
+// tables over 10 features) with n cells over two campaigns, each exposed
+// once and every 50th credited: random values of realistic cardinality
+// (300 publishers of about 7 apps each, 210 metros, ...).
+func crossedModel(b *testing.B, n int) *Model {
+	b.Helper()
+	cfg := Config{Structure: StructureCrossed}.WithDefaults()
+	m := New(cfg, testCampaigns())
+	dims := cfg.Dims()
+	card := map[string]int{"publisher": 300, "bundle": 2000, "genre": 12, "metro": 210, "daypart": 6, "devicetype": 3,
+		"make": 8, "position": 3, "slot": 5, "podsize": 4, "livestream": 2, "contentlen": 4}
+	r := rand.New(rand.NewPCG(1, 1))
+	camps := []string{"demo-ctv-purchase", "demo-ctv-signup"}
+	values := make([]string, len(dims))
+	for i := range n {
+		for d, name := range dims {
+			values[d] = fmt.Sprintf("%s-%d", name, r.IntN(card[name]))
+		}
+		// An app belongs to one publisher (about 7 each).
+		values[1] = fmt.Sprintf("%s-%d", values[0], r.IntN(7))
+		path, labels := testPath(camps[i%2], values...)
+		ts := t0 + int64(r.IntN(7*86400))
+		m.Expose(ts, path, labels, 0.02)
+		if i%50 == 0 {
+			m.Credit(ts, ts+3600, path[len(path)-1], 1)
+		}
+	}
+	return m
+}
+
+// BenchmarkModelRefreshCrossed2M is a Refresh (Config.Sweeps = 2 warm
+// sweeps) of a crossed model with 2 million cells; BenchmarkModelRefitCrossed2M
+// a Refit (sweeps to convergence and the tables' strengths). The server
+// waits ten times a rebuild's duration between two (server/state.go), so a
+// refresh of d seconds costs a tenth of a core at an interval of 10·d.
+func BenchmarkModelRefreshCrossed2M(b *testing.B) {
+	m := crossedModel(b, 2_000_000)
+	m.Refit(t0 + 7*86400) // converged, as in steady state
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		m.Refresh(t0 + 7*86400 + int64(i))
+	}
+	b.ReportMetric(float64(m.Estimates().Len()), "entries")
+}
+
+func BenchmarkModelRefitCrossed2M(b *testing.B) {
+	m := crossedModel(b, 2_000_000)
+	m.Refit(t0 + 7*86400)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		m.Refit(t0 + 7*86400 + int64(i))
+	}
+}
+
+// BenchmarkModelLookupCell looks up cells (12 tables) in a table of
+// 200 000 cells' effect levels.
+func BenchmarkModelLookupCell(b *testing.B) {
+	m := crossedModel(b, 200_000)
+	e := m.Refit(t0 + 7*86400)
+	dims := m.Config().Dims()
+	cells := make([]Cell, 1000)
+	r := rand.New(rand.NewPCG(1, 1))
+	for i := range cells {
+		cells[i].Reset(len(dims))
+		for d, name := range dims {
+			cells[i].SetValue(d, fmt.Appendf(nil, "%s-%d", name, r.IntN(3)))
+		}
+	}
+	root := RootKey("demo-ctv-purchase")
+	b.ReportAllocs()
+	b.ResetTimer()
+	var s float64
+	for i := 0; i < b.N; i++ {
+		est, _ := e.LookupCell(root, &cells[i%len(cells)])
+		s += est.CVR
 	}
 	_ = s
 }

@@ -18,6 +18,9 @@ type refreshState struct {
 	fc    []float64  // strength fit: CV² of the parent's rate (its uncertainty)
 	from  []int      // strength fit: first term of each campaign
 	qmemo qmemo
+
+	cellLv []uint32 // crossed: level ids of the scanned nodes (see scanRow.lvOff)
+	cx     crossFit // crossed: the fit's state, warm-started across rebuilds
 }
 
 // scanRow is a node's counts decayed to the refresh time.
@@ -30,6 +33,7 @@ type scanRow struct {
 	camp                     uint16
 	level                    uint8
 	shard                    uint8
+	lvOff                    uint32 // crossed: the node's level ids are rs.cellLv[lvOff:lvOff+len(tables)]
 	n, n2, c, neff           float64
 	spend, starts, completes float64
 }
@@ -47,6 +51,7 @@ const orphan = noNode - 1
 
 // campConst is what a refresh needs of a campaign.
 type campConst struct {
+	adv    string // advertiser (shared effects)
 	lam0   float64
 	a      float64
 	b      [nComp]float64
@@ -95,13 +100,82 @@ func (m *Model) rebuild(now int64, fit bool) *Estimates {
 	cc := make([]campConst, len(cs.list))
 	for i, c := range cs.list {
 		f := c.l.fit.Load()
-		cc[i] = campConst{lam0: c.lam0, a: f.a, b: f.b, prior: c.c.PriorCVR, active: c.active, id: c.c.ID}
+		cc[i] = campConst{adv: c.c.Advertiser, lam0: c.lam0, a: f.a, b: f.b, prior: c.c.PriorCVR, active: c.active, id: c.c.ID}
 	}
 	rs := &m.rs
 	e := &Estimates{version: m.ver.Add(1), at: now, q: m.cfg.Quantiles, labels: make([][]byte, len(m.shards))}
+	rows, order, count := m.scanOrdered(now, cc, e)
+	if m.cr != nil {
+		return m.rebuildCrossed(now, fit, cc, e, rows, order, count)
+	}
+	ncamp := len(cc)
+	e.camps = make([]estCamp, ncamp)
+	for ci := range e.camps {
+		c := &e.camps[ci]
+		c.id, c.root = cc[ci].id, -1
+		for l := 0; l <= MaxLevels; l++ {
+			c.off[l] = count[ci*MaxLevels+l]
+		}
+	}
+	ents := make([]entry, len(rows))
+	if cap(rs.kish) < len(rows) {
+		rs.kish = make([]float64, len(rows), len(rows)+len(rows)/4)
+	}
+	kish := rs.kish[:len(rows)]
+	for i := range ents {
+		r := &rows[order[i]]
+		x := &ents[i]
+		x.key, x.labelOff, x.labelLen, x.arena, x.level, x.camp = r.key, r.labelOff, r.labelLen, r.shard, r.level, r.camp
+		x.exps, x.conv, x.neff, x.spend = r.n, r.c, r.neff, r.spend
+		x.parent = -1
+		if r.parent != noNode {
+			x.parent = rs.pos[uint64(r.parent)&m.shardMask][r.parent>>m.shardBits]
+		} else {
+			e.camps[r.camp].root = int32(i)
+		}
+		kish[i] = 1
+		if r.n2 > 0 {
+			kish[i] = r.n / r.n2
+		}
+	}
 
+	// 3. Prior strengths and posteriors, level by level so that a level's
+	// fit sees its parents' new estimates.
+	fs := m.fit.Load()
+	if fit {
+		fs = m.fitRoots(now, e, ents, kish, cc)
+	}
+	for l := 0; l < MaxLevels; l++ {
+		if fit && l > 0 {
+			m.fitLevel(fs, l, e, ents, kish)
+		}
+		for ci := range e.camps {
+			lo, hi := e.camps[ci].off[l], e.camps[ci].off[l+1]
+			for i := lo; i < hi; i++ {
+				m.posterior(&ents[i], &rows[order[i]], kish, int(i), ents, fs, cc, &rs.cache[rows[order[i]].shard][rows[order[i]].local])
+			}
+		}
+	}
+	if fit {
+		m.fit.Store(fs)
+	}
+	e.ents = ents
+	e.buildSlots()
+	m.est.Store(e)
+	return e
+}
+
+// scanOrdered copies every node's counts, decayed to now, and orders them
+// by (campaign, level) so that parents come before their children. It
+// returns the rows, order (entry index → row index) and count (the rows of
+// campaign ci at level l are entries count[ci·MaxLevels+l] to
+// count[ci·MaxLevels+l+1]); it sets e's label arenas to the shards'.
+// m.rmu held.
+func (m *Model) scanOrdered(now int64, cc []campConst, e *Estimates) ([]scanRow, []int32, []int32) {
+	rs := &m.rs
 	// 1. Copy the counts, decayed to now, shard by shard.
 	rows := rs.rows[:0]
+	rs.cellLv = rs.cellLv[:0]
 	if len(rs.pos) != len(m.shards) {
 		rs.pos = make([][]int32, len(m.shards))
 		rs.cache = make([][]qcache, len(m.shards))
@@ -128,7 +202,13 @@ func (m *Model) rebuild(now int64, fit bool) *Estimates {
 			if int(nd.camp) >= len(cc) {
 				continue // of a campaign added since this rebuild began: next time
 			}
-			rows = append(rows, m.scan(nd, &cc[nd.camp], now, uint8(si), uint32(local)))
+			r := m.scan(nd, &cc[nd.camp], now, uint8(si), uint32(local))
+			if m.cr != nil {
+				t := len(m.cr.tables)
+				r.lvOff = uint32(len(rs.cellLv))
+				rs.cellLv = append(rs.cellLv, sh.lv[local*t:(local+1)*t]...)
+			}
+			rows = append(rows, r)
 		}
 		sh.mu.Unlock()
 		if cap(rs.pos[si]) < n {
@@ -191,60 +271,7 @@ func (m *Model) rebuild(now int64, fit bool) *Estimates {
 		rows = slices.DeleteFunc(rows, func(r scanRow) bool { return r.parent == orphan })
 		rs.rows = rows
 	}
-	e.camps = make([]estCamp, ncamp)
-	for ci := range e.camps {
-		c := &e.camps[ci]
-		c.id, c.root = cc[ci].id, -1
-		for l := 0; l <= MaxLevels; l++ {
-			c.off[l] = count[ci*MaxLevels+l]
-		}
-	}
-	ents := make([]entry, len(rows))
-	if cap(rs.kish) < len(rows) {
-		rs.kish = make([]float64, len(rows), len(rows)+len(rows)/4)
-	}
-	kish := rs.kish[:len(rows)]
-	for i := range ents {
-		r := &rows[order[i]]
-		x := &ents[i]
-		x.key, x.labelOff, x.labelLen, x.arena, x.level, x.camp = r.key, r.labelOff, r.labelLen, r.shard, r.level, r.camp
-		x.exps, x.conv, x.neff, x.spend = r.n, r.c, r.neff, r.spend
-		x.parent = -1
-		if r.parent != noNode {
-			x.parent = rs.pos[uint64(r.parent)&m.shardMask][r.parent>>m.shardBits]
-		} else {
-			e.camps[r.camp].root = int32(i)
-		}
-		kish[i] = 1
-		if r.n2 > 0 {
-			kish[i] = r.n / r.n2
-		}
-	}
-
-	// 3. Prior strengths and posteriors, level by level so that a level's
-	// fit sees its parents' new estimates.
-	fs := m.fit.Load()
-	if fit {
-		fs = m.fitRoots(now, e, ents, kish, cc)
-	}
-	for l := 0; l < MaxLevels; l++ {
-		if fit && l > 0 {
-			m.fitLevel(fs, l, e, ents, kish)
-		}
-		for ci := range e.camps {
-			lo, hi := e.camps[ci].off[l], e.camps[ci].off[l+1]
-			for i := lo; i < hi; i++ {
-				m.posterior(&ents[i], &rows[order[i]], kish, int(i), ents, fs, cc, &rs.cache[rows[order[i]].shard][rows[order[i]].local])
-			}
-		}
-	}
-	if fit {
-		m.fit.Store(fs)
-	}
-	e.ents = ents
-	e.buildSlots()
-	m.est.Store(e)
-	return e
+	return rows, order, count
 }
 
 // scan returns nd's counts decayed to now, with its delay-corrected
@@ -526,5 +553,35 @@ func (e *Estimates) buildSlots() {
 			j = (j + 1) & e.mask
 		}
 		e.slots[j] = slot{key: k, idx: uint32(i + 1)}
+	}
+	if e.cross != nil {
+		e.buildXSlots()
+	}
+}
+
+// buildXSlots builds the crossed model's lookup index of its effect
+// levels: each slot holds what LookupCell sums, so that a table costs one
+// memory access (the entries are five times larger).
+func (e *Estimates) buildXSlots() {
+	size := 16
+	for size < 2*len(e.ents) {
+		size <<= 1
+	}
+	e.xslots = make([]xslot, size)
+	e.xmask = uint64(size - 1)
+	for i := range e.ents {
+		x := &e.ents[i]
+		if x.level == 0 || x.parent < 0 {
+			continue
+		}
+		vr := float32(1)
+		if r := e.ents[x.parent].vtr; r > 0 {
+			vr = float32(x.vtr / r)
+		}
+		j := uint64(x.key) & e.xmask
+		for e.xslots[j].idx != 0 {
+			j = (j + 1) & e.xmask
+		}
+		e.xslots[j] = xslot{key: x.key, idx: uint32(i + 1), lm: float32(x.lm), lc: float32(x.lc), lv: float32(x.lv), vr: vr, ne: float32(x.neff)}
 	}
 }

@@ -8,28 +8,36 @@ import (
 	"slices"
 )
 
-// Snapshot format (little endian; version 1):
+// Snapshot format (little endian; version 2):
 //
 //	"CPAFMDL\x00" u32 format
 //	u64 model version, i64 time of the last table
+//	structure: u8 (0 chain, 1 crossed); crossed: u32 n and n dimension
+//	  names, u32 n and n tables (name, u32 k and k u8 dimension indexes)
 //	campaigns: u32 n, then per campaign: id, advertiser, event, i64 window
 //	  (seconds), active, totals (u64 exposures, f64 spend, starts,
 //	  completes, credited, u64 conversions, attributed, unattributed)
-//	strengths: i64 at, f64 root, bool, [16]f64 pooled, [16]bool, then per
-//	  campaign [16]f64, [16]bool
+//	strengths: i64 at, f64 root, bool, [16]f64 pooled, [16]bool, [16]f64
+//	  shared (format 2), [16]bool, then per campaign [16]f64, [16]bool
 //	learners: u32 n, then per learner: advertiser, event, i64 window,
 //	  u64 seen, [6]f64 weights, bool fitted, u32 samples, u32 iterations,
 //	  PCG state, u32 k and k samples (i64 exposure, i64 conversion, f64
 //	  weight, f64 key)
+//	crossed only: effect levels: u32 n, then per level u64 key, u64
+//	  value key, u16 campaign, u8 table, label
 //	nodes: u32 shards, then per shard u32 n and n nodes: u64 key, u64
 //	  parent key (0 for a root), u16 campaign (index above), u8 level,
-//	  label, i64 tRef, f64 n, n2, c, [6]f64 s, f64 spend, starts, completes
+//	  label, i64 tRef, f64 n, n2, c, [6]f64 s, f64 spend, starts,
+//	  completes; crossed: then one u32 level index per table (noLevel
+//	  for a root or a foreign cell)
 //	u32 CRC-32C of all the above
 //
-// Strings and labels are u32 length + bytes.
+// Strings and labels are u32 length + bytes. Version 1 (before the crossed
+// model) is version 2 of a chain without the structure byte; it is still
+// read.
 const (
 	snapMagic   = "CPAFMDL\x00"
-	snapVersion = 1
+	snapVersion = 2
 )
 
 // WriteSnapshot writes the model's complete mutable state (nodes with their
@@ -49,6 +57,7 @@ func (m *Model) WriteSnapshot(w io.Writer) error {
 	type shardCopy struct {
 		nodes  []node
 		labels []byte
+		lv     []uint32
 	}
 	copies := make([]shardCopy, len(m.shards))
 	for i := range m.shards {
@@ -56,7 +65,14 @@ func (m *Model) WriteSnapshot(w io.Writer) error {
 	}
 	for i := range m.shards {
 		sh := &m.shards[i]
-		copies[i] = shardCopy{nodes: append([]node(nil), sh.nodes...), labels: sh.labels[:len(sh.labels):len(sh.labels)]}
+		copies[i] = shardCopy{nodes: append([]node(nil), sh.nodes...), labels: sh.labels[:len(sh.labels):len(sh.labels)], lv: append([]uint32(nil), sh.lv...)}
+	}
+	var levels []level
+	var lvLabels []byte
+	if m.cr != nil {
+		m.cr.mu.Lock()
+		levels, lvLabels = append([]level(nil), m.cr.levels...), m.cr.labels[:len(m.cr.labels):len(m.cr.labels)]
+		m.cr.mu.Unlock()
 	}
 	tots := make([]campTotals, len(cs.list))
 	for i, c := range cs.list {
@@ -72,6 +88,20 @@ func (m *Model) WriteSnapshot(w io.Writer) error {
 	e.u32(snapVersion)
 	e.u64(ver)
 	e.i64(est.at)
+	if m.cr == nil {
+		e.u8(0)
+	} else {
+		e.u8(1)
+		e.u32(uint32(len(m.cr.dims)))
+		for _, d := range m.cr.dims {
+			e.str(d)
+		}
+		e.u32(uint32(len(m.cr.tables)))
+		for _, t := range m.cr.tables {
+			e.str(t.name)
+			e.bytes(t.dims)
+		}
+	}
 
 	e.u32(uint32(len(cs.list)))
 	for i, c := range cs.list {
@@ -99,6 +129,12 @@ func (m *Model) WriteSnapshot(w io.Writer) error {
 	}
 	for l := range MaxLevels {
 		e.bool(fs.pooledFitted[l])
+	}
+	for l := range MaxLevels {
+		e.f64(fs.shared[l])
+	}
+	for l := range MaxLevels {
+		e.bool(fs.sharedFitted[l])
 	}
 	for ci := range cs.list {
 		var lv [MaxLevels]float64
@@ -154,6 +190,16 @@ func (m *Model) WriteSnapshot(w io.Writer) error {
 		}
 	}
 
+	if m.cr != nil {
+		e.u32(uint32(len(levels)))
+		for _, l := range levels {
+			e.u64(uint64(l.key))
+			e.u64(l.vk)
+			e.u16(l.camp)
+			e.u8(l.table)
+			e.bytes(lvLabels[l.labelOff : l.labelOff+uint32(l.labelLen)])
+		}
+	}
 	e.u32(uint32(len(copies)))
 	for si := range copies {
 		c := &copies[si]
@@ -180,6 +226,12 @@ func (m *Model) WriteSnapshot(w io.Writer) error {
 			e.f64(nd.spend)
 			e.f64(nd.starts)
 			e.f64(nd.completes)
+			if m.cr != nil {
+				t := len(m.cr.tables)
+				for _, id := range c.lv[i*t : (i+1)*t] {
+					e.u32(id)
+				}
+			}
 		}
 	}
 	return e.finish()
@@ -205,11 +257,45 @@ func (m *Model) ReadSnapshot(r io.Reader) (Restored, error) {
 	if d.e == nil && string(magic[:]) != snapMagic {
 		return res, fmt.Errorf("%w: not a model snapshot", errCorrupt)
 	}
-	if v := d.u32(); d.e == nil && v != snapVersion {
-		return res, fmt.Errorf("model snapshot format %d, want %d", v, snapVersion)
+	format := d.u32()
+	if d.e == nil && format != 1 && format != snapVersion {
+		return res, fmt.Errorf("model snapshot format %d, want %d (or 1)", format, snapVersion)
 	}
 	ver := d.u64()
 	at := d.i64()
+	// The structure the snapshot was written under. Its nodes below the
+	// campaigns are kept only under the same structure (and for the
+	// crossed model the same dimensions and tables); otherwise only the
+	// campaigns' roots are (StructureChanged).
+	crossedSnap := false
+	var sdims []string
+	var stables []effTable
+	if format >= 2 {
+		switch d.u8() {
+		case 0:
+		case 1:
+			crossedSnap = true
+			nd := d.count(MaxLevels, "dimensions")
+			for range nd {
+				sdims = append(sdims, d.str(1<<10, "dimension"))
+			}
+			nt := d.count(MaxLevels, "effect tables")
+			for range nt {
+				t := effTable{name: d.str(1<<12, "effect key")}
+				t.dims = d.bytesMax(MaxLevels, "effect dimensions")
+				for _, x := range t.dims {
+					if int(x) >= nd {
+						d.fail("effect %q: dimension %d", t.name, x)
+					}
+				}
+				stables = append(stables, t)
+			}
+		default:
+			d.fail("structure")
+		}
+	}
+	keepAll := !crossedSnap && m.cr == nil || crossedSnap && m.cr != nil && m.cr.same(sdims, stables)
+	res.StructureChanged = !keepAll
 
 	cs := m.camps.Load()
 	type snapCamp struct {
@@ -260,6 +346,14 @@ func (m *Model) ReadSnapshot(r io.Reader) (Restored, error) {
 	}
 	for l := range MaxLevels {
 		fs.pooledFitted[l] = d.bool()
+	}
+	if format >= 2 {
+		for l := range MaxLevels {
+			fs.shared[l] = d.strength()
+		}
+		for l := range MaxLevels {
+			fs.sharedFitted[l] = d.bool()
+		}
 	}
 	for i := range camps {
 		for l := range MaxLevels {
@@ -340,6 +434,44 @@ func (m *Model) ReadSnapshot(r io.Reader) (Restored, error) {
 		learners = append(learners, sl)
 	}
 
+	// Effect levels (crossed), renumbered: those of campaigns no longer
+	// configured are dropped with their cells.
+	var remap []uint32 // snapshot level index → new id
+	var levels []level
+	var lvLabels []byte
+	lvIndex := map[Key]uint32{}
+	if crossedSnap {
+		nlv := d.count(1<<28, "effect levels")
+		for i := 0; i < nlv && d.e == nil; i++ {
+			k := Key(d.u64())
+			vk := d.u64()
+			ci := int(d.u16())
+			t := int(d.u8())
+			label := d.bytesMax(maxLabel, "level label")
+			if ci >= len(camps) || t >= len(stables) {
+				d.fail("level %x: campaign %d, table %d", uint64(k), ci, t)
+				break
+			}
+			if !keepAll || camps[ci].cur == nil {
+				remap = append(remap, noLevel)
+				continue
+			}
+			if _, dup := lvIndex[k]; dup {
+				d.fail("level %x twice", uint64(k))
+				break
+			}
+			id := uint32(len(levels))
+			lvIndex[k] = id
+			levels = append(levels, level{key: k, vk: vk, labelOff: uint32(len(lvLabels)), labelLen: uint16(len(label)), camp: uint16(camps[ci].cur.idx), table: uint8(t)})
+			lvLabels = append(lvLabels, label...)
+			remap = append(remap, id)
+		}
+	}
+	ntab := 0
+	if m.cr != nil {
+		ntab = len(m.cr.tables)
+	}
+
 	// Nodes, into fresh shards.
 	shards := make([]shard, len(m.shards))
 	for i := range shards {
@@ -366,6 +498,15 @@ func (m *Model) ReadSnapshot(r io.Reader) (Restored, error) {
 			nd.spend = d.fin("spend")
 			nd.starts = d.fin("starts")
 			nd.completes = d.fin("completes")
+			var lv [MaxLevels]uint32
+			if crossedSnap {
+				for t := range stables {
+					lv[t] = d.u32()
+					if lv[t] != noLevel && int(lv[t]) >= len(remap) {
+						d.fail("node %x: level %d", uint64(k), lv[t])
+					}
+				}
+			}
 			if d.e != nil {
 				break
 			}
@@ -383,7 +524,7 @@ func (m *Model) ReadSnapshot(r io.Reader) (Restored, error) {
 				break
 			}
 			sc := &camps[ci]
-			if sc.cur == nil {
+			if sc.cur == nil || !keepAll && level > 0 {
 				res.DroppedNodes++
 				continue
 			}
@@ -399,6 +540,13 @@ func (m *Model) ReadSnapshot(r io.Reader) (Restored, error) {
 			local := sh.add(k, noNode, uint16(sc.cur.idx), level, label, nd.tRef)
 			x := &sh.nodes[local]
 			x.n, x.n2, x.c, x.s, x.spend, x.starts, x.completes = nd.n, nd.n2, nd.c, nd.s, nd.spend, nd.starts, nd.completes
+			for t := range ntab {
+				id := noLevel
+				if crossedSnap && level > 0 && lv[t] != noLevel {
+					id = remap[lv[t]]
+				}
+				sh.lv = append(sh.lv, id)
+			}
 			parentKeys[dst] = append(parentKeys[dst], pk)
 			res.Nodes++
 		}
@@ -438,7 +586,12 @@ func (m *Model) ReadSnapshot(r io.Reader) (Restored, error) {
 	}
 	for i := range m.shards {
 		sh := &m.shards[i]
-		sh.index, sh.nodes, sh.labels = shards[i].index, shards[i].nodes, shards[i].labels
+		sh.index, sh.nodes, sh.labels, sh.lv = shards[i].index, shards[i].nodes, shards[i].labels, shards[i].lv
+	}
+	if m.cr != nil {
+		m.cr.mu.Lock()
+		m.cr.levels, m.cr.labels, m.cr.index = levels, lvLabels, lvIndex
+		m.cr.mu.Unlock()
 	}
 	for i := range camps {
 		sc := &camps[i]
@@ -449,7 +602,9 @@ func (m *Model) ReadSnapshot(r io.Reader) (Restored, error) {
 		if sc.resetS {
 			res.WindowChanged = append(res.WindowChanged, sc.cur.c.ID)
 		}
-		fs.levels[sc.cur.idx], fs.fitted[sc.cur.idx] = sc.levels, sc.fitted
+		if keepAll { // strengths of other levels or tables mean nothing here
+			fs.levels[sc.cur.idx], fs.fitted[sc.cur.idx] = sc.levels, sc.fitted
+		}
 		res.Campaigns++
 	}
 	for i := range m.shards {
@@ -471,8 +626,13 @@ func (m *Model) ReadSnapshot(r io.Reader) (Restored, error) {
 		m.ensureRoot(cs)
 	}
 	m.fit.Store(fs)
+	if !keepAll {
+		fs.pooled, fs.pooledFitted = [MaxLevels]float64{}, [MaxLevels]bool{}
+		fs.shared, fs.sharedFitted = [MaxLevels]float64{}, [MaxLevels]bool{}
+	}
 	m.ver.Store(max(ver, 1) - 1) // the rebuilt table takes the snapshot's version
 	m.rs = refreshState{}
+	m.rs.cx.cold = true
 	m.rebuild(at, false)
 	return res, nil
 }
@@ -485,6 +645,12 @@ type Restored struct {
 	// WindowChanged lists the campaigns whose Window differs from the
 	// snapshot's: their past exposures now count as matured.
 	WindowChanged []string
+	// StructureChanged is set when the snapshot was written under another
+	// Structure (or, crossed, other Effects): only the campaigns' roots
+	// (their counts, totals and delay learners) were restored; the finer
+	// nodes are in DroppedNodes, and the crossed model counts the roots'
+	// exposures in the campaigns' bases until they decay.
+	StructureChanged bool
 }
 
 func heapifyAll(h []delaySample) {

@@ -29,48 +29,71 @@ func (m *Model) Expose(ts int64, path []Key, labels [][]byte, cost float64) bool
 	if math.IsNaN(cost) || math.IsInf(cost, 0) {
 		cost = 0
 	}
+	if m.cr != nil {
+		return m.exposeCrossed(ts, cs, path, labels, cost)
+	}
 	parent := noNode
 	for j, k := range path {
-		si := uint64(k) & m.shardMask
-		sh := &m.shards[si]
-		sh.mu.Lock()
-		local, ok := sh.index[k]
-		if !ok {
-			var label []byte
-			if j == 0 {
-				label = []byte(cs.c.ID)
-			} else if j < len(labels) {
-				label = labels[j]
-			}
-			local = sh.add(k, parent, uint16(cs.idx), j, label, ts)
+		var label []byte
+		if j > 0 && j < len(labels) {
+			label = labels[j]
 		}
-		nd := &sh.nodes[local]
-		if int(nd.camp) != cs.idx || int(nd.level) != j {
-			// A 64-bit key collision (or a caller mixing campaigns): keep
-			// the existing node's statistics clean and stop here.
-			sh.mu.Unlock()
-			m.collisions.Add(1)
+		id, ok := m.exposeNode(ts, cs, k, parent, j, label, nil, cost)
+		if !ok {
 			return true
 		}
-		if ts > nd.tRef {
-			m.advance(nd, cs.lam0, ts)
-		}
-		h, x := m.ageFactors(cs.lam0, nd.tRef-ts)
-		nd.n += h
-		nd.n2 += h * h
-		nd.spend += h * cost
-		for i := range nd.s {
-			nd.s[i] += h * x
-			x = x * x * x
-		}
-		if j == 0 {
-			cs.tot.exposures++
-			cs.tot.spend += cost
-		}
-		sh.mu.Unlock()
-		parent = m.nodeID(si, local)
+		parent = id
 	}
 	return true
+}
+
+// exposeNode counts one exposure on node k (creating it, at level with
+// parent and label, when new: a root is named after its campaign; a
+// crossed cell also gets the ids of its effect levels from cell, its
+// path's labels) and returns its node id; false, counted, when the key
+// belongs to another campaign or level.
+func (m *Model) exposeNode(ts int64, cs *campState, k Key, parent uint32, level int, label []byte, cell [][]byte, cost float64) (uint32, bool) {
+	si := uint64(k) & m.shardMask
+	sh := &m.shards[si]
+	sh.mu.Lock()
+	local, ok := sh.index[k]
+	if !ok {
+		switch {
+		case level == 0:
+			label = []byte(cs.c.ID)
+		case cell != nil:
+			label = m.cr.cellLabel(nil, cell)
+		}
+		local = sh.add(k, parent, uint16(cs.idx), level, label, ts)
+		if m.cr != nil {
+			sh.lv = m.cr.appendLevels(sh.lv, cs, level, cell)
+		}
+	}
+	nd := &sh.nodes[local]
+	if int(nd.camp) != cs.idx || int(nd.level) != level {
+		// A 64-bit key collision (or a caller mixing campaigns): keep
+		// the existing node's statistics clean and stop here.
+		sh.mu.Unlock()
+		m.collisions.Add(1)
+		return 0, false
+	}
+	if ts > nd.tRef {
+		m.advance(nd, cs.lam0, ts)
+	}
+	h, x := m.ageFactors(cs.lam0, nd.tRef-ts)
+	nd.n += h
+	nd.n2 += h * h
+	nd.spend += h * cost
+	for i := range nd.s {
+		nd.s[i] += h * x
+		x = x * x * x
+	}
+	if level == 0 {
+		cs.tot.exposures++
+		cs.tot.spend += cost
+	}
+	sh.mu.Unlock()
+	return m.nodeID(si, local), true
 }
 
 // Credit records an attributed conversion at convTS of the exposure at
@@ -209,11 +232,15 @@ type CampaignStats struct {
 	DelayFitted         bool
 	DelaySamples        int
 	// Strengths are the prior strengths in pseudo-conversions: [0] of the
-	// root toward PriorCVR, [j] of level j toward its parent.
+	// root (the crossed model's base) toward PriorCVR, [j] of chain level j
+	// toward its parent, or of the crossed model's effect table Effects[j−1]
+	// (its multipliers' CV² is 1/strength).
 	Strengths []float64
 	// Fitted[j] tells whether Strengths[j] was fitted (false: default or
 	// inherited from the level above).
 	Fitted []bool
+	// Effects names the crossed model's effect tables (nil for the chain).
+	Effects []string
 }
 
 // CampaignStats returns the report of a campaign (configured now or
@@ -245,6 +272,11 @@ func (m *Model) CampaignStats(campaign string) (CampaignStats, bool) {
 	st.DelayF1h = f.cdf(&cs.l.g, 3600)
 	st.DelayF24h = f.cdf(&cs.l.g, 86400)
 	st.DelayFitted, st.DelaySamples = f.fitted, f.samples
+	if m.cr != nil {
+		for _, t := range m.cr.tables {
+			st.Effects = append(st.Effects, t.name)
+		}
+	}
 	fs := m.fit.Load()
 	st.Strengths = make([]float64, MaxLevels)
 	st.Fitted = make([]bool, MaxLevels)

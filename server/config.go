@@ -58,7 +58,9 @@ type Config struct {
 
 	// Segments is the backoff chain below the campaign, coarse to fine; each
 	// level names one or more bid-request features. Default
-	// [[publisher] [bundle] [genre] [metro]].
+	// [[publisher] [bundle] [genre] [metro]]. Used by model.structure
+	// chain; the crossed model's cells are over the features of
+	// model.effects instead (SegmentLevels).
 	Segments [][]string `yaml:"segments"`
 
 	Advertisers []Advertiser     `yaml:"advertisers"`
@@ -332,6 +334,21 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
+// SegmentLevels are the levels of the segment path exposures are counted
+// under and bids are scored on: Segments for the chain, one level per
+// dimension of the crossed model (model.Config.Dims, the features of
+// model.effects).
+func (c Config) SegmentLevels() [][]string {
+	if c.Model.Structure != model.StructureCrossed {
+		return c.Segments
+	}
+	var levels [][]string
+	for _, d := range c.Model.Dims() {
+		levels = append(levels, []string{d})
+	}
+	return levels
+}
+
 // Validate reports every problem of c, each naming its YAML path.
 func (c Config) Validate() []error {
 	var errs []error
@@ -488,6 +505,15 @@ func (c Config) Validate() []error {
 	}
 	if _, err := signals.NewChain(c.Segments); err != nil {
 		bad("segments", "%v", err)
+	}
+	if c.Model.Structure == model.StructureCrossed {
+		for i, key := range c.Model.Effects {
+			for j, f := range key {
+				if _, ok := signals.FeatureByName(f); !ok {
+					bad(fmt.Sprintf("model.effects[%d][%d]", i, j), "unknown feature %q (known: %s)", f, strings.Join(signals.FeatureNames(), ", "))
+				}
+			}
+		}
 	}
 	for _, err := range c.Journal.Validate() {
 		bad("journal", "%v", err)

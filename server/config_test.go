@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -147,5 +148,37 @@ func TestConfigWinSecretAndPriceCap(t *testing.T) {
 		"    campaigns: [demo-ctv-purchase, demo-ctv-signup]\n    win_secret: dev-bidder-token\n", 1)
 	if _, err := ParseConfig([]byte(raw)); err == nil || !strings.Contains(err.Error(), "bidders[0].win_secret: must differ from the token") {
 		t.Errorf("win_secret equal to the token: %v", err)
+	}
+}
+
+// TestConfigCrossed: with model.structure crossed the segment path is the
+// effects' features, one a level; an unknown feature in model.effects is
+// reported with its path.
+func TestConfigCrossed(t *testing.T) {
+	with := func(model string) []byte { // the embedded default with its model section replaced
+		def := string(configs.Default)
+		i := strings.Index(def, "\nmodel:\n")
+		j := i + 1 + strings.Index(def[i+1:], "\n\n")
+		if i < 0 || j <= i {
+			t.Fatal("no model section in the default config")
+		}
+		return []byte(def[:i] + "\nmodel: " + model + def[j:])
+	}
+	c, err := ParseConfig(with("{structure: crossed, effects: [[genre], [publisher, bundle], [genre, daypart]]}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(c.SegmentLevels()); got != "[[genre] [publisher] [bundle] [daypart]]" {
+		t.Fatalf("SegmentLevels() = %s", got)
+	}
+	if got := fmt.Sprint(c.WithDefaults().Segments); got != "[[publisher] [bundle] [genre] [metro]]" {
+		t.Fatalf("segments = %s", got)
+	}
+	_, err = ParseConfig(with("{structure: crossed, effects: [[genre], [gnre, daypart]]}"))
+	if err == nil || !strings.Contains(err.Error(), `model.effects[1][0]: unknown feature "gnre"`) {
+		t.Fatalf("unknown feature: %v", err)
+	}
+	if _, err := ParseConfig(with("{structure: crossed}")); err != nil {
+		t.Fatalf("the default effects: %v", err)
 	}
 }

@@ -52,7 +52,7 @@ func NewEngine(cfg Config, log EngineLog, now func() time.Time) (*Engine, error)
 // own tenants.
 func newEngine(cfg Config, log EngineLog, now func() time.Time, t *tenants) (*Engine, error) {
 	cfg.Conversions.Now = now
-	chain, err := signals.NewChain(cfg.Segments)
+	chain, err := signals.NewChain(cfg.SegmentLevels())
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +72,7 @@ func newEngine(cfg Config, log EngineLog, now func() time.Time, t *tenants) (*En
 	e.Eraser = conversions.NewEraser(e.Conversions, e.Attributor, e.Index)
 	e.Conversions.SetStoredHook(e.Attributor.OnStored)
 	e.Exposures.OnIndexed(e.Attributor.OnIndexed)
-	rules, err := bidder.NewRules(cfg.Segments, cfg.Campaigns)
+	rules, err := bidder.NewRules(cfg.SegmentLevels(), cfg.Campaigns)
 	if err != nil {
 		e.Exposures.Close()
 		return nil, fmt.Errorf("bidder rules: %w", err)

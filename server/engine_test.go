@@ -7,6 +7,7 @@ import (
 
 	"github.com/cpafeed/cpafeed/bidder"
 	"github.com/cpafeed/cpafeed/configs"
+	"github.com/cpafeed/cpafeed/model"
 	"github.com/cpafeed/cpafeed/signals"
 )
 
@@ -45,10 +46,16 @@ const engineRequest = `{"id":"req-1","imp":[{"id":"1","video":{"mimes":["video/m
 // clock): an exposure, its VAST events and a matching conversion end up as
 // a credited conversion on the exposure's segment.
 func TestEngineWholePathOnItsClock(t *testing.T) {
+	t.Run("chain", func(t *testing.T) { testEngineWholePath(t, model.StructureChain) })
+	t.Run("crossed", func(t *testing.T) { testEngineWholePath(t, model.StructureCrossed) })
+}
+
+func testEngineWholePath(t *testing.T, structure string) {
 	cfg, err := ParseConfig(configs.Default)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Model.Structure = structure
 	now := time.Date(2031, 3, 1, 20, 0, 0, 0, time.UTC)
 	log := &syncLog{}
 	e, err := NewEngine(cfg, log, func() time.Time { return now })
@@ -90,7 +97,19 @@ func TestEngineWholePathOnItsClock(t *testing.T) {
 	}
 	s := res.Imps[0].Scores[0]
 	// Counts decay (half-life 168h): two hours later one conversion weighs 0.992.
-	if s.Level != 4 || s.Conversions < 0.98 || s.Conversions > 1 || s.VTR <= 0 || string(s.Segment) != camp+"/pub-9/com.example.tv/Sports/501" {
+	level, seg := 4, camp+"/pub-9/com.example.tv/Sports/501"
+	if structure == model.StructureCrossed {
+		// Every effect table knows the cell; the segment is the cell (the
+		// request has no utcoffset, position, slot, pod or content length).
+		level = len(model.DefaultEffects)
+		seg = camp + "/pub-9/com.example.tv/Sports/501/unknown/3/unknown/unknown/unknown/unknown"
+		var genre string
+		e.Model.Estimates().Effects(camp, "genre", func(ef model.Effect) bool { genre = string(ef.Value); return true })
+		if genre != "Sports" {
+			t.Fatalf("genre effects: %q", genre)
+		}
+	}
+	if s.Level != level || s.Conversions < 0.98 || s.Conversions > 1 || s.VTR <= 0 || string(s.Segment) != seg {
 		t.Fatalf("score: %+v (%s)", s, s.Segment)
 	}
 	if log.lsn != 5 { // exposure, start, complete, conversion batch, the retry's counts

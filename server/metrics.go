@@ -29,6 +29,7 @@ const (
 	routeCampaignStats
 	routeModelSnapshot
 	routeTestEvents
+	routeEffects
 	numRoutes
 )
 
@@ -36,6 +37,7 @@ var routeNames = [numRoutes]string{
 	"not_found", "healthz", "readyz", "metrics", "conversions", "meta_events", "pixel", "stats",
 	"score", "bids", "exposures", "win", "vast", "identities", "segments", "campaign_stats", "model_snapshot",
 	"test_events",
+	"effects",
 }
 
 func (r route) String() string { return routeNames[r] }

@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/cpafeed/cpafeed/apierr"
+	"github.com/cpafeed/cpafeed/bidder"
 	"github.com/cpafeed/cpafeed/conversions"
 )
 
@@ -80,6 +81,8 @@ func routeOf(p []byte) route {
 		return routeModelSnapshot
 	case "/v1/test_events":
 		return routeTestEvents
+	case "/v1/effects":
+		return routeEffects
 	}
 	if _, ok := campaignStatsID(p); ok {
 		return routeCampaignStats
@@ -205,8 +208,19 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, r route) error {
 			return err
 		}
 		return s.only(ctx, "GET", func() error {
-			return conversions.HandleSegments(ctx, s.st.model.Estimates(), id, s.st.chain.Depth())
+			est := s.st.model.Estimates()
+			depth := s.st.chain.Depth()
+			if est.Crossed() { // a level per effect key
+				depth = len(est.EffectKeys())
+			}
+			return conversions.HandleSegments(ctx, est, id, depth)
 		})
+	case routeEffects:
+		id := string(ctx.QueryArgs().Peek("campaign"))
+		if err := s.mayRead(ctx, id); err != nil {
+			return err
+		}
+		return s.only(ctx, "GET", func() error { return bidder.HandleEffects(ctx, s.st.model.Estimates(), id) })
 	}
 	return apierr.NotFound("%s %s: no such endpoint", ctx.Method(), ctx.Path())
 }

@@ -14,7 +14,9 @@ import (
 // hashes computed once for the request. Layout:
 //
 //	ts       int64, little endian: Unix seconds the bid was seen
-//	flags    byte: bit 0 set when the request passed the privacy gates
+//	flags    byte: bit 0 set when the request passed the privacy gates;
+//	         bit 1 set when the imps hold NumFeatures features (else the
+//	         numFeaturesV1 of records written before FeaturePosition)
 //	key      uvarint length, bytes: the auction id (the cache key)
 //	bidder   uvarint length, bytes
 //	ids      uvarint count, then per id its kind (byte) and key (uint64 LE)
@@ -31,12 +33,20 @@ const rememberedHeader = 9 // ts and flags
 func (r remembered) ts() int64     { return int64(binary.LittleEndian.Uint64(r)) }
 func (r remembered) indexed() bool { return r[8]&1 == 1 }
 
+// features is how many features per imp the record holds.
+func (r remembered) features() int {
+	if len(r) >= rememberedHeader && r[8]&2 != 0 {
+		return int(NumFeatures)
+	}
+	return numFeaturesV1
+}
+
 // appendRemembered appends the record of a request to dst.
 func appendRemembered(dst []byte, key []byte, bidder string, ts int64, indexed bool, ids []ID, imps []Imp) []byte {
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(ts))
-	flags := byte(0)
+	flags := byte(2)
 	if indexed {
-		flags = 1
+		flags |= 1
 	}
 	dst = append(dst, flags)
 	dst = binary.AppendUvarint(dst, uint64(len(key)))
@@ -106,14 +116,14 @@ func (r remembered) head(d *binenc.Slice, ids []ID) (key, bidder []byte, _ []ID,
 	for range d.Count(9, "identities") {
 		ids = append(ids, ID{Kind: IDKind(d.Byte("identity kind")), Key: d.U64("identity")})
 	}
-	return key, bidder, ids, d.Count(1+int(NumFeatures), "imps")
+	return key, bidder, ids, d.Count(1+r.features(), "imps")
 }
 
-// nextImp decodes the next imp into imp, whose features hold the previous
-// imp's (the first: zero values).
-func nextImp(d *binenc.Slice, imp *Imp, first bool) {
+// nextImp decodes the next imp of a record of nf features into imp, whose
+// features hold the previous imp's (the first: zero values).
+func nextImp(d *binenc.Slice, imp *Imp, first bool, nf int) {
 	imp.ID = d.Bytes("imp id")
-	for f := range NumFeatures {
+	for f := range FeatureID(nf) {
 		switch c := d.Uvarint("feature"); {
 		case c == 0 && first:
 			d.Fail("feature", "the first imp refers to a previous one")
@@ -131,7 +141,7 @@ func (r remembered) find(id []byte, imp *Imp) (ids []ID, ok bool) {
 	var d binenc.Slice
 	_, _, ids, n := r.head(&d, nil)
 	for i := 0; i < n && d.Err() == nil; i++ {
-		nextImp(&d, imp, i == 0)
+		nextImp(&d, imp, i == 0, r.features())
 		if d.Err() == nil && bytes.Equal(imp.ID, id) {
 			if serverStitched(imp) {
 				ids = withoutIP(ids)
@@ -148,7 +158,7 @@ func (r remembered) valid() bool {
 	_, _, _, n := r.head(&d, nil)
 	var imp Imp
 	for i := 0; i < n && d.Err() == nil; i++ {
-		nextImp(&d, &imp, i == 0)
+		nextImp(&d, &imp, i == 0, r.features())
 	}
 	return d.Err() == nil && d.Len() == 0
 }

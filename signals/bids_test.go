@@ -2,6 +2,7 @@ package signals
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"math"
@@ -107,7 +108,7 @@ func FuzzRememberedRecord(f *testing.F) {
 		_, _, _, n := r.head(&d, nil)
 		var imp Imp
 		for i := 0; i < n; i++ {
-			nextImp(&d, &imp, i == 0)
+			nextImp(&d, &imp, i == 0, r.features())
 			var got Imp
 			if _, ok := r.find(imp.ID, &got); !ok {
 				t.Fatalf("imp %q of a valid record not found", imp.ID)
@@ -118,6 +119,50 @@ func FuzzRememberedRecord(f *testing.F) {
 
 // TestExposuresReadsSnapshot2: a snapshot written before remembered bids
 // became single records ("exposures2") still restores them.
+// TestRememberedRecordV1 reads a record written before the CTV features
+// (flags bit 1 clear, numFeaturesV1 features per imp), as older snapshots
+// hold them: its features read back, the newer ones Unknown.
+func TestRememberedRecordV1(t *testing.T) {
+	req, ids := podRequest(t)
+	rec := appendRemembered(nil, req.ID, "demo-bidder", 1234, true, ids, req.Imps)
+	// Rewrite it in the old layout: the same head, the first numFeaturesV1
+	// features of each imp.
+	var d binenc.Slice
+	_, _, _, n := remembered(rec).head(&d, nil)
+	old := append([]byte(nil), rec[:len(rec)-d.Len()]...)
+	old[8] &^= 2
+	for i := range n {
+		imp := &req.Imps[i]
+		old = binary.AppendUvarint(old, uint64(len(imp.ID)))
+		old = append(old, imp.ID...)
+		for f := range FeatureID(numFeaturesV1) {
+			v := knownFeature(imp, f)
+			old = binary.AppendUvarint(old, uint64(len(v))+1)
+			old = append(old, v...)
+		}
+	}
+	r := remembered(old)
+	if !r.valid() || r.features() != numFeaturesV1 {
+		t.Fatalf("old record: valid %v, %d features", r.valid(), r.features())
+	}
+	for i := range req.Imps {
+		want := &req.Imps[i]
+		var imp Imp
+		if _, ok := r.find(want.ID, &imp); !ok {
+			t.Fatalf("imp %q not found", want.ID)
+		}
+		for f := range NumFeatures {
+			w := want.Feature(f)
+			if int(f) >= numFeaturesV1 {
+				w = []byte(Unknown)
+			}
+			if !bytes.Equal(imp.Feature(f), w) {
+				t.Errorf("imp %q %s: %q, want %q", want.ID, f, imp.Feature(f), w)
+			}
+		}
+	}
+}
+
 func TestExposuresReadsSnapshot2(t *testing.T) {
 	h := openHarness(t, t.TempDir())
 	req, ids := podRequest(t)
@@ -135,7 +180,7 @@ func TestExposuresReadsSnapshot2(t *testing.T) {
 	var arena []byte
 	type offs struct {
 		id  [2]int
-		off [NumFeatures + 1]int
+		off [numFeaturesV1 + 1]int // the features of the time
 	}
 	var os []offs
 	for i := range req.Imps {
@@ -143,11 +188,11 @@ func TestExposuresReadsSnapshot2(t *testing.T) {
 		o.id[0] = len(arena)
 		arena = append(arena, imp.ID...)
 		o.id[1] = len(arena)
-		for f := range NumFeatures {
+		for f := range FeatureID(numFeaturesV1) {
 			o.off[f] = len(arena)
 			arena = append(arena, imp.feat[f]...)
 		}
-		o.off[NumFeatures] = len(arena)
+		o.off[numFeaturesV1] = len(arena)
 		os = append(os, o)
 	}
 	w.Bytes(arena)

@@ -14,7 +14,10 @@ const maxLevelFeatures = 8
 // Chain is the configured segment backoff chain below the campaign: level j
 // (1-based) refines level j-1 by the values of one or more features, e.g.
 // [[publisher],[bundle],[genre],[metro]]. It is immutable and safe for
-// concurrent use.
+// concurrent use. For the crossed model the server builds it from the
+// model's dimensions, one feature a level: a path's leaf is then the cell
+// and its labels carry the cell's values to the model (Counter.Expose),
+// and the journal keeps them as it keeps any path.
 type Chain struct {
 	levels [][]FeatureID
 	names  []string

@@ -123,11 +123,11 @@ func readRemembered2(r *binenc.Reader) remembered {
 	for i := range imps {
 		imp := &imps[i]
 		imp.ID = span(r.Uvarint(), r.Uvarint())
-		var off [NumFeatures + 1]uint64
+		var off [numFeaturesV1 + 1]uint64 // the layout had the features of then
 		for j := range off {
 			off[j] = r.Uvarint()
 		}
-		for f := range NumFeatures {
+		for f := range FeatureID(numFeaturesV1) {
 			imp.feat[f] = span(off[f], off[f+1])
 		}
 		r.Byte() // server-stitched: derived from the ssai feature now

@@ -1,6 +1,7 @@
 package signals
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
@@ -305,6 +306,30 @@ func (x *Extractor) parseVideo(i int, v *videoState) int {
 			i = s.int8(i, &v.slotInPod)
 		case "maxduration":
 			i = s.int64(i, &v.maxDuration)
+		case "startdelay":
+			i = s.optInt64(i, &v.startDelay)
+		case "podid":
+			i = s.str(i, &v.podID)
+		case "maxseq":
+			i = s.int64(i, &v.maxSeq)
+		case "poddur":
+			i = s.int64(i, &v.podDur)
+		case "rqddurs": // only the length is used
+			var kind int
+			var more bool
+			i, kind, more = s.beginArr(i)
+			if kind == kindNull {
+				v.rqdDurs = 0
+			}
+			if kind != kindOpen {
+				continue
+			}
+			n := 0
+			for ; more; i, more = s.nextElem(i) {
+				i = s.skipValue(i)
+				n++
+			}
+			v.rqdDurs = n
 		default:
 			i = s.skipValue(i)
 		}
@@ -450,6 +475,27 @@ func (x *Extractor) parseContent(i int, c *contentState) int {
 			i = x.parseNet(i, &c.network)
 		case "channel":
 			i = x.parseNet(i, &c.channel)
+		case "len":
+			i = s.int64(i, &c.length)
+		case "cattax":
+			i = s.int64(i, &c.catTax)
+		case "cat":
+			l := &c.cat
+			var kind int
+			var more bool
+			i, kind, more = s.beginArr(i)
+			if kind == kindNull {
+				l.clear()
+			}
+			if kind != kindOpen {
+				continue
+			}
+			n := 0
+			for ; more; i, more = s.nextElem(i) {
+				i = s.str(i, &elem(l, n).v)
+				n++
+			}
+			l.done(n)
 		default:
 			i = s.skipValue(i)
 		}
@@ -728,7 +774,7 @@ func (x *Extractor) build(now int64) {
 	// Every value is at most 3 times its raw bytes (an invalid UTF-8 byte
 	// becomes U+FFFD); numbers and constants need little more. Reserving it
 	// up front keeps every slice into the arena valid.
-	need := 3*len(x.s.b) + 64*st.imps.n + 256
+	need := 3*len(x.s.b) + 128*st.imps.n + 256
 	if cap(x.arena) < need {
 		x.arena = make([]byte, 0, need+need/4)
 	}
@@ -764,6 +810,19 @@ func (x *Extractor) build(now int64) {
 	rf[FeatureRegion] = x.val(d.geo.region)
 	rf[FeatureMetro] = x.val(d.geo.metro)
 	rf[FeatureHour] = x.int(int64(localHour(now, d.geo.utcOffset)))
+	if d.geo.utcOffset != 0 { // 0 is absent in openrtb2 (omitempty): no daypart from UTC
+		rf[FeatureDaypart] = x.put(daypartOf(localHour(now, d.geo.utcOffset)))
+	}
+	length := app.content.length
+	if length == 0 {
+		length = site.content.length
+	}
+	rf[FeatureContentLen] = x.put(contentLenBucket(length))
+	if cat := firstStr(&app.content.cat); !cat.empty() {
+		rf[FeatureCategory] = x.category(app.content.catTax, cat)
+	} else if cat := firstStr(&site.content.cat); !cat.empty() {
+		rf[FeatureCategory] = x.category(site.content.catTax, cat)
+	}
 	for f := range rf {
 		if len(rf[f]) == 0 {
 			rf[f] = unknown
@@ -799,6 +858,16 @@ func (x *Extractor) build(now int64) {
 		}
 		if m.ssai != 0 {
 			imp.feat[FeatureSSAI] = x.int(int64(m.ssai))
+		}
+		if p := positionOf(v.startDelay.set, v.startDelay.v); p != "" {
+			imp.feat[FeaturePosition] = x.put(p)
+		}
+		dyn := dynamicSlots(v.maxSeq, v.rqdDurs, v.podDur)
+		if sl := slotOf(v.slotInPod, !v.podID.empty(), dyn > 0); sl != "" {
+			imp.feat[FeatureSlot] = x.put(sl)
+		}
+		if b := podSizeBucket(x.podSlots(i)); b != "" {
+			imp.feat[FeaturePodSize] = x.put(b)
 		}
 		start := len(r.deals)
 		for j := 0; j < m.deals.n; j++ {
@@ -879,6 +948,74 @@ func (x *Extractor) eids(l *list[eidState]) {
 		// into r.uids once r.uids stops growing.
 		r.EIDs = append(r.EIDs, EID{Source: x.val(e.source), IDs: r.uids[len(r.uids)-n:]})
 	}
+}
+
+// podSlots is the number of ad slots of the pod of imp i (see
+// podSizeBucket): the fixed slots and dynamic capacities of every imp
+// sharing its podid, or its own dynamic capacity without a podid.
+func (x *Extractor) podSlots(i int) int64 {
+	imps := x.st.imps.items[:x.st.imps.n]
+	v := &imps[i].video
+	if v.podID.empty() {
+		return dynamicSlots(v.maxSeq, v.rqdDurs, v.podDur)
+	}
+	b := x.s.b
+	raw := func(sp span) []byte { return b[sp.off:sp.end] }
+	var n int64
+	for j := range imps {
+		w := &imps[j].video
+		if w.podID.empty() {
+			continue
+		}
+		if w.podID.esc || v.podID.esc {
+			if !x.sameUnquoted(w.podID, v.podID) {
+				continue
+			}
+		} else if !bytes.Equal(raw(w.podID), raw(v.podID)) {
+			continue
+		}
+		if d := dynamicSlots(w.maxSeq, w.rqdDurs, w.podDur); d > 0 {
+			n += d
+		} else {
+			n++
+		}
+	}
+	return n
+}
+
+// sameUnquoted reports whether two string values are equal once unquoted
+// (only for values with escapes; rare).
+func (x *Extractor) sameUnquoted(a, b span) bool {
+	ua := unquote(nil, x.s.b[a.off:a.end])
+	ub := unquote(nil, x.s.b[b.off:b.end])
+	return bytes.Equal(ua, ub)
+}
+
+// firstStr returns the first non-empty element of a []string.
+func firstStr(l *list[strElem]) span {
+	for i := 0; i < l.n; i++ {
+		if v := l.items[i].v; !v.empty() {
+			return v
+		}
+	}
+	return span{}
+}
+
+// category writes the category feature, "cattax:cat" (cattax 1, IAB
+// Content Category Taxonomy 1.0, when absent: OpenRTB 2.6 §3.2.16).
+func (x *Extractor) category(tax int64, cat span) []byte {
+	if tax == 0 {
+		tax = 1
+	}
+	start := len(x.arena)
+	x.arena = strconv.AppendInt(x.arena, tax, 10)
+	x.arena = append(x.arena, ':')
+	v := x.val(cat)
+	if len(v) == 0 {
+		x.arena = x.arena[:start]
+		return nil
+	}
+	return x.arena[start:len(x.arena):len(x.arena)]
 }
 
 // first returns a unless it is empty, else b.

@@ -1,7 +1,8 @@
 package signals
 
 // IDs appends the keyed identity hashes of the request to dst: the IFA
-// (NormalizeIFA; left out when device.lmt = 1 or the IFA is all zeros), the
+// (NormalizeIFA; left out when device.lmt = 1, when the IFA is all zeros,
+// or when its ifa_type says it is not a device id: DeviceIFA), the
 // household IP of device.ip and of device.ipv6 (NormalizeIP: IPv4, or the
 // IPv6 /64; once when both give the same), each user.eids uid as
 // IDEID of "source/id", and user.id as IDUserID. The IFA is hashed without
@@ -10,7 +11,7 @@ package signals
 func (r *Request) IDs(h *Hasher, dst []ID) []ID {
 	buf := r.scratch[:0]
 	var ok bool
-	if !r.LMT {
+	if !r.LMT && DeviceIFA(r.IFAType) {
 		if buf, ok = NormalizeIFA(buf[:0], r.IFA); ok {
 			dst = append(dst, h.ID(IDIFA, buf))
 		}

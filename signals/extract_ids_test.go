@@ -60,6 +60,19 @@ func TestRequestIDs(t *testing.T) {
 		norm(IDEID, "netid.de/dE3nEtId0000"),
 		norm(IDUserID, "firetv-hh-91"))
 	f("openwrap-ctv-dynamic-adpod", norm(IDIP, "::1")) // an IPv6 address in device.ip
+	// ifa_type ppid: a publisher-scoped id, not indexed; the IP stays.
+	r, err := x.Extract(all["settopbox-ctv-regs-ext"], testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(r.IFAType) != "ppid" || len(r.IFA) == 0 {
+		t.Fatalf("settopbox fixture: ifa %q of type %q; want a ppid", r.IFA, r.IFAType)
+	}
+	for _, id := range r.IDs(h, nil) {
+		if id.Kind == IDIFA {
+			t.Fatalf("settopbox fixture: the ppid IFA is indexed")
+		}
+	}
 }
 
 func TestRequestIdentityFields(t *testing.T) {

@@ -189,6 +189,40 @@ func referenceExtract(body []byte, now int64) extracted {
 	rf[FeatureRegion] = geo.Region
 	rf[FeatureMetro] = geo.Metro
 	rf[FeatureHour] = strconv.Itoa(localHour(now, geo.UTCOffset))
+	if geo.UTCOffset != 0 {
+		rf[FeatureDaypart] = daypartOf(localHour(now, geo.UTCOffset))
+	}
+	contentLen := appC.Len
+	if contentLen == 0 {
+		contentLen = siteC.Len
+	}
+	rf[FeatureContentLen] = contentLenBucket(contentLen)
+	category := func(c *openrtb2.Content) string {
+		for _, cat := range c.Cat {
+			if cat != "" {
+				tax := int64(c.CatTax)
+				if tax == 0 {
+					tax = 1
+				}
+				return strconv.FormatInt(tax, 10) + ":" + cat
+			}
+		}
+		return ""
+	}
+	rf[FeatureCategory] = or(category(appC), category(siteC))
+	// Pods: fixed slots and dynamic capacities by podid (see podSizeBucket).
+	dynamic := func(v *openrtb2.Video) int64 {
+		if v == nil {
+			return 0
+		}
+		return dynamicSlots(v.MaxSeq, len(v.RqdDurs), v.PodDur)
+	}
+	podSlots := map[string]int64{}
+	for _, imp := range br.Imp {
+		if v := imp.Video; v != nil && v.PodID != "" {
+			podSlots[v.PodID] += max(dynamic(v), 1)
+		}
+	}
 
 	out := extracted{ID: br.ID}
 	for _, imp := range br.Imp {
@@ -202,6 +236,15 @@ func referenceExtract(body []byte, now int64) extracted {
 			ei.Features[FeaturePodSeq] = num(int64(v.PodSeq))
 			ei.Features[FeatureSlotInPod] = num(int64(v.SlotInPod))
 			ei.Features[FeatureMaxDuration] = num(v.MaxDuration)
+			if v.StartDelay != nil {
+				ei.Features[FeaturePosition] = positionOf(true, int64(*v.StartDelay))
+			}
+			ei.Features[FeatureSlot] = slotOf(int8(v.SlotInPod), v.PodID != "", dynamic(v) > 0)
+			if v.PodID != "" {
+				ei.Features[FeaturePodSize] = podSizeBucket(podSlots[v.PodID])
+			} else {
+				ei.Features[FeaturePodSize] = podSizeBucket(dynamic(v))
+			}
 		}
 		ei.Features[FeatureSSAI] = num(int64(imp.SSAI))
 		if imp.PMP != nil {

@@ -34,6 +34,12 @@ type optI8 struct {
 	set bool
 }
 
+// optI64 is an *int64 of openrtb2 (e.g. Video.StartDelay).
+type optI64 struct {
+	v   int64
+	set bool
+}
+
 // Byte classes inside a JSON string.
 const (
 	sPlain = iota
@@ -633,6 +639,25 @@ func (s *scanner) optInt8(i int, dst *optI8) int {
 	j, v, ok := s.integer(i, 8)
 	if ok {
 		dst.v = int8(v)
+	}
+	return j
+}
+
+// optInt64 is optInt8 for an *int64 field.
+func (s *scanner) optInt64(i int, dst *optI64) int {
+	if s.b[i] == 'n' {
+		j := literalAt(s.b, i, "null")
+		if j >= 0 {
+			*dst = optI64{}
+		}
+		return j
+	}
+	if !dst.set {
+		*dst = optI64{set: true}
+	}
+	j, v, ok := s.integer(i, 64)
+	if ok {
+		dst.v = v
 	}
 	return j
 }

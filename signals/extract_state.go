@@ -56,9 +56,21 @@ type contentState struct {
 	genre, series, language, rating span
 	live                            optI8
 	network, channel                netState
+	length, catTax                  int64 // content.len, content.cattax
+	cat                             list[strElem]
 }
 
-func (c *contentState) reset() { *c = contentState{} }
+// reset zeroes the content, keeping the storage of cat.
+func (c *contentState) reset() {
+	cat := c.cat
+	*c = contentState{cat: cat}
+	c.cat.clear()
+}
+
+// strElem is an element of a []string.
+type strElem struct{ v span }
+
+func (e *strElem) reset() { *e = strElem{} }
 
 // siteState is an app or a site.
 type siteState struct {
@@ -67,7 +79,10 @@ type siteState struct {
 	content        contentState
 }
 
-func (s *siteState) reset() { *s = siteState{} }
+func (s *siteState) reset() {
+	s.bundle, s.domain, s.pubID = span{}, span{}, span{}
+	s.content.reset() // keeps the storage of content.cat
+}
 
 type geoState struct {
 	country, region, metro span
@@ -151,6 +166,10 @@ func (d *dealState) reset() { *d = dealState{} }
 type videoState struct {
 	plcmt, placement, podSeq, slotInPod int8
 	maxDuration                         int64
+	startDelay                          optI64
+	podID                               span
+	maxSeq, podDur                      int64
+	rqdDurs                             int // len(rqddurs)
 }
 
 type impState struct {

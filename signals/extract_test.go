@@ -50,6 +50,19 @@ var trickyRequests = []string{
 	`{"id":"r","imp":[{"id":"1"}],"user":{"eids":[{"source":"a","uids":[{"id":"1"},{"id":"2"}]},{"source":"b","uids":[{"id":"3"}]}],"eids":[{"uids":[{}]}],"eids":[{},{"uids":[{},{"id":"4"}]}]}}`,
 	`{"id":"r","imp":[{"id":"1","pmp":{"deals":[{"id":"a"},{"id":"b"},{"id":"c"}]}},{"id":"2"}],"imp":[{"pmp":{"deals":[{"id":"z"}]}}],"imp":[{"pmp":{"deals":[{},{},{},{"id":"d"}]}},{"pmp":null}]}`,
 	`{"id":"r","imp":[{"id":"1"}],"regs":{"gpp_sid":[1,2,3],"gpp_sid":[4],"gpp_sid":[null,"x",{},[]]}}`,
+	// CTV fields: start delay, pods, content length and categories
+	`{"id":"r","imp":[{"id":"1","video":{"startdelay":null}},{"id":"2","video":{"startdelay":"x"}},{"id":"3","video":{"startdelay":-2}},{"id":"4","video":{"startdelay":15,"startdelay":-1}},{"id":"5","video":{"startdelay":-3}},{"id":"6","video":{"startdelay":{}}},{"id":"7","video":{"startdelay":1.5}}]}`,
+	`{"id":"r","imp":[{"id":"1","video":{"startdelay":0}},{"id":"2","video":{"startdelay":0,"startdelay":null}},{"id":"3","video":{"startdelay":9223372036854775808}}],"imp":[{"video":null}]}`,
+	`{"id":"r","imp":[{"id":"1","video":{"podid":"p","slotinpod":1}},{"id":"2","video":{"podid":"p"}},{"id":"3","video":{"podid":"p","slotinpod":-1}},{"id":"4","video":{"podid":"q","maxseq":5}},{"id":"5","video":{"podid":"q","slotinpod":2}}]}`,
+	`{"id":"r","imp":[{"id":"1","video":{"podid":"\u0070","maxseq":2}},{"id":"2","video":{"podid":"p","poddur":61}},{"id":"3","video":{"rqddurs":[15,"x",null,30]}},{"id":"4","video":{"rqddurs":[1],"rqddurs":null,"poddur":300}},{"id":"5","video":{"rqddurs":[1,2],"rqddurs":{},"slotinpod":0}}]}`,
+	`{"id":"r","imp":[{"id":"1","video":{"podid":"p","podid":null,"maxseq":"3"}},{"id":"2","video":{"podid":7,"rqddurs":[]}},{"id":"3","video":{"podid":"","slotinpod":0,"maxseq":8}}]}`,
+	`{"id":"r","imp":[{"id":"1"}],"app":{"content":{"len":1500,"cat":["","IAB19"],"cattax":2}},"site":{"content":{"len":7000,"cat":["IAB1"]}}}`,
+	`{"id":"r","imp":[{"id":"1"}],"app":{"content":{"len":0,"cat":[7,null],"cattax":7}},"site":{"content":{"len":"x","cat":["s\u0031","x"],"cattax":"5"}}}`,
+	`{"id":"r","imp":[{"id":"1"}],"app":{"content":{"cat":["a","b","c"]},"content":{"cat":[1,2]},"content":{"cat":null,"len":299}}}`,
+	`{"id":"r","imp":[{"id":"1"}],"app":{"content":{"cat":["a","b"],"cat":[1,"z"]}},"site":{"content":{"cat":{},"len":4500}}}`,
+	`{"id":"r","imp":[{"id":"1"}],"app":{"content":{"cat":["a"],"cattax":6}},"app":{"content":{"cattax":0}},"device":{"geo":{"utcoffset":-300}}}`,
+	`{"id":"r","imp":[{"id":"1"}],"app":{"content":{"cat":["a"]}},"app":null,"site":{"content":{"cat":["b"],"cattax":7}},"device":{"geo":{"utcoffset":"x"}}}`,
+	`{"id":"r","imp":[{"id":"1"}],"device":{"geo":{"utcoffset":60},"geo":{"utcoffset":0}}}`,
 	// keys in other letter cases (encoding/json folds them; U+017F and U+212A fold to s and k)
 	`{"ID":"r","Imp":[{"Id":"1","VIDEO":{"PLCMT":1}}],"APP":{"Bundle":"b","PUBLISHER":{"iD":"p"}}}`,
 	`{"id":"r","imp":[{"id":"1"}],"ſite":{"domain":"long-s.example"},"device":{"ma\u212Ae":"kelvin","geo":{"metro":"501"}}}`,
@@ -231,6 +244,119 @@ func TestExtractFeatures(t *testing.T) {
 	f("openwrap-ctv-structured-adpod", 1, FeaturePlacement, "placement:5")
 	f("smaato-app-video-content", 0, FeatureGenre, "content-genre")
 	f("smaato-app-video-content", 0, FeatureLivestream, "1")
+	f("smaato-app-video-content", 0, FeatureCategory, "1:IAB8-6")
+	f("smaato-app-video-content", 0, FeaturePosition, "preroll")
+	f("smaato-app-video-content", 0, FeatureDaypart, Unknown) // no utcoffset
+	f("smaato-video-gdpr-usp-gpp-pod", 0, FeaturePodSize, "4-6")
+	f("smaato-video-gdpr-usp-gpp-pod", 0, FeatureSlot, "any")
+	f("roku-ctv-pod-gpp", 0, FeatureSlot, "first")
+	f("roku-ctv-pod-gpp", 1, FeatureSlot, "middle")
+	f("roku-ctv-pod-gpp", 2, FeatureSlot, "last")
+	f("roku-ctv-pod-gpp", 1, FeaturePodSize, "4-6") // 2 fixed slots and a dynamic imp of maxseq 3
+	f("roku-ctv-pod-gpp", 0, FeatureDaypart, "daytime")
+	f("settopbox-ctv-regs-ext", 0, FeaturePosition, "midroll")
+	f("settopbox-ctv-regs-ext", 1, FeaturePodSize, "2-3")
+	f("openwrap-ctv-dynamic-adpod", 0, FeatureSlot, "any")
+	f("openwrap-ctv-dynamic-adpod", 0, FeaturePodSize, "2-3")
+	f("iab-spec-2.6-video", 0, FeatureCategory, "1:IAB2-2")
+	f("cadent-roku-ctv-video", 0, FeaturePosition, Unknown)
+	f("cadent-roku-ctv-video", 0, FeatureContentLen, Unknown)
+}
+
+func TestCTVFeatureValues(t *testing.T) {
+	pos := func(set bool, v int64, want string) {
+		t.Helper()
+		if got := positionOf(set, v); got != want {
+			t.Fatalf("positionOf(%v, %d) = %q; want %q", set, v, got, want)
+		}
+	}
+	pos(false, 0, "")
+	pos(true, 0, "preroll")
+	pos(true, -1, "midroll")
+	pos(true, 30, "midroll")
+	pos(true, -2, "postroll")
+	pos(true, -3, "")
+	slot := func(v int8, inPod, dyn bool, want string) {
+		t.Helper()
+		if got := slotOf(v, inPod, dyn); got != want {
+			t.Fatalf("slotOf(%d, %v, %v) = %q; want %q", v, inPod, dyn, got, want)
+		}
+	}
+	slot(1, false, false, "first")
+	slot(-1, true, false, "last")
+	slot(2, true, true, "first_or_last")
+	slot(0, true, false, "middle")
+	slot(0, true, true, "any")
+	slot(0, false, true, "any")
+	slot(0, false, false, "")
+	slot(3, true, false, "")
+	dyn := func(maxSeq int64, rqd int, dur, want int64) {
+		t.Helper()
+		if got := dynamicSlots(maxSeq, rqd, dur); got != want {
+			t.Fatalf("dynamicSlots(%d, %d, %d) = %d; want %d", maxSeq, rqd, dur, got, want)
+		}
+	}
+	dyn(0, 0, 0, 0)
+	dyn(4, 2, 90, 4)
+	dyn(0, 2, 90, 2)
+	dyn(0, 0, 90, 3)
+	dyn(0, 0, 91, 4)
+	dyn(0, 0, 1, 1)
+	dyn(-1, 0, -5, 0)
+	pod := func(n int64, want string) {
+		t.Helper()
+		if got := podSizeBucket(n); got != want {
+			t.Fatalf("podSizeBucket(%d) = %q; want %q", n, got, want)
+		}
+	}
+	pod(0, "")
+	pod(1, "1")
+	pod(3, "2-3")
+	pod(4, "4-6")
+	pod(6, "4-6")
+	pod(7, "7+")
+	dp := func(hour int, want string) {
+		t.Helper()
+		if got := daypartOf(hour); got != want {
+			t.Fatalf("daypartOf(%d) = %q; want %q", hour, got, want)
+		}
+	}
+	for h, want := range []string{"late_fringe", "overnight", "overnight", "overnight", "overnight", "overnight",
+		"early_morning", "early_morning", "early_morning", "daytime", "daytime", "daytime", "daytime", "daytime", "daytime", "daytime",
+		"early_fringe", "early_fringe", "early_fringe", "early_fringe", "prime", "prime", "prime", "late_fringe"} {
+		dp(h, want)
+	}
+	dp(-1, "")
+	dp(24, "")
+	cl := func(sec int64, want string) {
+		t.Helper()
+		if got := contentLenBucket(sec); got != want {
+			t.Fatalf("contentLenBucket(%d) = %q; want %q", sec, got, want)
+		}
+	}
+	cl(0, "")
+	cl(-5, "")
+	cl(299, "clip")
+	cl(300, "half_hour")
+	cl(35*60-1, "half_hour")
+	cl(35*60, "hour")
+	cl(75*60, "long")
+	ifa := func(typ string, want bool) {
+		t.Helper()
+		if got := DeviceIFA([]byte(typ)); got != want {
+			t.Fatalf("DeviceIFA(%q) = %v; want %v", typ, got, want)
+		}
+	}
+	ifa("", true)
+	ifa("rida", true)
+	ifa("dpid", true)
+	ifa("newplatformid", true)
+	ifa("ppid", false)
+	ifa("PPID", false)
+	ifa("sspid", false)
+	ifa("sessionid", false)
+	ifa("SessionID", false)
+	ifa("session_id", false)
 }
 
 func TestLocalHour(t *testing.T) {

@@ -37,8 +37,18 @@ const (
 	FeatureMaxDuration                  // imp.video.maxduration (seconds)
 	FeatureDeal                         // first non-empty imp.pmp.deals[].id
 	FeatureSSAI                         // imp.ssai
+	FeaturePosition                     // ad position in the content, from imp.video.startdelay (see positionOf)
+	FeatureSlot                         // the imp's slot in its ad pod, from imp.video.slotinpod (see slotOf)
+	FeaturePodSize                      // ad slots of the imp's pod, bucketed (see podSizeBucket)
+	FeatureDaypart                      // TV daypart of the viewer's local hour (device.geo.utcoffset; see daypartOf)
+	FeatureContentLen                   // content.len, bucketed (see contentLenBucket)
+	FeatureCategory                     // first content.cat with its taxonomy, "cattax:cat" (cattax 1 when absent)
 	NumFeatures                         // number of features, not a feature
 )
+
+// numFeaturesV1 is how many features there were before FeaturePosition:
+// records written then (remembered bids in older snapshots) hold these.
+const numFeaturesV1 = int(FeaturePosition)
 
 // Unknown is the value of a feature the request does not carry.
 const Unknown = "unknown"
@@ -47,6 +57,7 @@ var featureNames = [NumFeatures]string{
 	"publisher", "bundle", "domain", "genre", "series", "livestream", "language",
 	"network", "channel", "rating", "devicetype", "make", "os", "country", "region",
 	"metro", "hour", "placement", "podseq", "slotinpod", "maxduration", "deal", "ssai",
+	"position", "slot", "podsize", "daypart", "contentlen", "category",
 }
 
 // String is the config name of f.

@@ -371,11 +371,13 @@ func TestEndToEndBidWinVASTConversionAttributed(t *testing.T) {
 		}
 	}
 	check(p)
-	// The segment list (readable keys) after the model's refresh.
+	// The segment list (readable keys) after the model's refresh: under the
+	// crossed model (the embedded config's), level 2 is the second effect
+	// key, [publisher, bundle].
 	var seg map[string]any
 	deadline = time.Now().Add(10 * time.Second)
 	for {
-		_, seg, _ = p.do("GET", "/v1/segments?campaign=demo-ctv-purchase&level=4&sort=cvr", "", bidderToken, nil)
+		_, seg, _ = p.do("GET", "/v1/segments?campaign=demo-ctv-purchase&level=2&sort=cvr", "", bidderToken, nil)
 		if rows, _ := seg["segments"].([]any); len(rows) == 1 && num(rows[0].(map[string]any), "conversions") > 0.9 {
 			break
 		}
@@ -385,8 +387,14 @@ func TestEndToEndBidWinVASTConversionAttributed(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	row := seg["segments"].([]any)[0].(map[string]any)
-	if !strings.HasPrefix(row["segment"].(string), "demo-ctv-purchase/pub-1203/151908/") || strings.HasSuffix(row["segment"].(string), "/") {
+	if row["segment"].(string) != "demo-ctv-purchase/publisher+bundle=pub-1203+151908" {
 		t.Fatalf("readable key %v", row["segment"])
+	}
+	// The same value's effect over GET /v1/effects.
+	_, eff, raw := p.do("GET", "/v1/effects?campaign=demo-ctv-purchase&key=publisher%2Bbundle", "", bidderToken, nil)
+	if rows, _ := eff["effects"].([]any); len(rows) != 1 || rows[0].(map[string]any)["value"] != "pub-1203+151908" ||
+		num(rows[0].(map[string]any), "conversions") < 0.9 || !(num(rows[0].(map[string]any), "effect") > 0) {
+		t.Fatalf("effects: %s", raw)
 	}
 	// Reports are tenant-scoped.
 	if status, _, _ := p.do("GET", "/v1/campaigns/demo-ctv-purchase/stats", "", "nope", nil); status != 401 {
