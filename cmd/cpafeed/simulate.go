@@ -8,7 +8,8 @@ import (
 	"runtime/pprof"
 	"strings"
 
-	"github.com/cpafeed/cpafeed/bench"
+	"github.com/cpafeed/cpafeed/bench/market"
+	"github.com/cpafeed/cpafeed/bench/simulate"
 	"github.com/cpafeed/cpafeed/server"
 )
 
@@ -34,16 +35,16 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cpafeed simulate: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	sc, err := bench.LoadScenario(*scenarioPath)
+	sc, err := market.LoadScenario(*scenarioPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
 		return 1
 	}
-	if *explore != "" && *explore != bench.ExploreThompson {
+	if *explore != "" && *explore != simulate.ExploreThompson {
 		fmt.Fprintf(stderr, "cpafeed simulate: --explore %q: want thompson or nothing\n", *explore)
 		return 2
 	}
-	opts := bench.SimOptions{Scenario: sc, Seed: *seed, Days: *days, Explore: *explore}
+	opts := simulate.Options{Scenario: sc, Seed: *seed, Days: *days, Explore: *explore}
 	if !*quiet {
 		opts.Progress = stderr
 	}
@@ -71,7 +72,7 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	res, err := bench.Simulate(opts)
+	res, err := simulate.Run(opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
 		return 1

@@ -14,7 +14,7 @@ func TestSimulateCommand(t *testing.T) {
 	dir := t.TempDir()
 	jsonPath, htmlPath := filepath.Join(dir, "sim.json"), filepath.Join(dir, "sim.html")
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"simulate", "--scenario", "../../bench/testdata/sim-small.yaml", "--seed", "3", "--days", "1",
+	code := run([]string{"simulate", "--scenario", "../../bench/simulate/testdata/sim-small.yaml", "--seed", "3", "--days", "1",
 		"--json", jsonPath, "--out", htmlPath, "--strategies", "flat,cpafeed"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
@@ -45,7 +45,7 @@ func TestSimulateCommand(t *testing.T) {
 	if page, err := os.ReadFile(htmlPath); err != nil || !bytes.HasPrefix(page, []byte("<!DOCTYPE html>")) {
 		t.Fatalf("page: %v %.40q", err, page)
 	}
-	if code := run([]string{"simulate", "--strategies", "magic", "--scenario", "../../bench/testdata/sim-small.yaml"}, &stdout, &stderr); code != 1 {
+	if code := run([]string{"simulate", "--strategies", "magic", "--scenario", "../../bench/simulate/testdata/sim-small.yaml"}, &stdout, &stderr); code != 1 {
 		t.Fatalf("unknown strategy: exit %d", code)
 	}
 }
