@@ -38,20 +38,24 @@ type Market struct {
 	delayMeans                                                                 []float64 // seconds
 	delayMax                                                                   float64   // seconds, 0 = none
 
-	cvrSigma, vtrSigma [4]float64
-	cvrShift           [4]float64 // -σ²/2 per level: keeps each level's mean
-	sqrtShared         float64
-	sqrtOwn            float64
-	rho, rhoPerp       float64
-	logitBaseVTR       float64
-	segNorm            float64 // sd of the campaign-averaged log-CVR deviation
-	compRho, compPerp  float64
-	valueMu            []float64 // per campaign, ln of the median order value
-	logBaseCVR         []float64 // per campaign
-	creativeIDs        [][]string
-	// nodeCache holds nodeNormals of the publisher and bundle levels:
-	// (node × campaigns + campaign) × {z, w}. Nil when too large.
-	nodeCache [2][]float64
+	// The truth: the compiled effects of the CVR, the VTR and the organic
+	// rate (see Effect).
+	cvr, vtr, org     []effect
+	cvrSlot, vtrSlot  bool    // some CVR (VTR) effect depends on the slot
+	rho, rhoPerp      float64 // VTR/CVR correlation of twin effects
+	logitBaseVTR      float64
+	segNorm           float64 // sd of the campaign-averaged log-CVR deviation
+	compRho, compPerp float64
+	valueMu           []float64 // per campaign, ln of the median order value
+	logBaseCVR        []float64 // per campaign
+	creativeIDs       [][]string
+	// Organic conversions with organic effects: per campaign, the metros
+	// weighted by households × rate factor, their total weight, and the
+	// households of each metro. Nil without organic effects.
+	orgAlias  []alias
+	orgWeight []float64
+	hhByMetro [][]int32
+	ipChurn   float64 // reporting.ip.churn_per_day
 }
 
 type publisher struct {
@@ -65,8 +69,9 @@ type bundle struct {
 }
 
 type household struct {
-	ip       string
+	ip       string // public IP on day 0 (shared with its CGNAT group, if any)
 	id       string // identity-graph household id
+	line     int32  // its internet line: own (= its index) or shared (households + group)
 	metro    int32
 	tv0, p0  int32
 	ntv, np  uint8
@@ -99,6 +104,10 @@ const (
 	tagDay
 	tagOrganic
 	tagBuild
+	tagOrganicShared
+	tagOrganicOwn
+	tagSharedIP
+	tagIPChurn
 )
 
 // NewMarket builds the market of sc (which must be valid: see
@@ -178,18 +187,23 @@ func NewMarket(sc Scenario, seed uint64) (*Market, error) {
 		devW[i] = d.Share
 	}
 	devAlias := newAlias(devW)
+	lmtShare := make([]float64, len(inv.Devices))
+	for i, d := range inv.Devices {
+		lmtShare[i] = rp.Privacy.LMT
+		if d.LMT != nil {
+			lmtShare[i] = *d.LMT
+		}
+	}
 	metroAlias := newAlias(zipfWeights(inv.Metros, inv.Zipf))
 	tvAlias := newAlias(rp.TVsPerHousehold)
 	personAlias := newAlias(rp.PersonsPerHousehold)
 	m.households = make([]household, rp.Households)
 	hhW := make([]float64, rp.Households)
-	var ip [4]byte
 	for h := range m.households {
 		hh := &m.households[h]
 		hh.metro = int32(metroAlias.drawRand(r))
 		u := r.Uint64()
-		ip = [4]byte{ispOctets[u%uint64(len(ispOctets))], byte(u >> 16), byte(u >> 24), byte(1 + (u>>32)%253)}
-		hh.ip = fmt.Sprintf("%d.%d.%d.%d", ip[0], ip[1], ip[2], ip[3])
+		hh.ip = ipFromBits(u)
 		hh.id = fmt.Sprintf("hh-%016x", r.Uint64())
 		hhW[h] = math.Exp(rp.HouseholdActivitySigma * r.NormFloat64())
 		pv := rp.Privacy
@@ -204,13 +218,11 @@ func NewMarket(sc Scenario, seed uint64) (*Market, error) {
 			hh.gpp = 1
 		}
 		hh.tv0, hh.ntv = int32(len(m.tvs)), uint8(tvAlias.drawRand(r)+1)
+		hh.line = int32(h)
 		for range hh.ntv {
-			m.tvs = append(m.tvs, tvDevice{
-				ifa: uuid(r.Uint64(), r.Uint64()),
-				hh:  int32(h),
-				dev: uint8(devAlias.drawRand(r)),
-				lmt: r.Float64() < pv.LMT,
-			})
+			ifa := uuid(r.Uint64(), r.Uint64())
+			dev := devAlias.drawRand(r)
+			m.tvs = append(m.tvs, tvDevice{ifa: ifa, hh: int32(h), dev: uint8(dev), lmt: r.Float64() < lmtShare[dev]})
 		}
 		hh.p0, hh.np = int32(len(m.persons)), uint8(personAlias.drawRand(r)+1)
 		for range hh.np {
@@ -227,19 +239,14 @@ func NewMarket(sc Scenario, seed uint64) (*Market, error) {
 		}
 	}
 	m.hhAlias = newAlias(hhW)
+	m.shareIPs(rp.IP)
+	m.ipChurn = rp.IP.ChurnPerDay
 
 	// Truth constants.
-	m.cvrSigma, m.vtrSigma = tr.CVRSigma.array(), tr.VTRSigma.array()
-	var varSum float64
-	for l, s := range m.cvrSigma {
-		m.cvrShift[l] = -s * s / 2
-		varSum += s * s
-	}
-	m.sqrtShared, m.sqrtOwn = math.Sqrt(tr.SharedAcrossCampaigns), math.Sqrt(1-tr.SharedAcrossCampaigns)
 	m.rho, m.rhoPerp = tr.VTRCVRCorrelation, math.Sqrt(1-tr.VTRCVRCorrelation*tr.VTRCVRCorrelation)
 	m.logitBaseVTR = math.Log(tr.BaseVTR / (1 - tr.BaseVTR))
-	nc := float64(len(sc.Campaigns))
-	m.segNorm = math.Sqrt(varSum * (tr.SharedAcrossCampaigns + (1-tr.SharedAcrossCampaigns)/nc))
+	m.compileTruth()
+	m.buildOrganic()
 	m.compRho = sc.Market.CompetingCVRCorrelation
 	m.compPerp = math.Sqrt(1 - m.compRho*m.compRho)
 
@@ -255,19 +262,6 @@ func NewMarket(sc Scenario, seed uint64) (*Market, error) {
 	m.logBaseCVR = make([]float64, len(sc.Campaigns))
 	for c, cs := range sc.Campaigns {
 		m.logBaseCVR[c] = math.Log(cs.BaseCVR)
-	}
-	for l, n := range [2]int{len(m.pubs), len(m.bundles)} {
-		if n*len(sc.Campaigns) > 1<<22 {
-			continue
-		}
-		cache := make([]float64, 0, n*len(sc.Campaigns)*2)
-		for node := range n {
-			for c := range sc.Campaigns {
-				z, w := m.hashNodeNormals(l, uint64(node), c)
-				cache = append(cache, z, w)
-			}
-		}
-		m.nodeCache[l] = cache
 	}
 	m.valueMu = make([]float64, len(sc.Campaigns))
 	m.creativeIDs = make([][]string, len(sc.Campaigns))
@@ -377,9 +371,14 @@ type Opportunity struct {
 	Day  int
 	Time int64 // unix seconds
 
-	Household int32 // household index
+	// Household is the household watching: an index (0..Households()-1),
+	// stable for the market's life, that a caller may hash (a holdout
+	// assignment per household, say). The bid request shows only its IP,
+	// its TV's ifa and sometimes its identity-graph id.
+	Household int32
 	TV        int32 // the TV showing the ad (index into the market's TVs)
 	Device    int   // index into Scenario.Inventory.Devices
+	Hour      int   // the viewer's local hour, 0..23
 
 	Publisher, Bundle, Genre, Metro int32 // indexes into the inventory
 
@@ -388,9 +387,10 @@ type Opportunity struct {
 
 	// Slots are the imps of the ad pod, in pod order.
 	Slots []Slot
-	// Truth is the truth for each campaign (Scenario.Campaigns order); it is
-	// the same for every slot of the pod.
-	Truth []Truth
+
+	// truth is the hidden truth of slot s and campaign c at
+	// s×campaigns + c (see Truth).
+	truth []Truth
 
 	content   uint64
 	midroll   bool
@@ -407,13 +407,24 @@ type Slot struct {
 	FloorCPM     float64 // imp.bidfloor, USD CPM (0 = none)
 }
 
-// Truth is the hidden truth of a campaign's impression in an opportunity.
+// Truth is the hidden truth of a campaign's impression in one slot of an
+// opportunity: what the simulation knows and no bidder sees.
 type Truth struct {
 	CVR float64 // probability that the impression causes a conversion
 	VTR float64 // probability that the video completes (completes per impression)
-	// NodeCVR is the expected CVR of each node of the segment chain:
-	// campaign, +publisher, +bundle, +genre, +metro (= CVR).
-	NodeCVR [5]float64
+}
+
+// Truth returns the truth of campaign c (Scenario.Campaigns order) in slot s.
+func (o *Opportunity) Truth(s, c int) Truth { return o.truth[s*o.campaigns()+c] }
+
+func (o *Opportunity) campaigns() int { return len(o.truth) / len(o.Slots) }
+
+// CopyTo copies o into dst, reusing dst's slices.
+func (o *Opportunity) CopyTo(dst *Opportunity) {
+	slots, truth := dst.Slots, dst.truth
+	*dst = *o
+	dst.Slots = append(slots[:0], o.Slots...)
+	dst.truth = append(truth[:0], o.truth...)
 }
 
 // Segment names the values of an opportunity's segment chain.
@@ -476,7 +487,7 @@ func (m *Market) Day(d int) *DayIter {
 	})
 	it.rng = rand.New(&it.pcg)
 	it.op.Slots = make([]Slot, 0, 8)
-	it.op.Truth = make([]Truth, len(m.sc.Campaigns))
+	it.op.truth = make([]Truth, 0, 8*len(m.sc.Campaigns))
 	return it
 }
 
@@ -506,6 +517,11 @@ func (m *Market) expand(o *Opportunity, r *rand.Rand, pcg *rand.PCG, ds daySlot,
 	tv := &m.tvs[o.TV]
 	o.Device = int(tv.dev)
 	o.Metro = hh.metro
+	local := (int(ds.t) + m.metros[hh.metro].utcOffset*60) % 86400
+	if local < 0 {
+		local += 86400
+	}
+	o.Hour = local / 3600
 	o.Publisher = int32(m.pubAlias.drawRand(r))
 	o.Bundle = m.pubs[o.Publisher].firstBundle + int32(m.bundleRank.drawRand(r))
 	if r.Float64() < inv.BundleGenreAffinity {
@@ -539,16 +555,12 @@ func (m *Market) expand(o *Opportunity, r *rand.Rand, pcg *rand.PCG, ds daySlot,
 	o.content = r.Uint64()
 	o.midroll = r.IntN(3) != 0
 
-	// The campaign-averaged log-CVR deviation of the segment, standardized:
-	// what the competition's prices correlate with.
-	seg := m.truth(o)
-	if m.segNorm > 0 {
-		seg /= float64(len(o.Truth)) * m.segNorm
-	}
-
-	// The pod and the competition for each of its slots.
+	// The pod, its truth, and the competition for each of its slots. The
+	// competing price correlates with the slot's campaign-averaged log-CVR
+	// deviation, standardized: others know good inventory too.
 	n := m.podAlias.drawRand(r) + 1
-	o.Slots = o.Slots[:0]
+	o.Slots = o.Slots[:n]
+	dev := m.truth(o)
 	cm := m.sc.Market.CompetingCPM
 	for i := range n {
 		s := Slot{ImpID: impIDs[i], MaxDuration: 30, FloorCPM: m.sc.Market.FloorCPM}
@@ -563,66 +575,167 @@ func (m *Market) expand(o *Opportunity, r *rand.Rand, pcg *rand.PCG, ds daySlot,
 		if r.IntN(4) == 0 {
 			s.MaxDuration = 15
 		}
+		seg := dev[i]
+		if m.segNorm > 0 {
+			seg /= float64(m.campaigns()) * m.segNorm
+		}
 		z := m.compRho*seg + m.compPerp*r.NormFloat64()
 		s.CompetingCPM = math.Round(math.Exp(cm.Mu+cm.Sigma*z)*100) / 100
-		o.Slots = append(o.Slots, s)
+		o.Slots[i] = s
 	}
 }
 
 var impIDs = [...]string{"1", "2", "3", "4", "5", "6", "7", "8"}
 
-// truth fills o.Truth from the hashed node draws of o's segment chain and
-// returns the sum over campaigns of their log-CVR deviations Σ σ·z.
-func (m *Market) truth(o *Opportunity) (dev float64) {
-	g, mt := uint64(len(m.genres)), uint64(len(m.metros))
-	nodes := [4]uint64{
-		uint64(o.Publisher),
-		uint64(o.Bundle),
-		uint64(o.Bundle)*g + uint64(o.Genre),
-		(uint64(o.Bundle)*g+uint64(o.Genre))*mt + uint64(o.Metro),
+func (m *Market) campaigns() int { return len(m.sc.Campaigns) }
+
+// slotPosition is the value of the slot feature of slot i of a pod of n.
+func slotPosition(i, n int) uint64 {
+	switch {
+	case i == 0:
+		return slotFirst
+	case i == n-1:
+		return slotLast
 	}
+	return slotMiddle
+}
+
+// features returns the values of o's features (those of its first slot
+// for the slot feature).
+func (m *Market) features(o *Opportunity) [numFeatures]uint64 {
+	dt := 0
+	if m.sc.Inventory.Devices[o.Device].DeviceType == 7 {
+		dt = 1
+	}
+	live := 0
+	if o.Live {
+		live = 1
+	}
+	return [numFeatures]uint64{
+		featPublisher:  uint64(o.Publisher),
+		featBundle:     uint64(o.Bundle),
+		featGenre:      uint64(o.Genre),
+		featMetro:      uint64(o.Metro),
+		featHour:       uint64(o.Hour),
+		featDaypart:    uint64(hourDaypart[o.Hour]),
+		featDevice:     uint64(o.Device),
+		featDeviceType: uint64(dt),
+		featLive:       uint64(live),
+		featSlot:       slotFirst,
+		featPodSize:    uint64(len(o.Slots) - 1),
+	}
+}
+
+// truth fills o.truth for every slot and campaign from the effects and
+// returns, per slot, the sum over campaigns of their log-CVR deviations
+// Σ σ·z (the slot-independent effects are added first, in list order, then
+// the slot's: with none of the latter every slot gets the same numbers).
+func (m *Market) truth(o *Opportunity) (dev [8]float64) {
+	nc := m.campaigns()
+	n := len(o.Slots)
+	if cap(o.truth) < n*nc {
+		o.truth = make([]Truth, n*nc)
+	}
+	o.truth = o.truth[:n*nc]
+	fv := m.features(o)
 	startRate := m.sc.Truth.StartRate
-	for c := range o.Truth {
-		t := &o.Truth[c]
-		base := m.sc.Campaigns[c].BaseCVR
+	var devOpp float64
+	for c := range nc {
 		logCVR := m.logBaseCVR[c]
-		logitVTR := m.logitBaseVTR
-		t.NodeCVR[0] = base
-		for l, node := range nodes {
-			z, w := m.nodeNormals(l, node, c)
-			logCVR += m.cvrSigma[l]*z + m.cvrShift[l]
-			dev += m.cvrSigma[l] * z
-			logitVTR += m.vtrSigma[l] * (m.rho*z + m.rhoPerp*w)
-			t.NodeCVR[l+1] = math.Min(math.Exp(logCVR), 0.5)
+		for i := range m.cvr {
+			e := &m.cvr[i]
+			if e.slot {
+				continue
+			}
+			z := m.normal(e, false, e.node(&fv), c)
+			logCVR += e.sigma*z + e.shift
+			devOpp += e.sigma * z
 		}
-		t.CVR = t.NodeCVR[4]
-		t.VTR = math.Min(1/(1+math.Exp(-logitVTR)), startRate)
+		logitVTR := m.logitBaseVTR
+		for i := range m.vtr {
+			if e := &m.vtr[i]; !e.slot {
+				logitVTR += e.sigma * m.normal(e, true, e.node(&fv), c)
+			}
+		}
+		for s := range n {
+			fv[featSlot] = slotPosition(s, n)
+			lc, lv := logCVR, logitVTR
+			if m.cvrSlot {
+				for i := range m.cvr {
+					if e := &m.cvr[i]; e.slot {
+						z := m.normal(e, false, e.node(&fv), c)
+						lc += e.sigma*z + e.shift
+						dev[s] += e.sigma * z
+					}
+				}
+			}
+			if m.vtrSlot {
+				for i := range m.vtr {
+					if e := &m.vtr[i]; e.slot {
+						lv += e.sigma * m.normal(e, true, e.node(&fv), c)
+					}
+				}
+			}
+			o.truth[s*nc+c] = Truth{
+				CVR: math.Min(math.Exp(lc), 0.5),
+				VTR: math.Min(1/(1+math.Exp(-lv)), startRate),
+			}
+		}
+	}
+	for s := range n {
+		dev[s] += devOpp
 	}
 	return dev
 }
 
-// nodeNormals are the standard normal draws (z for CVR, w for VTR before
-// the correlation is applied) of campaign c at node `node` of level l,
-// mixing the part shared by every campaign with the campaign's own.
-func (m *Market) nodeNormals(l int, node uint64, c int) (z, w float64) {
-	if l < 2 && m.nodeCache[l] != nil {
-		i := (int(node)*len(m.sc.Campaigns) + c) * 2
-		return m.nodeCache[l][i], m.nodeCache[l][i+1]
+// compileTruth compiles the scenario's effect lists (see compileEffects)
+// and precomputes the draws of the small ones.
+func (m *Market) compileTruth() {
+	tr := m.sc.Truth
+	m.cvr = m.compileEffects(tr.CVREffects, tr.SharedAcrossCampaigns, true, tagCVRShared, tagCVROwn)
+	m.vtr = m.compileEffects(tr.VTREffects, tr.SharedAcrossCampaigns, false, tagVTRShared, tagVTROwn)
+	m.org = m.compileEffects(tr.OrganicEffects, tr.SharedAcrossCampaigns, true, tagOrganicShared, tagOrganicOwn)
+	// A VTR effect draws with the tag position of its CVR twin (the twin's
+	// draw is mixed in), or past every CVR position when it has none.
+	for j := range m.vtr {
+		v := &m.vtr[j]
+		pos := uint64(vtrOwnIndex + j)
+		for i := range m.cvr {
+			if slices.Equal(m.cvr[i].feats, v.feats) {
+				v.twin, pos = i, uint64(i)
+				break
+			}
+		}
+		v.tagShared, v.tagOwn = tagVTRShared+pos<<8, tagVTROwn+pos<<8
 	}
-	return m.hashNodeNormals(l, node, c)
-}
-
-func (m *Market) hashNodeNormals(l int, node uint64, c int) (z, w float64) {
-	if m.sqrtShared > 0 {
-		z = m.sqrtShared * hashNormal(m.seed, tagCVRShared+uint64(l)<<8, node)
-		w = m.sqrtShared * hashNormal(m.seed, tagVTRShared+uint64(l)<<8, node)
+	// The sd of the campaign-averaged log-CVR deviation: an effect's
+	// shared part is common to the campaigns, its own part averages out.
+	// (Effects that all share as much are summed first, as the nested
+	// chain always was.)
+	nc := float64(m.campaigns())
+	var v, sum float64
+	same := true
+	for i := range m.cvr {
+		e := &m.cvr[i]
+		v += e.sigma * e.sigma * (e.shared + (1-e.shared)/nc)
+		sum += e.sigma * e.sigma
+		same = same && e.shared == tr.SharedAcrossCampaigns
+		m.cvrSlot = m.cvrSlot || e.slot
 	}
-	if m.sqrtOwn > 0 {
-		ctag := uint64(c+1) << 16
-		z += m.sqrtOwn * hashNormal(m.seed, tagCVROwn+uint64(l)<<8+ctag, node)
-		w += m.sqrtOwn * hashNormal(m.seed, tagVTROwn+uint64(l)<<8+ctag, node)
+	if same {
+		v = sum * (tr.SharedAcrossCampaigns + (1-tr.SharedAcrossCampaigns)/nc)
 	}
-	return z, w
+	m.segNorm = math.Sqrt(v)
+	for i := range m.cvr {
+		m.fillCache(&m.cvr[i], false)
+	}
+	for i := range m.vtr {
+		m.vtrSlot = m.vtrSlot || m.vtr[i].slot
+		m.fillCache(&m.vtr[i], true)
+	}
+	for i := range m.org {
+		m.fillCache(&m.org[i], false)
+	}
 }
 
 // vastEvents are the VAST event names in the order a video reaches them.
@@ -656,7 +769,7 @@ func (o Outcome) Events() []string { return append([]string(nil), vastEvents[:o.
 // the same ad gets the same outcome.
 func (m *Market) Outcome(o *Opportunity, s, c int) Outcome {
 	r := splitmix{s: hash3(m.seed, tagOutcome, o.Seq<<9|uint64(s&7)<<6|uint64(c&63))}
-	t := o.Truth[c]
+	t := o.Truth(s, c)
 	var out Outcome
 	if r.float() < t.CVR {
 		out.Converted = true

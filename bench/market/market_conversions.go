@@ -70,10 +70,13 @@ func (m *Market) Conversion(o *Opportunity, s, c int, out Outcome) Conversion {
 func (m *Market) fillConversion(cv *Conversion, r *splitmix) {
 	hh := &m.households[cv.Household]
 	cv.Person = hh.p0 + int32(r.next()%uint64(hh.np))
-	ids := m.sc.Reporting.Identifiers
-	if r.float() < ids.IFA {
+	rp := &m.sc.Reporting
+	ids := &rp.Identifiers.Website
+	if r.float() < rp.AppShare {
 		cv.App = true
-		if !m.tvs[cv.TV].lmt { // a limited device gives the app no IFA either
+		ids = &rp.Identifiers.App
+		// A limited device gives the app no IFA either.
+		if bernoulli(r, ids.IFA) && !m.tvs[cv.TV].lmt {
 			cv.IDs |= IDSetIFA
 		}
 	}
@@ -98,18 +101,38 @@ func (m *Market) fillConversion(cv *Conversion, r *splitmix) {
 	cv.EventID = string(appendHex64(append(b[:0], "ev-"...), r.next()))
 }
 
+// bernoulli is true with probability p; it draws only when p is within
+// (0, 1).
+func bernoulli(r *splitmix, p float64) bool {
+	if p >= 1 || p <= 0 {
+		return p >= 1
+	}
+	return r.float() < p
+}
+
 // Organic returns the organic conversions of day d for every campaign (a
 // Poisson number per campaign, OrganicPerHouseholdDay × households on
-// average, in uniformly drawn households), sorted by event time. They are the
+// average, in households drawn uniformly, or with organic effects in
+// proportion to their metro's factor), sorted by event time. They are the
 // same for every strategy of a simulation.
 func (m *Market) Organic(d int) []Conversion {
 	var out []Conversion
-	rate := m.sc.Truth.OrganicPerHouseholdDay * float64(len(m.households))
+	perHH := m.sc.Truth.OrganicPerHouseholdDay
 	for c := range m.sc.Campaigns {
 		r := rand.New(rand.NewPCG(m.seed, hash3(m.seed, tagOrganic, uint64(d)<<8|uint64(c))))
-		n := poisson(r, rate)
+		lambda := perHH * float64(len(m.households))
+		if m.orgAlias != nil {
+			lambda = perHH * m.orgWeight[c]
+		}
+		n := poisson(r, lambda)
 		for range n {
-			h := int32(r.IntN(len(m.households)))
+			var h int32
+			if m.orgAlias != nil {
+				hs := m.hhByMetro[m.orgAlias[c].drawRand(r)]
+				h = hs[r.IntN(len(hs))]
+			} else {
+				h = int32(r.IntN(len(m.households)))
+			}
 			hh := &m.households[h]
 			cv := Conversion{
 				Campaign:  c,
@@ -125,6 +148,37 @@ func (m *Market) Organic(d int) []Conversion {
 	}
 	slices.SortStableFunc(out, func(a, b Conversion) int { return cmp.Compare(a.EventTime, b.EventTime) })
 	return out
+}
+
+// buildOrganic prepares the draws of organic households when organic
+// effects exist: per campaign, every metro weighted by its households × its
+// rate factor.
+func (m *Market) buildOrganic() {
+	if len(m.org) == 0 {
+		return
+	}
+	m.hhByMetro = make([][]int32, len(m.metros))
+	for h := range m.households {
+		mt := m.households[h].metro
+		m.hhByMetro[mt] = append(m.hhByMetro[mt], int32(h))
+	}
+	m.orgAlias = make([]alias, m.campaigns())
+	m.orgWeight = make([]float64, m.campaigns())
+	var fv [numFeatures]uint64
+	for c := range m.orgAlias {
+		w := make([]float64, len(m.metros))
+		for mt := range w {
+			fv[featMetro] = uint64(mt)
+			f := 0.0
+			for i := range m.org {
+				e := &m.org[i]
+				f += e.sigma*m.normal(e, false, e.node(&fv), c) + e.shift
+			}
+			w[mt] = float64(len(m.hhByMetro[mt])) * math.Exp(f)
+			m.orgWeight[c] += w[mt]
+		}
+		m.orgAlias[c] = newAlias(w)
+	}
 }
 
 // Batch is one delivery of conversions to cpafeed, as the advertiser (a CAPI
@@ -353,7 +407,7 @@ func (m *Market) appendCAPIEvent(dst []byte, c *Conversion, patch bool) (out []b
 		dst = append(dst, `"]`...)
 	}
 	if c.IDs&IDSetIP != 0 {
-		dst = appendKV(dst, "client_ip_address", hh.ip)
+		dst = append(m.appendIP(append(appendKey(dst, "client_ip_address"), '"'), c.Household, m.dayOf(c.EventTime)), '"')
 	}
 	if c.App {
 		dst = appendKV(dst, "client_user_agent", m.sc.Inventory.Devices[tv.dev].UA)

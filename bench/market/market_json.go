@@ -152,7 +152,7 @@ func (m *Market) AppendBidRequest(dst []byte, o *Opportunity) []byte {
 	}
 	dst = appendKI(dst, "dnt", int64(lmt))
 	dst = appendKI(dst, "lmt", int64(lmt))
-	dst = appendKV(dst, "ip", hh.ip)
+	dst = append(m.appendIP(append(appendKey(dst, "ip"), '"'), o.Household, o.Day), '"')
 	dst = appendKI(dst, "devicetype", int64(dev.DeviceType))
 	dst = appendKV(dst, "make", dev.Make)
 	dst = appendKV(dst, "model", dev.Model)

@@ -45,7 +45,7 @@ func marketDigest(t *testing.T, m *Market, d, n int) [32]byte {
 		o := it.Next()
 		buf = m.AppendBidRequest(buf[:0], o)
 		for s := range o.Slots {
-			for c := range o.Truth {
+			for c := range m.campaigns() {
 				buf = m.AppendExposure(buf, o, s, c, 0, o.Slots[s].CompetingCPM, o.Time)
 				buf = m.AppendWinURL(buf, o, s, c, 1, o.Slots[s].CompetingCPM)
 				out := m.Outcome(o, s, c)
@@ -231,6 +231,9 @@ func TestInventoryDistributions(t *testing.T) {
 		devs[o.Device]++
 		local := (o.Time - m.DayStart(0) + int64(m.metros[o.Metro].utcOffset)*60 + 2*86400) % 86400
 		hours[local/3600]++
+		if int(local/3600) != o.Hour {
+			t.Fatalf("Hour %d, local time %d s", o.Hour, local)
+		}
 		pods[len(o.Slots)]++
 		p := o.Privacy
 		count := func(flag Privacy, n *int) {
@@ -301,62 +304,19 @@ func TestInventoryDistributions(t *testing.T) {
 	near("gdpr consent", share(gdprConsent), pv.GDPRConsent, 0.003)
 	near("us_privacy opt-out", share(usp), pv.USPrivacyOptOut, 0.012)
 	near("gpp opt-out", share(gpp), pv.GPPOptOut, 0.012)
-	near("lmt", share(lmt), pv.LMT, 0.015)
+	wantLMT, shares := 0.0, 0.0
+	for _, d := range sc.Inventory.Devices {
+		l := pv.LMT
+		if d.LMT != nil {
+			l = *d.LMT
+		}
+		wantLMT += d.Share * l
+		shares += d.Share
+	}
+	near("lmt", share(lmt), wantLMT/shares, 0.015)
 	if restricted == 0 || restricted == n {
 		t.Errorf("restricted exposures: %d of %d", restricted, n)
 	}
-}
-
-func TestTruthDistribution(t *testing.T) {
-	f := func(rho float64) {
-		t.Helper()
-		sc := testScenario()
-		sc.Truth.VTRCVRCorrelation = rho
-		sc.Truth.VTRSigma = sc.Truth.CVRSigma // equal shapes: the total correlation is rho too
-		sc.Truth.StartRate = 1
-		sc.Inventory.Publishers = 8000 // many independent nodes at every level
-		sc.Inventory.Genres = 24
-		sc.Reporting.Households = 1000
-		m := testMarket(t, sc, 5)
-		var o Opportunity
-		o.Truth = make([]Truth, len(sc.Campaigns))
-		const n = 20000
-		var sx, sy, sxx, syy, sxy, ratio float64
-		for i := range n {
-			// Distinct leaves of the segment tree.
-			u := mix64(uint64(i) + 99)
-			o.Publisher = int32(i % len(m.pubs))
-			o.Bundle = m.pubs[o.Publisher].firstBundle + int32(u>>20%uint64(sc.Inventory.BundlesPerPublisher))
-			o.Genre = int32(u >> 30 % uint64(len(m.genres)))
-			o.Metro = int32(u >> 40 % uint64(len(m.metros)))
-			m.truth(&o)
-			tr := o.Truth[0]
-			x, y := math.Log(tr.CVR), math.Log(tr.VTR/(1-tr.VTR))
-			sx, sy, sxx, syy, sxy = sx+x, sy+y, sxx+x*x, syy+y*y, sxy+x*y
-			ratio += tr.CVR / sc.Campaigns[0].BaseCVR
-			for l := 1; l < 5; l++ {
-				if tr.NodeCVR[l] <= 0 {
-					t.Fatalf("node cvr %v", tr.NodeCVR)
-				}
-			}
-		}
-		cov := sxy/n - sx/n*sy/n
-		corr := cov / math.Sqrt((sxx/n-sx/n*sx/n)*(syy/n-sy/n*sy/n))
-		if math.Abs(corr-rho) > 0.05 {
-			t.Errorf("rho %v: measured correlation of log CVR and logit VTR %.3f", rho, corr)
-		}
-		if r := ratio / n; math.Abs(r-1) > 0.04 {
-			t.Errorf("rho %v: mean CVR / base %.3f, want 1 (levels keep the mean)", rho, r)
-		}
-		sd := math.Sqrt(sxx/n - sx/n*sx/n)
-		s := sc.Truth.CVRSigma
-		if want := math.Sqrt(s.Publisher*s.Publisher + s.Bundle*s.Bundle + s.Genre*s.Genre + s.Metro*s.Metro); math.Abs(sd-want) > 0.05 {
-			t.Errorf("sd of log CVR %.3f, want %.3f", sd, want)
-		}
-	}
-	f(0)
-	f(0.6)
-	f(-0.5)
 }
 
 func mixtureCDF(d DelayMixture, x float64) float64 {
@@ -412,7 +372,7 @@ func TestOutcomeVAST(t *testing.T) {
 				t.Fatal("Outcome is not a function of its arguments")
 			}
 			n++
-			vtr += o.Truth[1].VTR
+			vtr += o.Truth(s, 1).VTR
 			if out.Played >= 1 {
 				started++
 			}
@@ -539,48 +499,61 @@ func TestConversionReporting(t *testing.T) {
 		}
 		rep.Add(c)
 	}
-	if want := sc.Truth.OrganicPerHouseholdDay * float64(sc.Reporting.Households) * float64(len(sc.Campaigns)); math.Abs(float64(len(org))-want) > 4*math.Sqrt(want)+1 {
+	want := 0.0
+	for c := range sc.Campaigns {
+		want += sc.Truth.OrganicPerHouseholdDay * m.orgWeight[c] // the households weighted by their metro's factor
+	}
+	if math.Abs(float64(len(org))-want) > 4*math.Sqrt(want)+1 {
 		t.Errorf("%d organic conversions, want about %.0f", len(org), want)
 	}
 
-	// Identifier and pixel shares.
-	var ip, ifa, em, hh, app, web, pixel int
+	// Identifier and pixel shares, by where the conversion was made.
+	type tally struct{ n, ip, ifa, em, hh, pixel, ifaWant float64 }
+	var app, web tally
 	for _, c := range convs {
-		if c.IDs&IDSetIP != 0 {
-			ip++
-		}
-		if c.IDs&IDSetIFA != 0 {
-			ifa++
-		}
-		if c.IDs&IDSetEmail != 0 {
-			em++
-		}
-		if c.IDs&IDSetHouseholdID != 0 {
-			hh++
-		}
+		tl := &web
 		if c.App {
-			app++
-		} else {
-			web++
-			if c.Pixel {
-				pixel++
+			tl = &app
+			if !m.tvs[c.TV].lmt {
+				tl.ifaWant += sc.Reporting.Identifiers.App.IFA
 			}
 		}
+		tl.n++
+		for _, x := range []struct {
+			id IDSet
+			n  *float64
+		}{{IDSetIP, &tl.ip}, {IDSetIFA, &tl.ifa}, {IDSetEmail, &tl.em}, {IDSetHouseholdID, &tl.hh}} {
+			if c.IDs&x.id != 0 {
+				*x.n++
+			}
+		}
+		if c.Pixel {
+			tl.pixel++
+		}
 	}
-	n := float64(len(convs))
-	ids := sc.Reporting.Identifiers
-	near := func(what string, got, want float64) {
+	near := func(what string, got, want, tol float64) {
 		t.Helper()
-		if math.Abs(got-want) > 0.015 {
+		if math.Abs(got-want) > tol {
 			t.Errorf("%s: got %.4f, want %.4f", what, got, want)
 		}
 	}
-	near("ip share", float64(ip)/n, ids.IP)
-	near("app share", float64(app)/n, ids.IFA)
-	near("ifa share", float64(ifa)/n, ids.IFA*(1-sc.Reporting.Privacy.LMT))
-	near("email share", float64(em)/n, ids.Email)
-	near("household id share", float64(hh)/n, ids.HouseholdID)
-	near("pixel share of website conversions", float64(pixel)/float64(web), sc.Reporting.PixelShare)
+	n := app.n + web.n
+	near("app share", app.n/n, sc.Reporting.AppShare, 0.015)
+	for _, src := range []struct {
+		name string
+		tl   tally
+		ids  IdentifierShares
+		tol  float64
+	}{{"app", app, sc.Reporting.Identifiers.App, 0.04}, {"website", web, sc.Reporting.Identifiers.Website, 0.015}} {
+		near(src.name+" ip share", src.tl.ip/src.tl.n, src.ids.IP, src.tol)
+		near(src.name+" ifa share", src.tl.ifa/src.tl.n, src.tl.ifaWant/src.tl.n, src.tol)
+		near(src.name+" email share", src.tl.em/src.tl.n, src.ids.Email, src.tol)
+		near(src.name+" household id share", src.tl.hh/src.tl.n, src.ids.HouseholdID, src.tol)
+	}
+	near("pixel share of website conversions", web.pixel/web.n, sc.Reporting.PixelShare, 0.015)
+	if app.pixel != 0 {
+		t.Errorf("%v app conversions sent by the pixel", app.pixel)
+	}
 
 	// Half now, the rest later: nothing is sent before it is due, nothing twice.
 	mid := m.DayStart(0) + 12*3600

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -90,49 +91,57 @@ type DeviceSpec struct {
 	OS      string `yaml:"os"`
 	OSV     string `yaml:"osv"`
 	UA      string `yaml:"ua"`
+	// LMT overrides reporting.privacy.lmt for the TVs of this type: the
+	// share (0..1) with device.lmt=1 and an all-zero ifa. Absent: the
+	// privacy share.
+	LMT *float64 `yaml:"lmt,omitempty"`
 }
 
-// TruthSpec is what the simulation knows and cpafeed must estimate.
+// TruthSpec is what the simulation knows and cpafeed must estimate. The
+// rates are built from lists of effects (see Effect): each combination of
+// the values of an effect's key moves the rate by its own draw whatever the
+// other features are, so the truth is crossed (a metro's effect is the
+// same on every app), not a chain of nested segments; a chain is the
+// special case of keys that each extend the previous one (see
+// configs/scenarios/nested.yaml).
 type TruthSpec struct {
-	// CVRSigma is the log-normal sigma of the true conversion rate at each
-	// level of the segment chain campaign → publisher → bundle → genre →
-	// metro, drawn level by level: a node's CVR is its parent's times
-	// exp(sigma·z − sigma²/2), z standard normal, so each level keeps its
-	// parent's mean. 0 = no spread at that level.
-	CVRSigma Levels `yaml:"cvr_sigma"`
-	// SharedAcrossCampaigns is the share (0..1) of each level's log variance
+	// CVREffects shape the true conversion rate: an impression's CVR is its
+	// campaign's BaseCVR × Π exp(σ·z − σ²/2) over the effects (each factor
+	// has mean 1), capped at 0.5. Empty: every impression converts at its
+	// campaign's BaseCVR. Default: see configs/scenarios/default.yaml.
+	CVREffects []Effect `yaml:"cvr_effects"`
+	// SharedAcrossCampaigns is the share (0..1) of each effect's variance
 	// common to all campaigns (a good publisher is good for everyone); the
-	// rest is specific to each campaign. Default 0.5.
+	// rest is specific to each campaign. An effect's shared overrides it.
+	// Default 0.5.
 	SharedAcrossCampaigns float64 `yaml:"shared_across_campaigns"`
 	// BaseVTR is the average video completion rate (completes per
 	// impression). Default 0.85.
 	BaseVTR float64 `yaml:"base_vtr"`
-	// VTRSigma is the sigma of the true VTR per level on the logit scale.
-	VTRSigma Levels `yaml:"vtr_sigma"`
-	// VTRCVRCorrelation is the correlation (-1..1) at each level between the
-	// normal draws of log CVR and logit VTR: 0 means completion says nothing
-	// about purchase, negative means the best completers convert worst.
-	// Default 0.1.
+	// VTREffects shape the true completion rate on the logit scale:
+	// logit VTR = logit BaseVTR + Σ σ·w, then capped at StartRate.
+	VTREffects []Effect `yaml:"vtr_effects"`
+	// VTRCVRCorrelation is the correlation (-1..1) of the draws of a VTR
+	// effect with those of the CVR effect of the same key (an effect whose
+	// key is in one list only is independent of the other rate): 0 means
+	// completion says nothing about purchase, negative means the best
+	// completers convert worst. Default 0.1.
 	VTRCVRCorrelation float64 `yaml:"vtr_cvr_correlation"`
 	// StartRate is the share of impressions whose video starts. Default 0.97.
 	StartRate float64 `yaml:"start_rate"`
 	// Delay is the distribution of the time from exposure to conversion.
 	Delay DelayMixture `yaml:"delay"`
-	// OrganicPerHouseholdDay is the expected number of conversions per
-	// household per day and campaign that no ad caused (they still match
-	// exposures by household IP and inflate attribution). Default 0.0002.
+	// OrganicPerHouseholdDay is the average number of conversions per
+	// household, day and campaign that no ad caused (they still match
+	// exposures by household IP, email or household id, and inflate
+	// attribution). Default 0.0002.
 	OrganicPerHouseholdDay float64 `yaml:"organic_per_household_day"`
+	// OrganicEffects shape the organic rate by the household's features
+	// (only metro: a household watches many apps), as CVREffects shape the
+	// CVR: a household's rate is OrganicPerHouseholdDay × Π exp(σ·z − σ²/2),
+	// drawn independently of every CVR effect.
+	OrganicEffects []Effect `yaml:"organic_effects"`
 }
-
-// Levels holds one number per level of the segment chain below the campaign.
-type Levels struct {
-	Publisher float64 `yaml:"publisher"`
-	Bundle    float64 `yaml:"bundle"`
-	Genre     float64 `yaml:"genre"`
-	Metro     float64 `yaml:"metro"`
-}
-
-func (l Levels) array() [4]float64 { return [4]float64{l.Publisher, l.Bundle, l.Genre, l.Metro} }
 
 // DelayMixture is a mixture of exponential distributions.
 type DelayMixture struct {
@@ -169,8 +178,15 @@ type Reporting struct {
 	// BatchMax is the largest number of events per CAPI batch (≤ 1000, the
 	// Meta limit). Default 500.
 	BatchMax int `yaml:"batch_max"`
-	// Identifiers are the shares of conversions carrying each identifier.
-	Identifiers IdentifierShares `yaml:"identifiers"`
+	// AppShare is the share (0..1) of conversions made in the advertiser's
+	// app on the household's TV (action_source "app"); the others are made
+	// on a phone or computer (action_source "website"). Default 0.1.
+	AppShare float64 `yaml:"app_share"`
+	// Identifiers are the shares of conversions carrying each identifier,
+	// by where the conversion was made.
+	Identifiers Identifiers `yaml:"identifiers"`
+	// IP is how households' public IP addresses behave.
+	IP IPSpec `yaml:"ip"`
 	// Households is the number of households. Default 50000.
 	Households int `yaml:"households"`
 	// TVsPerHousehold are relative weights of households with 1, 2, 3 ...
@@ -186,23 +202,49 @@ type Reporting struct {
 	Privacy PrivacyShares `yaml:"privacy"`
 }
 
+// Identifiers are the identifier shares of the conversions made in the TV
+// app and of those made on a web site.
+type Identifiers struct {
+	App     IdentifierShares `yaml:"app"`
+	Website IdentifierShares `yaml:"website"`
+}
+
 // IdentifierShares are the shares (0..1, independent) of conversions carrying
 // each identifier in user_data.
 type IdentifierShares struct {
-	// IP: client_ip_address is the household's IP (the CTV household
-	// match). Default 0.7.
+	// IP: client_ip_address is the household's public IP that day (the
+	// CTV household match). Defaults: app 0.95, website 0.6.
 	IP float64 `yaml:"ip"`
-	// IFA: the conversion happened in the advertiser's app on the exposed TV
-	// and carries its ifa and ifa_type (action_source "app"). Default 0.1.
+	// IFA: the ifa and ifa_type of the TV (app conversions only; never when
+	// the TV limits ad tracking). Defaults: app 0.9, website 0 (must be).
 	IFA float64 `yaml:"ifa"`
-	// Email: em holds the SHA-256 of a household member's email. Default 0.5.
+	// Email: em holds the SHA-256 of a household member's email.
+	// Defaults: app 0.4, website 0.5.
 	Email float64 `yaml:"email"`
 	// HouseholdID: household_id of the identity graph. Default 0.1.
 	HouseholdID float64 `yaml:"household_id"`
 	// ExternalID: external_id, the advertiser's hashed customer id, which
 	// matches no exposure. An event that drew no other identifier always
-	// carries it. Default 0.3.
+	// carries it. Defaults: app 0.5, website 0.3.
 	ExternalID float64 `yaml:"external_id"`
+}
+
+// IPSpec is how households' public IP addresses behave: they change (a
+// conversion days after its exposure may come from another address) and
+// some are shared by several households (a conversion may match another
+// household's exposure).
+type IPSpec struct {
+	// ChurnPerDay is the probability (0..1) that a household's public IP
+	// changes on a given day (at midnight UTC; a shared IP changes for all
+	// its households). Default 0.01.
+	ChurnPerDay float64 `yaml:"churn_per_day"`
+	// SharedShare is the share (0..1) of households behind an IP shared
+	// with other households of their metro (carrier-grade NAT, fixed
+	// wireless access). Default 0.07.
+	SharedShare float64 `yaml:"shared_share"`
+	// HouseholdsPerSharedIP is how many households share one such IP
+	// (2..1000; the last group of a metro may be smaller). Default 8.
+	HouseholdsPerSharedIP int `yaml:"households_per_shared_ip"`
 }
 
 // PrivacyShares are the shares (0..1) of exposures under each privacy signal.
@@ -305,12 +347,34 @@ func DefaultScenario() Scenario {
 			HouseholdEIDShare: 0.2,
 		},
 		Truth: TruthSpec{
-			CVRSigma:              Levels{Publisher: 0.5, Bundle: 0.35, Genre: 0.3, Metro: 0.25},
+			// A crossed world: see configs/scenarios/default.yaml and
+			// bench/market/doc.go for the reason behind every number.
+			CVREffects: []Effect{
+				{Key: []string{"publisher"}, Sigma: 0.45},
+				{Key: []string{"publisher", "bundle"}, Sigma: 0.3},
+				{Key: []string{"genre"}, Sigma: 0.3, Shared: opt(0.3)},
+				{Key: []string{"metro"}, Sigma: 0.3, Shared: opt(0.2)},
+				{Key: []string{"daypart"}, Sigma: 0.2, Shared: opt(0.7)},
+				{Key: []string{"device"}, Sigma: 0.15, Shared: opt(0.7)},
+				{Key: []string{"slot"}, Sigma: 0.1, Shared: opt(0.9)},
+				{Key: []string{"pod_size"}, Sigma: 0.1, Shared: opt(0.9)},
+				{Key: []string{"live"}, Sigma: 0.1},
+				{Key: []string{"genre", "metro"}, Sigma: 0.1},
+				{Key: []string{"publisher", "daypart"}, Sigma: 0.1},
+			},
 			SharedAcrossCampaigns: 0.5,
 			BaseVTR:               0.85,
-			VTRSigma:              Levels{Publisher: 0.6, Bundle: 0.4, Genre: 0.3, Metro: 0.1},
-			VTRCVRCorrelation:     0.1,
-			StartRate:             0.97,
+			VTREffects: []Effect{
+				{Key: []string{"publisher"}, Sigma: 0.6},
+				{Key: []string{"publisher", "bundle"}, Sigma: 0.4},
+				{Key: []string{"genre"}, Sigma: 0.3},
+				{Key: []string{"device"}, Sigma: 0.2},
+				{Key: []string{"slot"}, Sigma: 0.3, Shared: opt(0.9)},
+				{Key: []string{"pod_size"}, Sigma: 0.2, Shared: opt(0.9)},
+				{Key: []string{"live"}, Sigma: 0.3},
+			},
+			VTRCVRCorrelation: 0.1,
+			StartRate:         0.97,
 			Delay: DelayMixture{
 				Components: []DelayComponent{
 					{Weight: 0.35, Mean: 15 * time.Minute},
@@ -320,6 +384,7 @@ func DefaultScenario() Scenario {
 				Max: 168 * time.Hour,
 			},
 			OrganicPerHouseholdDay: 0.0002,
+			OrganicEffects:         []Effect{{Key: []string{"metro"}, Sigma: 0.3, Shared: opt(0.2)}},
 		},
 		Reporting: Reporting{
 			PixelShare:    0.6,
@@ -327,9 +392,12 @@ func DefaultScenario() Scenario {
 			RetryDelay:    30 * time.Second,
 			BatchInterval: 10 * time.Minute,
 			BatchMax:      500,
-			Identifiers: IdentifierShares{
-				IP: 0.7, IFA: 0.1, Email: 0.5, HouseholdID: 0.1, ExternalID: 0.3,
+			AppShare:      0.1,
+			Identifiers: Identifiers{
+				App:     IdentifierShares{IP: 0.95, IFA: 0.9, Email: 0.4, HouseholdID: 0.1, ExternalID: 0.5},
+				Website: IdentifierShares{IP: 0.6, Email: 0.5, HouseholdID: 0.1, ExternalID: 0.3},
 			},
+			IP:                     IPSpec{ChurnPerDay: 0.01, SharedShare: 0.07, HouseholdsPerSharedIP: 8},
 			Households:             50000,
 			TVsPerHousehold:        []float64{0.6, 0.3, 0.1},
 			PersonsPerHousehold:    []float64{0.3, 0.4, 0.2, 0.1},
@@ -373,7 +441,7 @@ func defaultDevices() []DeviceSpec {
 		{Name: "lg", Share: 0.09, DeviceType: 3, IFAType: "lgudid", Make: "LG", Model: "OLED55C1PUB", OS: "webOS", OSV: "6.0",
 			UA: "Mozilla/5.0 (Web0S; Linux/SmartTV) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/79.0.3945.79 Safari/537.36 WebAppManager"},
 		{Name: "apple_tv", Share: 0.08, DeviceType: 7, IFAType: "idfa", Make: "Apple", Model: "AppleTV11,1", OS: "tvOS", OSV: "17.4",
-			UA: "AppleCoreMedia/1.0.0.21L227 (Apple TV; U; CPU OS 17_4 like Mac OS X; en_us)"},
+			UA: "AppleCoreMedia/1.0.0.21L227 (Apple TV; U; CPU OS 17_4 like Mac OS X; en_us)", LMT: opt(0.54)},
 		{Name: "vizio", Share: 0.06, DeviceType: 3, IFAType: "vida", Make: "Vizio", Model: "M55Q7-J01", OS: "SmartCast", OSV: "5.0",
 			UA: "Mozilla/5.0 (X11; Linux armv7l) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/87.0.4280.88 Safari/537.36 CrKey/1.43.3 VIZIO SmartCast"},
 		{Name: "google_tv", Share: 0.05, DeviceType: 7, IFAType: "aaid", Make: "Google", Model: "Chromecast", OS: "Android", OSV: "12",
@@ -382,6 +450,9 @@ func defaultDevices() []DeviceSpec {
 			UA: "Mozilla/5.0 (Linux; RDK) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/13.0 Safari/605.1.15 WPE"},
 	}
 }
+
+// opt returns a pointer to x, for the optional fields.
+func opt(x float64) *float64 { return &x }
 
 // LoadScenario reads a scenario file (YAML) on top of DefaultScenario and
 // validates it.
@@ -404,13 +475,25 @@ func ParseScenario(data []byte) (Scenario, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&sc); err != nil && !errors.Is(err, io.EOF) {
-		return Scenario{}, fmt.Errorf("cannot decode scenario: %w", err)
+		return Scenario{}, fmt.Errorf("cannot decode scenario: %w%s", err, renamedHint(err.Error()))
 	}
 	sc = sc.WithDefaults()
 	if errs := sc.Validate(); len(errs) > 0 {
 		return Scenario{}, errors.Join(errs...)
 	}
 	return sc, nil
+}
+
+// renamedHint explains a decoding error caused by a field of an older
+// scenario format.
+func renamedHint(msg string) string {
+	switch {
+	case strings.Contains(msg, "field cvr_sigma not found"), strings.Contains(msg, "field vtr_sigma not found"):
+		return " (truth.cvr_sigma and truth.vtr_sigma became the lists truth.cvr_effects and truth.vtr_effects of {key, sigma}: configs/scenarios/nested.yaml writes the old chain that way)"
+	case strings.Contains(msg, "in type market.Identifiers"):
+		return " (reporting.identifiers has its shares under app: and website:; the old identifiers.ifa is reporting.app_share)"
+	}
+	return ""
 }
 
 // WithDefaults fills the fields for which zero is not a meaningful value.
@@ -520,6 +603,9 @@ func (sc Scenario) Validate() []error {
 		if d.IFAType == "" {
 			bad(f+".ifa_type", "must not be empty")
 		}
+		if d.LMT != nil {
+			share(f+".lmt", *d.LMT)
+		}
 	}
 	if len(dw) > 0 {
 		weights("inventory.devices[].share", dw, 0)
@@ -537,12 +623,9 @@ func (sc Scenario) Validate() []error {
 	share("inventory.household_eid_share", inv.HouseholdEIDShare)
 
 	tr := sc.Truth
-	for i, v := range tr.CVRSigma.array() {
-		nonneg("truth.cvr_sigma."+levelNames[i+1], v)
-	}
-	for i, v := range tr.VTRSigma.array() {
-		nonneg("truth.vtr_sigma."+levelNames[i+1], v)
-	}
+	validateEffects("truth.cvr_effects", tr.CVREffects, nil, bad)
+	validateEffects("truth.vtr_effects", tr.VTREffects, nil, bad)
+	validateEffects("truth.organic_effects", tr.OrganicEffects, []string{"metro"}, bad)
 	share("truth.shared_across_campaigns", tr.SharedAcrossCampaigns)
 	if !(tr.BaseVTR > 0 && tr.BaseVTR < 1) {
 		bad("truth.base_vtr", "must be within (0, 1), got %v", tr.BaseVTR)
@@ -583,11 +666,26 @@ func (sc Scenario) Validate() []error {
 	if rp.BatchMax < 1 || rp.BatchMax > 1000 {
 		bad("reporting.batch_max", "must be within 1..1000, got %d", rp.BatchMax)
 	}
-	share("reporting.identifiers.ip", rp.Identifiers.IP)
-	share("reporting.identifiers.ifa", rp.Identifiers.IFA)
-	share("reporting.identifiers.email", rp.Identifiers.Email)
-	share("reporting.identifiers.household_id", rp.Identifiers.HouseholdID)
-	share("reporting.identifiers.external_id", rp.Identifiers.ExternalID)
+	share("reporting.app_share", rp.AppShare)
+	for _, src := range []struct {
+		name string
+		ids  IdentifierShares
+	}{{"app", rp.Identifiers.App}, {"website", rp.Identifiers.Website}} {
+		f := "reporting.identifiers." + src.name
+		share(f+".ip", src.ids.IP)
+		share(f+".ifa", src.ids.IFA)
+		share(f+".email", src.ids.Email)
+		share(f+".household_id", src.ids.HouseholdID)
+		share(f+".external_id", src.ids.ExternalID)
+	}
+	if rp.Identifiers.Website.IFA != 0 {
+		bad("reporting.identifiers.website.ifa", "must be 0 (a web conversion knows no TV ifa), got %v", rp.Identifiers.Website.IFA)
+	}
+	share("reporting.ip.churn_per_day", rp.IP.ChurnPerDay)
+	share("reporting.ip.shared_share", rp.IP.SharedShare)
+	if rp.IP.SharedShare > 0 && (rp.IP.HouseholdsPerSharedIP < 2 || rp.IP.HouseholdsPerSharedIP > 1000) {
+		bad("reporting.ip.households_per_shared_ip", "must be within 2..1000 when shared_share > 0, got %d", rp.IP.HouseholdsPerSharedIP)
+	}
 	if rp.Households < 1 || rp.Households > 50_000_000 {
 		bad("reporting.households", "must be within 1..50000000, got %d", rp.Households)
 	}
@@ -687,6 +785,3 @@ func PlainID(s string) bool {
 	}
 	return true
 }
-
-// levelNames names the levels of the segment chain.
-var levelNames = [5]string{"campaign", "publisher", "bundle", "genre", "metro"}

@@ -37,6 +37,9 @@ func TestEveryScenarioFileLoads(t *testing.T) {
 		if want := strings.TrimSuffix(filepath.Base(f), ".yaml"); sc.Name != want {
 			t.Errorf("%s: name %q, want %q", f, sc.Name, want)
 		}
+		if raceEnabled { // building 50 000 households is slow under the race detector
+			sc.Reporting.Households = min(sc.Reporting.Households, 5000)
+		}
 		if _, err := NewMarket(sc, 1); err != nil {
 			t.Errorf("%s: %v", f, err)
 		}
@@ -75,7 +78,22 @@ func TestParseScenarioErrors(t *testing.T) {
 	f("inventory: {devices: [{name: x, share: 1, devicetype: 4, ifa_type: rida}]}", "inventory.devices[0].devicetype: must be 3 (connected TV) or 7 (set-top box), got 4")
 	f("truth: {vtr_cvr_correlation: 1.5}", "truth.vtr_cvr_correlation: must be within -1..1, got 1.5")
 	f("truth: {base_vtr: 1}", "truth.base_vtr: must be within (0, 1), got 1")
-	f("truth: {cvr_sigma: {genre: -1}}", "truth.cvr_sigma.genre: must be a finite number ≥ 0, got -1")
+	f("truth: {cvr_sigma: {genre: 0.3}}", "truth.cvr_sigma and truth.vtr_sigma became the lists truth.cvr_effects")
+	f("reporting: {identifiers: {ip: 0.5}}", "the old identifiers.ifa is reporting.app_share")
+	f("truth: {cvr_effects: [{key: [genre], sigma: -1}]}", "truth.cvr_effects[0].sigma: must be within 0..3, got -1")
+	f("truth: {cvr_effects: [{key: [], sigma: 1}]}", "truth.cvr_effects[0].key: must name at least one feature")
+	f("truth: {cvr_effects: [{key: [genre, channel], sigma: 1}]}", `truth.cvr_effects[0].key: unknown feature "channel" (known: publisher, bundle, genre, metro, hour, daypart, device, devicetype, live, slot, pod_size)`)
+	f("truth: {vtr_effects: [{key: [metro, metro], sigma: 1}]}", `truth.vtr_effects[0].key: feature "metro" twice`)
+	f("truth: {cvr_effects: [{key: [genre, metro], sigma: 1}, {key: [metro, genre], sigma: 1}]}", "truth.cvr_effects[1].key: same key as truth.cvr_effects[0]")
+	f("truth: {cvr_effects: [{key: [publisher, bundle], sigma: 1}, {key: [bundle], sigma: 1}]}", "truth.cvr_effects[1].key: same key as truth.cvr_effects[0]")
+	f("truth: {cvr_effects: [{key: [slot], sigma: 1, shared: 1.5}]}", "truth.cvr_effects[0].shared: must be within 0..1, got 1.5")
+	f("truth: {organic_effects: [{key: [daypart], sigma: 1}]}", `truth.organic_effects[0].key: feature "daypart" cannot shape this rate (allowed: metro)`)
+	f("reporting: {identifiers: {website: {ifa: 0.2}}}", "reporting.identifiers.website.ifa: must be 0 (a web conversion knows no TV ifa), got 0.2")
+	f("reporting: {identifiers: {app: {email: 1.2}}}", "reporting.identifiers.app.email: must be within 0..1, got 1.2")
+	f("reporting: {app_share: -0.1}", "reporting.app_share: must be within 0..1, got -0.1")
+	f("reporting: {ip: {churn_per_day: 2}}", "reporting.ip.churn_per_day: must be within 0..1, got 2")
+	f("reporting: {ip: {shared_share: 0.1, households_per_shared_ip: 1}}", "reporting.ip.households_per_shared_ip: must be within 2..1000 when shared_share > 0, got 1")
+	f("inventory: {devices: [{name: x, share: 1, devicetype: 3, ifa_type: rida, lmt: 2}]}", "inventory.devices[0].lmt: must be within 0..1, got 2")
 	f("truth: {delay: {components: [{weight: 1, mean: 0s}]}}", "truth.delay.components[0].mean: must be > 0, got 0s")
 	f("reporting: {pixel_share: 2}", "reporting.pixel_share: must be within 0..1, got 2")
 	f("reporting: {batch_max: 1001}", "reporting.batch_max: must be within 1..1000, got 1001")
@@ -134,6 +152,9 @@ func FuzzParseScenario(f *testing.F) {
 		}
 		it := m.Day(0)
 		rep := m.NewReporter()
+		for _, c := range m.Organic(0) {
+			rep.Add(c)
+		}
 		for o := it.Next(); o != nil; o = it.Next() {
 			m.AppendBidRequest(nil, o)
 			out := m.Outcome(o, 0, 0)

@@ -23,7 +23,8 @@ type evalTally struct {
 	all    evalSums
 	byCamp []evalSums
 	// For the report's charts (the cpafeed strategy only): every (estimate,
-	// truth, weight) per campaign, and per leaf segment.
+	// truth, weight) per campaign, and per leaf segment (its estimate, its
+	// Σ weight × truth and Σ weight).
 	points [][]evalPoint
 	segs   []map[model.Key]*evalPoint
 	err    error
@@ -32,6 +33,7 @@ type evalTally struct {
 type evalSums struct {
 	w, sqLog, pred, truth float64
 	rawSqLog, rawPred     float64 // the raw per-leaf c/n (prior when unseen)
+	corr                  corrSums
 }
 
 func (s *evalSums) add(pred, truth, raw, w float64) {
@@ -43,6 +45,32 @@ func (s *evalSums) add(pred, truth, raw, w float64) {
 	s.truth += w * truth
 	s.rawSqLog += w * r * r
 	s.rawPred += w * raw
+	s.corr.add(math.Log(pred), math.Log(truth), w)
+}
+
+// corrSums accumulate a weighted Pearson correlation.
+type corrSums struct{ w, x, y, xx, yy, xy float64 }
+
+func (s *corrSums) add(x, y, w float64) {
+	s.w += w
+	s.x += w * x
+	s.y += w * y
+	s.xx += w * x * x
+	s.yy += w * y * y
+	s.xy += w * x * y
+}
+
+// value is the correlation, NaN when either side does not vary.
+func (s *corrSums) value() float64 {
+	if s.w == 0 {
+		return math.NaN()
+	}
+	mx, my := s.x/s.w, s.y/s.w
+	vx, vy := s.xx/s.w-mx*mx, s.yy/s.w-my*my
+	if !(vx > 0 && vy > 0) {
+		return math.NaN()
+	}
+	return (s.xy/s.w - mx*my) / math.Sqrt(vx*vy)
 }
 
 // evalPoint is an estimate and its truth.
@@ -70,12 +98,11 @@ func (p *player) evaluate(so *simOpp) {
 	}
 	est := p.eng.Model.Estimates()
 	chain := p.eng.Bidder.Rules().Chain()
-	w := float64(len(so.o.Slots))
 	var buf [model.MaxLevels]model.Key
+	o := &so.o
 	for c := range p.sim.camps {
 		camp := &p.sim.camps[c]
-		sc := &p.res.Imps[0].Scores[c]
-		truth := so.o.Truth[c].CVR
+		sc := &p.res.Imps[0].Scores[c] // the segment (request features) of every slot
 		pred := sc.CVR
 		if sc.Level < 0 || !(pred > 0) {
 			pred = camp.baseCVR // no estimate at all: the prior
@@ -86,17 +113,29 @@ func (p *player) evaluate(so *simOpp) {
 		if e, ok := est.Get(leaf); ok && e.Exposures > 0 {
 			raw = e.Conversions / e.Exposures
 		}
-		p.eval.all.add(pred, truth, raw, w)
-		p.eval.byCamp[c].add(pred, truth, raw, w)
-		if p.eval.points != nil {
-			p.eval.points[c] = append(p.eval.points[c], evalPoint{pred, truth, w})
-			sp := p.eval.segs[c][leaf]
-			if sp == nil {
-				sp = &evalPoint{}
-				p.eval.segs[c][leaf] = sp
+		// Each slot weighs one; consecutive slots with the same truth are
+		// counted together.
+		for s := 0; s < len(o.Slots); {
+			truth := o.Truth(s, c).CVR
+			n := 1
+			for s+n < len(o.Slots) && o.Truth(s+n, c).CVR == truth {
+				n++
 			}
-			sp.Pred, sp.True = pred, truth // the same for every opportunity of the leaf
-			sp.W += w
+			s += n
+			w := float64(n)
+			p.eval.all.add(pred, truth, raw, w)
+			p.eval.byCamp[c].add(pred, truth, raw, w)
+			if p.eval.points != nil {
+				p.eval.points[c] = append(p.eval.points[c], evalPoint{pred, truth, w})
+				sp := p.eval.segs[c][leaf]
+				if sp == nil {
+					sp = &evalPoint{}
+					p.eval.segs[c][leaf] = sp
+				}
+				sp.Pred = pred // the same for every opportunity of the leaf
+				sp.True += w * truth
+				sp.W += w
+			}
 		}
 	}
 }
@@ -116,10 +155,17 @@ type EstimatorResult struct {
 	RawCalibrationRatio Ratio `json:"raw_calibration_ratio"`
 	// Campaigns has the same figures per campaign.
 	Campaigns map[string]EstimatorFigures `json:"campaigns,omitempty"`
+	// LogCVRCorrelation is the traffic-weighted correlation of ln(estimate)
+	// with ln(true CVR) on the held-out day: how well the model ranks.
+	LogCVRCorrelation Ratio `json:"log_cvr_correlation"`
 	// WonCalibration is, for the strategies that bid on the model, Σ the
 	// model's CVR ÷ Σ the true CVR over the impressions they bought, at
 	// bid time (the winner's curse shows as a ratio above 1). 0 otherwise.
 	WonCalibration Ratio `json:"won_calibration,omitempty"`
+	// WonLogCVRCorrelation is, for the strategies that bid on the model,
+	// the correlation of ln(the model's CVR at bid time) with ln(true CVR)
+	// over the impressions they bought. 0 otherwise.
+	WonLogCVRCorrelation Ratio `json:"won_log_cvr_correlation,omitempty"`
 }
 
 // EstimatorFigures are the estimator's figures on one campaign.
@@ -128,6 +174,7 @@ type EstimatorFigures struct {
 	CalibrationRatio    Ratio `json:"calibration_ratio"`
 	RawRMSELogCVR       Ratio `json:"raw_rmse_log_cvr"`
 	RawCalibrationRatio Ratio `json:"raw_calibration_ratio"`
+	LogCVRCorrelation   Ratio `json:"log_cvr_correlation"`
 }
 
 func (s evalSums) figures() EstimatorFigures {
@@ -136,6 +183,7 @@ func (s evalSums) figures() EstimatorFigures {
 		CalibrationRatio:    Ratio(ratio(s.pred, s.truth)),
 		RawRMSELogCVR:       Ratio(math.Sqrt(ratio(s.rawSqLog, s.w))),
 		RawCalibrationRatio: Ratio(ratio(s.rawPred, s.truth)),
+		LogCVRCorrelation:   Ratio(s.corr.value()),
 	}
 }
 
@@ -144,13 +192,15 @@ func (p *player) estimator() EstimatorResult {
 	r := EstimatorResult{
 		RMSELogCVR: f.RMSELogCVR, CalibrationRatio: f.CalibrationRatio,
 		RawRMSELogCVR: f.RawRMSELogCVR, RawCalibrationRatio: f.RawCalibrationRatio,
-		Campaigns: map[string]EstimatorFigures{},
+		LogCVRCorrelation: f.LogCVRCorrelation,
+		Campaigns:         map[string]EstimatorFigures{},
 	}
 	for c, s := range p.eval.byCamp {
 		r.Campaigns[p.sim.camps[c].id] = s.figures()
 	}
 	if p.scores {
 		r.WonCalibration = Ratio(ratio(p.wonPred, p.wonTrue))
+		r.WonLogCVRCorrelation = Ratio(p.wonCorr.value())
 	}
 	return r
 }
@@ -196,7 +246,9 @@ func scatter(segs map[model.Key]*evalPoint, n int) []evalPoint {
 	}
 	all := make([]kp, 0, len(segs))
 	for k, p := range segs {
-		all = append(all, kp{k, *p})
+		q := *p
+		q.True /= q.W // segs sum the weighted truth: its traffic-weighted mean
+		all = append(all, kp{k, q})
 	}
 	slices.SortFunc(all, func(a, b kp) int {
 		if c := cmp.Compare(b.p.W, a.p.W); c != 0 {

@@ -43,8 +43,10 @@ type player struct {
 	daily [][]campTally // per day, per campaign
 
 	// Bid-time calibration on won impressions (strategies that score):
-	// Σ the model's CVR and Σ the true CVR of what was bought.
+	// Σ the model's CVR and Σ the true CVR of what was bought, and the
+	// correlation of their logs.
 	wonPred, wonTrue float64
+	wonCorr          corrSums
 
 	eval evalTally // the held-out day
 
@@ -348,7 +350,7 @@ func (p *player) won(so *simOpp, req *signals.Request, s, c int, price float64) 
 			return err
 		}
 	}
-	t := o.Truth[c]
+	t := o.Truth(s, c)
 	for _, tl := range [2]*campTally{&p.tot[c], &p.daily[p.day][c]} {
 		tl.Spend += cost
 		tl.Impressions++
@@ -364,6 +366,9 @@ func (p *player) won(so *simOpp, req *signals.Request, s, c int, price float64) 
 		sc := &p.slots[s*len(p.sim.camps)+c]
 		p.wonPred += sc.CVR
 		p.wonTrue += t.CVR
+		if sc.CVR > 0 {
+			p.wonCorr.add(math.Log(sc.CVR), math.Log(t.CVR), 1)
+		}
 	}
 	if out.Converted {
 		cv := m.Conversion(o, s, c, out)
@@ -380,7 +385,7 @@ func (p *player) base(so *simOpp, s, c int) float64 {
 	case StrategyFlat:
 		return camp.valueCPM
 	case StrategyOracle:
-		return 1000 * camp.target * so.o.Truth[c].CVR
+		return 1000 * camp.target * so.o.Truth(s, c).CVR
 	}
 
 	sc := &p.slots[s*len(p.sim.camps)+c]
