@@ -58,6 +58,12 @@ svg text { font: 11px system-ui, sans-serif; fill: #333; }
 	fmt.Fprintf(&b, "<p class=\"note\">Every strategy bid on the same bid requests in a %s-price auction, each through its own in-process cpafeed (exposures with the privacy gates, VAST events, the advertiser's conversion batches with their pixel copies and retries, deduplication, attribution, the model refreshed every %s and refitted every %s of simulated time). CPA is spend ÷ true conversions: the conversions the impressions bought eventually caused, known from the market's truth.</p>\n",
 		esc(r.Auction), esc(r.Settings.RefreshEvery), esc(r.Settings.RefitEvery))
 
+	fmt.Fprintf(&b, "<p><b>cpafeed against VTR bidding and the oracle</b>, at equal spend (true conversions per dollar): %s.", esc(r.Headline.text()))
+	for _, c := range r.Campaigns {
+		fmt.Fprintf(&b, " %s: %s.", esc(c.ID), esc(r.ByCampaign[c.ID].text()))
+	}
+	b.WriteString(" Uplift capture U is (cpafeed − VTR) ÷ (oracle − VTR) in true conversions per dollar: 0 is no better than VTR bidding, 1 the oracle.</p>\n")
+
 	b.WriteString("<h2>Strategies</h2>\n<table><tr><th>strategy</th><th>spend</th><th>impressions</th><th>VTR</th><th>true conv</th><th>attributed</th><th>CPA</th><th>CPA ÷ oracle</th><th>budget used</th></tr>\n")
 	for _, name := range r.Order {
 		s := r.Strategies[name]
@@ -84,10 +90,10 @@ svg text { font: 11px system-ui, sans-serif; fill: #333; }
 
 	e := r.Estimator
 	b.WriteString("<h2>Estimator</h2>\n")
-	fmt.Fprintf(&b, "<p>cpafeed's model at the end of the run, on the next day's traffic (every bid request, each campaign, weighted by its slots): RMSE of ln CVR <b>%s</b>, calibration Σ estimate ÷ Σ true <b>%s</b>. The raw per-segment c/n of the same counts: RMSE %s, calibration %s.",
-		fmtNum(e.RMSELogCVR, 3), fmtNum(e.CalibrationRatio, 3), fmtNum(e.RawRMSELogCVR, 3), fmtNum(e.RawCalibrationRatio, 3))
+	fmt.Fprintf(&b, "<p>cpafeed's model at the end of the run, on the next day's traffic (every bid request, each campaign, weighted by its slots): RMSE of ln CVR <b>%s</b>, calibration Σ estimate ÷ Σ true <b>%s</b>, correlation of ln estimate and ln true CVR <b>%s</b>. The raw per-segment c/n of the same counts: RMSE %s, calibration %s.",
+		fmtNum(e.RMSELogCVR, 3), fmtNum(e.CalibrationRatio, 3), fmtNum(e.LogCVRCorrelation, 3), fmtNum(e.RawRMSELogCVR, 3), fmtNum(e.RawCalibrationRatio, 3))
 	if e.WonCalibration > 0 {
-		fmt.Fprintf(&b, " On the impressions it bought, at bid time: Σ estimate ÷ Σ true %s.", fmtNum(e.WonCalibration, 3))
+		fmt.Fprintf(&b, " On the impressions it bought, at bid time: Σ estimate ÷ Σ true %s, correlation of the logs %s.", fmtNum(e.WonCalibration, 3), fmtNum(e.WonLogCVRCorrelation, 3))
 	}
 	b.WriteString("</p>\n<div class=\"charts\">\n")
 	r.cpaChart(&b)

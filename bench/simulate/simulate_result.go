@@ -16,17 +16,23 @@ import (
 // Result is the outcome of Run. Its JSON form (WriteJSON) is
 //
 //	{"scenario": ..., "seed": N, "days": D,
+//	 "uplift_capture": U, "cpa_over_oracle": R, "vtr_gain": G, "oracle_vtr_gain": O,
+//	 "by_campaign": {"<id>": {"uplift_capture", "cpa_over_oracle", ...}},
 //	 "strategies": {"<name>": {"spend", "impressions", "vtr", "true_conversions",
-//	   "attributed_conversions", "cpa", "cpa_vs_oracle", "budget_used", ...}},
-//	 "estimator": {"rmse_log_cvr", "calibration_ratio", ...}, ...}
+//	   "attributed", "cpa", "cpa_vs_oracle", "budget_used", ...}},
+//	 "estimator": {"rmse_log_cvr", "calibration_ratio", "log_cvr_correlation", ...}, ...}
 //
 // with null for a ratio whose denominator is 0. It is a function of the
 // options (scenario, seed, days, config): the same options give the same
 // bytes. Wall and CPU are not part of it.
 type Result struct {
-	Scenario   string                     `json:"scenario"`
-	Seed       uint64                     `json:"seed"`
-	Days       int                        `json:"days"`
+	Scenario string `json:"scenario"`
+	Seed     uint64 `json:"seed"`
+	Days     int    `json:"days"`
+	// Headline is cpafeed against VTR bidding and the oracle, every
+	// campaign together; ByCampaign the same per campaign.
+	Headline
+	ByCampaign map[string]Headline        `json:"by_campaign"`
 	Strategies map[string]*StrategyResult `json:"strategies"`
 	// Estimator is the cpafeed strategy's model at the end of the run,
 	// judged on a held-out day (see EstimatorResult).
@@ -45,6 +51,58 @@ type Result struct {
 
 	Wall time.Duration `json:"-"` // elapsed
 	CPU  time.Duration `json:"-"` // user + system CPU of the process
+}
+
+// Headline are the figures that say how much of the way from VTR bidding to
+// the oracle cpafeed goes, at equal spend: conversions are compared per
+// dollar (true conversions ÷ spend), which is the count at equal spend when
+// the budgets are spent. null when a strategy it needs was not played or
+// bought nothing.
+type Headline struct {
+	// UpliftCapture U = (k_cpafeed − k_vtr) ÷ (k_oracle − k_vtr), k = true
+	// conversions per dollar: 0 is no better than VTR bidding, 1 is the
+	// oracle, below 0 worse than VTR.
+	UpliftCapture Ratio `json:"uplift_capture"`
+	// CPAOverOracle is cpafeed's CPA ÷ the oracle's (true conversions).
+	CPAOverOracle Ratio `json:"cpa_over_oracle"`
+	// VTRGain is k_cpafeed ÷ k_vtr − 1: how many more true conversions
+	// cpafeed buys than VTR bidding for the same spend.
+	VTRGain Ratio `json:"vtr_gain"`
+	// OracleVTRGain is k_oracle ÷ k_vtr − 1: what there is to gain.
+	OracleVTRGain Ratio `json:"oracle_vtr_gain"`
+}
+
+// text is the headline in one line.
+func (h Headline) text() string {
+	return fmt.Sprintf("uplift capture U %s, CPA ÷ oracle %s, %s true conversions over VTR (the oracle %s)",
+		fmtNum(h.UpliftCapture, 2), fmtNum(h.CPAOverOracle, 2), fmtGain(h.VTRGain), fmtGain(h.OracleVTRGain))
+}
+
+// fmtGain formats a relative gain as a signed percentage.
+func fmtGain(g Ratio) string {
+	v := float64(g)
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "—"
+	}
+	return fmt.Sprintf("%+.1f %%", 100*v)
+}
+
+// headline computes the figures from each strategy's true conversions and
+// spend (absent strategies: nil).
+func headline(feed, vtr, oracle *[2]float64) Headline {
+	k := func(x *[2]float64) float64 {
+		if x == nil {
+			return math.NaN()
+		}
+		return ratio(x[0], x[1])
+	}
+	kf, kv, ko := k(feed), k(vtr), k(oracle)
+	return Headline{
+		UpliftCapture: Ratio(ratio(kf-kv, ko-kv)),
+		CPAOverOracle: Ratio(ratio(ko, kf)),
+		VTRGain:       Ratio(ratio(kf, kv) - 1),
+		OracleVTRGain: Ratio(ratio(ko, kv) - 1),
+	}
 }
 
 // Settings records the simulation's own knobs.
@@ -66,7 +124,7 @@ type StrategyResult struct {
 	Impressions           int64   `json:"impressions"`
 	VTR                   Ratio   `json:"vtr"`
 	TrueConversions       int64   `json:"true_conversions"`
-	AttributedConversions int64   `json:"attributed_conversions"`
+	AttributedConversions int64   `json:"attributed"`
 	CPA                   Ratio   `json:"cpa"`
 	CPAVsOracle           Ratio   `json:"cpa_vs_oracle"`
 	BudgetUsed            Ratio   `json:"budget_used"`
@@ -103,7 +161,7 @@ type CampaignResult struct {
 	VTR                   Ratio   `json:"vtr"`
 	TrueConversions       int64   `json:"true_conversions"`
 	ExpectedConversions   float64 `json:"expected_conversions"`
-	AttributedConversions int64   `json:"attributed_conversions"`
+	AttributedConversions int64   `json:"attributed"`
 	CPA                   Ratio   `json:"cpa"`
 	TargetCPA             float64 `json:"target_cpa"`
 	CPAVsOracle           Ratio   `json:"cpa_vs_oracle"`
@@ -198,6 +256,23 @@ func buildResult(sim *simulation, players []*player) *Result {
 	}
 	if _, ok := res.Strategies[StrategyCPAfeed]; !ok {
 		res.Estimator = res.Strategies[StrategyOracle].Model
+	}
+	// Headline figures: (true conversions, spend) of cpafeed, vtr, oracle.
+	pick := func(name, camp string) *[2]float64 {
+		sr := res.Strategies[name]
+		if sr == nil {
+			return nil
+		}
+		if camp == "" {
+			return &[2]float64{float64(sr.TrueConversions), sr.Spend}
+		}
+		cr := sr.Campaigns[camp]
+		return &[2]float64{float64(cr.TrueConversions), cr.Spend}
+	}
+	res.Headline = headline(pick(StrategyCPAfeed, ""), pick(StrategyVTR, ""), pick(StrategyOracle, ""))
+	res.ByCampaign = map[string]Headline{}
+	for _, c := range sim.camps {
+		res.ByCampaign[c.id] = headline(pick(StrategyCPAfeed, c.id), pick(StrategyVTR, c.id), pick(StrategyOracle, c.id))
 	}
 	return res
 }
@@ -299,12 +374,18 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	fmt.Fprintf(w, "\ncpafeed against VTR bidding and the oracle, at equal spend (true conversions per dollar):\n")
+	fmt.Fprintf(w, "  all campaigns: %s\n", r.Headline.text())
+	for _, c := range r.Campaigns {
+		fmt.Fprintf(w, "  %s: %s\n", c.ID, r.ByCampaign[c.ID].text())
+	}
 	e := r.Estimator
 	fmt.Fprintf(w, "\nestimator (cpafeed's model at the end, on a held-out day's traffic):\n")
-	fmt.Fprintf(w, "  RMSE of ln CVR %s, calibration Σ estimate ÷ Σ true %s (raw per-segment c/n: RMSE %s, calibration %s)\n",
-		fmtNum(e.RMSELogCVR, 3), fmtNum(e.CalibrationRatio, 3), fmtNum(e.RawRMSELogCVR, 3), fmtNum(e.RawCalibrationRatio, 3))
+	fmt.Fprintf(w, "  RMSE of ln CVR %s, calibration Σ estimate ÷ Σ true %s, correlation of ln estimate and ln true CVR %s (raw per-segment c/n: RMSE %s, calibration %s)\n",
+		fmtNum(e.RMSELogCVR, 3), fmtNum(e.CalibrationRatio, 3), fmtNum(e.LogCVRCorrelation, 3), fmtNum(e.RawRMSELogCVR, 3), fmtNum(e.RawCalibrationRatio, 3))
 	if e.WonCalibration > 0 {
-		fmt.Fprintf(w, "  on the impressions it bought, at bid time: Σ estimate ÷ Σ true %s\n", fmtNum(e.WonCalibration, 3))
+		fmt.Fprintf(w, "  on the impressions it bought, at bid time: Σ estimate ÷ Σ true %s, correlation of ln estimate and ln true CVR %s\n",
+			fmtNum(e.WonCalibration, 3), fmtNum(e.WonLogCVRCorrelation, 3))
 	}
 	if r.Wall > 0 {
 		fmt.Fprintf(w, "\n%s wall, %.1f CPU seconds\n", r.Wall.Round(time.Millisecond), r.CPU.Seconds())

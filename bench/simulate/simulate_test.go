@@ -96,18 +96,64 @@ func TestSimulateJSONShape(t *testing.T) {
 		if !ok {
 			t.Fatalf("strategies.%s missing", name)
 		}
-		for _, k := range []string{"spend", "impressions", "vtr", "true_conversions", "attributed_conversions", "cpa", "cpa_vs_oracle", "budget_used"} {
+		for _, k := range []string{"spend", "impressions", "vtr", "true_conversions", "attributed", "cpa", "cpa_vs_oracle", "budget_used"} {
 			if _, ok := s[k].(float64); !ok {
 				t.Errorf("strategies.%s.%s: %v", name, k, s[k])
 			}
 		}
 	}
 	est, _ := doc["estimator"].(map[string]any)
-	for _, k := range []string{"rmse_log_cvr", "calibration_ratio"} {
-		if v, ok := est[k].(float64); !ok || !(v > 0) {
+	for _, k := range []string{"rmse_log_cvr", "calibration_ratio", "log_cvr_correlation", "won_log_cvr_correlation"} {
+		if v, ok := est[k].(float64); !ok || math.IsNaN(v) || v == 0 {
 			t.Errorf("estimator.%s: %v", k, est[k])
 		}
 	}
+	for _, k := range []string{"uplift_capture", "cpa_over_oracle", "vtr_gain", "oracle_vtr_gain"} {
+		if _, ok := doc[k].(float64); !ok {
+			t.Errorf("%s: %v", k, doc[k])
+		}
+		for _, id := range []string{"demo-ctv-purchase", "demo-ctv-signup"} {
+			bc, _ := doc["by_campaign"].(map[string]any)
+			if c, _ := bc[id].(map[string]any); c == nil || c[k] == nil {
+				t.Errorf("by_campaign.%s.%s missing", id, k)
+			}
+		}
+	}
+}
+
+// The headline figures are what their definitions say, from the
+// strategies' true conversions and spend.
+func TestSimulateHeadline(t *testing.T) {
+	r := simSmall(t)
+	k := func(name string) float64 {
+		s := r.Strategies[name]
+		return float64(s.TrueConversions) / s.Spend
+	}
+	kf, kv, ko := k(StrategyCPAfeed), k(StrategyVTR), k(StrategyOracle)
+	near := func(what string, got Ratio, want float64) {
+		t.Helper()
+		if math.Abs(float64(got)-want) > 1e-12*math.Max(1, math.Abs(want)) {
+			t.Errorf("%s = %v, want %v", what, got, want)
+		}
+	}
+	near("uplift capture", r.UpliftCapture, (kf-kv)/(ko-kv))
+	near("cpa over oracle", r.CPAOverOracle, float64(r.Strategies[StrategyCPAfeed].CPAVsOracle))
+	near("vtr gain", r.VTRGain, kf/kv-1)
+	near("oracle vtr gain", r.OracleVTRGain, ko/kv-1)
+	for _, c := range r.Campaigns {
+		f, v, o := r.Strategies[StrategyCPAfeed].Campaigns[c.ID], r.Strategies[StrategyVTR].Campaigns[c.ID], r.Strategies[StrategyOracle].Campaigns[c.ID]
+		kf, kv, ko := float64(f.TrueConversions)/f.Spend, float64(v.TrueConversions)/v.Spend, float64(o.TrueConversions)/o.Spend
+		near(c.ID+" uplift capture", r.ByCampaign[c.ID].UpliftCapture, (kf-kv)/(ko-kv))
+	}
+	// Without vtr the figures that need it are null.
+	h := headline(&[2]float64{10, 100}, nil, &[2]float64{20, 100})
+	if !math.IsNaN(float64(h.UpliftCapture)) || !math.IsNaN(float64(h.VTRGain)) || h.CPAOverOracle != 2 {
+		t.Errorf("headline without vtr: %+v", h)
+	}
+	h = headline(&[2]float64{15, 100}, &[2]float64{10, 100}, &[2]float64{20, 100})
+	near("halfway uplift capture", h.UpliftCapture, 0.5)
+	near("halfway vtr gain", h.VTRGain, 0.5)
+	near("halfway oracle gain", h.OracleVTRGain, 1)
 }
 
 // Every strategy's figures agree with each other and with the market.

@@ -14,12 +14,15 @@ import (
 )
 
 // simulateCmd is `cpafeed simulate`: the strategies played on the same
-// synthetic market, each through its own in-process cpafeed.
+// synthetic market, each through its own in-process cpafeed; with several
+// scenarios or --seeds, every (scenario, seed) pair, in one table.
 func simulateCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	scenarioPath := fs.String("scenario", "configs/scenarios/default.yaml", "scenario file of the market")
+	scenarioPath := fs.String("scenario", "configs/scenarios/default.yaml", "scenario file of the market; several, comma-separated, make a matrix")
 	seed := fs.Uint64("seed", 1, "market seed")
+	seeds := fs.String("seeds", "", "seeds of a matrix: numbers and ranges, e.g. 1-4 or 1,3,7 (instead of --seed)")
+	jobs := fs.Int("jobs", 1, "matrix runs played at once (results do not depend on it; each full-size run needs about 1 GB)")
 	days := fs.Int("days", 14, "simulated days")
 	out := fs.String("out", "", "write the HTML report (self-contained, inline SVG) to this file")
 	jsonPath := fs.String("json", "", "write the results as JSON to this file")
@@ -35,16 +38,43 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cpafeed simulate: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	sc, err := market.LoadScenario(*scenarioPath)
-	if err != nil {
-		fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
-		return 1
+	seedSet := false
+	fs.Visit(func(f *flag.Flag) { seedSet = seedSet || f.Name == "seed" })
+	var seedList []uint64
+	if *seeds != "" {
+		if seedSet {
+			fmt.Fprintln(stderr, "cpafeed simulate: give --seed or --seeds, not both")
+			return 2
+		}
+		var err error
+		if seedList, err = simulate.ParseSeeds(*seeds); err != nil {
+			fmt.Fprintf(stderr, "cpafeed simulate: --seeds: %v\n", err)
+			return 2
+		}
+	}
+	if *jobs < 1 {
+		fmt.Fprintf(stderr, "cpafeed simulate: --jobs %d: want 1 or more\n", *jobs)
+		return 2
+	}
+	var scs []market.Scenario
+	for _, path := range strings.Split(*scenarioPath, ",") {
+		sc, err := market.LoadScenario(strings.TrimSpace(path))
+		if err != nil {
+			fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
+			return 1
+		}
+		scs = append(scs, sc)
+	}
+	matrix := len(scs) > 1 || seedList != nil
+	if matrix && *out != "" {
+		fmt.Fprintln(stderr, "cpafeed simulate: --out writes the page of one run: give one scenario and --seed")
+		return 2
 	}
 	if *explore != "" && *explore != simulate.ExploreThompson {
 		fmt.Fprintf(stderr, "cpafeed simulate: --explore %q: want thompson or nothing\n", *explore)
 		return 2
 	}
-	opts := simulate.Options{Scenario: sc, Seed: *seed, Days: *days, Explore: *explore}
+	opts := simulate.Options{Scenario: scs[0], Seed: *seed, Days: *days, Explore: *explore}
 	if !*quiet {
 		opts.Progress = stderr
 	}
@@ -72,15 +102,6 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	res, err := simulate.Run(opts)
-	if err != nil {
-		fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
-		return 1
-	}
-	if err := res.WriteTable(stdout); err != nil {
-		fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
-		return 1
-	}
 	write := func(path string, fn func(io.Writer) error) bool {
 		f, err := os.Create(path)
 		if err == nil {
@@ -94,6 +115,37 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 			return false
 		}
 		return true
+	}
+	if matrix {
+		mo := simulate.MatrixOptions{Scenarios: scs, Seeds: seedList, Jobs: *jobs, Base: opts}
+		if seedList == nil {
+			mo.Seeds = []uint64{*seed}
+		}
+		if !*quiet {
+			mo.Progress = stderr
+		}
+		res, err := simulate.RunMatrix(mo)
+		if err != nil {
+			fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
+			return 1
+		}
+		if err := res.WriteTable(stdout); err != nil {
+			fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
+			return 1
+		}
+		if *jsonPath != "" && !write(*jsonPath, res.WriteJSON) {
+			return 1
+		}
+		return 0
+	}
+	res, err := simulate.Run(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
+		return 1
+	}
+	if err := res.WriteTable(stdout); err != nil {
+		fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
+		return 1
 	}
 	if *jsonPath != "" && !write(*jsonPath, res.WriteJSON) {
 		return 1
