@@ -1,6 +1,7 @@
 package simulate
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -36,5 +37,27 @@ func TestRunMatrixRefusesAmbiguousNames(t *testing.T) {
 	sc := simScenario(t)
 	if _, err := RunMatrix(MatrixOptions{Scenarios: []market.Scenario{sc, sc}, Seeds: []uint64{1}}); err == nil || !strings.Contains(err.Error(), `two scenarios are named "sim-small"`) {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// The within-campaign correlation ignores the campaigns' different levels.
+func TestWithinCorr(t *testing.T) {
+	var a, b corrSums
+	for i := range 100 {
+		x := float64(i % 10)
+		a.add(x, x+0.5*float64(i%3), 1)    // campaign a: correlated
+		b.add(x+50, 100-x+float64(i%3), 1) // campaign b: anti-correlated, far away
+	}
+	if r := withinCorr([]corrSums{a}); !(r > 0.9) {
+		t.Errorf("a alone: %v", r)
+	}
+	if r := withinCorr([]corrSums{b}); !(r < -0.9) {
+		t.Errorf("b alone: %v", r)
+	}
+	if r := withinCorr([]corrSums{a, b}); math.Abs(r) > 0.05 {
+		t.Errorf("a and b pooled within: %v, want about 0 (the levels must not count)", r)
+	}
+	if r := withinCorr(nil); !math.IsNaN(r) {
+		t.Errorf("empty: %v", r)
 	}
 }

@@ -61,16 +61,26 @@ func (s *corrSums) add(x, y, w float64) {
 }
 
 // value is the correlation, NaN when either side does not vary.
-func (s *corrSums) value() float64 {
-	if s.w == 0 {
+func (s *corrSums) value() float64 { return withinCorr([]corrSums{*s}) }
+
+// withinCorr is the pooled within-group correlation of several groups
+// (campaigns): each group's covariance and variances about its own means,
+// summed. The campaigns' different base rates, which any model knows from
+// its priors, do not count as ranking.
+func withinCorr(groups []corrSums) float64 {
+	var cxy, cxx, cyy float64
+	for _, s := range groups {
+		if s.w == 0 {
+			continue
+		}
+		cxy += s.xy - s.x*s.y/s.w
+		cxx += s.xx - s.x*s.x/s.w
+		cyy += s.yy - s.y*s.y/s.w
+	}
+	if !(cxx > 0 && cyy > 0) {
 		return math.NaN()
 	}
-	mx, my := s.x/s.w, s.y/s.w
-	vx, vy := s.xx/s.w-mx*mx, s.yy/s.w-my*my
-	if !(vx > 0 && vy > 0) {
-		return math.NaN()
-	}
-	return (s.xy/s.w - mx*my) / math.Sqrt(vx*vy)
+	return cxy / math.Sqrt(cxx*cyy)
 }
 
 // evalPoint is an estimate and its truth.
@@ -156,7 +166,8 @@ type EstimatorResult struct {
 	// Campaigns has the same figures per campaign.
 	Campaigns map[string]EstimatorFigures `json:"campaigns,omitempty"`
 	// LogCVRCorrelation is the traffic-weighted correlation of ln(estimate)
-	// with ln(true CVR) on the held-out day: how well the model ranks.
+	// with ln(true CVR) on the held-out day, within campaigns (pooled over
+	// them; see withinCorr): how well the model ranks a campaign's traffic.
 	LogCVRCorrelation Ratio `json:"log_cvr_correlation"`
 	// WonCalibration is, for the strategies that bid on the model, Σ the
 	// model's CVR ÷ Σ the true CVR over the impressions they bought, at
@@ -164,7 +175,7 @@ type EstimatorResult struct {
 	WonCalibration Ratio `json:"won_calibration,omitempty"`
 	// WonLogCVRCorrelation is, for the strategies that bid on the model,
 	// the correlation of ln(the model's CVR at bid time) with ln(true CVR)
-	// over the impressions they bought. 0 otherwise.
+	// over the impressions they bought, within campaigns. 0 otherwise.
 	WonLogCVRCorrelation Ratio `json:"won_log_cvr_correlation,omitempty"`
 }
 
@@ -189,10 +200,14 @@ func (s evalSums) figures() EstimatorFigures {
 
 func (p *player) estimator() EstimatorResult {
 	f := p.eval.all.figures()
+	byCamp := make([]corrSums, len(p.eval.byCamp))
+	for c := range p.eval.byCamp {
+		byCamp[c] = p.eval.byCamp[c].corr
+	}
 	r := EstimatorResult{
 		RMSELogCVR: f.RMSELogCVR, CalibrationRatio: f.CalibrationRatio,
 		RawRMSELogCVR: f.RawRMSELogCVR, RawCalibrationRatio: f.RawCalibrationRatio,
-		LogCVRCorrelation: f.LogCVRCorrelation,
+		LogCVRCorrelation: Ratio(withinCorr(byCamp)),
 		Campaigns:         map[string]EstimatorFigures{},
 	}
 	for c, s := range p.eval.byCamp {
@@ -200,7 +215,7 @@ func (p *player) estimator() EstimatorResult {
 	}
 	if p.scores {
 		r.WonCalibration = Ratio(ratio(p.wonPred, p.wonTrue))
-		r.WonLogCVRCorrelation = Ratio(p.wonCorr.value())
+		r.WonLogCVRCorrelation = Ratio(withinCorr(p.wonCorr))
 	}
 	return r
 }

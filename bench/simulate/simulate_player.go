@@ -46,7 +46,7 @@ type player struct {
 	// Σ the model's CVR and Σ the true CVR of what was bought, and the
 	// correlation of their logs.
 	wonPred, wonTrue float64
-	wonCorr          corrSums
+	wonCorr          []corrSums // per campaign
 
 	eval evalTally // the held-out day
 
@@ -116,6 +116,7 @@ func newPlayer(sim *simulation, name string) (*player, error) {
 		p.pace[i].m = 1
 	}
 	p.tot = make([]campTally, len(sim.camps))
+	p.wonCorr = make([]corrSums, len(sim.camps))
 	p.refresh(false) // the campaigns' priors
 	p.nextRefresh = p.now + int64(sim.opts.RefreshEvery/time.Second)
 	p.nextRefit = p.now + int64(sim.opts.RefitEvery/time.Second)
@@ -367,7 +368,7 @@ func (p *player) won(so *simOpp, req *signals.Request, s, c int, price float64) 
 		p.wonPred += sc.CVR
 		p.wonTrue += t.CVR
 		if sc.CVR > 0 {
-			p.wonCorr.add(math.Log(sc.CVR), math.Log(t.CVR), 1)
+			p.wonCorr[c].add(math.Log(sc.CVR), math.Log(t.CVR), 1)
 		}
 	}
 	if out.Converted {

@@ -178,7 +178,73 @@ type DayResult struct {
 	CPA             Ratio   `json:"cpa"`
 }
 
-func buildResult(sim *simulation, players []*player) *Result {
+// played is what remains of a player once its engine is closed: its
+// strategy's result and, for cpafeed, the report's charts.
+type played struct {
+	name       string
+	res        *StrategyResult
+	decileBins [][]decile
+	scatterPts [][]evalPoint
+}
+
+// result sums up a player after its run (its engine still open).
+func (p *player) result() played {
+	sim := p.sim
+	days := float64(sim.opts.Days)
+	sr := &StrategyResult{Campaigns: map[string]*CampaignResult{}, AttributedBy: map[string]uint64{},
+		JournalRecords: p.log.records, JournalBytes: p.log.bytes, Model: p.estimator()}
+	var completes int64
+	for c, camp := range sim.camps {
+		t := p.tot[c]
+		st, _ := p.eng.Attributor.Stats(camp.id)
+		cr := &CampaignResult{
+			Spend: t.Spend, Impressions: t.Impressions, VTR: Ratio(ratio(float64(t.Completes), float64(t.Impressions))),
+			TrueConversions: t.Converted, ExpectedConversions: t.Expected, AttributedConversions: int64(st.Attributed),
+			CPA: Ratio(ratio(t.Spend, float64(t.Converted))), TargetCPA: camp.target,
+			BudgetUsed: Ratio(ratio(t.Spend, camp.budget*days)),
+		}
+		for _, d := range p.daily {
+			cr.Multipliers = append(cr.Multipliers, d[c].Multiplier)
+		}
+		sr.Campaigns[camp.id] = cr
+		sr.Spend += t.Spend
+		sr.Impressions += t.Impressions
+		sr.TrueConversions += t.Converted
+		sr.ExpectedConversions += t.Expected
+		sr.AttributedConversions += int64(st.Attributed)
+		sr.StoredConversions += int64(st.Conversions) + int64(st.Pending)
+		sr.Unattributed += int64(st.Unattributed)
+		sr.Budget += camp.budget * days
+		completes += t.Completes
+		for k, v := range st.ByMethod {
+			sr.AttributedBy[k] += v
+		}
+	}
+	sr.VTR = Ratio(ratio(float64(completes), float64(sr.Impressions)))
+	sr.CPA = Ratio(ratio(sr.Spend, float64(sr.TrueConversions)))
+	sr.ExpectedCPA = Ratio(ratio(sr.Spend, sr.ExpectedConversions))
+	sr.BudgetUsed = Ratio(ratio(sr.Spend, sr.Budget))
+	for _, d := range p.daily {
+		var dr DayResult
+		for _, t := range d {
+			dr.Spend += t.Spend
+			dr.Impressions += t.Impressions
+			dr.TrueConversions += t.Converted
+		}
+		dr.CPA = Ratio(ratio(dr.Spend, float64(dr.TrueConversions)))
+		sr.Daily = append(sr.Daily, dr)
+	}
+	out := played{name: p.name, res: sr}
+	if p.name == StrategyCPAfeed {
+		for c := range sim.camps {
+			out.decileBins = append(out.decileBins, deciles(p.eval.points[c]))
+			out.scatterPts = append(out.scatterPts, scatter(p.eval.segs[c], 1500))
+		}
+	}
+	return out
+}
+
+func buildResult(sim *simulation, players []played) *Result {
 	o := sim.opts
 	res := &Result{
 		Scenario: o.Scenario.Name, Seed: o.Seed, Days: o.Days,
@@ -191,59 +257,12 @@ func buildResult(sim *simulation, players []*player) *Result {
 	if res.Scenario == "" {
 		res.Scenario = sim.m.Scenario().Name
 	}
-	days := float64(o.Days)
 	for _, p := range players {
 		res.Order = append(res.Order, p.name)
-		sr := &StrategyResult{Campaigns: map[string]*CampaignResult{}, AttributedBy: map[string]uint64{},
-			JournalRecords: p.log.records, JournalBytes: p.log.bytes, Model: p.estimator()}
-		var completes int64
-		for c, camp := range sim.camps {
-			t := p.tot[c]
-			st, _ := p.eng.Attributor.Stats(camp.id)
-			cr := &CampaignResult{
-				Spend: t.Spend, Impressions: t.Impressions, VTR: Ratio(ratio(float64(t.Completes), float64(t.Impressions))),
-				TrueConversions: t.Converted, ExpectedConversions: t.Expected, AttributedConversions: int64(st.Attributed),
-				CPA: Ratio(ratio(t.Spend, float64(t.Converted))), TargetCPA: camp.target,
-				BudgetUsed: Ratio(ratio(t.Spend, camp.budget*days)),
-			}
-			for _, d := range p.daily {
-				cr.Multipliers = append(cr.Multipliers, d[c].Multiplier)
-			}
-			sr.Campaigns[camp.id] = cr
-			sr.Spend += t.Spend
-			sr.Impressions += t.Impressions
-			sr.TrueConversions += t.Converted
-			sr.ExpectedConversions += t.Expected
-			sr.AttributedConversions += int64(st.Attributed)
-			sr.StoredConversions += int64(st.Conversions) + int64(st.Pending)
-			sr.Unattributed += int64(st.Unattributed)
-			sr.Budget += camp.budget * days
-			completes += t.Completes
-			for k, v := range st.ByMethod {
-				sr.AttributedBy[k] += v
-			}
-		}
-		sr.VTR = Ratio(ratio(float64(completes), float64(sr.Impressions)))
-		sr.CPA = Ratio(ratio(sr.Spend, float64(sr.TrueConversions)))
-		sr.ExpectedCPA = Ratio(ratio(sr.Spend, sr.ExpectedConversions))
-		sr.BudgetUsed = Ratio(ratio(sr.Spend, sr.Budget))
-		for _, d := range p.daily {
-			var dr DayResult
-			for _, t := range d {
-				dr.Spend += t.Spend
-				dr.Impressions += t.Impressions
-				dr.TrueConversions += t.Converted
-			}
-			dr.CPA = Ratio(ratio(dr.Spend, float64(dr.TrueConversions)))
-			sr.Daily = append(sr.Daily, dr)
-		}
-		res.Strategies[p.name] = sr
+		res.Strategies[p.name] = p.res
 		if p.name == StrategyCPAfeed {
-			res.Estimator = sr.Model
-			for c := range sim.camps {
-				res.decileBins = append(res.decileBins, deciles(p.eval.points[c]))
-				res.scatterPts = append(res.scatterPts, scatter(p.eval.segs[c], 1500))
-			}
+			res.Estimator = p.res.Model
+			res.decileBins, res.scatterPts = p.decileBins, p.scatterPts
 		}
 	}
 	if or := res.Strategies[StrategyOracle]; or != nil {
