@@ -7,7 +7,7 @@ import "github.com/cpafeed/cpafeed/signals"
 // res, with the estimates the model publishes now: the answer of POST
 // /v1/score for the same request, without the HTTP round trip and without
 // remembering the request for its win notice. For in-process callers such
-// as the market simulation of package bench. Errors are *apierr.Error 404
+// as the market simulation of package bench/simulate. Errors are *apierr.Error 404
 // for an unknown campaign, 400 for an empty id. req is read during the call
 // only; res follows the Result lifetime rules.
 func (s *Service) ScoreRequest(req *signals.Request, opts ScoreOptions, res *Result) error {

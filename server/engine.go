@@ -22,7 +22,7 @@ type EngineLog = conversions.Log
 // scoring on the model's estimates), without HTTP, disk or background work:
 // the caller gives the log and the clock, and runs the periodic work
 // (Model.Refresh, Model.Refit, Sweep) on its own schedule. It is for in-process drivers such as
-// the market simulation of package bench. Its components are safe for
+// the market simulation of package bench/simulate. Its components are safe for
 // concurrent use as documented in their packages.
 type Engine struct {
 	Model       *model.Model

@@ -7,7 +7,7 @@ import (
 	"github.com/cpafeed/cpafeed/model"
 )
 
-// In-process producers (the market simulation of package bench) hold an
+// In-process producers (the market simulation of package bench/simulate) hold an
 // extracted Request already; these entry points take it instead of a body,
 // and then run exactly what the HTTP handlers run: the privacy gate, the
 // identities, the idempotency key, the journal record and its apply.

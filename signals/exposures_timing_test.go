@@ -8,7 +8,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/cpafeed/cpafeed/bench"
+	"github.com/cpafeed/cpafeed/bench/market"
 	"github.com/cpafeed/cpafeed/journal"
 	"github.com/cpafeed/cpafeed/model"
 	"github.com/cpafeed/cpafeed/signals"
@@ -24,8 +24,8 @@ func (allBidder) SendsWins() bool      { return true }
 // bid requests from the synthetic market) through the handler, the journal
 // (fsync interval), the model and the identity index; b.N batches.
 func BenchmarkExposuresIngest1000(b *testing.B) {
-	sc := bench.DefaultScenario()
-	m, err := bench.NewMarket(sc, 1)
+	sc := market.DefaultScenario()
+	m, err := market.NewMarket(sc, 1)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,7 +12,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cpafeed/cpafeed/bench"
+	"github.com/cpafeed/cpafeed/bench/load"
+	"github.com/cpafeed/cpafeed/bench/market"
 	"github.com/cpafeed/cpafeed/server"
 )
 
@@ -27,7 +28,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	configPath := fs.String("config", server.DefaultConfigPath, "config of the spawned server")
 	scenarioPath := fs.String("scenario", "configs/scenarios/default.yaml", "scenario file the request bodies are generated from")
 	seed := fs.Uint64("seed", 1, "generator seed")
-	mix := fs.String("mix", bench.DefaultMix, "request kinds and weights: score (POST), score_get (GET with features), exposures, conversions, win, vast, bids")
+	mix := fs.String("mix", load.DefaultMix, "request kinds and weights: score (POST), score_get (GET with features), exposures, conversions, win, vast, bids")
 	duration := fs.Duration("duration", 30*time.Second, "length of the run (and of the baseline run)")
 	rate := fs.Int("rate", 0, "open loop at N requests/s (latency corrected for coordinated omission); 0 = closed loop")
 	concurrency := fs.Int("concurrency", 16, "connections (closed loop: workers)")
@@ -35,7 +36,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	jsonPath := fs.String("json", "", "write the report as JSON to this file")
 	exposed := fs.Int("exposed", 0, "bid requests that get exposures, win notices, VAST events and conversions in the request pool (default 256)")
 	perBatch := fs.Int("exposures-per-batch", 0, "exposures per POST /v1/exposures (default 10)")
-	form := fs.String("exposure-form", bench.FormRequest, "what each exposure carries: request (its whole bid request) or features (extracted features, ids and privacy)")
+	form := fs.String("exposure-form", load.FormRequest, "what each exposure carries: request (its whole bid request) or features (extracted features, ids and privacy)")
 	requests := fs.Int("requests", 0, "distinct bid requests in the pool (default 1024; raised to --exposed)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (with --spawn: server and load generator) to this file")
 	if err := fs.Parse(args); err != nil {
@@ -45,20 +46,20 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "cpafeed bench: give --target URL or --spawn")
 		return 2
 	}
-	sc, err := bench.LoadScenario(*scenarioPath)
+	sc, err := market.LoadScenario(*scenarioPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "cpafeed bench: %v\n", err)
 		return 1
 	}
-	m, err := bench.ParseMix(*mix)
+	m, err := load.ParseMix(*mix)
 	if err != nil {
 		fmt.Fprintf(stderr, "cpafeed bench: --mix: %v\n", err)
 		return 2
 	}
-	opts := bench.LoadOptions{
+	opts := load.Options{
 		Target: *target, Mix: m, Duration: *duration, Rate: *rate, Concurrency: *concurrency,
 		Baseline: *baseline, JSONPath: *jsonPath, Scenario: sc, Seed: *seed, Out: stdout,
-		Pool: bench.PoolOptions{Requests: max(*requests, *exposed), Exposed: *exposed, ExposuresPerBatch: *perBatch, ExposureForm: *form},
+		Pool: load.PoolOptions{Requests: max(*requests, *exposed), Exposed: *exposed, ExposuresPerBatch: *perBatch, ExposureForm: *form},
 	}
 	if *spawn {
 		cfg, err := server.LoadConfig(*configPath)
@@ -97,7 +98,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer cancel()
-	if _, err := bench.RunLoad(ctx, opts); err != nil {
+	if _, err := load.Run(ctx, opts); err != nil {
 		fmt.Fprintf(stderr, "cpafeed bench: %v\n", err)
 		return 1
 	}

@@ -27,6 +27,7 @@ Usage:
   cpafeed bench [--target URL | --spawn] [--scenario FILE] [--mix score=90,exposures=9,conversions=1]
                 [--duration 30s] [--rate N | --concurrency C] [--baseline] [--json FILE]
   cpafeed simulate [--scenario FILE] [--seed N] [--days D] [--out report.html] [--json FILE]
+  cpafeed simulate --scenario A.yaml,B.yaml --seeds 1-4 [--jobs N] [--days D] [--json FILE]
   cpafeed version
 
 Run "cpafeed <command> -h" for the flags of a command.

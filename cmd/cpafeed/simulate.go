@@ -5,20 +5,28 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 
-	"github.com/cpafeed/cpafeed/bench"
+	"github.com/cpafeed/cpafeed/bench/market"
+	"github.com/cpafeed/cpafeed/bench/simulate"
 	"github.com/cpafeed/cpafeed/server"
 )
 
+// memoryPerJob is the soft memory limit per simultaneous run (bytes).
+const memoryPerJob = 900 << 20
+
 // simulateCmd is `cpafeed simulate`: the strategies played on the same
-// synthetic market, each through its own in-process cpafeed.
+// synthetic market, each through its own in-process cpafeed; with several
+// scenarios or --seeds, every (scenario, seed) pair, in one table.
 func simulateCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	scenarioPath := fs.String("scenario", "configs/scenarios/default.yaml", "scenario file of the market")
+	scenarioPath := fs.String("scenario", "configs/scenarios/default.yaml", "scenario file of the market; several, comma-separated, make a matrix")
 	seed := fs.Uint64("seed", 1, "market seed")
+	seeds := fs.String("seeds", "", "seeds of a matrix: numbers and ranges, e.g. 1-4 or 1,3,7 (instead of --seed)")
+	jobs := fs.Int("jobs", 1, "matrix runs played at once (results do not depend on it; each full-size run needs up to 1 GB: the process sets a soft memory limit of 900 MiB per job unless GOMEMLIMIT is set)")
 	days := fs.Int("days", 14, "simulated days")
 	out := fs.String("out", "", "write the HTML report (self-contained, inline SVG) to this file")
 	jsonPath := fs.String("json", "", "write the results as JSON to this file")
@@ -34,16 +42,50 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cpafeed simulate: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	sc, err := bench.LoadScenario(*scenarioPath)
-	if err != nil {
-		fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
-		return 1
+	seedSet := false
+	fs.Visit(func(f *flag.Flag) { seedSet = seedSet || f.Name == "seed" })
+	var seedList []uint64
+	if *seeds != "" {
+		if seedSet {
+			fmt.Fprintln(stderr, "cpafeed simulate: give --seed or --seeds, not both")
+			return 2
+		}
+		var err error
+		if seedList, err = simulate.ParseSeeds(*seeds); err != nil {
+			fmt.Fprintf(stderr, "cpafeed simulate: --seeds: %v\n", err)
+			return 2
+		}
 	}
-	if *explore != "" && *explore != bench.ExploreThompson {
+	if *jobs < 1 {
+		fmt.Fprintf(stderr, "cpafeed simulate: --jobs %d: want 1 or more\n", *jobs)
+		return 2
+	}
+	var scs []market.Scenario
+	for _, path := range strings.Split(*scenarioPath, ",") {
+		sc, err := market.LoadScenario(strings.TrimSpace(path))
+		if err != nil {
+			fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
+			return 1
+		}
+		scs = append(scs, sc)
+	}
+	matrix := len(scs) > 1 || seedList != nil
+	if matrix && *out != "" {
+		fmt.Fprintln(stderr, "cpafeed simulate: --out writes the page of one run: give one scenario and --seed")
+		return 2
+	}
+	if *explore != "" && *explore != simulate.ExploreThompson {
 		fmt.Fprintf(stderr, "cpafeed simulate: --explore %q: want thompson or nothing\n", *explore)
 		return 2
 	}
-	opts := bench.SimOptions{Scenario: sc, Seed: *seed, Days: *days, Explore: *explore}
+	// A run's live heap reaches about 460 MB (14 default days, two
+	// strategies in memory at once, simulate.Options.Group); the default
+	// GOGC would let the heap grow to twice that before collecting. A soft
+	// limit keeps each run under 1 GB of RSS at a few percent more GC.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(*jobs) * memoryPerJob)
+	}
+	opts := simulate.Options{Scenario: scs[0], Seed: *seed, Days: *days, Explore: *explore}
 	if !*quiet {
 		opts.Progress = stderr
 	}
@@ -71,15 +113,6 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	res, err := bench.Simulate(opts)
-	if err != nil {
-		fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
-		return 1
-	}
-	if err := res.WriteTable(stdout); err != nil {
-		fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
-		return 1
-	}
 	write := func(path string, fn func(io.Writer) error) bool {
 		f, err := os.Create(path)
 		if err == nil {
@@ -93,6 +126,37 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 			return false
 		}
 		return true
+	}
+	if matrix {
+		mo := simulate.MatrixOptions{Scenarios: scs, Seeds: seedList, Jobs: *jobs, Base: opts}
+		if seedList == nil {
+			mo.Seeds = []uint64{*seed}
+		}
+		if !*quiet {
+			mo.Progress = stderr
+		}
+		res, err := simulate.RunMatrix(mo)
+		if err != nil {
+			fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
+			return 1
+		}
+		if err := res.WriteTable(stdout); err != nil {
+			fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
+			return 1
+		}
+		if *jsonPath != "" && !write(*jsonPath, res.WriteJSON) {
+			return 1
+		}
+		return 0
+	}
+	res, err := simulate.Run(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
+		return 1
+	}
+	if err := res.WriteTable(stdout); err != nil {
+		fmt.Fprintf(stderr, "cpafeed simulate: %v\n", err)
+		return 1
 	}
 	if *jsonPath != "" && !write(*jsonPath, res.WriteJSON) {
 		return 1

@@ -1,0 +1,236 @@
+package simulate
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cpafeed/cpafeed/bench/market"
+)
+
+// MatrixOptions configures RunMatrix: every scenario is played with every
+// seed.
+type MatrixOptions struct {
+	Scenarios []market.Scenario
+	Seeds     []uint64
+	// Jobs is how many runs are played at once (each run is independent;
+	// results do not depend on it). Default 1.
+	Jobs int
+	// Base holds everything else of a run (days, config, strategies, ...);
+	// its Scenario, Seed and Progress are ignored. Its Workers default to
+	// GOMAXPROCS ÷ Jobs (at least 1).
+	Base Options
+	// Progress, when set, receives one line per finished run.
+	Progress io.Writer
+}
+
+// MatrixRun is one (scenario, seed) of a matrix: its headline figures and
+// its whole result.
+type MatrixRun struct {
+	Scenario string `json:"scenario"`
+	Seed     uint64 `json:"seed"`
+	Headline
+	ByCampaign map[string]Headline `json:"by_campaign"`
+	// WonLogCVRCorrelation is the correlation of cpafeed's estimated with
+	// the true log CVR over the impressions it bought (see EstimatorResult).
+	WonLogCVRCorrelation Ratio   `json:"won_log_cvr_correlation"`
+	Result               *Result `json:"result"`
+}
+
+// MatrixMean is the mean of a scenario's runs over its seeds.
+type MatrixMean struct {
+	Scenario string `json:"scenario"`
+	Seeds    int    `json:"seeds"`
+	Headline
+	WonLogCVRCorrelation Ratio `json:"won_log_cvr_correlation"`
+}
+
+// MatrixResult is the outcome of RunMatrix, runs in scenario-major order.
+// Like a Result, it is a function of the options: the same options give
+// the same JSON, whatever Jobs is.
+type MatrixResult struct {
+	Days  int          `json:"days"`
+	Runs  []MatrixRun  `json:"runs"`
+	Means []MatrixMean `json:"means"`
+
+	Wall time.Duration `json:"-"`
+}
+
+// ParseSeeds reads a list of seeds: comma-separated numbers and inclusive
+// ranges, e.g. "1-4" or "1,3,10-12".
+func ParseSeeds(s string) ([]uint64, error) {
+	var out []uint64
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		a, err := strconv.ParseUint(lo, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("seed %q: want a number or a range like 1-4", part)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.ParseUint(hi, 10, 64); err != nil || b < a {
+				return nil, fmt.Errorf("seed range %q: want lo-hi with lo ≤ hi", part)
+			}
+		}
+		if b-a >= 10000 || len(out) > 10000 {
+			return nil, fmt.Errorf("seed range %q: at most 10000 seeds", part)
+		}
+		for x := a; ; x++ {
+			out = append(out, x)
+			if x == b {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// RunMatrix plays every scenario with every seed, Jobs runs at a time, and
+// collects their headline figures.
+func RunMatrix(o MatrixOptions) (*MatrixResult, error) {
+	if len(o.Scenarios) == 0 || len(o.Seeds) == 0 {
+		return nil, errors.New("matrix: give at least one scenario and one seed")
+	}
+	names := map[string]bool{}
+	for _, sc := range o.Scenarios {
+		if names[sc.Name] {
+			return nil, fmt.Errorf("matrix: two scenarios are named %q (the table would not tell them apart)", sc.Name)
+		}
+		names[sc.Name] = true
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = 1
+	}
+	base := o.Base
+	base.Progress = nil
+	if base.Workers <= 0 {
+		base.Workers = max(1, runtime.GOMAXPROCS(0)/o.Jobs)
+	}
+	type job struct {
+		sc   market.Scenario
+		seed uint64
+	}
+	var jobs []job
+	for _, sc := range o.Scenarios {
+		for _, seed := range o.Seeds {
+			jobs = append(jobs, job{sc, seed})
+		}
+	}
+	start := time.Now()
+	res := &MatrixResult{Runs: make([]MatrixRun, len(jobs))}
+	errs := make([]error, len(jobs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex // Progress
+	for range min(o.Jobs, len(jobs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				opts := base
+				opts.Scenario, opts.Seed = jobs[i].sc, jobs[i].seed
+				r, err := Run(opts)
+				if err != nil {
+					errs[i] = fmt.Errorf("scenario %s, seed %d: %w", jobs[i].sc.Name, jobs[i].seed, err)
+					continue
+				}
+				res.Runs[i] = MatrixRun{Scenario: jobs[i].sc.Name, Seed: jobs[i].seed, Headline: r.Headline,
+					ByCampaign: r.ByCampaign, WonLogCVRCorrelation: r.Estimator.WonLogCVRCorrelation, Result: r}
+				if o.Progress != nil {
+					mu.Lock()
+					// r.CPU is the process's: with Jobs > 1 it counts the other runs too.
+					fmt.Fprintf(o.Progress, "%s seed %d: CPA÷oracle %s, U %s (%v)\n", jobs[i].sc.Name, jobs[i].seed,
+						fmtNum(r.CPAOverOracle, 2), fmtNum(r.UpliftCapture, 2), r.Wall.Round(time.Second))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := range jobs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	res.Days = res.Runs[0].Result.Days
+	for _, sc := range o.Scenarios {
+		mean := MatrixMean{Scenario: sc.Name}
+		var u, cpa, g, og, corr meanOf
+		for _, r := range res.Runs {
+			if r.Scenario != sc.Name {
+				continue
+			}
+			mean.Seeds++
+			u.add(r.UpliftCapture)
+			cpa.add(r.CPAOverOracle)
+			g.add(r.VTRGain)
+			og.add(r.OracleVTRGain)
+			corr.add(r.WonLogCVRCorrelation)
+		}
+		mean.UpliftCapture, mean.CPAOverOracle, mean.VTRGain, mean.OracleVTRGain = u.value(), cpa.value(), g.value(), og.value()
+		mean.WonLogCVRCorrelation = corr.value()
+		res.Means = append(res.Means, mean)
+	}
+	res.Wall = time.Since(start)
+	return res, nil
+}
+
+// meanOf averages ratios; NaN when any is NaN (a run without the figure).
+type meanOf struct{ sum, n float64 }
+
+func (m *meanOf) add(r Ratio) { m.sum += float64(r); m.n++ }
+
+func (m meanOf) value() Ratio {
+	if m.n == 0 {
+		return Ratio(math.NaN())
+	}
+	return Ratio(m.sum / m.n)
+}
+
+// WriteTable writes one row per run and one mean row per scenario.
+func (r *MatrixResult) WriteTable(w io.Writer) error {
+	fmt.Fprintf(w, "%d runs, %d days each; at equal spend: U = (cpafeed − vtr) ÷ (oracle − vtr) in true conversions per dollar,\nVTR gain = cpafeed's conversions over VTR bidding's, oracle gain = the oracle's, corr = ln estimate vs ln true CVR over cpafeed's bought impressions\n\n", len(r.Runs), r.Days)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tseed\tCPA÷oracle\tU\tVTR gain\toracle gain\tcorr\t")
+	row := func(name, seed string, h Headline, corr Ratio) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, seed, fmtNum(h.CPAOverOracle, 2), fmtNum(h.UpliftCapture, 2),
+			fmtGain(h.VTRGain), fmtGain(h.OracleVTRGain), fmtNum(corr, 2))
+	}
+	for _, m := range r.Means {
+		for _, run := range r.Runs {
+			if run.Scenario == m.Scenario {
+				row(run.Scenario, strconv.FormatUint(run.Seed, 10), run.Headline, run.WonLogCVRCorrelation)
+			}
+		}
+		if m.Seeds > 1 {
+			row(m.Scenario, "mean", m.Headline, m.WonLogCVRCorrelation)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if r.Wall > 0 {
+		fmt.Fprintf(w, "\n%s wall\n", r.Wall.Round(time.Second))
+	}
+	return nil
+}
+
+// WriteJSON writes the matrix as indented JSON.
+func (r *MatrixResult) WriteJSON(w io.Writer) error {
+	raw, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(raw, '\n'))
+	return err
+}
