@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -391,12 +392,17 @@ func TestConversionIDsUniqueAcrossPasses(t *testing.T) {
 		t.Fatal("conversion bodies are not patchable")
 	}
 	var seq atomic.Uint64
-	w := newLoadWorker(0, 1, nil, "127.0.0.1:1", pool, []Kind{KindConversions}, &seq, 7)
+	sched := []Kind{KindConversions}
+	w := newLoadWorker(0, 1, nil, renderPhase(pool, "127.0.0.1:1", sched), sched, &seq, 7)
 	ids := func() map[string]bool {
 		got := map[string]bool{}
 		for range kp.reqs {
 			var cb capiBody
-			if err := json.Unmarshal(w.prepare(KindConversions).Body(), &cb); err != nil {
+			head, body := w.prepare(KindConversions)
+			if want := "Content-Length: " + strconv.Itoa(len(body)) + "\r\n"; !strings.Contains(string(head), want) {
+				t.Fatalf("head %q has no %q", head, want)
+			}
+			if err := json.Unmarshal(body, &cb); err != nil {
 				t.Fatal(err)
 			}
 			for _, e := range cb.Data {
@@ -508,10 +514,10 @@ func TestLoadWorkerSendDoesNotAllocate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hc := newLoadClient(addr, 1, 5*time.Second)
 	var seq atomic.Uint64
 	for _, k := range []Kind{KindScore, KindWin, KindConversions} {
-		w := newLoadWorker(0, 1, hc, addr, pool, []Kind{k}, &seq, 1)
+		sched := []Kind{k}
+		w := newLoadWorker(0, 1, newHTTPConn(addr, 5*time.Second), renderPhase(pool, addr, sched), sched, &seq, 1)
 		w.send(k, time.Now()) // connect, warm the pools
 		if n := testing.AllocsPerRun(200, func() { w.send(k, time.Now()) }); n != 0 {
 			t.Errorf("%s: %v allocations per request", k, n)

@@ -36,16 +36,18 @@ func benchBare(b *testing.B) (addr string) {
 func benchWorkers(b *testing.B, kind Kind) {
 	addr := benchBare(b)
 	pool := benchPool(b)
-	hc := newLoadClient(addr, 64, 5*time.Second)
 	var seq atomic.Uint64
 	var id atomic.Int64
 	if kind != KindWin {
 		b.SetBytes(int64(len(pool.kinds[kind].reqs[0].body)))
 	}
+	sched := []Kind{kind}
+	reqs := renderPhase(pool, addr, sched)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		w := newLoadWorker(int(id.Add(1)), 64, hc, addr, pool, []Kind{kind}, &seq, 1)
+		w := newLoadWorker(int(id.Add(1)), 64, newHTTPConn(addr, 5*time.Second), reqs, sched, &seq, 1)
+		defer w.conn.close()
 		for pb.Next() {
 			w.send(kind, time.Now())
 		}
@@ -59,7 +61,7 @@ func BenchmarkLoadWorkerScoreBare(b *testing.B) { benchWorkers(b, KindScore) }
 func BenchmarkHostClientDoWinBare(b *testing.B) {
 	addr := benchBare(b)
 	pool := benchPool(b)
-	hc := newLoadClient(addr, 64, 5*time.Second)
+	hc := &fasthttp.HostClient{Addr: addr, MaxConns: 64, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
 	uri := pool.kinds[KindWin].reqs[0].uri
 	b.ReportAllocs()
 	b.ResetTimer()
