@@ -141,8 +141,11 @@ func (p *respParser) parseHead(b []byte) (bool, error) {
 	for len(rest) > 0 {
 		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
 		name, value, ok := bytes.Cut(line, []byte(":"))
-		if !ok || len(name) == 0 || bytes.ContainsAny(name, " \t") {
+		if !ok || !token(name) {
 			return false, fmt.Errorf("%w: header line %q", errBadResponse, clip(line))
+		}
+		if c := name[0] | 0x20; c != 'c' && c != 't' {
+			continue // none of the three it reads
 		}
 		value = bytes.Trim(value, " \t")
 		switch {
@@ -252,6 +255,17 @@ func (p *respParser) advanceChunked(b []byte) (bool, error) {
 			p.state = chunkSize
 		}
 	}
+}
+
+// token reports whether name is a non-empty header name without blanks or
+// control characters.
+func token(name []byte) bool {
+	for _, c := range name {
+		if c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return len(name) > 0
 }
 
 // parseLength parses a Content-Length: 1 to 15 decimal digits.
