@@ -35,6 +35,7 @@ type httpConn struct {
 
 	// The request being sent (the fast path's state, see rawRoundTrip).
 	head, body []byte
+	bufs       net.Buffers // portableRoundTrip's writev, reused
 	sent       int
 	err        error
 	step       func(fd uintptr) bool // c.rawStep, bound once (see bindRaw)
@@ -123,11 +124,11 @@ func (c *httpConn) close() {
 // portableRoundTrip writes the request with net.Buffers (one writev) and
 // reads the answer with conn.Read.
 func (c *httpConn) portableRoundTrip(head, body []byte) error {
-	bufs := net.Buffers{head}
+	c.bufs = append(c.bufs[:0], head)
 	if len(body) > 0 {
-		bufs = append(bufs, body)
+		c.bufs = append(c.bufs, body)
 	}
-	if _, err := bufs.WriteTo(c.conn); err != nil {
+	if _, err := c.bufs.WriteTo(c.conn); err != nil {
 		return err
 	}
 	for {

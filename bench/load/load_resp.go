@@ -31,10 +31,13 @@ type respParser struct {
 	bodyStart, bodyEnd int
 
 	base    int   // start of the current answer in b (after skipped 1xx answers)
-	scan    int   // where the search for the end of the header block resumes
+	scan    int   // start of the next header line not yet parsed
 	head    int   // end of the header block in b; 0 while incomplete
 	length  int64 // Content-Length; -1 when absent
 	chunked bool
+	// What the header lines parsed so far said (status 0: no status line yet).
+	hstatus                       int
+	http10, te, keepAlive, hclose bool
 	// chunked decoding: raw is the next unparsed byte, out the end of the
 	// decoded body (≤ raw: data moves down over the framing), left the data
 	// bytes still to come of the current chunk.
@@ -98,100 +101,129 @@ func (p *respParser) eof(b []byte) error {
 // errConnClosed reports a connection closed before the answer was complete.
 var errConnClosed = errors.New("connection closed before the answer was complete")
 
-// parseHead parses the status line and headers once the header block is
-// complete. It returns false while it is not. A 1xx interim answer is
+// parseHead parses the header lines received so far, each once, and
+// returns true at the end of the header block. A 1xx interim answer is
 // skipped: p.head stays 0 and the caller calls again for the next one.
 func (p *respParser) parseHead(b []byte) (bool, error) {
-	// A peer that is not answering HTTP shows in the first bytes.
-	if n := min(len(b)-p.base, 5); n > 0 && !bytes.Equal(b[p.base:p.base+n], []byte("HTTP/")[:n]) {
-		return false, fmt.Errorf("%w: does not start with HTTP/", errBadResponse)
+	if p.hstatus == 0 {
+		// A peer that is not answering HTTP shows in the first bytes.
+		if n := min(len(b)-p.base, 5); n > 0 && !bytes.Equal(b[p.base:p.base+n], []byte("HTTP/")[:n]) {
+			return false, fmt.Errorf("%w: does not start with HTTP/", errBadResponse)
+		}
 	}
-	i := bytes.Index(b[p.scan:], []byte("\r\n\r\n"))
-	if i < 0 {
-		if len(b)-p.base > maxResponseHead {
+	for {
+		i := bytes.IndexByte(b[p.scan:], '\n')
+		if i < 0 {
+			if len(b)-p.base > maxResponseHead {
+				return false, fmt.Errorf("%w: header block longer than %d bytes", errBadResponse, maxResponseHead)
+			}
+			return false, nil
+		}
+		line := b[p.scan : p.scan+i]
+		p.scan += i + 1
+		if p.scan-p.base > maxResponseHead {
 			return false, fmt.Errorf("%w: header block longer than %d bytes", errBadResponse, maxResponseHead)
 		}
-		p.scan = max(len(b)-3, p.base)
-		return false, nil
+		if len(line) == 0 || line[len(line)-1] != '\r' {
+			return false, fmt.Errorf("%w: header line %q not ended by CRLF", errBadResponse, clip(line))
+		}
+		line = line[:len(line)-1]
+		switch {
+		case p.hstatus == 0:
+			if err := p.statusLine(line); err != nil {
+				return false, err
+			}
+		case len(line) == 0:
+			return true, p.endHead()
+		default:
+			if err := p.headerLine(line); err != nil {
+				return false, err
+			}
+		}
 	}
-	end := p.scan + i + 4
-	if end-p.base > maxResponseHead {
-		return false, fmt.Errorf("%w: header block longer than %d bytes", errBadResponse, maxResponseHead)
-	}
-	lines := b[p.base : end-4]
-	line, rest, _ := bytes.Cut(lines, []byte("\r\n"))
-	// Status line: HTTP/1.x SP 3DIGIT [SP reason]
+}
+
+// statusLine parses HTTP/1.x SP 3DIGIT [SP reason].
+func (p *respParser) statusLine(line []byte) error {
 	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || (line[7] != '0' && line[7] != '1') || line[8] != ' ' ||
 		(len(line) > 12 && line[12] != ' ') {
-		return false, fmt.Errorf("%w: status line %q", errBadResponse, clip(line))
+		return fmt.Errorf("%w: status line %q", errBadResponse, clip(line))
 	}
-	http10 := line[7] == '0'
 	status := 0
 	for _, c := range line[9:12] {
 		if c < '0' || c > '9' {
-			return false, fmt.Errorf("%w: status line %q", errBadResponse, clip(line))
+			return fmt.Errorf("%w: status line %q", errBadResponse, clip(line))
 		}
 		status = status*10 + int(c-'0')
 	}
 	if status < 100 {
-		return false, fmt.Errorf("%w: status %d", errBadResponse, status)
+		return fmt.Errorf("%w: status %d", errBadResponse, status)
 	}
-	length := int64(-1)
-	chunked, te, keepAlive, closeConn := false, false, false, false
-	for len(rest) > 0 {
-		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
-		name, value, ok := bytes.Cut(line, []byte(":"))
-		if !ok || !token(name) {
-			return false, fmt.Errorf("%w: header line %q", errBadResponse, clip(line))
+	p.hstatus, p.http10 = status, line[7] == '0'
+	return nil
+}
+
+// headerLine reads a header line: Content-Length, Transfer-Encoding and
+// Connection; it checks only the name of the others.
+func (p *respParser) headerLine(line []byte) error {
+	name, value, ok := bytes.Cut(line, []byte(":"))
+	if !ok || !token(name) {
+		return fmt.Errorf("%w: header line %q", errBadResponse, clip(line))
+	}
+	if c := name[0] | 0x20; c != 'c' && c != 't' {
+		return nil // none of the three it reads
+	}
+	value = bytes.Trim(value, " \t")
+	switch {
+	case bytes.EqualFold(name, []byte("Content-Length")):
+		n, ok := parseLength(value)
+		if !ok || p.length >= 0 && n != p.length {
+			return fmt.Errorf("%w: Content-Length %q", errBadResponse, clip(value))
 		}
-		if c := name[0] | 0x20; c != 'c' && c != 't' {
-			continue // none of the three it reads
-		}
-		value = bytes.Trim(value, " \t")
-		switch {
-		case bytes.EqualFold(name, []byte("Content-Length")):
-			n, ok := parseLength(value)
-			if !ok || length >= 0 && n != length {
-				return false, fmt.Errorf("%w: Content-Length %q", errBadResponse, clip(value))
-			}
-			length = n
-		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			te = true
-			chunked = lastToken(value, "chunked")
-		case bytes.EqualFold(name, []byte("Connection")):
-			for tok := range bytes.SplitSeq(value, []byte(",")) {
-				tok = bytes.Trim(tok, " \t")
-				closeConn = closeConn || bytes.EqualFold(tok, []byte("close"))
-				keepAlive = keepAlive || bytes.EqualFold(tok, []byte("keep-alive"))
-			}
+		p.length = n
+	case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+		p.te = true
+		p.chunked = lastToken(value, "chunked")
+	case bytes.EqualFold(name, []byte("Connection")):
+		for tok := range bytes.SplitSeq(value, []byte(",")) {
+			tok = bytes.Trim(tok, " \t")
+			p.hclose = p.hclose || bytes.EqualFold(tok, []byte("close"))
+			p.keepAlive = p.keepAlive || bytes.EqualFold(tok, []byte("keep-alive"))
 		}
 	}
+	return nil
+}
+
+// endHead decides the framing of the body once the header block has ended
+// at p.scan, or starts over after an interim answer.
+func (p *respParser) endHead() error {
+	status := p.hstatus
 	if status < 200 {
 		if status == 101 {
-			return false, fmt.Errorf("%w: status 101 (it never asks to switch protocols)", errBadResponse)
+			return fmt.Errorf("%w: status 101 (it never asks to switch protocols)", errBadResponse)
 		}
 		// An interim answer (100 Continue, 103 Early Hints): the final one
 		// follows.
-		p.base, p.scan = end, end
-		return true, nil
+		*p = respParser{length: -1, base: p.scan, scan: p.scan}
+		return nil
 	}
+	end := p.scan
 	p.status, p.head = status, end
-	p.close = closeConn || http10 && !keepAlive
+	p.close = p.hclose || p.http10 && !p.keepAlive
 	switch {
 	case status == 204 || status == 304:
-		p.length = 0
-	case te && chunked:
-		p.chunked, p.raw, p.out = true, end, end
-	case te:
+		p.length, p.chunked = 0, false
+	case p.te && p.chunked:
+		p.raw, p.out = end, end
+	case p.te:
 		// A transfer coding other than chunked last: the body runs to
 		// the close (RFC 9112, section 6.3).
 		p.untilEOF, p.close = true, true
-	case length >= 0:
-		p.length = length
+	case p.length >= 0:
 	default:
 		p.untilEOF, p.close = true, true
 	}
-	return true, nil
+	return nil
 }
 
 // advanceChunked decodes the chunks received so far, moving their data

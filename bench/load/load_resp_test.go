@@ -83,6 +83,7 @@ func TestRespParser(t *testing.T) {
 	f("HTTP/1.1 20x OK\r\n\r\n", 0, "", false, "status line")
 	f("HTTP/1.1 099 Low\r\n\r\n", 0, "", false, "status 99")
 	f("HTTP/1.1 101 Switching Protocols\r\n\r\n", 0, "", false, "status 101")
+	f("HTTP/1.1 200 OK\nContent-Length: 0\n\n", 0, "", false, "not ended by CRLF")
 	f("HTTP/1.1 200 OK\r\nno colon\r\n\r\n", 0, "", false, "header line")
 	f("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", 0, "", false, "header line")
 	f("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", 0, "", false, "Content-Length")

@@ -138,22 +138,25 @@ func compare(o compareOpts) error {
 	}
 
 	fmt.Printf("\nmedians [min–max] over %d rounds; load average now %s\n", o.rounds, loadAvg())
-	fmt.Printf("%-24s %4s  %-26s %-26s %-24s %-24s %s\n", "target", "c", "wrk req/s", "bench req/s", "wrk µs CPU/req", "bench µs CPU/req", "CPU ratio bench/wrk")
+	fmt.Printf("%-24s %4s  %-22s %-22s %-18s %-18s %-18s %s\n", "target", "c", "wrk req/s", "bench req/s", "rate bench/wrk", "wrk µs CPU/req", "bench µs CPU/req", "CPU/req bench/wrk")
 	fail := false
 	for _, c := range o.conns {
 		for i, cs := range cases {
 			w, b := results[key{c, i, "wrk"}], results[key{c, i, "bench"}]
 			ratios := make([]float64, len(w))
+			rates := make([]float64, len(w))
 			for j := range w {
 				ratios[j] = b[j].usPerRequest() / w[j].usPerRequest()
+				rates[j] = b[j].rate / w[j].rate
 			}
 			verdict := "ok"
 			if median(ratios) > o.limit {
 				verdict, fail = fmt.Sprintf("over %.2f", o.limit), true
 			}
-			fmt.Printf("%-24s %4d  %-26s %-26s %-24s %-24s %s %s\n", cs.name, c,
+			fmt.Printf("%-24s %4d  %-22s %-22s %-18s %-18s %-18s %s %s\n", cs.name, c,
 				spread(pick(w, func(r runResult) float64 { return r.rate }), "%.0f"),
 				spread(pick(b, func(r runResult) float64 { return r.rate }), "%.0f"),
+				spread(rates, "%.2f"),
 				spread(pick(w, runResult.usPerRequest), "%.1f"),
 				spread(pick(b, runResult.usPerRequest), "%.1f"),
 				spread(ratios, "%.2f"), verdict)
