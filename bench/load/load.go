@@ -279,25 +279,20 @@ func appendHead(dst []byte, kp *kindPool, host string, uri []byte, bodyLen int) 
 }
 
 // renderRequests renders the requests reqs of kind kp for host, their
-// heads in one allocation.
+// heads packed in 64 KB blocks.
 func renderRequests(kp *kindPool, host string, reqs []pooledRequest) []wireRequest {
-	size := 0
-	for i := range reqs {
-		size += len(appendHead(nil, kp, "", reqs[i].uri, len(reqs[i].body))) + len(host)
-		if i == 8 && len(reqs) > 16 {
-			size = size * len(reqs) / 9 * 11 / 10 // estimate; append grows if short
-			break
-		}
-	}
-	arena := make([]byte, 0, size)
 	out := make([]wireRequest, len(reqs))
+	var block []byte
 	for i := range reqs {
-		if cap(arena)-len(arena) < len(reqs[i].uri)+len(host)+256 {
-			arena = make([]byte, 0, max(64<<10, len(reqs[i].uri)+len(host)+256))
+		// A bound on the head's size (a head over it still renders: append
+		// moves the block).
+		size := 256 + len(reqs[i].uri) + len(host) + len(kp.auth) + len(kp.encoding)
+		if cap(block)-len(block) < size {
+			block = make([]byte, 0, max(64<<10, size))
 		}
-		at := len(arena)
-		arena = appendHead(arena, kp, host, reqs[i].uri, len(reqs[i].body))
-		out[i] = wireRequest{head: arena[at:len(arena):len(arena)], body: reqs[i].body, patch: reqs[i].patch}
+		at := len(block)
+		block = appendHead(block, kp, host, reqs[i].uri, len(reqs[i].body))
+		out[i] = wireRequest{head: block[at:len(block):len(block)], body: reqs[i].body, patch: reqs[i].patch}
 	}
 	return out
 }
