@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/cpafeed/cpafeed/bench/market"
-	"github.com/valyala/fasthttp"
 )
 
 // Options configures one run of the load generator (`cpafeed bench`).
@@ -54,7 +52,9 @@ type Options struct {
 	Seed     uint64
 	// Pool sizes the pre-generated requests (see PoolOptions).
 	Pool PoolOptions
-	// Timeout bounds each request (write and read). Default 5s.
+	// Timeout bounds each request (write and read): one taking longer
+	// fails, one taking more than 3/4 of it may (the connection's deadline
+	// is moved only every quarter Timeout). Default 5s.
 	Timeout time.Duration
 	// Out receives the progress lines (one per second) and the final table.
 	// nil discards them.
@@ -193,16 +193,15 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("cannot generate requests: %w", err)
 	}
 
-	hc := newLoadClient(addr, opts.Concurrency, opts.Timeout)
 	rep := newReport(opts, opts.Target)
 	if opts.Mix["win"] > 0 || opts.Mix["vast"] > 0 {
-		rep.PrimeErrors = prime(ctx, hc, addr, pool, opts.Concurrency)
+		rep.PrimeErrors = prime(ctx, addr, pool, opts.Concurrency, opts.Timeout)
 	}
-	before, errBefore := scrapeMetrics(hc, addr)
+	before, errBefore := scrapeMetrics(addr, opts.Timeout)
 	fmt.Fprintf(opts.Out, "%s against %s\n", rep.describe(), opts.Target)
-	res := runPhase(ctx, hc, addr, pool, opts)
+	res := runPhase(ctx, addr, pool, opts)
 	rep.fill(res)
-	after, errAfter := scrapeMetrics(hc, addr)
+	after, errAfter := scrapeMetrics(addr, opts.Timeout)
 	switch {
 	case errBefore != nil:
 		rep.Server = &ServerMetrics{Error: errBefore.Error()}
@@ -211,7 +210,6 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	default:
 		rep.Server = summarizeServer(before, after)
 	}
-	hc.CloseIdleConnections()
 
 	if opts.Baseline && ctx.Err() == nil {
 		u, stop, err := StartBareServer()
@@ -220,9 +218,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 		baddr, _ := loopbackAddr(u)
 		fmt.Fprintf(opts.Out, "baseline: same load against a bare fasthttp handler at %s\n", u)
-		bhc := newLoadClient(baddr, opts.Concurrency, opts.Timeout)
-		bres := runPhase(ctx, bhc, baddr, pool, opts)
-		bhc.CloseIdleConnections()
+		bres := runPhase(ctx, baddr, pool, opts)
 		if err := stop(); err != nil {
 			return nil, fmt.Errorf("cannot stop the baseline handler: %w", err)
 		}
@@ -242,42 +238,82 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	return rep, ctx.Err()
 }
 
-func newLoadClient(addr string, conns int, timeout time.Duration) *fasthttp.HostClient {
-	return &fasthttp.HostClient{
-		Addr:                          addr,
-		Name:                          "cpafeed-bench",
-		MaxConns:                      conns,
-		MaxIdleConnDuration:           time.Minute,
-		ReadTimeout:                   timeout,
-		WriteTimeout:                  timeout,
-		MaxConnWaitTimeout:            timeout,
-		MaxIdemponentCallAttempts:     1, // a failed request is one error, never silently retried
-		DisableHeaderNamesNormalizing: true,
-		DisablePathNormalizing:        true, // generated paths are already normal
+// wireRequest is a pooled request as it goes on the wire: its head (request
+// line and headers, Content-Length included) and its body, sent in one
+// write.
+type wireRequest struct {
+	head  []byte
+	body  []byte // the pool's body, shared and never written; nil for GET
+	patch []int  // offsets in body the sender patches (see pooledRequest)
+}
+
+// appendHead appends the head of a request of kind kp to host with this
+// path and query and a body of bodyLen bytes.
+func appendHead(dst []byte, kp *kindPool, host string, uri []byte, bodyLen int) []byte {
+	if kp.get {
+		dst = append(dst, "GET "...)
+	} else {
+		dst = append(dst, "POST "...)
 	}
+	dst = append(dst, uri...)
+	dst = append(dst, " HTTP/1.1\r\nHost: "...)
+	dst = append(dst, host...)
+	dst = append(dst, "\r\nUser-Agent: cpafeed-bench\r\n"...)
+	if kp.auth != nil {
+		dst = append(dst, "Authorization: "...)
+		dst = append(dst, kp.auth...)
+		dst = append(dst, "\r\n"...)
+	}
+	if !kp.get {
+		dst = append(dst, "Content-Type: application/json\r\n"...)
+		if kp.encoding != "" {
+			dst = append(dst, "Content-Encoding: "...)
+			dst = append(dst, kp.encoding...)
+			dst = append(dst, "\r\n"...)
+		}
+		dst = append(dst, "Content-Length: "...)
+		dst = strconv.AppendInt(dst, int64(bodyLen), 10)
+		dst = append(dst, "\r\n"...)
+	}
+	return append(dst, "\r\n"...)
+}
+
+// renderRequests renders the requests reqs of kind kp for host, their
+// heads packed in 64 KB blocks.
+func renderRequests(kp *kindPool, host string, reqs []pooledRequest) []wireRequest {
+	out := make([]wireRequest, len(reqs))
+	var block []byte
+	for i := range reqs {
+		// A bound on the head's size (a head over it still renders: append
+		// moves the block).
+		size := 256 + len(reqs[i].uri) + len(host) + len(kp.auth) + len(kp.encoding)
+		if cap(block)-len(block) < size {
+			block = make([]byte, 0, max(64<<10, size))
+		}
+		at := len(block)
+		block = appendHead(block, kp, host, reqs[i].uri, len(reqs[i].body))
+		out[i] = wireRequest{head: block[at:len(block):len(block)], body: reqs[i].body, patch: reqs[i].patch}
+	}
+	return out
 }
 
 // prime posts the exposed bid requests to /v1/bids so that win notices and
 // VAST events can find their auctions; it returns the number of failures.
-func prime(ctx context.Context, hc *fasthttp.HostClient, addr string, pool *requestPool, conc int) int {
+func prime(ctx context.Context, addr string, pool *requestPool, conc int, timeout time.Duration) int {
 	var failed atomic.Int64
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	kp := &pool.kinds[KindBids]
+	reqs := renderRequests(&pool.kinds[KindBids], addr, pool.prime)
 	for range min(conc, 8) {
 		wg.Go(func() {
-			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(resp)
-			prepareHeaders(req, addr, kp)
+			c := newHTTPConn(addr, timeout)
+			defer c.close()
 			for ctx.Err() == nil {
 				i := int(next.Add(1) - 1)
-				if i >= len(pool.prime) {
+				if i >= len(reqs) {
 					return
 				}
-				req.SetRequestURIBytes(pool.prime[i].uri)
-				req.SetBodyRaw(pool.prime[i].body)
-				if err := hc.Do(req, resp); err != nil || resp.StatusCode()/100 != 2 {
+				if code, err := c.do(reqs[i].head, reqs[i].body, time.Now()); err != nil || code/100 != 2 {
 					failed.Add(1)
 				}
 			}
@@ -287,39 +323,19 @@ func prime(ctx context.Context, hc *fasthttp.HostClient, addr string, pool *requ
 	return int(failed.Load())
 }
 
-func prepareHeaders(req *fasthttp.Request, addr string, kp *kindPool) {
-	req.Header.SetHost(addr)
-	if kp.get {
-		req.Header.SetMethod(fasthttp.MethodGet)
-		if kp.auth != nil {
-			req.Header.SetBytesV("Authorization", kp.auth)
-		}
-		return
-	}
-	req.Header.SetMethod(fasthttp.MethodPost)
-	req.Header.SetContentType("application/json")
-	if kp.auth != nil {
-		req.Header.SetBytesV("Authorization", kp.auth)
-	}
-	if kp.encoding != "" {
-		req.Header.Set("Content-Encoding", kp.encoding)
-	}
-}
-
 // scrapeMetrics reads and parses GET /metrics.
-func scrapeMetrics(hc *fasthttp.HostClient, addr string) ([]MetricSample, error) {
-	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.Header.SetHost(addr)
-	req.SetRequestURI("/metrics")
-	if err := hc.Do(req, resp); err != nil {
+func scrapeMetrics(addr string, timeout time.Duration) ([]MetricSample, error) {
+	c := newHTTPConn(addr, timeout)
+	defer c.close()
+	head := appendHead(nil, &kindPool{get: true}, addr, []byte("/metrics"), 0)
+	code, err := c.do(head, nil, time.Now())
+	if err != nil {
 		return nil, fmt.Errorf("cannot scrape /metrics: %w", err)
 	}
-	if resp.StatusCode() != 200 {
-		return nil, fmt.Errorf("cannot scrape /metrics: status %d", resp.StatusCode())
+	if code != 200 {
+		return nil, fmt.Errorf("cannot scrape /metrics: status %d", code)
 	}
-	return ParseMetrics(resp.Body())
+	return ParseMetrics(c.respBody())
 }
 
 // kindStats are one worker's counts for one request kind. The worker writes
@@ -330,29 +346,6 @@ type kindStats struct {
 	errors    atomic.Uint64
 	status    [600]uint64 // by HTTP status; read after the worker stopped
 	transport [numTransport]uint64
-}
-
-// Transport error classes.
-const (
-	transportTimeout = iota
-	transportClosed
-	transportRefused
-	transportOther
-	numTransport
-)
-
-var transportNames = [numTransport]string{"timeout", "conn_closed", "conn_refused", "transport"}
-
-func transportClass(err error) int {
-	switch {
-	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout), errors.Is(err, os.ErrDeadlineExceeded):
-		return transportTimeout
-	case errors.Is(err, fasthttp.ErrConnectionClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return transportClosed
-	case strings.Contains(err.Error(), "connection refused"):
-		return transportRefused
-	}
-	return transportOther
 }
 
 // phaseResult is what one run against one address measured.
@@ -406,10 +399,8 @@ func gcd(a, b int) int {
 
 type loadWorker struct {
 	id    int
-	hc    *fasthttp.HostClient
-	pool  *requestPool
-	reqs  [numKinds]*fasthttp.Request
-	resp  *fasthttp.Response
+	conn  *httpConn
+	reqs  [numKinds][]wireRequest // rendered for this phase's address, shared
 	stats [numKinds]*kindStats
 	next  [numKinds]int
 	sched []Kind
@@ -419,87 +410,81 @@ type loadWorker struct {
 	// pass number patched into its ids (count / pool size), unique pairs.
 	convSeq *atomic.Uint64
 	nonce   uint32
+	patched []byte    // this worker's copy of a body it patches
+	last    time.Time // when the previous answer arrived
 }
 
-func newLoadWorker(id, workers int, hc *fasthttp.HostClient, addr string, pool *requestPool, sched []Kind, convSeq *atomic.Uint64, nonce uint32) *loadWorker {
-	w := &loadWorker{id: id, hc: hc, pool: pool, resp: &fasthttp.Response{}, sched: sched, convSeq: convSeq, nonce: nonce}
+func newLoadWorker(id, workers int, conn *httpConn, reqs *[numKinds][]wireRequest, sched []Kind, convSeq *atomic.Uint64, nonce uint32) *loadWorker {
+	w := &loadWorker{id: id, conn: conn, reqs: *reqs, sched: sched, convSeq: convSeq, nonce: nonce}
 	w.j = id * len(sched) / workers
-	used := [numKinds]bool{}
 	for _, k := range sched {
-		used[k] = true
-	}
-	for k := range numKinds {
-		if !used[k] {
-			continue
+		if w.stats[k] == nil {
+			w.stats[k] = &kindStats{}
+			w.next[k] = id * len(w.reqs[k]) / workers
 		}
-		kp := &pool.kinds[k]
-		w.reqs[k] = &fasthttp.Request{}
-		prepareHeaders(w.reqs[k], addr, kp)
-		if kp.fixedURI {
-			w.reqs[k].SetRequestURIBytes(kp.reqs[0].uri)
-		}
-		w.stats[k] = &kindStats{}
-		w.next[k] = id * len(kp.reqs) / workers
 	}
 	return w
 }
 
-// prepare sets the next pooled request of kind k into its request object.
-func (w *loadWorker) prepare(k Kind) *fasthttp.Request {
-	kp := &w.pool.kinds[k]
-	req := w.reqs[k]
-	const hexDigits = "0123456789abcdef"
-	var pr *pooledRequest
+// renderPhase renders the requests of the kinds in sched for addr.
+func renderPhase(pool *requestPool, addr string, sched []Kind) *[numKinds][]wireRequest {
+	var reqs [numKinds][]wireRequest
+	for _, k := range sched {
+		if reqs[k] == nil {
+			reqs[k] = renderRequests(&pool.kinds[k], addr, pool.kinds[k].reqs)
+		}
+	}
+	return &reqs
+}
+
+// prepare picks the next request of kind k: its head and body.
+func (w *loadWorker) prepare(k Kind) (head, body []byte) {
+	reqs := w.reqs[k]
 	if k == KindConversions || k == KindExposures {
 		n := w.convSeq.Add(1) - 1
-		pr = &kp.reqs[n%uint64(len(kp.reqs))]
-		if !kp.fixedURI {
-			req.SetRequestURIBytes(pr.uri)
+		r := &reqs[n%uint64(len(reqs))]
+		if len(r.patch) == 0 {
+			return r.head, r.body
 		}
-		if len(pr.patch) > 0 {
-			req.SetBody(pr.body)
-			b := req.Body()
-			pass := w.nonce + uint32(n/uint64(len(kp.reqs)))
-			for _, off := range pr.patch {
-				for i := 7; i >= 0; i-- {
-					b[off+7-i] = hexDigits[(pass>>(4*uint(i)))&0xf]
-				}
+		const hexDigits = "0123456789abcdef"
+		b := append(w.patched[:0], r.body...)
+		w.patched = b
+		pass := w.nonce + uint32(n/uint64(len(reqs)))
+		for _, off := range r.patch {
+			for i := 7; i >= 0; i-- {
+				b[off+7-i] = hexDigits[(pass>>(4*uint(i)))&0xf]
 			}
-			return req
 		}
-	} else {
-		i := w.next[k]
-		pr = &kp.reqs[i]
-		if i++; i == len(kp.reqs) {
-			i = 0
-		}
-		w.next[k] = i
-		if !kp.fixedURI {
-			req.SetRequestURIBytes(pr.uri)
-		}
+		return r.head, b
 	}
-	if !kp.get {
-		req.SetBodyRaw(pr.body)
+	i := w.next[k]
+	r := &reqs[i]
+	if i++; i == len(reqs) {
+		i = 0
 	}
-	return req
+	w.next[k] = i
+	return r.head, r.body
 }
 
 // send does one request of kind k and records it, latency measured from
-// `from`. It returns the time the answer arrived.
+// `from` (monotonic clock). It returns the time the answer arrived.
 func (w *loadWorker) send(k Kind, from time.Time) time.Time {
-	req := w.prepare(k)
-	err := w.hc.Do(req, w.resp)
+	head, body := w.prepare(k)
+	now := from // a reading of the clock not later than now, for the deadline
+	if w.last.After(now) {
+		now = w.last
+	}
+	code, err := w.conn.do(head, body, now)
 	end := time.Now()
-	lat := end.Sub(from)
+	w.last = end
 	st := w.stats[k]
-	st.hist.record(lat)
+	st.hist.record(end.Sub(from))
 	st.requests.Add(1)
 	if err != nil {
 		st.transport[transportClass(err)]++
 		st.errors.Add(1)
 		return end
 	}
-	code := w.resp.StatusCode()
 	if code < 0 || code >= len(st.status) {
 		code = 0
 	}
@@ -547,13 +532,14 @@ func (w *loadWorker) runOpen(stop *atomic.Bool, next *atomic.Int64, start time.T
 }
 
 // runPhase runs the load of opts against addr and returns what it measured.
-func runPhase(ctx context.Context, hc *fasthttp.HostClient, addr string, pool *requestPool, opts Options) *phaseResult {
+func runPhase(ctx context.Context, addr string, pool *requestPool, opts Options) *phaseResult {
 	sched := schedule(opts.Mix)
+	reqs := renderPhase(pool, addr, sched)
 	var convSeq atomic.Uint64
 	nonce := uint32(time.Now().UnixMilli())
 	workers := make([]*loadWorker, opts.Concurrency)
 	for i := range workers {
-		workers[i] = newLoadWorker(i, len(workers), hc, addr, pool, sched, &convSeq, nonce)
+		workers[i] = newLoadWorker(i, len(workers), newHTTPConn(addr, opts.Timeout), reqs, sched, &convSeq, nonce)
 	}
 	var stop atomic.Bool
 	done := make(chan struct{})
@@ -590,6 +576,7 @@ func runPhase(ctx context.Context, hc *fasthttp.HostClient, addr string, pool *r
 	res := &phaseResult{elapsed: elapsed, cpu: processCPU() - cpu0}
 	var sent uint64
 	for _, w := range workers {
+		w.conn.close()
 		res.stats = append(res.stats, w.stats)
 		for _, st := range w.stats {
 			if st != nil {
@@ -651,4 +638,27 @@ func sortedKinds(mix map[string]int) []string {
 		return a < b
 	})
 	return names
+}
+
+// SampleRequest returns the first request of kind (a name of the mix) that
+// a run against target would send, as it goes on the wire (head and body):
+// for a tool that must send the same bytes (wrkcheck's wrk script).
+func SampleRequest(target, kind string, sc market.Scenario, seed uint64, po PoolOptions) ([]byte, error) {
+	k, ok := kindByName(kind)
+	if !ok {
+		return nil, fmt.Errorf("unknown kind %q (want one of %s)", kind, strings.Join(kindNames[:], ", "))
+	}
+	addr, err := loopbackAddr(target)
+	if err != nil {
+		return nil, err
+	}
+	if len(sc.Campaigns) == 0 {
+		sc = market.DefaultScenario()
+	}
+	pool, err := buildPool(sc, seed, po)
+	if err != nil {
+		return nil, err
+	}
+	r := renderRequests(&pool.kinds[k], addr, pool.kinds[k].reqs[:1])[0]
+	return append(append([]byte(nil), r.head...), r.body...), nil
 }

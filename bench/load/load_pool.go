@@ -59,7 +59,6 @@ type kindPool struct {
 	auth     []byte // Authorization header value, nil for none
 	encoding string // Content-Encoding of the bodies, "" for none
 	reqs     []pooledRequest
-	fixedURI bool // every request has the same uri: set it once per worker
 }
 
 // PoolOptions sizes the request pool of a load run.
@@ -274,10 +273,6 @@ func buildPool(sc market.Scenario, seed uint64, o PoolOptions) (*requestPool, er
 		kp := &p.kinds[k]
 		if len(kp.reqs) == 0 {
 			return nil, fmt.Errorf("no %s requests generated", Kind(k))
-		}
-		kp.fixedURI = true
-		for _, r := range kp.reqs {
-			kp.fixedURI = kp.fixedURI && bytes.Equal(r.uri, kp.reqs[0].uri)
 		}
 	}
 	return p, nil

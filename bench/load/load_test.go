@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -391,12 +392,17 @@ func TestConversionIDsUniqueAcrossPasses(t *testing.T) {
 		t.Fatal("conversion bodies are not patchable")
 	}
 	var seq atomic.Uint64
-	w := newLoadWorker(0, 1, nil, "127.0.0.1:1", pool, []Kind{KindConversions}, &seq, 7)
+	sched := []Kind{KindConversions}
+	w := newLoadWorker(0, 1, nil, renderPhase(pool, "127.0.0.1:1", sched), sched, &seq, 7)
 	ids := func() map[string]bool {
 		got := map[string]bool{}
 		for range kp.reqs {
 			var cb capiBody
-			if err := json.Unmarshal(w.prepare(KindConversions).Body(), &cb); err != nil {
+			head, body := w.prepare(KindConversions)
+			if want := "Content-Length: " + strconv.Itoa(len(body)) + "\r\n"; !strings.Contains(string(head), want) {
+				t.Fatalf("head %q has no %q", head, want)
+			}
+			if err := json.Unmarshal(body, &cb); err != nil {
 				t.Fatal(err)
 			}
 			for _, e := range cb.Data {
@@ -508,10 +514,10 @@ func TestLoadWorkerSendDoesNotAllocate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hc := newLoadClient(addr, 1, 5*time.Second)
 	var seq atomic.Uint64
 	for _, k := range []Kind{KindScore, KindWin, KindConversions} {
-		w := newLoadWorker(0, 1, hc, addr, pool, []Kind{k}, &seq, 1)
+		sched := []Kind{k}
+		w := newLoadWorker(0, 1, newHTTPConn(addr, 5*time.Second), renderPhase(pool, addr, sched), sched, &seq, 1)
 		w.send(k, time.Now()) // connect, warm the pools
 		if n := testing.AllocsPerRun(200, func() { w.send(k, time.Now()) }); n != 0 {
 			t.Errorf("%s: %v allocations per request", k, n)
@@ -533,4 +539,64 @@ type capiBody struct {
 	Data []struct {
 		EventID string `json:"event_id"`
 	} `json:"data"`
+}
+
+func TestSampleRequest(t *testing.T) {
+	raw, err := SampleRequest("http://127.0.0.1:18080", "score", testScenario(), 1, PoolOptions{Requests: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, body, ok := bytes.Cut(raw, []byte("\r\n\r\n"))
+	if !ok || !json.Valid(body) {
+		t.Fatalf("not a request with a JSON body: %q", raw[:min(len(raw), 300)])
+	}
+	for _, want := range []string{
+		"POST /v1/score?campaigns=demo-ctv-purchase,demo-ctv-signup HTTP/1.1\r\n", "\r\nHost: 127.0.0.1:18080\r\n",
+		"\r\nAuthorization: Bearer dev-bidder-token\r\n", "\r\nContent-Length: " + strconv.Itoa(len(body)),
+	} {
+		if !strings.Contains(string(head)+"\r\n", want) {
+			t.Errorf("head has no %q:\n%s", want, head)
+		}
+	}
+	win, err := SampleRequest("http://localhost:9", "win", testScenario(), 1, PoolOptions{Requests: 1})
+	if err != nil || !bytes.HasPrefix(win, []byte("GET /v1/win?")) || !bytes.HasSuffix(win, []byte("\r\nHost: localhost:9\r\nUser-Agent: cpafeed-bench\r\n\r\n")) {
+		t.Fatalf("win: %q, %v", win, err)
+	}
+	if _, err := SampleRequest("http://10.0.0.1:80", "score", testScenario(), 1, PoolOptions{}); err == nil {
+		t.Error("a non-loopback target was accepted")
+	}
+	if _, err := SampleRequest("http://127.0.0.1:1", "nope", testScenario(), 1, PoolOptions{}); err == nil {
+		t.Error("an unknown kind was accepted")
+	}
+}
+
+// TestRunLoadServerCloses: a server that closes every third connection
+// after its answer (saying so) costs the run new connections, not errors.
+func TestRunLoadServerCloses(t *testing.T) {
+	var served, closed atomic.Int64
+	u, stop, err := StartServer(func(ctx *fasthttp.RequestCtx) {
+		if served.Add(1)%3 == 0 {
+			closed.Add(1)
+			ctx.SetConnectionClose()
+		}
+		ctx.SetBodyString(bareBody)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	mix, _ := ParseMix("score=1")
+	rep, err := Run(context.Background(), Options{
+		Target: u, Mix: mix, Duration: 300 * time.Millisecond, Concurrency: 3, Scenario: testScenario(),
+		Pool: PoolOptions{Requests: 16, Exposed: 8},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := rep.Kinds["score"]
+	checkKind(t, "score", k)
+	// served also counts the two /metrics scrapes.
+	if len(k.Errors) != 0 || k.Requests < 10 || k.Requests+2 != uint64(served.Load()) || closed.Load() == 0 {
+		t.Fatalf("%d requests, errors %v; the server served %d and closed %d connections", k.Requests, k.Errors, served.Load(), closed.Load())
+	}
 }

@@ -1,6 +1,9 @@
 package load
 
 import (
+	"bytes"
+	"net"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -8,10 +11,12 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// The load generator's per-request cost, beside its baseline: a bare
-// fasthttp HostClient.Do loop with one fixed request against the same bare
-// handler. The difference is what the generator adds (request choice,
-// timing, histogram, counters).
+// The load generator's per-request cost against the bare handler (server in
+// the same process, so ns/op counts both sides), beside two baselines with
+// one fixed request: a plain net.Conn write/read loop (the floor of a
+// goroutine per connection) and fasthttp's HostClient.Do (the generator's
+// engine before its own connection). The difference to the floor is what
+// the generator adds (request choice, framing, timing, histogram, counters).
 
 func benchPool(b *testing.B) *requestPool {
 	b.Helper()
@@ -36,16 +41,18 @@ func benchBare(b *testing.B) (addr string) {
 func benchWorkers(b *testing.B, kind Kind) {
 	addr := benchBare(b)
 	pool := benchPool(b)
-	hc := newLoadClient(addr, 64, 5*time.Second)
 	var seq atomic.Uint64
 	var id atomic.Int64
 	if kind != KindWin {
 		b.SetBytes(int64(len(pool.kinds[kind].reqs[0].body)))
 	}
+	sched := []Kind{kind}
+	reqs := renderPhase(pool, addr, sched)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		w := newLoadWorker(int(id.Add(1)), 64, hc, addr, pool, []Kind{kind}, &seq, 1)
+		w := newLoadWorker(int(id.Add(1)), 64, newHTTPConn(addr, 5*time.Second), reqs, sched, &seq, 1)
+		defer w.conn.close()
 		for pb.Next() {
 			w.send(kind, time.Now())
 		}
@@ -59,7 +66,7 @@ func BenchmarkLoadWorkerScoreBare(b *testing.B) { benchWorkers(b, KindScore) }
 func BenchmarkHostClientDoWinBare(b *testing.B) {
 	addr := benchBare(b)
 	pool := benchPool(b)
-	hc := newLoadClient(addr, 64, 5*time.Second)
+	hc := &fasthttp.HostClient{Addr: addr, MaxConns: 64, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
 	uri := pool.kinds[KindWin].reqs[0].uri
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -74,6 +81,56 @@ func BenchmarkHostClientDoWinBare(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkNetConnWinBare is the floor: write a fixed win notice, read until
+// the bare handler's body has ended, on a plain net.Conn.
+func BenchmarkNetConnWinBare(b *testing.B) {
+	addr := benchBare(b)
+	pool := benchPool(b)
+	req := appendHead(nil, &pool.kinds[KindWin], addr, pool.kinds[KindWin].reqs[0].uri, 0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 4096)
+		for pb.Next() {
+			if _, err := c.Write(req); err != nil {
+				b.Error(err)
+				return
+			}
+			n := 0
+			for !bytes.HasSuffix(buf[:n], []byte(bareBody[len(bareBody)-5:])) {
+				m, err := c.Read(buf[n:])
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				n += m
+			}
+		}
+	})
+}
+
+// BenchmarkRespParserBareAnswer frames the bare handler's answer as
+// fasthttp sends it.
+func BenchmarkRespParserBareAnswer(b *testing.B) {
+	answer := []byte("HTTP/1.1 200 OK\r\nServer: cpafeed-bench-bare\r\nDate: Thu, 03 Dec 2026 09:00:00 GMT\r\n" +
+		"Content-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(bareBody)) + "\r\n\r\n" + bareBody)
+	b.SetBytes(int64(len(answer)))
+	b.ReportAllocs()
+	var p respParser
+	for b.Loop() {
+		p.reset()
+		if done, err := p.advance(answer); !done || err != nil || p.status != 200 {
+			b.Fatal(done, err, p.status)
+		}
+	}
 }
 
 func BenchmarkHistogramRecord(b *testing.B) {

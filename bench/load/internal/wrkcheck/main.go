@@ -8,6 +8,8 @@
 //	                                          (-work/-size: load.BudgetHandler instead of the bare one)
 //	wrkcheck load -target URL -c 16 -d 10s -mix win=1
 //	wrkcheck request -kind score|win          print a score body or a win URL
+//	wrkcheck compare -cpafeed bin/cpafeed [-c 16,64 -d 5s -rounds 3 -server -get]
+//	                                          CPU per request of `cpafeed bench` vs wrk (see compare)
 package main
 
 import (
@@ -17,6 +19,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -47,6 +51,31 @@ func main() {
 		prof := fs.String("cpuprofile", "", "write a CPU profile of the generator to this file")
 		fs.Parse(os.Args[2:])
 		err = runLoad(*target, *c, *d, *mix, *seed, *prof)
+	case "compare":
+		var o compareOpts
+		fs.StringVar(&o.cpafeed, "cpafeed", "", "the cpafeed binary (the generator, `cpafeed bench`, and with -server a target)")
+		conns := fs.String("c", "16,64", "connection counts, comma-separated")
+		fs.DurationVar(&o.d, "d", 5*time.Second, "length of each run")
+		fs.IntVar(&o.rounds, "rounds", 3, "alternating rounds")
+		fs.IntVar(&o.threads, "threads", 2, "wrk threads")
+		fs.IntVar(&o.requests, "requests", 1, "distinct requests in the generator's pool (1: the bytes wrk sends)")
+		fs.BoolVar(&o.server, "server", true, "also load `cpafeed serve` (POST /v1/score)")
+		fs.BoolVar(&o.get, "get", false, "also GET /v1/win against the bare handler")
+		fs.Float64Var(&o.limit, "limit", 1.3, "fail when the median CPU per request of the generator is over this multiple of wrk's")
+		fs.Parse(os.Args[2:])
+		for _, c := range strings.Split(*conns, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(c))
+			if err != nil || n < 1 || n > 4096 {
+				fmt.Fprintf(os.Stderr, "wrkcheck: -c: %q is not a connection count\n", c)
+				os.Exit(2)
+			}
+			o.conns = append(o.conns, n)
+		}
+		if o.rounds < 1 || o.d <= 0 || o.d > 10*time.Minute {
+			fmt.Fprintln(os.Stderr, "wrkcheck: -rounds must be ≥ 1 and -d within 0..10m")
+			os.Exit(2)
+		}
+		err = compare(o)
 	case "request":
 		kind := fs.String("kind", "score", "score (print a bid request body) or win (print a win notice path)")
 		fs.Parse(os.Args[2:])
@@ -125,4 +154,17 @@ func request(kind string) error {
 		return fmt.Errorf("unknown kind %q", kind)
 	}
 	return nil
+}
+
+// compareOpts configures `wrkcheck compare`.
+type compareOpts struct {
+	cpafeed  string        // the cpafeed binary: the generator (`cpafeed bench`) and, with server, a target
+	conns    []int         // connection counts, each run by both tools
+	d        time.Duration // length of each run
+	rounds   int
+	threads  int  // wrk threads
+	requests int  // distinct requests in the generator's pool (1: the bytes wrk sends)
+	server   bool // also load `cpafeed serve`
+	get      bool // also GET /v1/win against the bare handler
+	limit    float64
 }

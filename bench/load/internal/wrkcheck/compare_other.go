@@ -1,0 +1,7 @@
+//go:build !linux
+
+package main
+
+import "errors"
+
+func compare(compareOpts) error { return errors.New("compare reads /proc: Linux only") }
