@@ -90,7 +90,14 @@ func newPlayer(sim *simulation, name string) (*player, error) {
 	p := &player{sim: sim, name: name, day: -1, rep: sim.m.NewReporter()}
 	p.now = sim.m.DayStart(0)
 	var err error
-	if p.eng, err = server.NewEngine(sim.cfg, &p.log, p.clock); err != nil {
+	cfg := sim.cfg
+	if name == StrategyCPARaw {
+		// c/n of the exact segment needs the chain's leaves: under the
+		// crossed structure the table holds effects, not cells, and
+		// cpa_raw would bid every impression on the campaign's prior.
+		cfg.Model.Structure = model.StructureChain
+	}
+	if p.eng, err = server.NewEngine(cfg, &p.log, p.clock); err != nil {
 		return nil, err
 	}
 	switch name {
