@@ -1,6 +1,7 @@
 package conversions
 
 import (
+	"math"
 	"sort"
 
 	"github.com/cpafeed/cpafeed/binenc"
@@ -79,7 +80,7 @@ func (s *Service) ReadSnapshot(r *binenc.Reader) error {
 		}
 		ds.mu.Lock()
 		ds.set.ReadSnapshot(r, now)
-		nf := r.Len(1 << 34)
+		nf := r.Len(math.MaxInt32)
 		if nf > 0 && ds.fps == nil {
 			ds.fps = make(map[uint64][]fpRef, nf)
 		}
@@ -188,7 +189,7 @@ func (a *Attributor) ReadSnapshot(r *binenc.Reader) error {
 			c.stats = st
 		}
 	}
-	np := r.Len(1 << 31)
+	np := r.Len(math.MaxInt32)
 	for range np {
 		id := r.String(1 << 10)
 		convTS, deadline := r.Varint(), r.Varint()
