@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
 	"github.com/cpafeed/cpafeed/apierr"
@@ -18,7 +17,6 @@ import (
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	r := routeOf(ctx.Path())
-	httpRequests[r].Inc()
 	class, limit := 0, int64(s.cfg.HTTP.MaxInflight)
 	if r.bidTime() {
 		class, limit = 1, int64(s.cfg.HTTP.MaxInflightScore)
@@ -28,7 +26,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		httpShed[class].Inc()
 		httpErrors[r].Inc()
 		s.writeError(ctx, apierr.New(429, apierr.CodeTooMany, "overloaded: %d requests in flight, retry later", limit))
-		httpDuration[r].UpdateDuration(start)
+		countRequest(ctx, r, start)
 		return
 	}
 	defer s.inflight[class].Add(-1)
@@ -39,7 +37,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			s.log.Error("handler panic", "route", r.String(), "panic", p)
 			s.writeError(ctx, apierr.New(500, apierr.CodeInternal, "internal error"))
 		}
-		httpDuration[r].UpdateDuration(start)
+		countRequest(ctx, r, start)
 	}()
 	if err := s.serve(ctx, r); err != nil {
 		httpErrors[r].Inc()
@@ -142,8 +140,9 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, r route) error {
 		ctx.SetBodyString(`{"status":"ready"}`)
 		return nil
 	case routeMetrics:
-		ctx.SetContentType("text/plain; version=0.0.4")
-		metrics.WritePrometheus(ctx, true)
+		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+		s.setScrapeGauges(time.Now())
+		writeMetrics(ctx)
 		return nil
 	case routeNotFound:
 		return apierr.NotFound("%s %s: no such endpoint", ctx.Method(), ctx.Path())

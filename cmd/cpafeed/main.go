@@ -106,6 +106,7 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	logger := server.NewLogger(cfg.Log, stderr)
 	logger.Info("cpafeed starting", "version", version, "config", *configPath)
+	server.RegisterBuildInfo(version)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
