@@ -132,6 +132,11 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, r route) error {
 		return nil
 	case routeReadyz:
 		ctx.SetContentType("application/json")
+		if s.draining.Load() {
+			ctx.SetStatusCode(503)
+			ctx.SetBodyString(`{"status":"draining"}`)
+			return nil
+		}
 		if !s.ready.Load() {
 			ctx.SetStatusCode(503)
 			ctx.SetBodyString(`{"status":"recovering"}`)
