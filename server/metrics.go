@@ -37,6 +37,7 @@ const (
 	routeModelSnapshot
 	routeTestEvents
 	routeEffects
+	routeOpenAPI
 	numRoutes
 )
 
@@ -45,6 +46,7 @@ var routeNames = [numRoutes]string{
 	"score", "bids", "exposures", "win", "vast", "identities", "segments", "campaign_stats", "model_snapshot",
 	"test_events",
 	"effects",
+	"openapi",
 }
 
 func (r route) String() string { return routeNames[r] }
@@ -63,7 +65,7 @@ func (r route) bidTime() bool {
 // probes and metrics never are).
 func (r route) sheddable() bool {
 	switch r {
-	case routeHealthz, routeReadyz, routeMetrics:
+	case routeHealthz, routeReadyz, routeMetrics, routeOpenAPI:
 		return false
 	}
 	return true

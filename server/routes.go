@@ -7,6 +7,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/cpafeed/cpafeed/api"
 	"github.com/cpafeed/cpafeed/apierr"
 	"github.com/cpafeed/cpafeed/bidder"
 	"github.com/cpafeed/cpafeed/conversions"
@@ -81,6 +82,8 @@ func routeOf(p []byte) route {
 		return routeTestEvents
 	case "/v1/effects":
 		return routeEffects
+	case "/openapi.json":
+		return routeOpenAPI
 	}
 	if _, ok := campaignStatsID(p); ok {
 		return routeCampaignStats
@@ -149,6 +152,16 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, r route) error {
 		s.setScrapeGauges(time.Now())
 		writeMetrics(ctx)
 		return nil
+	case routeOpenAPI:
+		return s.only(ctx, "GET", func() error {
+			doc, err := api.JSON()
+			if err != nil {
+				return apierr.New(500, apierr.CodeInternal, "internal error").WithCause(err)
+			}
+			ctx.SetContentType("application/json")
+			ctx.SetBody(doc)
+			return nil
+		})
 	case routeNotFound:
 		return apierr.NotFound("%s %s: no such endpoint", ctx.Method(), ctx.Path())
 	}
