@@ -9,10 +9,15 @@
 // the Meta-compatible path and the pixel, the journal record of every accepted
 // batch, and per-dataset stats. Attribution plugs in through SetStoredHook.
 //
+// Callers are resolved by the server before a handler runs (server/auth.go,
+// the one Bearer parser in package auth): the advertiser handlers receive
+// the advertiser's name, never a token. The one token this package reads is
+// Meta's access_token inside a body (form field or JSON member, when the
+// query has none), resolved once parsed through the same table (Tenants).
+//
 // Flow of a request (Service.HandleConversions, HandleMetaEvents, HandlePixel,
-// Ingest): check the token sent outside the body (Bearer header, Meta's
-// access_token in the query), and only then ask the server for the
-// decompressed body (a Body); parse with a pooled fastjson parser; validate every event, listing
+// Ingest): with the caller known (or, on Meta's path, its token in the
+// body), ask the server for the decompressed body (a Body); parse with a pooled fastjson parser; validate every event, listing
 // every problem (a batch is atomic); normalize and hash the identifiers into
 // keyed signals.IDs, dropping the clear values at once; derive each event's
 // 128-bit dedup key; then, under the dataset's dedup lock, check and reserve

@@ -102,7 +102,7 @@ func (fx fixture) run(e *testEnv) response {
 			uri = fx.URI
 		}
 		return call(func(ctx *fasthttp.RequestCtx, b []byte) error {
-			return e.s.HandleMetaEvents(ctx, bodyOf(b), testDataset)
+			return e.metaEvents(ctx, bodyOf(b), testDataset)
 		}, "POST", uri+fx.Query, fx.body(), headers...)
 	case "pixel":
 		method := "GET"
@@ -119,7 +119,7 @@ func (fx fixture) run(e *testEnv) response {
 		if len(headers) == 0 {
 			headers = []string{"Authorization: Bearer " + testToken, "Content-Type: application/json"}
 		}
-		return call(raw(e.s.HandleConversions), "POST", uri+fx.Query, fx.body(), headers...)
+		return call(e.asAdvertiser(e.s.HandleConversions), "POST", uri+fx.Query, fx.body(), headers...)
 	}
 }
 

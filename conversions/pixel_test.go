@@ -126,7 +126,7 @@ func TestStatsJSON(t *testing.T) {
 	if got := e.hook.all(); len(got) != 3 || got[2].EventName != "Search" {
 		t.Fatalf("hook %+v", got)
 	}
-	r := call(func(ctx *fasthttp.RequestCtx, _ []byte) error { return e.s.HandleStats(ctx) }, "GET", "/v1/stats?dataset=999", "",
+	r := call(e.asAdvertiser(func(ctx *fasthttp.RequestCtx, _ Body, adv string) error { return e.s.HandleStats(ctx, adv) }), "GET", "/v1/stats?dataset=999", "",
 		"Authorization: Bearer "+testToken)
 	if r.status != 400 || r.err.Subcode != 33 || !strings.HasPrefix(r.err.Message, "Unsupported get request. Object with ID '999'") {
 		t.Fatalf("other advertiser's stats: %d %s", r.status, r.body)

@@ -1,0 +1,148 @@
+package server
+
+import (
+	"bytes"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/cpafeed/cpafeed/apierr"
+	"github.com/cpafeed/cpafeed/auth"
+)
+
+// role is what a route asks of its caller.
+type role uint8
+
+const (
+	// roleNone: no token (probes, metrics, the API description, the pixel,
+	// win notices and VAST beacons).
+	roleNone role = iota
+	// roleAdvertiser: an advertiser's Bearer token.
+	roleAdvertiser
+	// roleMeta: an advertiser's access_token, in the query (resolved here)
+	// or in the body (resolved by conversions through the same table,
+	// tenants.Advertiser, once it parsed the body).
+	roleMeta
+	// roleBidder: a bidder's Bearer token.
+	roleBidder
+	// roleReader: an advertiser's or a bidder's Bearer token; which
+	// campaigns it may read is mayRead's question.
+	roleReader
+)
+
+// role is the caller route r asks for.
+func (r route) role() role {
+	switch r {
+	case routeConversions, routeStats, routeTestEvents, routeIdentities:
+		return roleAdvertiser
+	case routeMetaEvents:
+		return roleMeta
+	case routeScore, routeBids, routeExposures, routeModelSnapshot:
+		return roleBidder
+	case routeCampaignStats, routeSegments, routeEffects:
+		return roleReader
+	}
+	return roleNone
+}
+
+// authenticate is the front door: it resolves the caller of a request to
+// route r from the request's head alone, before any handler runs, and
+// checks it has the route's role. authorization is the Authorization
+// header's value, read by the one parser (auth.Bearer); accessToken is
+// Meta's access_token from the query (only read for roleMeta). Tokens are
+// resolved by the tenant table in constant time (tenants.lookup). It
+// returns nil and no error for a route that takes no token, and for the
+// Meta path when the token is not in the query.
+func (s *Server) authenticate(r route, authorization, accessToken []byte) (*tenant, error) {
+	switch r.role() {
+	case roleAdvertiser:
+		tok := auth.Bearer(authorization)
+		if tok == nil {
+			return nil, apierr.Unauthorized("Authorization: missing; send \"Authorization: Bearer <token>\"")
+		}
+		tn := s.tenants.lookup(tok)
+		switch {
+		case tn == nil:
+			return nil, apierr.Unauthorized("Authorization: unknown token")
+		case !tn.advertiser:
+			return nil, apierr.Unauthorized("Authorization: an advertiser's token is required")
+		}
+		return tn, nil
+	case roleMeta:
+		if len(accessToken) == 0 {
+			return nil, nil
+		}
+		if tn := s.tenants.lookup(accessToken); tn != nil && tn.advertiser {
+			return tn, nil
+		}
+		return nil, apierr.Unauthorized("access_token: invalid")
+	case roleBidder:
+		tok := auth.Bearer(authorization)
+		if tok == nil {
+			return nil, apierr.Unauthorized("Authorization: a bidder's Bearer token is required")
+		}
+		tn := s.tenants.lookup(tok)
+		switch {
+		case tn == nil:
+			return nil, apierr.Unauthorized("Authorization: unknown token")
+		case tn.advertiser:
+			return nil, apierr.Forbidden("Authorization: an advertiser's token cannot use a bidder endpoint")
+		}
+		return tn, nil
+	case roleReader:
+		tok := auth.Bearer(authorization)
+		if tok == nil {
+			return nil, apierr.Unauthorized("Authorization: a Bearer token is required")
+		}
+		tn := s.tenants.lookup(tok)
+		if tn == nil {
+			return nil, apierr.Unauthorized("Authorization: unknown token")
+		}
+		return tn, nil
+	}
+	return nil, nil
+}
+
+// authenticateRequest is authenticate on a request being served.
+func (s *Server) authenticateRequest(ctx *fasthttp.RequestCtx, r route) (*tenant, error) {
+	var accessToken []byte
+	if r == routeMetaEvents {
+		accessToken = ctx.QueryArgs().Peek("access_token")
+	}
+	return s.authenticate(r, ctx.Request.Header.Peek(fasthttp.HeaderAuthorization), accessToken)
+}
+
+// preAuth is authenticate on a request's head alone, before its body is
+// read (headerReceived, connError).
+func (s *Server) preAuth(h *fasthttp.RequestHeader) error {
+	path, query, _ := bytes.Cut(h.RequestURI(), []byte("?"))
+	r := routeOf(path)
+	var accessToken []byte
+	if r == routeMetaEvents {
+		args := fasthttp.AcquireArgs()
+		defer fasthttp.ReleaseArgs(args)
+		args.ParseBytes(query)
+		accessToken = args.Peek("access_token")
+	}
+	_, err := s.authenticate(r, h.Peek(fasthttp.HeaderAuthorization), accessToken)
+	return err
+}
+
+// mayRead checks that a reader (roleReader) may read a campaign's reports:
+// its advertiser, or a bidder allowed the campaign. Another tenant's
+// campaign answers what an unknown one does (404, the same message, the
+// same lookups), so that no token can tell other tenants' campaign ids from
+// made-up ones.
+func (s *Server) mayRead(tn *tenant, campaign string) error {
+	if campaign == "" {
+		return apierr.BadRequest("campaign: required")
+	}
+	owner, known := s.campaignOwner[campaign]
+	mine := tn.MayUse(campaign) // a bidder's
+	if tn.advertiser {
+		mine = tn.name == owner
+	}
+	if !known || !mine {
+		return apierr.NotFound("campaign %q: unknown", campaign)
+	}
+	return nil
+}
