@@ -55,18 +55,11 @@ func (r route) role() role {
 func (s *Server) authenticate(r route, authorization, accessToken []byte) (*tenant, error) {
 	switch r.role() {
 	case roleAdvertiser:
-		tok := auth.Bearer(authorization)
-		if tok == nil {
-			return nil, apierr.Unauthorized("Authorization: missing; send \"Authorization: Bearer <token>\"")
-		}
-		tn := s.tenants.lookup(tok)
-		switch {
-		case tn == nil:
-			return nil, apierr.Unauthorized("Authorization: unknown token")
-		case !tn.advertiser:
+		tn, err := s.bearerTenant(authorization, "Authorization: missing; send \"Authorization: Bearer <token>\"")
+		if err == nil && !tn.advertiser {
 			return nil, apierr.Unauthorized("Authorization: an advertiser's token is required")
 		}
-		return tn, nil
+		return tn, err
 	case roleMeta:
 		if len(accessToken) == 0 {
 			return nil, nil
@@ -76,30 +69,28 @@ func (s *Server) authenticate(r route, authorization, accessToken []byte) (*tena
 		}
 		return nil, apierr.Unauthorized("access_token: invalid")
 	case roleBidder:
-		tok := auth.Bearer(authorization)
-		if tok == nil {
-			return nil, apierr.Unauthorized("Authorization: a bidder's Bearer token is required")
-		}
-		tn := s.tenants.lookup(tok)
-		switch {
-		case tn == nil:
-			return nil, apierr.Unauthorized("Authorization: unknown token")
-		case tn.advertiser:
+		tn, err := s.bearerTenant(authorization, "Authorization: a bidder's Bearer token is required")
+		if err == nil && tn.advertiser {
 			return nil, apierr.Forbidden("Authorization: an advertiser's token cannot use a bidder endpoint")
 		}
-		return tn, nil
+		return tn, err
 	case roleReader:
-		tok := auth.Bearer(authorization)
-		if tok == nil {
-			return nil, apierr.Unauthorized("Authorization: a Bearer token is required")
-		}
-		tn := s.tenants.lookup(tok)
-		if tn == nil {
-			return nil, apierr.Unauthorized("Authorization: unknown token")
-		}
-		return tn, nil
+		return s.bearerTenant(authorization, "Authorization: a Bearer token is required")
 	}
 	return nil, nil
+}
+
+// bearerTenant resolves the token of an Authorization header's value;
+// missing is the message when it has none.
+func (s *Server) bearerTenant(authorization []byte, missing string) (*tenant, error) {
+	tok := auth.Bearer(authorization)
+	if tok == nil {
+		return nil, apierr.Unauthorized("%s", missing)
+	}
+	if tn := s.tenants.lookup(tok); tn != nil {
+		return tn, nil
+	}
+	return nil, apierr.Unauthorized("Authorization: unknown token")
 }
 
 // authenticateRequest is authenticate on a request being served.
