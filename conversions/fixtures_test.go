@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/cpafeed/cpafeed/signals"
 )
 
 // fixture is one request of testdata/valid or testdata/invalid and what it
@@ -136,7 +138,7 @@ func TestFixturesValid(t *testing.T) {
 				t.Fatalf("%s: status %d, want %d: %s", fx.Description, r.status, want.Status, r.body)
 			}
 			if want.GIF {
-				if r.ctype != "image/gif" || string(r.body) != transparentGIF {
+				if r.ctype != "image/gif" || string(r.body) != signals.TransparentGIF {
 					t.Fatalf("not the GIF: %s %q", r.ctype, r.body)
 				}
 			} else {

@@ -71,7 +71,7 @@ func TestPixelRejectedCounts(t *testing.T) {
 	e.pixel("id=" + testDataset + "&ev=Purchase&eid=y")                           // no URL (no dl, no Referer)
 	e.pixel("id=" + testDataset + "&ev=Purchase&eid=z&dl=https://x&cd[value]=-3") // negative value
 	r := e.pixel("id=" + testDataset + "&ev=Purchase&eid=w&dl=https://x&cd[value]=3&cd[currency]=usd&dpo=LDU")
-	if string(r.body) != transparentGIF {
+	if string(r.body) != signals.TransparentGIF {
 		t.Fatal("no GIF")
 	}
 	st := e.stats(t)
@@ -94,7 +94,7 @@ func TestPixelRejectsBadBytes(t *testing.T) {
 		"ev=Pur%FFchase&eid=b-1", "ev=Purchase&eid=b-2%C3", "ev=Pur%01chase&eid=b-3", "ev=Purchase&eid=b%7F4",
 		"ev=Purchase&eid=b-5&order_id=o%FF", "ev=Purchase&eid=b-6&household_id=h%00h",
 	} {
-		if r := e.pixel("id=" + testDataset + "&dl=https://x&" + q); string(r.body) != transparentGIF {
+		if r := e.pixel("id=" + testDataset + "&dl=https://x&" + q); string(r.body) != signals.TransparentGIF {
 			t.Fatalf("%s: no GIF", q)
 		}
 	}

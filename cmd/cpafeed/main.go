@@ -1,8 +1,9 @@
 // Command cpafeed is the one binary of cpafeed: `cpafeed serve` runs the
 // service, `cpafeed bench` loads one, `cpafeed simulate` plays bidding
 // strategies on a synthetic market, `cpafeed config check` validates a
-// config and prints the effective one, `cpafeed version` prints its
-// version. Every command answers -h and --help with its usage (exit 0).
+// config and prints the effective one with secrets masked, `cpafeed
+// version` prints its version, and `cpafeed help [COMMAND]` the usage.
+// Every command answers -h and --help with its usage (exit 0).
 package main
 
 import (
