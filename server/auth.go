@@ -13,9 +13,12 @@ import (
 type role uint8
 
 const (
+	// roleUnset: a route not given a role in routeRoles. It is answered
+	// 500, never served (TestEveryRouteHasARole fails first).
+	roleUnset role = iota
 	// roleNone: no token (probes, metrics, the API description, the pixel,
 	// win notices and VAST beacons).
-	roleNone role = iota
+	roleNone
 	// roleAdvertiser: an advertiser's Bearer token.
 	roleAdvertiser
 	// roleMeta: an advertiser's access_token, in the query (resolved here)
@@ -29,20 +32,32 @@ const (
 	roleReader
 )
 
-// role is the caller route r asks for.
-func (r route) role() role {
-	switch r {
-	case routeConversions, routeStats, routeTestEvents, routeIdentities:
-		return roleAdvertiser
-	case routeMetaEvents:
-		return roleMeta
-	case routeScore, routeBids, routeExposures, routeModelSnapshot:
-		return roleBidder
-	case routeCampaignStats, routeSegments, routeEffects:
-		return roleReader
-	}
-	return roleNone
+// routeRoles is the role of every route: a new route must be given one.
+var routeRoles = [numRoutes]role{
+	routeNotFound:      roleNone,
+	routeHealthz:       roleNone,
+	routeReadyz:        roleNone,
+	routeMetrics:       roleNone,
+	routeOpenAPI:       roleNone,
+	routePixel:         roleNone,
+	routeWin:           roleNone,
+	routeVAST:          roleNone,
+	routeConversions:   roleAdvertiser,
+	routeStats:         roleAdvertiser,
+	routeTestEvents:    roleAdvertiser,
+	routeIdentities:    roleAdvertiser,
+	routeMetaEvents:    roleMeta,
+	routeScore:         roleBidder,
+	routeBids:          roleBidder,
+	routeExposures:     roleBidder,
+	routeModelSnapshot: roleBidder,
+	routeCampaignStats: roleReader,
+	routeSegments:      roleReader,
+	routeEffects:       roleReader,
 }
+
+// role is the caller route r asks for.
+func (r route) role() role { return routeRoles[r] }
 
 // authenticate is the front door: it resolves the caller of a request to
 // route r from the request's head alone, before any handler runs, and
@@ -76,8 +91,10 @@ func (s *Server) authenticate(r route, authorization, accessToken []byte) (*tena
 		return tn, err
 	case roleReader:
 		return s.bearerTenant(authorization, "Authorization: a Bearer token is required")
+	case roleNone:
+		return nil, nil
 	}
-	return nil, nil
+	return nil, apierr.New(500, apierr.CodeInternal, "internal error: route %s has no role", r)
 }
 
 // bearerTenant resolves the token of an Authorization header's value;
@@ -124,6 +141,9 @@ func (s *Server) preAuth(h *fasthttp.RequestHeader) error {
 // same lookups), so that no token can tell other tenants' campaign ids from
 // made-up ones.
 func (s *Server) mayRead(tn *tenant, campaign string) error {
+	if tn == nil { // only a route that is not roleReader can get here
+		return apierr.Unauthorized("Authorization: a Bearer token is required")
+	}
 	if campaign == "" {
 		return apierr.BadRequest("campaign: required")
 	}

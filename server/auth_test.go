@@ -116,3 +116,21 @@ func TestFrontDoorRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryRouteHasARole: every route is given its role in routeRoles; a
+// route without one is answered 500, never served.
+func TestEveryRouteHasARole(t *testing.T) {
+	for r := route(0); r < numRoutes; r++ {
+		if r.role() == roleUnset {
+			t.Errorf("route %s has no role in routeRoles (server/auth.go)", r)
+		}
+	}
+	s := testServer(t, nil)
+	saved := routeRoles[routeEffects]
+	routeRoles[routeEffects] = roleUnset
+	defer func() { routeRoles[routeEffects] = saved }()
+	status, body := call(s, "GET", "/v1/effects?campaign=demo-ctv-purchase&key=genre", "", "Authorization: Bearer "+bidderToken)
+	if status != 500 || !strings.Contains(body, "internal error") {
+		t.Errorf("a route without a role: %d %s", status, body)
+	}
+}
