@@ -1,0 +1,162 @@
+package control
+
+import (
+	"math"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Params is one campaign's controller configuration (from its
+// model.Control).
+type Params struct {
+	// Enabled: false keeps the multiplier at 1 (exploration is still
+	// capped).
+	Enabled bool
+	// Target is the target CPA, in the campaign's currency.
+	Target float64
+	// Min and Max bound the multiplier (0 < Min ≤ Max).
+	Min, Max float64
+	// ReactionTime is the integral time, seconds (> 0).
+	ReactionTime float64
+	// ExploreShare is the most share of recent spend that explored bids
+	// may win, in (0, 1].
+	ExploreShare float64
+}
+
+// Measure is a campaign's recent delivery (model.ControlStats).
+type Measure struct {
+	Spend, Exposures  float64
+	Conversions, NEff float64
+	CVR               float64 // the long-run conversion rate, the recent one's prior
+}
+
+// priorConversions is the weight, in pseudo-conversions, of the long-run
+// CVR in the recent one: with few recent conversions the realized CPA is
+// read mostly as recent price ÷ long-run CVR, which is precise at once.
+const priorConversions = 5
+
+// Kp is the proportional gain on e = ln(target ÷ CPA).
+const Kp = 0.5
+
+// maxErr bounds |e| per step: one bad window moves the multiplier by at
+// most a factor e^(Kp) at once.
+const maxErr = 1.0
+
+// Expected returns the conversions the recent exposures are expected to
+// bring in the end: Exposures × p̂, with p̂ = (Conversions + a) ÷ (NEff +
+// a ÷ CVR) the recent conversion rate among the exposures that had time
+// to convert, shrunk toward the long-run CVR with a = 5 pseudo-conversions.
+func (m Measure) Expected() float64 {
+	if !(m.Exposures > 0) || !(m.CVR > 0) {
+		return 0
+	}
+	p := (m.Conversions + priorConversions) / (m.NEff + priorConversions/m.CVR)
+	return m.Exposures * p
+}
+
+// CPA returns the realized, delay-corrected cost per acquisition: Spend ÷
+// Expected; false without spend.
+func (m Measure) CPA() (float64, bool) {
+	e := m.Expected()
+	if !(m.Spend > 0) || !(e > 0) {
+		return 0, false
+	}
+	return m.Spend / e, true
+}
+
+// Explored is a campaign's recent spend and the part of it won by bids
+// that explored (OnExposed).
+type Explored struct {
+	Spend, Explored float64
+}
+
+// State is one campaign's controller state.
+type State struct {
+	// I is the integral term, ln of the multiplier the market needs.
+	I float64
+	// LogU is ln of the multiplier in force (cpa_control = e^LogU).
+	LogU float64
+	// Q is the probability that a score asking for exploration explores.
+	Q float64
+	// At is the time of the last step, Unix seconds (0: never stepped).
+	At int64
+	// CPA is the realized CPA measured at At (0: no spend yet); Share the
+	// explored share of recent spend then.
+	CPA, Share float64
+}
+
+// U returns the multiplier in force.
+func (s State) U() float64 { return math.Exp(s.LogU) }
+
+// Start returns the state of a campaign never stepped: multiplier 1 (or
+// the nearer bound), Q the explore share.
+func Start(p Params) State {
+	l := clamp(0, math.Log(p.Min), math.Log(p.Max))
+	if !p.Enabled {
+		l = 0
+	}
+	return State{I: l, LogU: l, Q: p.ExploreShare}
+}
+
+// Step returns the state after one step at now: the multiplier moved by
+// the PI law on the realized CPA of m (see the package doc), the explore
+// probability by the explored share of x. A step without spend, or with
+// now not after s.At, changes neither (the first step only sets At).
+func Step(p Params, s State, m Measure, x Explored, now int64) State {
+	if s.At == 0 || now <= s.At {
+		if s.At == 0 {
+			s.At = now
+		}
+		return s
+	}
+	frac := math.Min(float64(now-s.At)/p.ReactionTime, 1) // a long pause is not a long integration
+	s.At = now
+	lo, hi := math.Log(p.Min), math.Log(p.Max)
+	if cpa, ok := m.CPA(); ok {
+		s.CPA = cpa
+		if p.Enabled {
+			e := clamp(math.Log(p.Target/cpa), -maxErr, maxErr)
+			s.I = clamp(s.I+e*frac, lo, hi)
+			s.LogU = clamp(s.I+Kp*e, lo, hi)
+		}
+	}
+	if !p.Enabled {
+		s.I, s.LogU = 0, 0
+	}
+	// Exploration: Q ← Q·(share wanted ÷ share seen)^frac, within
+	// [minQ, 1]; a share under a quarter of the wanted one counts as a
+	// quarter (no explored win yet is no reason to explore at once).
+	if x.Spend > 0 {
+		s.Share = x.Explored / x.Spend
+		r := p.ExploreShare / math.Max(s.Share, p.ExploreShare/4)
+		s.Q = clamp(s.Q*math.Pow(r, frac), minQ, 1)
+	}
+	return s
+}
+
+// minQ is the least explore probability: exploration never stops for good.
+const minQ = 1e-3
+
+func clamp(x, lo, hi float64) float64 { return math.Min(math.Max(x, lo), hi) }
+
+// Seed returns a campaign's seed of Draw.
+func Seed(campaign string) uint64 { return xxhash.Sum64String(campaign) }
+
+// Draw returns a number in [0, 1) that is a pseudo-random function of
+// (campaign, auction id, imp id): a score explores when Draw < Q, and a
+// win of the same imp is counted as explored by the same test, without
+// remembering which bids explored. It does not allocate.
+func Draw(seed uint64, auction, imp []byte) float64 {
+	h := mix(seed ^ xxhash.Sum64(auction))
+	h = mix(h ^ xxhash.Sum64(imp))
+	return float64(h>>11) / (1 << 53)
+}
+
+// mix is splitmix64's finalizer.
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
