@@ -236,8 +236,8 @@ func TestStep(t *testing.T) {
 	e := math.Log(0.8)
 	tau := p.ReactionTime / 3600
 	f(3600, m, math.Exp(e/tau+control.Kp*e))
-	f(48*3600, m, math.Exp(e+control.Kp*e))                   // a long pause integrates one reaction time
-	f(3600, control.Measure{}, 1)                              // no spend: nothing to steer on
+	f(48*3600, m, math.Exp(e+control.Kp*e))                                                    // a long pause integrates one reaction time
+	f(3600, control.Measure{}, 1)                                                              // no spend: nothing to steer on
 	f(3600, control.Measure{Spend: 100, Exposures: 1, CVR: 1e-9}, math.Exp(-1/tau-control.Kp)) // e clipped to −1
 }
 
