@@ -45,7 +45,7 @@ func (c Curve) Shade(value float64) float64 {
 		z := c.A + c.K*u
 		ez := math.Exp(-math.Abs(z))
 		sp := math.Max(z, 0) + math.Log1p(ez) // softplus(z) = −ln(1 − W)
-		w := 1 / (1 + ez)                      // sigmoid(|z|)
+		w := 1 / (1 + ez)                     // sigmoid(|z|)
 		if z < 0 {
 			w = 1 - w
 		}

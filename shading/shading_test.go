@@ -142,7 +142,7 @@ func TestBookMinOutcomes(t *testing.T) {
 	if _, ok := b.Refit(1000).Lookup(1, 11); !ok {
 		t.Fatal("no curve with 460 outcomes")
 	}
-	if _, ok := b.Refit(1000 + 7*86400).Lookup(1, 11); ok {
+	if _, ok := b.Refit(1000+7*86400).Lookup(1, 11); ok {
 		t.Error("outcomes of a week ago weigh as much as today's")
 	}
 }
