@@ -181,7 +181,7 @@ func (b *Book) Refit(now int64) *Curves {
 	})
 
 	cfg := b.cfg
-	var keys []uint64
+	var keys, camps []uint64
 	var curves []Curve
 	for i := 0; i < len(cells); {
 		j := i
@@ -201,6 +201,7 @@ func (b *Book) Refit(now int64) *Curves {
 		if w >= cfg.MinWins && l >= cfg.MinLosses {
 			camp := fitCampaign(&all)
 			keys = append(keys, cells[i].k.campaign)
+			camps = append(camps, cells[i].k.campaign)
 			curves = append(curves, camp)
 			for _, g := range cells[i:j] {
 				if g.k.cut == 0 || g.k.cut == g.k.campaign {
@@ -212,13 +213,14 @@ func (b *Book) Refit(now int64) *Curves {
 				}
 				if n >= cfg.MinCutOutcomes {
 					keys = append(keys, g.k.cut)
+					camps = append(camps, g.k.campaign)
 					curves = append(curves, fitCut(&g.c, camp, cfg.Strength))
 				}
 			}
 		}
 		i = j
 	}
-	cv := newCurves(keys, curves)
+	cv := newCurves(keys, camps, curves)
 	b.curves.Store(cv)
 	return cv
 }
@@ -340,33 +342,34 @@ func meanX(x, n *[nBins]float64) float64 {
 // cuts'), open addressing on the key. Safe for concurrent use.
 type Curves struct {
 	keys   []uint64 // 0 = empty slot
+	camps  []uint64 // the campaign of each slot's curve
 	curves []Curve
 	mask   uint64
 	n      int
 }
 
-func newCurves(keys []uint64, curves []Curve) *Curves {
+func newCurves(keys, camps []uint64, curves []Curve) *Curves {
 	size := 8
 	for size < 2*len(keys) {
 		size <<= 1
 	}
-	t := &Curves{keys: make([]uint64, size), curves: make([]Curve, size), mask: uint64(size - 1)}
+	t := &Curves{keys: make([]uint64, size), camps: make([]uint64, size), curves: make([]Curve, size), mask: uint64(size - 1)}
 	for i, k := range keys {
 		if k == 0 {
 			continue
 		}
-		t.put(k, curves[i])
+		t.put(k, camps[i], curves[i])
 	}
 	return t
 }
 
-func (t *Curves) put(k uint64, c Curve) {
+func (t *Curves) put(k, camp uint64, c Curve) {
 	for i := mixKey(k) & t.mask; ; i = (i + 1) & t.mask {
 		if t.keys[i] == 0 || t.keys[i] == k {
 			if t.keys[i] == 0 {
 				t.n++
 			}
-			t.keys[i], t.curves[i] = k, c
+			t.keys[i], t.camps[i], t.curves[i] = k, camp, c
 			return
 		}
 	}
@@ -410,23 +413,24 @@ func (t *Curves) Len() int {
 	return t.n
 }
 
-// Each calls fn with every key and curve, in no particular order.
-func (t *Curves) Each(fn func(key uint64, c Curve)) {
+// Each calls fn with every curve, its key and its campaign's key, in no
+// particular order.
+func (t *Curves) Each(fn func(campaign, key uint64, c Curve)) {
 	if t == nil {
 		return
 	}
 	for i, k := range t.keys {
 		if k != 0 {
-			fn(k, t.curves[i])
+			fn(t.camps[i], k, t.curves[i])
 		}
 	}
 }
 
-// NewCurves builds a table from keys and their curves (a decoded bidder
-// snapshot); keys must be non-zero.
-func NewCurves(keys []uint64, curves []Curve) (*Curves, error) {
-	if len(keys) != len(curves) {
-		return nil, errors.New("shading: keys and curves differ in number")
+// NewCurves builds a table from keys, their campaigns' keys and their
+// curves (a decoded bidder snapshot); keys must be non-zero.
+func NewCurves(campaigns, keys []uint64, curves []Curve) (*Curves, error) {
+	if len(keys) != len(curves) || len(campaigns) != len(keys) {
+		return nil, errors.New("shading: keys, campaigns and curves differ in number")
 	}
 	for i, k := range keys {
 		c := curves[i]
@@ -434,7 +438,7 @@ func NewCurves(keys []uint64, curves []Curve) (*Curves, error) {
 			return nil, fmt.Errorf("shading: curve %d: key %d, A %g, K %g out of range", i, k, c.A, c.K)
 		}
 	}
-	return newCurves(keys, curves), nil
+	return newCurves(keys, campaigns, curves), nil
 }
 
 const snapTag = "shading1"

@@ -166,12 +166,12 @@ func TestBookSnapshot(t *testing.T) {
 	if want.Len() != got.Len() || want.Len() != 3 {
 		t.Fatalf("%d curves restored, %d live (want 3)", got.Len(), want.Len())
 	}
-	want.Each(func(k uint64, c Curve) {
+	want.Each(func(_, k uint64, c Curve) {
 		if g, ok := got.get(k); !ok || g != c {
 			t.Errorf("key %d: restored %+v, live %+v", k, g, c)
 		}
 	})
-	if _, err := NewCurves([]uint64{1}, []Curve{{A: 1, K: 0}}); err == nil {
+	if _, err := NewCurves([]uint64{1}, []uint64{1}, []Curve{{A: 1, K: 0}}); err == nil {
 		t.Error("NewCurves accepted K 0")
 	}
 }
