@@ -79,6 +79,16 @@ type Table struct {
 	ents map[string]Entry
 }
 
+// NewTable returns a table of the given entries (copied): for tests and
+// for bidders that steer without a controller of their own.
+func NewTable(entries map[string]Entry) *Table {
+	t := &Table{ents: make(map[string]Entry, len(entries))}
+	for id, e := range entries {
+		t.ents[id] = e
+	}
+	return t
+}
+
 // Get returns campaign's entry; a campaign without state answers U 1 and
 // Q 0 with false.
 func (t *Table) Get(campaign string) (Entry, bool) {
