@@ -116,3 +116,35 @@ func curvesOf(cv *shading.Curves, roots map[model.Key]bool) (camps, keys []uint6
 	})
 	return camps, keys, curves
 }
+
+// Predict returns campaign's estimated conversion rate for imp with the
+// latest estimates (its bid basis: the CVR, or the credible interval's low
+// end for bid_on: cvr_lo); 0 for a campaign unknown or without an estimate.
+// Exposures reported without a rate of their own are journaled with it
+// (signals.Exposures.SetPredictor). It does not allocate.
+func (s *Service) Predict(campaign string, imp *signals.Imp) float64 {
+	i, ok := s.rules.byID[campaign]
+	if !ok {
+		return 0
+	}
+	t := s.table()
+	c := &s.rules.camps[i]
+	var e model.Estimate
+	if t.est.Crossed() {
+		var cell model.Cell
+		if !t.fillCell(imp, &cell) {
+			return 0
+		}
+		e, ok = t.est.LookupCell(c.root, &cell)
+	} else {
+		var buf [model.MaxLevels]model.Key
+		e, ok = t.est.Lookup(s.rules.chain.Keys(c.root, imp, buf[:0]))
+	}
+	if !ok {
+		return 0
+	}
+	if c.onLo {
+		return e.Lo
+	}
+	return e.CVR
+}

@@ -27,7 +27,7 @@ func (l *recLog) AppendApply(rec []byte, undo, apply func()) (uint64, uint64, er
 func (l *recLog) Wait(lsn, epoch uint64) error { return nil }
 
 func testParams() Params {
-	return Params{Enabled: true, Target: 40, Min: 0.2, Max: 4, ReactionTime: 48 * 3600, ExploreShare: 0.05}
+	return Params{Enabled: true, Target: 40, Min: 0.2, Max: 4, ReactionTime: 24 * 3600, ExploreShare: 0.05}
 }
 
 func testCampaigns() []Campaign {
@@ -39,9 +39,8 @@ func testCampaigns() []Campaign {
 // measureAt answers a CPA of cpa for every campaign.
 func measureAt(cpa float64) func(string) (Measure, bool) {
 	return func(string) (Measure, bool) {
-		// Expected = 10000 × (5 + 5)/(10000 + 5/0.001) ... with Conversions
-		// = CVR × NEff the recent rate equals the long-run one.
-		m := Measure{Exposures: 10000, NEff: 10000, Conversions: 10, CVR: 0.001}
+		// Calibrated predictions: Expected = Predicted.
+		m := Measure{Exposures: 10000, NEff: 10000, Conversions: 10, Predicted: 10}
 		m.Spend = cpa * m.Expected()
 		return m, true
 	}

@@ -14,9 +14,11 @@
 // feedback, is the right structure (Yang et al., KDD 2019). The
 // controller measures the realized, delay-corrected CPA over a recent
 // window (Measure: model.ControlStats, spend ÷ the conversions the recent
-// exposures are expected to bring in the end, so fresh spend is not read
-// as a miss) and moves ln u by a proportional-integral law on
-// e = ln(T ÷ CPA):
+// exposures are expected to bring in the end: their predicted conversions
+// times a calibration, the conversions of those that had time to convert
+// per one predicted for them, so fresh spend is not read as a miss and an
+// over-confident model is corrected) and moves ln u by a
+// proportional-integral law on e = ln(T ÷ CPA):
 //
 //	I ← clamp(I + e·Δt/ReactionTime, ln Min, ln Max)
 //	ln u = clamp(I + Kp·e, ln Min, ln Max)

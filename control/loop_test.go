@@ -80,6 +80,7 @@ func playW(t *testing.T, mk market, p control.Params, days int, seed uint64, win
 				cost := comp / 1000
 				spent += cost
 				m.Expose(ts, path, nil, cost)
+				m.Predicted(id, ts, est)
 				out.days[d][0] += cost
 				out.days[d][1] += pTrue
 				if r.Float64() < pTrue {
@@ -107,7 +108,7 @@ func playW(t *testing.T, mk market, p control.Params, days int, seed uint64, win
 			}
 			if err := ctl.Update(now, func(id string) (control.Measure, bool) {
 				s, ok := m.ControlStats(id, now)
-				return control.Measure(s), ok
+				return control.Measure{Spend: s.Spend, Exposures: s.Exposures, Conversions: s.Conversions, NEff: s.NEff, Predicted: s.Predicted, Long: s.Long}, ok
 			}); err != nil {
 				t.Fatal(err)
 			}
@@ -199,15 +200,15 @@ func TestLoopRaisesBidsUnderTarget(t *testing.T) {
 }
 
 // TestLoopBounds: competition so cheap that no multiplier reaches the
-// target; the multiplier stops at Max, and at Min when nothing is cheap
-// enough.
+// target; the multiplier stops at Max; and at Min under a model that
+// overstates the CVR ten-fold.
 func TestLoopBounds(t *testing.T) {
 	cheap := market{base: 0.0004, bias: 1, noise: 0.2, compMu: 1, compSigma: 0.3, perHour: 500}
 	o := play(t, cheap, params(40), 6, 4)
 	if u := o.multiplier[len(o.multiplier)-1]; math.Abs(u-4) > 1e-9 {
 		t.Errorf("cheap market: multiplier %g, want the bound 4", u)
 	}
-	dear := market{base: 0.0004, bias: 3, noise: 0.2, compMu: 2.2, compSigma: 0.3, perHour: 500}
+	dear := market{base: 0.0004, bias: 10, noise: 0.2, compMu: 2.9, compSigma: 0.5, perHour: 2000}
 	o = play(t, dear, params(4), 6, 5)
 	if u := o.multiplier[len(o.multiplier)-1]; math.Abs(u-0.2) > 1e-9 {
 		t.Errorf("dear market: multiplier %g, want the bound 0.2", u)
@@ -220,7 +221,7 @@ func TestStep(t *testing.T) {
 	if s.U() != 1 || s.Q != 0.05 {
 		t.Fatalf("start %+v", s)
 	}
-	m := control.Measure{Spend: 100, Exposures: 10000, Conversions: 1, NEff: 5000, CVR: 0.0002}
+	m := control.Measure{Spend: 100, Exposures: 10000, Conversions: 1, NEff: 5000, Predicted: 2.5}
 	s = control.Step(p, s, m, control.Explored{}, 1000)
 	if s.At != 1000 || s.U() != 1 {
 		t.Fatalf("the first step must only take the time: %+v", s)
@@ -232,13 +233,13 @@ func TestStep(t *testing.T) {
 			t.Errorf("dt %d, %+v: u %g, want %g", dt, m, got.U(), wantU)
 		}
 	}
-	// CPA = 100 ÷ (10000 × (1+5)/(5000+25000)) = 50: e = ln 0.8.
-	e := math.Log(0.8)
+	// CPA = 100 ÷ (2.5 × (1+1)/(2.5×0.5 + 1)) = 45: e = ln(40/45).
+	e := math.Log(40.0 / 45)
 	tau := p.ReactionTime / 3600
 	f(3600, m, math.Exp(e/tau+control.Kp*e))
-	f(48*3600, m, math.Exp(e+control.Kp*e))                                                    // a long pause integrates one reaction time
-	f(3600, control.Measure{}, 1)                                                              // no spend: nothing to steer on
-	f(3600, control.Measure{Spend: 100, Exposures: 1, CVR: 1e-9}, math.Exp(-1/tau-control.Kp)) // e clipped to −1
+	f(48*3600, m, math.Exp(e+control.Kp*e))                                                          // a long pause integrates one reaction time
+	f(3600, control.Measure{}, 1)                                                                    // no spend: nothing to steer on
+	f(3600, control.Measure{Spend: 100, Exposures: 1, Predicted: 1e-9}, math.Exp(-1/tau-control.Kp)) // e clipped to −1
 }
 
 func TestStepExploreShare(t *testing.T) {

@@ -2,6 +2,10 @@ package model
 
 import "math"
 
+// longWindows is how many control windows the long counts (the
+// calibration of the predictions) are decayed over.
+const longWindows = 4
+
 // recent is a campaign's recent delivery for its CPA controller (package
 // control): exposures, spend and credited conversions decayed by
 // 2^(−age/Control.Window) instead of the model's HalfLife, and the delay
@@ -13,6 +17,7 @@ type recent struct {
 	n, spend float64
 	c        float64 // credited conversions, decayed by their exposure's time
 	s        [nComp]float64
+	p        float64 // Σ the exposures' predicted conversion rates (Predicted)
 }
 
 // advance decays r to t (> r.tRef) at rate gamma (per second) and the
@@ -24,6 +29,7 @@ func (r *recent) advance(gamma, lam0 float64, t int64) {
 	r.n *= h
 	r.spend *= h
 	r.c *= h
+	r.p *= h
 	x := math.Exp(-lam0 * dt)
 	for j := range r.s {
 		r.s[j] *= h * x
@@ -69,12 +75,41 @@ func (r *recent) credit(gamma, lam0 float64, expTS, t int64, w float64) {
 	}
 }
 
+// Predicted counts the conversion rate predicted for an exposure of
+// campaign at ts (pred; not a rate in (0, 1]: the campaign's PriorCVR) in
+// its recent delivery: the conversions its recent exposures were expected
+// to bring. Call it where the exposure is applied, beside Expose (in log
+// order). It returns false for an unknown campaign.
+func (m *Model) Predicted(campaign string, ts int64, pred float64) bool {
+	cs := m.camps.Load().byID[campaign]
+	if cs == nil {
+		return false
+	}
+	if !(pred > 0 && pred <= 1) {
+		pred = cs.c.PriorCVR
+	}
+	sh := &m.shards[uint64(cs.root)&m.shardMask]
+	sh.mu.Lock()
+	for _, x := range [...]struct {
+		r     *recent
+		gamma float64
+	}{{&cs.tot.r, cs.rGamma}, {&cs.tot.long, cs.rGamma / longWindows}} {
+		if ts > x.r.tRef {
+			x.r.advance(x.gamma, cs.lam0, ts)
+		}
+		h, _ := x.r.factors(x.gamma, cs.lam0, ts)
+		x.r.p += h * pred
+	}
+	sh.mu.Unlock()
+	return true
+}
+
 // ControlStats is what a campaign's CPA controller measures: its recent
-// delivery, decayed with its Control.Window by the exposures' time, and
-// its long-run conversion rate. The delay-corrected realized CPA is
-// Spend ÷ (Exposures × p̂) with p̂ the recent CVR, c/n_eff shrunk toward
-// CVR (package control): conversions still to come from fresh exposures
-// are expected, not missed.
+// delivery, decayed with its Control.Window by the exposures' time. The
+// delay-corrected realized CPA is Spend ÷ (Predicted × calibration), the
+// calibration being the conversions of the exposures that had time to
+// convert over their predicted ones (package control): conversions still
+// to come from fresh exposures are expected, not missed.
 type ControlStats struct {
 	Spend     float64 // currency units
 	Exposures float64
@@ -82,10 +117,15 @@ type ControlStats struct {
 	// the exposures' weight that had time to convert (Σ F(age) over the
 	// unconverted ones, plus Conversions), as a node's n_eff.
 	Conversions, NEff float64
-	// CVR is the campaign's long-run conversion rate: its root's credited
-	// conversions over its delay-corrected exposures (the model's
-	// HalfLife), shrunk toward PriorCVR with Config.PriorConversions.
-	CVR float64
+	// Predicted is Σ the exposures' predicted conversion rates (Predicted):
+	// the conversions they were expected to bring in the end.
+	Predicted float64
+	// Long holds the same counts decayed over four control windows: the
+	// calibration of the predictions, which changes slowly, is measured
+	// on them with four times the conversions.
+	Long struct {
+		Exposures, Conversions, NEff, Predicted float64
+	}
 }
 
 // ControlStats returns campaign's recent delivery as of now (Unix
@@ -98,22 +138,16 @@ func (m *Model) ControlStats(campaign string, now int64) (ControlStats, bool) {
 	f := cs.l.fit.Load()
 	sh := &m.shards[uint64(cs.root)&m.shardMask]
 	sh.mu.Lock()
-	r := cs.tot.r
-	var root node
-	if local, ok := sh.index[cs.root]; ok {
-		root = sh.nodes[local]
-	}
+	r, l := cs.tot.r, cs.tot.long
 	sh.mu.Unlock()
 	if now > r.tRef {
 		r.advance(cs.rGamma, cs.lam0, now)
 	}
-	if now > root.tRef {
-		m.advance(&root, cs.lam0, now)
+	if now > l.tRef {
+		l.advance(cs.rGamma/longWindows, cs.lam0, now)
 	}
-	st := ControlStats{Spend: r.spend, Exposures: r.n, Conversions: r.c, NEff: m.neff(f, r.n, r.c, &r.s)}
-	k := m.cfg.PriorConversions
-	p0 := cs.c.PriorCVR
-	st.CVR = (root.c + k) / (m.neff(f, root.n, root.c, &root.s) + k/p0)
+	st := ControlStats{Spend: r.spend, Exposures: r.n, Conversions: r.c, NEff: m.neff(f, r.n, r.c, &r.s), Predicted: r.p}
+	st.Long.Exposures, st.Long.Conversions, st.Long.NEff, st.Long.Predicted = l.n, l.c, m.neff(f, l.n, l.c, &l.s), l.p
 	return st, true
 }
 

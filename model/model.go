@@ -103,7 +103,7 @@ type campTotals struct {
 	exposures                           uint64
 	spend, starts, completes, credited  float64
 	conversions, attributed, unattribed uint64
-	r                                   recent // for the CPA controller (ControlStats)
+	r, long                             recent // for the CPA controller (ControlStats): half-lives Control.Window and longWindows × it
 }
 
 // campSet is an immutable view of the campaigns; SetCampaigns swaps it.

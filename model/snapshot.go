@@ -17,8 +17,8 @@ import (
 //	campaigns: u32 n, then per campaign: id, advertiser, event, i64 window
 //	  (seconds), active, totals (u64 exposures, f64 spend, starts,
 //	  completes, credited, u64 conversions, attributed, unattributed;
-//	  format 3: the recent counts of the CPA controller, i64 tRef, f64 n,
-//	  spend, c, [6]f64 s)
+//	  format 3: the recent and the long counts of the CPA controller, each
+//	  i64 tRef, f64 n, spend, c, [6]f64 s, f64 predicted)
 //	strengths: i64 at, f64 root, bool, [16]f64 pooled, [16]bool, [16]f64
 //	  shared (format 2), [16]bool, then per campaign [16]f64, [16]bool
 //	learners: u32 n, then per learner: advertiser, event, i64 window,
@@ -122,12 +122,15 @@ func (m *Model) WriteSnapshot(w io.Writer) error {
 		e.u64(t.conversions)
 		e.u64(t.attributed)
 		e.u64(t.unattribed)
-		e.i64(t.r.tRef)
-		e.f64(t.r.n)
-		e.f64(t.r.spend)
-		e.f64(t.r.c)
-		for _, x := range t.r.s {
-			e.f64(x)
+		for _, r := range [...]*recent{&t.r, &t.long} {
+			e.i64(r.tRef)
+			e.f64(r.n)
+			e.f64(r.spend)
+			e.f64(r.c)
+			for _, x := range r.s {
+				e.f64(x)
+			}
+			e.f64(r.p)
 		}
 	}
 
@@ -338,12 +341,15 @@ func (m *Model) ReadSnapshot(r io.Reader) (Restored, error) {
 		t.attributed = d.u64()
 		t.unattribed = d.u64()
 		if format >= 3 {
-			t.r.tRef = d.i64()
-			t.r.n = d.fin("recent exposures")
-			t.r.spend = d.fin("recent spend")
-			t.r.c = d.fin("recent conversions")
-			for j := range t.r.s {
-				t.r.s[j] = d.fin("recent delay accumulator")
+			for _, r := range [...]*recent{&t.r, &t.long} {
+				r.tRef = d.i64()
+				r.n = d.fin("recent exposures")
+				r.spend = d.fin("recent spend")
+				r.c = d.fin("recent conversions")
+				for j := range r.s {
+					r.s[j] = d.fin("recent delay accumulator")
+				}
+				r.p = d.fin("recent predicted conversions")
 			}
 		}
 		if sc.win < 1 {
@@ -620,6 +626,7 @@ func (m *Model) ReadSnapshot(r io.Reader) (Restored, error) {
 		*sc.cur.tot = sc.tot
 		if sc.resetS {
 			sc.cur.tot.r.s = [nComp]float64{} // built on the old window's rates
+			sc.cur.tot.long.s = [nComp]float64{}
 			res.WindowChanged = append(res.WindowChanged, sc.cur.c.ID)
 		}
 		if keepAll { // strengths of other levels or tables mean nothing here

@@ -15,8 +15,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cpafeed/cpafeed/bidder"
-	"github.com/cpafeed/cpafeed/control"
 	"github.com/cpafeed/cpafeed/configs"
+	"github.com/cpafeed/cpafeed/control"
 	"github.com/cpafeed/cpafeed/conversions"
 	"github.com/cpafeed/cpafeed/journal"
 	"github.com/cpafeed/cpafeed/model"

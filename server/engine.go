@@ -88,7 +88,11 @@ func newEngine(cfg Config, log EngineLog, now func() time.Time, t *tenants) (*En
 	e.Bidder.SetClock(now)
 	e.Control = control.New(log, controlCampaigns(cfg.Campaigns))
 	e.Shading = shading.NewBook(cfg.Shading)
-	e.Exposures.OnExposed(e.Control.OnExposed)
+	e.Exposures.OnExposed(func(campaign string, ts int64, cost, pred float64, auction, imp []byte) {
+		e.Model.Predicted(campaign, ts, pred)
+		e.Control.OnExposed(campaign, ts, cost, auction, imp)
+	})
+	e.Exposures.SetPredictor(e.Bidder.Predict)
 	e.Exposures.OnOutcome(func(_ string, root, cut model.Key, bid, _ float64, won bool, ts int64) {
 		e.Shading.Observe(uint64(root), uint64(cut), bid, won, ts)
 	})
@@ -129,7 +133,7 @@ func (e *Engine) Steer(now int64) error {
 	e.Shading.Refit(now)
 	return e.Control.Update(now, func(id string) (control.Measure, bool) {
 		st, ok := e.Model.ControlStats(id, now)
-		return control.Measure(st), ok
+		return control.Measure{Spend: st.Spend, Exposures: st.Exposures, Conversions: st.Conversions, NEff: st.NEff, Predicted: st.Predicted, Long: st.Long}, ok
 	})
 }
 

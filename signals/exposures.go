@@ -188,7 +188,8 @@ type Exposures struct {
 	inflight []*idemReservation
 
 	onIndexed func(ingest int64, e IndexedExposure, ids []ID)                                          // called on the applier goroutine
-	onExposed func(campaign string, ts int64, cost float64, auction, imp []byte)                       // likewise (OnExposed)
+	onExposed func(campaign string, ts int64, cost, pred float64, auction, imp []byte)                 // likewise (OnExposed)
+	predict   func(campaign string, imp *Imp) float64                                                  // SetPredictor
 	onOutcome func(campaign string, root, cut model.Key, bidCPM, priceCPM float64, won bool, ts int64) // likewise (OnOutcome)
 	bidders   Bidders                                                                                  // nil: every win notice is refused
 
@@ -416,7 +417,7 @@ func (x *Exposures) apply(ingest int64, es []exposure) {
 		e := &es[i]
 		x.counter.Expose(e.ts, e.path, e.labels, e.cost)
 		if x.onExposed != nil {
-			x.onExposed(e.campaign, e.ts, e.cost, e.auction, e.imp)
+			x.onExposed(e.campaign, e.ts, e.cost, e.pred, e.auction, e.imp)
 		}
 		leaf := e.path[len(e.path)-1]
 		num, ok := x.campaigns[e.campaign]

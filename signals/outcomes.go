@@ -51,11 +51,26 @@ func (x *Exposures) OnOutcome(fn func(campaign string, root, cut model.Key, bidC
 
 // OnExposed sets the function called with every exposure where it is
 // applied (the journal's applier, or replay), in log order: its campaign,
-// time, cost (currency units) and auction and imp ids (empty for an
-// exposure posted without them). The slices are valid during the call
-// only.
-func (x *Exposures) OnExposed(fn func(campaign string, ts int64, cost float64, auction, imp []byte)) {
+// time, cost (currency units), predicted conversion rate (0: none; see
+// SetPredictor) and auction and imp ids (empty for an exposure posted
+// without them). The slices are valid during the call only.
+func (x *Exposures) OnExposed(fn func(campaign string, ts int64, cost, pred float64, auction, imp []byte)) {
 	x.onExposed = fn
+}
+
+// SetPredictor sets how an exposure's conversion rate is predicted when it
+// is reported (a win notice, a posted exposure, Expose): the bidder's
+// estimate for the campaign and imp now (0 when it has none). The
+// prediction is journaled with the exposure, so that the CPA controller's
+// expected conversions follow the log. Call it before serving.
+func (x *Exposures) SetPredictor(fn func(campaign string, imp *Imp) float64) { x.predict = fn }
+
+// validPred is p when it is a conversion rate, else 0 (none).
+func validPred(p float64) float64 {
+	if !(p > 0 && p <= 1) {
+		return 0
+	}
+	return p
 }
 
 // outcomeOf is the outcome of campaign's bid in imp impID of auction.

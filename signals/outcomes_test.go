@@ -24,7 +24,7 @@ func (r *outcomeRec) attach(x *Exposures) {
 	x.OnOutcome(func(campaign string, root, cut model.Key, bid, price float64, won bool, ts int64) {
 		r.outcomes = append(r.outcomes, recordedOutcome{campaign, root, cut, bid, price, won})
 	})
-	x.OnExposed(func(campaign string, ts int64, cost float64, auction, imp []byte) {
+	x.OnExposed(func(campaign string, ts int64, cost, pred float64, auction, imp []byte) {
 		r.exposed = append(r.exposed, campaign+" "+string(auction)+"/"+string(imp))
 	})
 }
@@ -154,4 +154,54 @@ func FuzzOutcomeRecord(f *testing.F) {
 			t.Fatalf("accepted %+v", o)
 		}
 	})
+}
+
+// TestExposureRecordPredicted: version 2 carries each exposure's predicted
+// conversion rate; a version-1 batch (before it) still decodes, with none.
+func TestExposureRecordPredicted(t *testing.T) {
+	es := []exposure{{ts: 5, campaign: "c", cost: 0.02, path: []model.Key{1, 2}, labels: [][]byte{nil, []byte("x")}, pred: 0.0025}}
+	rec := appendExposures(nil, 42, es)
+	if _, got, err := decodeExposures(rec); err != nil || got[0].pred != 0.0025 {
+		t.Fatalf("v2: %+v, %v", got, err)
+	}
+	v1 := append([]byte{RecordExposures, 1}, rec[2:len(rec)-8]...)
+	if _, got, err := decodeExposures(v1); err != nil || len(got) != 1 || got[0].pred != 0 || got[0].cost != 0.02 {
+		t.Fatalf("v1: %+v, %v", got, err)
+	}
+	bad := appendExposures(nil, 42, []exposure{{ts: 5, campaign: "c", path: []model.Key{1}, labels: [][]byte{nil}, pred: 2}})
+	if _, _, err := decodeExposures(bad); err == nil {
+		t.Fatal("a predicted rate of 2 decoded")
+	}
+}
+
+// TestExposePredicted: an exposure carries the predictor's rate, or the one
+// given in process, to OnExposed, and through a replay.
+func TestExposePredicted(t *testing.T) {
+	dir := t.TempDir()
+	h := openHarness(t, dir)
+	var got []float64
+	h.x.SetPredictor(func(campaign string, imp *Imp) float64 { return 0.004 })
+	h.x.OnExposed(func(_ string, _ int64, _, pred float64, _, _ []byte) { got = append(got, pred) })
+	req, err := NewExtractor().Extract(fixture(t, "roku-ctv-pod-gpp.json"), h.now.Unix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.x.Expose(req, 0, "demo-ctv-purchase", 20, h.now.Unix()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.x.ExposePredicted(req, 1, "demo-ctv-purchase", 20, 0.0007, h.now.Unix()); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != 0.004 || got[1] != 0.0007 {
+		t.Fatalf("predicted %v", got)
+	}
+	h.x.Close()
+	h.j.Close()
+	var replayed []float64
+	openHarnessHook(t, dir, ExposureConfig{}, func(x *Exposures) {
+		x.OnExposed(func(_ string, _ int64, _, pred float64, _, _ []byte) { replayed = append(replayed, pred) })
+	})
+	if len(replayed) != 2 || replayed[0] != got[0] || replayed[1] != got[1] {
+		t.Fatalf("replayed %v, live %v", replayed, got)
+	}
 }
