@@ -34,7 +34,9 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 	strategies := fs.String("strategies", "", "comma-separated subset of flat,vtr,cpa_raw,cpafeed,oracle (the oracle is always played)")
 	quiet := fs.Bool("quiet", false, "no progress line per day")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
-	explore := fs.String("explore", "", "how the cpafeed strategy explores: empty (bid on the posterior mean) or thompson (bid on a posterior draw, as explore=thompson offers bidders)")
+	explore := fs.String("explore", "", "how the cpafeed strategy explores: empty (bid on the posterior mean) or thompson (bid on a posterior draw for the campaign's explore share of imps, as explore=thompson offers bidders)")
+	noCPA := fs.Bool("no-cpa-control", false, "turn the CPA controller off (cpa_control 1) for every campaign")
+	noShading := fs.Bool("no-shading", false, "turn first-price shading off for every campaign")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -85,7 +87,7 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(*jobs) * memoryPerJob)
 	}
-	opts := simulate.Options{Scenario: scs[0], Seed: *seed, Days: *days, Explore: *explore}
+	opts := simulate.Options{Scenario: scs[0], Seed: *seed, Days: *days, Explore: *explore, NoCPAControl: *noCPA, NoShading: *noShading}
 	if !*quiet {
 		opts.Progress = stderr
 	}
