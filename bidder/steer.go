@@ -60,7 +60,7 @@ func (c *campaign) price(p, u, pace float64, first bool, curves *shading.Curves,
 	st.BidCPM = st.UnshadedCPM
 	if first && c.Shading && curves.Len() > 0 && st.UnshadedCPM > 0 {
 		if cv, ok := curves.Lookup(uint64(c.root), uint64(chain.Cut(c.root, imp))); ok {
-			st.BidCPM = max(cv.Shade(st.UnshadedCPM), c.FloorCPM)
+			st.BidCPM = max(cv.Shade(st.UnshadedCPM), shading.MinShade*st.UnshadedCPM, c.FloorCPM)
 			st.Shading = st.BidCPM / st.UnshadedCPM
 		}
 	}

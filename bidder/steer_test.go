@@ -215,3 +215,34 @@ func slicesEqual(a, b []bool) bool {
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) <= 1e-5*math.Max(math.Abs(b), 1e-9) }
+
+// TestShadeFloor: a flat win-rate curve (the win rate hardly depends on
+// the bid) puts the surplus optimum far below the value; the bid is
+// shaded no lower than shading.MinShade of it, where a curve's curvature
+// still lets it win (the simulation's first-price collapse).
+func TestShadeFloor(t *testing.T) {
+	root := model.RootKey("c")
+	c := &campaign{CampaignRule: CampaignRule{ID: "c", TargetCPA: 40, Pacing: 1, Shading: true}, root: root}
+	flat := shading.Curve{A: 0, K: 0.2}
+	if s := flat.Shade(16); s >= shading.MinShade*16 {
+		t.Fatalf("the flat curve shades 16 to %g: the test needs one below half", s)
+	}
+	cv, err := shading.NewCurves([]uint64{uint64(root)}, []uint64{uint64(root)}, []shading.Curve{flat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := signals.NewChain(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var imp signals.Imp
+	st := c.price(0.0004, 1, 1, true, cv, chain, &imp)
+	if st.UnshadedCPM != 16 || st.BidCPM != shading.MinShade*16 || st.Shading != shading.MinShade {
+		t.Fatalf("flat curve: %+v, want the bid at %g × 16", st, shading.MinShade)
+	}
+	// The curve of the steered tests shades by less: untouched.
+	cv, _ = shading.NewCurves([]uint64{uint64(root)}, []uint64{uint64(root)}, []shading.Curve{testCurve})
+	if st := c.price(0.0004, 1, 1, true, cv, chain, &imp); st.BidCPM != testCurve.Shade(16) || st.BidCPM <= 8 {
+		t.Fatalf("steep curve: %+v, want %g", st, testCurve.Shade(16))
+	}
+}

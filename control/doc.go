@@ -23,7 +23,9 @@
 //	I ← clamp(I + e·Δt/ReactionTime, ln Min, ln Max)
 //	ln u = clamp(I + Kp·e, ln Min, ln Max)
 //
-// with e clipped to ±1 and Kp = 0.5 (Step). The integral holds the
+// with e clipped to ±1 and weighted by the evidence, E ÷ (E + 5) with E
+// the conversions the matured exposures were predicted to bring, and
+// Kp = 0.5 (Step). The integral holds the
 // multiplier the market needs; the proportional part damps the lag of the
 // measurement window. u may exceed 1: in a second-price auction a bidder
 // pays less than it bids, so bidding exactly the value leaves CPA below

@@ -23,6 +23,17 @@ func sigmoid(z float64) float64 {
 	return e / (1 + e)
 }
 
+// MinShade is the least a shaded bid is of its value (bidder: bid_cpm ≥
+// MinShade × bid_unshaded_cpm). A curve is fitted on the bids a campaign
+// placed; far below them it is an extrapolation, and a flat one (a win
+// rate that hardly depends on the bid, as when competition varies more
+// between impressions than the bids do) puts the optimum there: in the
+// simulation's first-price market a campaign shaded that far stopped
+// winning, and its later outcomes, all losses at those bids, kept the
+// curve where it was. 0.5 is the optimum of the reference's K = 1 curve
+// (b/(c + b)) at a bid of the competition's median.
+const MinShade = 0.5
+
 // Shade returns the bid that maximizes the expected surplus (value − b)·W(b)
 // for a bid worth value CPM. The first-order condition b = (value − b)·K·
 // (1 − W(b)) is solved in u = ln b, where
