@@ -95,8 +95,8 @@ func (m Measure) Evidence() float64 {
 	return p * math.Min(neff/n, 1)
 }
 
-// evidenceHalf is the evidence (predicted matured conversions) at which a
-// step moves the multiplier half as far as the measured error asks: the
+// evidenceHalf is the evidence (predicted matured conversions) at which
+// a step moves the multiplier half as far as the measured error asks: the
 // error is weighted by Evidence ÷ (Evidence + evidenceHalf). Without it
 // the first day's few conversions, against predictions that had hardly
 // matured, read as a CPA far over the target and cut cpa_control to a
@@ -104,6 +104,23 @@ func (m Measure) Evidence() float64 {
 // 1: cpafeed's purchase campaign 0.41, 0.25 unshaded, the oracle's 0.43),
 // after which cpafeed's campaign hardly won again and so did not learn.
 const evidenceHalf = 3
+
+// ePrior is the error taken without evidence (under minEvidence): ln u
+// rises by 0.5 per reaction time while a campaign wins too little to
+// measure its CPA. A
+// campaign whose bids, priced on its prior, are under the market wins
+// nothing and learns nothing; the bidder's budget pacer may not lift them
+// (it only lowers bids), so the controller does, up to Max, until what
+// the campaign then wins measures its CPA (the simulation's scarce
+// market, seed 1: cpafeed's campaigns bid 4 and 4 CPM, won 3.68 USD in
+// four days and stayed at cpa_control 1.1 without it). A campaign that
+// is not bid on at all rises to Max the same way: Max bounds that.
+const ePrior = 0.5
+
+// minEvidence is the least evidence (Measure.Evidence) a measured CPA is
+// steered on: one conversion expected from the exposures that had time to
+// convert.
+const minEvidence = 1
 
 // CPA returns the realized, delay-corrected cost per acquisition: Spend ÷
 // Expected; false without spend.
@@ -151,8 +168,9 @@ func Start(p Params) State {
 
 // Step returns the state after one step at now: the multiplier moved by
 // the PI law on the realized CPA of m (see the package doc), the explore
-// probability by the explored share of x. A step without spend, or with
-// now not after s.At, changes neither (the first step only sets At).
+// probability by the explored share of x. A step with now not after s.At
+// changes neither (the first step only sets At); one without spend moves
+// the multiplier up by ePrior.
 func Step(p Params, s State, m Measure, x Explored, now int64) State {
 	if s.At == 0 || now <= s.At {
 		if s.At == 0 {
@@ -163,14 +181,20 @@ func Step(p Params, s State, m Measure, x Explored, now int64) State {
 	frac := math.Min(float64(now-s.At)/p.ReactionTime, 1) // a long pause is not a long integration
 	s.At = now
 	lo, hi := math.Log(p.Min), math.Log(p.Max)
-	if cpa, ok := m.CPA(); ok {
+	cpa, ok := m.CPA()
+	if ok {
 		s.CPA = cpa
-		if p.Enabled {
-			ev := m.Evidence()
-			e := clamp(math.Log(p.Target/cpa), -maxErr, maxErr) * ev / (ev + evidenceHalf)
-			s.I = clamp(s.I+e*frac, lo, hi)
-			s.LogU = clamp(s.I+Kp*e, lo, hi)
+	}
+	if p.Enabled {
+		// The measured error counts by its evidence; with less than
+		// minEvidence the constraint is taken as not binding (ePrior): a
+		// campaign that wins too little to measure raises its bids.
+		e := ePrior
+		if ev := m.Evidence(); ok && ev >= minEvidence {
+			e = clamp(math.Log(p.Target/cpa), -maxErr, maxErr) * ev / (ev + evidenceHalf)
 		}
+		s.I = clamp(s.I+e*frac, lo, hi)
+		s.LogU = clamp(s.I+Kp*e, lo, hi)
 	}
 	if !p.Enabled {
 		s.I, s.LogU = 0, 0

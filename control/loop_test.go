@@ -242,13 +242,14 @@ func TestStep(t *testing.T) {
 	tau := p.ReactionTime / 3600
 	f(3600, m, math.Exp(e/tau+control.Kp*e))
 	f(48*3600, m, math.Exp(e+control.Kp*e)) // a long pause integrates one reaction time
-	f(3600, control.Measure{}, 1)           // no spend: nothing to steer on
-	// No exposure has had time to convert: no evidence, no step.
-	f(3600, control.Measure{Spend: 100, Exposures: 10000, Predicted: 2.5}, 1)
+	prior := math.Exp(0.5/tau + control.Kp*0.5)
+	f(3600, control.Measure{}, prior) // no spend: the prior error 0.5 raises bids
+	// No exposure has had time to convert (evidence under 1): the prior.
+	f(3600, control.Measure{Spend: 100, Exposures: 10000, NEff: 3000, Predicted: 2.5}, prior)
 	// CPA 1000 against 40 on 1000 matured predictions: e clipped to −1.
 	big := control.Measure{Spend: 1e6, Exposures: 1000, NEff: 1000, Conversions: 1000, Predicted: 1000}
-	w := 1000.0 / 1003
-	f(3600, big, math.Exp(w*(-1/tau-control.Kp)))
+	e = -1000.0 / 1003
+	f(3600, big, math.Exp(e/tau+control.Kp*e))
 }
 
 func TestStepExploreShare(t *testing.T) {
