@@ -9,7 +9,9 @@ import (
 	"unsafe"
 
 	"github.com/cpafeed/cpafeed/apierr"
+	"github.com/cpafeed/cpafeed/control"
 	"github.com/cpafeed/cpafeed/model"
+	"github.com/cpafeed/cpafeed/shading"
 	"github.com/cpafeed/cpafeed/signals"
 )
 
@@ -28,14 +30,21 @@ type CampaignRule struct {
 	CapCPM    float64 // currency per mille; 0 = no cap
 	Pacing    float64 // bid multiplier, > 0
 	BidOn     string  // BidOnCVR or BidOnCVRLo
+	// Shading: first-price bids are shaded (model.Control.DisableShading
+	// false).
+	Shading bool
 }
 
 // Bid is the bid rule: 1000 × p × TargetCPA × Pacing clamped to the floor
 // and the cap (each 0 = none), in Currency per mille; p is the conversion
 // rate bid on (the CVR, its credible interval's low end for bid_on: cvr_lo,
 // or a Thompson draw).
-func (c *CampaignRule) Bid(p float64) float64 {
-	bid := 1000 * c.TargetCPA * c.Pacing * p
+func (c *CampaignRule) Bid(p float64) float64 { return c.bidWith(p, 1) }
+
+// bidWith is Bid with the pacing multiplied by m (the CPA controller's
+// multiplier and the bidder's pacer).
+func (c *CampaignRule) bidWith(p, m float64) float64 {
+	bid := 1000 * c.TargetCPA * c.Pacing * m * p
 	if c.CapCPM > 0 && bid > c.CapCPM {
 		bid = c.CapCPM
 	}
@@ -49,6 +58,7 @@ func (c *CampaignRule) Bid(p float64) float64 {
 type campaign struct {
 	CampaignRule
 	root model.Key
+	seed uint64 // control.Draw's seed
 	onLo bool
 }
 
@@ -72,7 +82,8 @@ func NewRules(levels [][]string, campaigns []model.Campaign) (*Rules, error) {
 	rules := make([]CampaignRule, len(campaigns))
 	for i, c := range campaigns {
 		c = c.WithDefaults()
-		rules[i] = CampaignRule{ID: c.ID, Currency: c.Currency, TargetCPA: c.TargetCPA, FloorCPM: c.FloorCPM, CapCPM: c.CapCPM, Pacing: c.Pacing, BidOn: c.BidOn}
+		rules[i] = CampaignRule{ID: c.ID, Currency: c.Currency, TargetCPA: c.TargetCPA, FloorCPM: c.FloorCPM, CapCPM: c.CapCPM, Pacing: c.Pacing, BidOn: c.BidOn,
+			Shading: !c.Control.DisableShading}
 	}
 	return newRules(levels, rules)
 }
@@ -120,6 +131,7 @@ func newRules(levels [][]string, rules []CampaignRule) (*Rules, error) {
 		r.camps = append(r.camps, campaign{
 			CampaignRule: c,
 			root:         model.RootKey(c.ID),
+			seed:         control.Seed(c.ID),
 			onLo:         c.BidOn == BidOnCVRLo,
 		})
 	}
@@ -188,28 +200,27 @@ type Score struct {
 	// its exposures are counted under).
 	Key     model.Key
 	Segment []byte
-	// BidCPM = 1000 × p × TargetCPA × Pacing clamped to [FloorCPM, CapCPM],
-	// p = CVR (or CVRLo for bid_on: cvr_lo), in the campaign's currency.
+	// BidCPM is the bid to place, in the campaign's currency per mille:
+	// UnshadedCPM, shaded in a first-price auction (never under FloorCPM).
 	BidCPM float64
+	// UnshadedCPM = 1000 × p × TargetCPA × Pacing × CPAControl × the
+	// bidder's pace, clamped to [FloorCPM, CapCPM]; p = CVR (CVRLo for
+	// bid_on: cvr_lo; the Thompson draw when Explored).
+	UnshadedCPM float64
+	// CPAControl is the campaign's CPA controller multiplier (package
+	// control; 1 when off); Pacing its configured pacing; Shading =
+	// BidCPM ÷ UnshadedCPM (1 when not shaded).
+	CPAControl, Pacing, Shading float64
 	// Multiplier is CVR ÷ the campaign's average CVR.
 	Multiplier float64
 	// Sample is a Thompson draw from the segment's posterior (a Beta for
 	// the chain, the lognormal of the crossed model), set when Sampled
-	// (explore=thompson).
-	Sample  float64
-	Sampled bool
+	// (explore=thompson); Explored when the bid is on it (within the
+	// campaign's explore share), else it is on the mean.
+	Sample            float64
+	Sampled, Explored bool
 
 	segOff, segLen int // Segment in Result.arena
-}
-
-// bid is the campaign's bid on an estimate: the rule (CampaignRule.Bid) on
-// its CVR, or on its credible interval's low end for bid_on: cvr_lo.
-func (c *campaign) bid(cvr, lo float64) float64 {
-	p := cvr
-	if c.onLo {
-		p = lo
-	}
-	return c.CampaignRule.Bid(p)
 }
 
 // table is one published Estimates with the per-campaign constants derived
@@ -220,9 +231,14 @@ type table struct {
 	est  *model.Estimates
 	avg  []float64           // 0 when the campaign has no root in est
 	dims []signals.FeatureID // crossed: the feature of each dimension; NumFeatures (Unknown) for a name signals does not know
+	// The closed loop as it stood when the table was built: one version
+	// of the estimates answers with one set of multipliers and curves,
+	// here and in an embedded scorer's snapshot of it.
+	ctl    []ctlEntry // as camps
+	curves *shading.Curves
 }
 
-func newTable(r *Rules, est *model.Estimates) *table {
+func newTable(r *Rules, est *model.Estimates, st Steering) *table {
 	t := &table{est: est, avg: make([]float64, len(r.camps))}
 	for i := range r.camps {
 		if e, ok := est.Get(r.camps[i].root); ok && e.Level == 0 {
@@ -230,6 +246,7 @@ func newTable(r *Rules, est *model.Estimates) *table {
 		}
 	}
 	t.resolveDims()
+	t.steerFrom(r, st)
 	return t
 }
 
@@ -260,9 +277,9 @@ func (t *table) fillCell(imp *signals.Imp, cell *model.Cell) bool {
 
 // score scores imp for campaign ci into out (all but the segment name,
 // which is returned appended to seg); cell is imp's (fillCell) for a
-// crossed table, nil for a chain. rng nil: no Thompson draw. It does not
-// allocate.
-func (r *Rules) score(t *table, ci int, imp *signals.Imp, cell *model.Cell, rng *rand.Rand, out *Score, seg []byte) []byte {
+// crossed table, nil for a chain. o says whether to explore (o.rng nil:
+// no Thompson draw), shade (o.first) and pace. It does not allocate.
+func (r *Rules) score(t *table, ci int, imp *signals.Imp, cell *model.Cell, o *scoreCtx, out *Score, seg []byte) []byte {
 	c := &r.camps[ci]
 	var e model.Estimate
 	var ok bool
@@ -279,12 +296,27 @@ func (r *Rules) score(t *table, ci int, imp *signals.Imp, cell *model.Cell, rng 
 	}
 	out.CVR, out.CVRLo, out.CVRHi, out.VTR = e.CVR, e.Lo, e.Hi, e.VTR
 	out.NEff, out.Conversions, out.Level, out.Key = e.NEff, e.Conversions, e.Level, e.Key
-	out.BidCPM = c.bid(e.CVR, e.Lo)
+	p := e.CVR
+	if c.onLo {
+		p = e.Lo
+	}
+	ctl := t.ctl[ci]
+	if o.rng != nil {
+		out.Sample, out.Sampled = e.Sample(o.rng), true
+		var x float64
+		if o.auction != nil {
+			x = control.Draw(c.seed, o.auction, imp.ID)
+		} else {
+			x = o.rng.Float64()
+		}
+		if x < ctl.q {
+			p, out.Explored = out.Sample, true
+		}
+	}
+	st := c.price(p, ctl.u, o.pace, o.first, t.curves, r.chain, imp)
+	out.BidCPM, out.UnshadedCPM, out.CPAControl, out.Shading, out.Pacing = st.BidCPM, st.UnshadedCPM, st.CPAControl, st.Shading, c.Pacing
 	if avg := t.avg[ci]; avg > 0 {
 		out.Multiplier = e.CVR / avg
-	}
-	if rng != nil {
-		out.Sample, out.Sampled = e.Sample(rng), true
 	}
 	start := len(seg)
 	if cell != nil { // the cell: the campaign, then each dimension's value

@@ -37,6 +37,7 @@ const (
 	routeModelSnapshot
 	routeTestEvents
 	routeEffects
+	routeLoss
 	routeOpenAPI
 	numRoutes
 )
@@ -46,6 +47,7 @@ var routeNames = [numRoutes]string{
 	"score", "bids", "exposures", "win", "vast", "identities", "segments", "campaign_stats", "model_snapshot",
 	"test_events",
 	"effects",
+	"loss",
 	"openapi",
 }
 
@@ -55,7 +57,7 @@ func (r route) String() string { return routeNames[r] }
 // beacons of won auctions): shed last.
 func (r route) bidTime() bool {
 	switch r {
-	case routeScore, routeBids, routeWin, routeVAST, routeModelSnapshot:
+	case routeScore, routeBids, routeWin, routeVAST, routeModelSnapshot, routeLoss:
 		return true
 	}
 	return false

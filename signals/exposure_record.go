@@ -17,7 +17,12 @@ const (
 	RecordVideo     byte = 0x11 // one VAST event
 )
 
+// recordVersion is the version of the exposure batch and VAST records.
+// Exposure batches are written in version 2 (each exposure ends with its
+// predicted conversion rate); version 1 is still read (pred 0).
 const recordVersion = 1
+
+const exposuresVersion = 2
 
 // exposure is one accepted exposure, as journaled and applied. It holds no
 // raw identity: ids are keyed hashes.
@@ -32,6 +37,10 @@ type exposure struct {
 	path     []model.Key // path[0] is the campaign's root
 	labels   [][]byte    // readable value of each level; labels[0] (the root) is nil
 	ids      []ID
+	// pred is the conversion rate predicted for the impression when it
+	// was reported (the bid's, or cpafeed's estimate then; 0: none): the
+	// CPA controller's expected conversions.
+	pred float64
 }
 
 // videoEvent is one VAST event on a remembered exposure.
@@ -56,7 +65,7 @@ func appendBytes(b, v []byte) []byte {
 // appendExposures encodes a batch: type, version, ingest time, count, then
 // each exposure.
 func appendExposures(b []byte, ingest int64, es []exposure) []byte {
-	b = append(b, RecordExposures, recordVersion)
+	b = append(b, RecordExposures, exposuresVersion)
 	b = binary.AppendVarint(b, ingest)
 	b = appendUvarint(b, uint64(len(es)))
 	for i := range es {
@@ -84,6 +93,7 @@ func appendExposures(b []byte, ingest int64, es []exposure) []byte {
 			b = append(b, byte(id.Kind))
 			b = binary.LittleEndian.AppendUint64(b, id.Key)
 		}
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(e.pred))
 	}
 	return b
 }
@@ -98,8 +108,12 @@ func readKey(r *binenc.Slice) (k dedup.Key) {
 // point into rec.
 func decodeExposures(rec []byte) (ingest int64, es []exposure, err error) {
 	r := binenc.NewSlice(rec, errRecord)
-	if r.Byte("type") != RecordExposures || r.Byte("version") != recordVersion {
-		return 0, nil, fmt.Errorf("%w: not an exposure batch v%d", errRecord, recordVersion)
+	version := byte(0)
+	if r.Byte("type") == RecordExposures {
+		version = r.Byte("version")
+	}
+	if version != 1 && version != exposuresVersion {
+		return 0, nil, fmt.Errorf("%w: not an exposure batch v1 or v%d", errRecord, exposuresVersion)
 	}
 	ingest = r.Varint("ingest time")
 	n := r.Count(30, "exposures")
@@ -130,6 +144,12 @@ func decodeExposures(rec []byte) (ingest int64, es []exposure, err error) {
 		e.ids = make([]ID, r.Count(9, "identities"))
 		for j := range e.ids {
 			e.ids[j] = ID{Kind: IDKind(r.Byte("identity kind")), Key: r.U64("identity")}
+		}
+		if version >= 2 {
+			e.pred = r.F64("predicted cvr")
+			if !(e.pred >= 0 && e.pred <= 1) && r.Err() == nil {
+				r.Fail("predicted cvr", "%g not in [0, 1]", e.pred)
+			}
 		}
 		if r.Err() != nil {
 			break

@@ -41,8 +41,35 @@ type MatrixRun struct {
 	ByCampaign map[string]Headline `json:"by_campaign"`
 	// WonLogCVRCorrelation is the correlation of cpafeed's estimated with
 	// the true log CVR over the impressions it bought (see EstimatorResult).
-	WonLogCVRCorrelation Ratio   `json:"won_log_cvr_correlation"`
-	Result               *Result `json:"result"`
+	WonLogCVRCorrelation Ratio `json:"won_log_cvr_correlation"`
+	// CPA is cpafeed's cost per true conversion, every campaign together;
+	// Loop its campaigns' realized CPA against the target from day 4 on.
+	CPA    Ratio                  `json:"cpafeed_cpa"`
+	Loop   map[string]LoopFigures `json:"loop"`
+	Result *Result                `json:"result"`
+}
+
+// LoopFigures are one campaign's figures of the closed loop in a run (the
+// cpafeed strategy's): true CPA ÷ target and the budget used, from day 4
+// on, and on how many of those days the budget or the CPA target bound.
+type LoopFigures struct {
+	CPAOverTarget Ratio `json:"cpa_over_target_from_day4"`
+	BudgetUsed    Ratio `json:"budget_used_from_day4"`
+	BudgetDays    int   `json:"budget_days"`
+	CPADays       int   `json:"cpa_days"`
+}
+
+// loopFigures are cpafeed's (nil when it was not played).
+func loopFigures(r *Result) (Ratio, map[string]LoopFigures) {
+	cf := r.Strategies[StrategyCPAfeed]
+	if cf == nil {
+		return Ratio(math.NaN()), nil
+	}
+	out := map[string]LoopFigures{}
+	for id, c := range cf.Campaigns {
+		out[id] = LoopFigures{CPAOverTarget: c.CPAOverTargetFrom4, BudgetUsed: c.BudgetFrom4, BudgetDays: c.BudgetDays, CPADays: c.CPADays}
+	}
+	return cf.CPA, out
 }
 
 // MatrixMean is the mean of a scenario's runs over its seeds.
@@ -51,6 +78,9 @@ type MatrixMean struct {
 	Seeds    int    `json:"seeds"`
 	Headline
 	WonLogCVRCorrelation Ratio `json:"won_log_cvr_correlation"`
+	CPA                  Ratio `json:"cpafeed_cpa"`
+	// Loop is each campaign's mean over the seeds (days summed).
+	Loop map[string]LoopFigures `json:"loop"`
 }
 
 // MatrixResult is the outcome of RunMatrix, runs in scenario-major order.
@@ -144,6 +174,7 @@ func RunMatrix(o MatrixOptions) (*MatrixResult, error) {
 				}
 				res.Runs[i] = MatrixRun{Scenario: jobs[i].sc.Name, Seed: jobs[i].seed, Headline: r.Headline,
 					ByCampaign: r.ByCampaign, WonLogCVRCorrelation: r.Estimator.WonLogCVRCorrelation, Result: r}
+				res.Runs[i].CPA, res.Runs[i].Loop = loopFigures(r)
 				if o.Progress != nil {
 					mu.Lock()
 					// r.CPU is the process's: with Jobs > 1 it counts the other runs too.
@@ -165,7 +196,9 @@ func RunMatrix(o MatrixOptions) (*MatrixResult, error) {
 	res.Days = res.Runs[0].Result.Days
 	for _, sc := range o.Scenarios {
 		mean := MatrixMean{Scenario: sc.Name}
-		var u, cpa, g, og, corr meanOf
+		var u, cpa, g, og, corr, cost meanOf
+		loopT, loopB := map[string]*meanOf{}, map[string]*meanOf{}
+		mean.Loop = map[string]LoopFigures{}
 		for _, r := range res.Runs {
 			if r.Scenario != sc.Name {
 				continue
@@ -176,9 +209,25 @@ func RunMatrix(o MatrixOptions) (*MatrixResult, error) {
 			g.add(r.VTRGain)
 			og.add(r.OracleVTRGain)
 			corr.add(r.WonLogCVRCorrelation)
+			cost.add(r.CPA)
+			for id, f := range r.Loop {
+				if loopT[id] == nil {
+					loopT[id], loopB[id] = &meanOf{}, &meanOf{}
+				}
+				loopT[id].add(f.CPAOverTarget)
+				loopB[id].add(f.BudgetUsed)
+				m := mean.Loop[id]
+				m.BudgetDays += f.BudgetDays
+				m.CPADays += f.CPADays
+				mean.Loop[id] = m
+			}
 		}
 		mean.UpliftCapture, mean.CPAOverOracle, mean.VTRGain, mean.OracleVTRGain = u.value(), cpa.value(), g.value(), og.value()
-		mean.WonLogCVRCorrelation = corr.value()
+		mean.WonLogCVRCorrelation, mean.CPA = corr.value(), cost.value()
+		for id, m := range mean.Loop {
+			m.CPAOverTarget, m.BudgetUsed = loopT[id].value(), loopB[id].value()
+			mean.Loop[id] = m
+		}
 		res.Means = append(res.Means, mean)
 	}
 	res.Wall = time.Since(start)
@@ -199,21 +248,39 @@ func (m meanOf) value() Ratio {
 
 // WriteTable writes one row per run and one mean row per scenario.
 func (r *MatrixResult) WriteTable(w io.Writer) error {
-	fmt.Fprintf(w, "%d runs, %d days each; at equal spend: U = (cpafeed − vtr) ÷ (oracle − vtr) in true conversions per dollar,\nVTR gain = cpafeed's conversions over VTR bidding's, oracle gain = the oracle's, corr = ln estimate vs ln true CVR over cpafeed's bought impressions\n\n", len(r.Runs), r.Days)
+	fmt.Fprintf(w, "%d runs, %d days each; at equal spend: U = (cpafeed − vtr) ÷ (oracle − vtr) in true conversions per dollar,\nVTR gain = cpafeed's conversions over VTR bidding's, oracle gain = the oracle's, corr = ln estimate vs ln true CVR over cpafeed's bought impressions;\ncpafeed's cost per true conversion, and per campaign (in scenario order) its true CPA ÷ target and budget used from day 4 on, and the days 4+ the budget / the CPA target bound\n\n", len(r.Runs), r.Days)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tseed\tCPA÷oracle\tU\tVTR gain\toracle gain\tcorr\t")
-	row := func(name, seed string, h Headline, corr Ratio) {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, seed, fmtNum(h.CPAOverOracle, 2), fmtNum(h.UpliftCapture, 2),
-			fmtGain(h.VTRGain), fmtGain(h.OracleVTRGain), fmtNum(corr, 2))
+	fmt.Fprintln(tw, "scenario\tseed\tCPA÷oracle\tU\tVTR gain\toracle gain\tcorr\tcpafeed CPA\tCPA÷target d4+\tbudget d4+\tbound b/c\t")
+	var order []string // campaign ids, in the first run's scenario order
+	row := func(name, seed string, h Headline, corr, cost Ratio, loop map[string]LoopFigures) {
+		var t, b, d []string
+		for _, id := range order {
+			f, ok := loop[id]
+			if !ok {
+				continue
+			}
+			t, b = append(t, fmtNum(f.CPAOverTarget, 2)), append(b, fmtPct(f.BudgetUsed))
+			d = append(d, strconv.Itoa(f.BudgetDays)+"/"+strconv.Itoa(f.CPADays))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, seed, fmtNum(h.CPAOverOracle, 2), fmtNum(h.UpliftCapture, 2),
+			fmtGain(h.VTRGain), fmtGain(h.OracleVTRGain), fmtNum(corr, 2), fmtMoney(cost), strings.Join(t, " "), strings.Join(b, " "), strings.Join(d, " "))
 	}
 	for _, m := range r.Means {
+		order = order[:0]
+		for _, run := range r.Runs {
+			if run.Scenario == m.Scenario && len(order) == 0 {
+				for _, c := range run.Result.Campaigns {
+					order = append(order, c.ID)
+				}
+			}
+		}
 		for _, run := range r.Runs {
 			if run.Scenario == m.Scenario {
-				row(run.Scenario, strconv.FormatUint(run.Seed, 10), run.Headline, run.WonLogCVRCorrelation)
+				row(run.Scenario, strconv.FormatUint(run.Seed, 10), run.Headline, run.WonLogCVRCorrelation, run.CPA, run.Loop)
 			}
 		}
 		if m.Seeds > 1 {
-			row(m.Scenario, "mean", m.Headline, m.WonLogCVRCorrelation)
+			row(m.Scenario, "mean", m.Headline, m.WonLogCVRCorrelation, m.CPA, m.Loop)
 		}
 	}
 	if err := tw.Flush(); err != nil {

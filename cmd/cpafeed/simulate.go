@@ -39,7 +39,9 @@ pair in one table.`, stderr)
 	strategies := fs.String("strategies", "", "comma-separated subset of flat,vtr,cpa_raw,cpafeed,oracle (the oracle is always played)")
 	quiet := fs.Bool("quiet", false, "no progress line per day")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
-	explore := fs.String("explore", "", "how the cpafeed strategy explores: empty (bid on the posterior mean) or thompson (bid on a posterior draw, as explore=thompson offers bidders)")
+	explore := fs.String("explore", "", "how the cpafeed strategy explores: empty (bid on the posterior mean) or thompson (bid on a posterior draw for the campaign's explore share of imps, as explore=thompson offers bidders)")
+	noCPA := fs.Bool("no-cpa-control", false, "turn the CPA controller off (cpa_control 1) for every campaign")
+	noShading := fs.Bool("no-shading", false, "turn first-price shading off for every campaign")
 	if done, code := c.parse(args, stdout, stderr); done {
 		return code
 	}
@@ -90,7 +92,7 @@ pair in one table.`, stderr)
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(*jobs) * memoryPerJob)
 	}
-	opts := simulate.Options{Scenario: scs[0], Seed: *seed, Days: *days, Explore: *explore}
+	opts := simulate.Options{Scenario: scs[0], Seed: *seed, Days: *days, Explore: *explore, NoCPAControl: *noCPA, NoShading: *noShading}
 	if !*quiet {
 		opts.Progress = stderr
 	}
