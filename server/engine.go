@@ -108,7 +108,7 @@ func controlCampaigns(campaigns []model.Campaign) []control.Campaign {
 		c = c.WithDefaults()
 		k := c.Control
 		out[i] = control.Campaign{ID: c.ID, Window: k.Window.Seconds(), Params: control.Params{
-			Enabled: !k.DisableCPA, Target: c.TargetCPA, Min: k.Min, Max: k.Max,
+			Enabled: k.CPA, Target: c.TargetCPA, Min: k.Min, Max: k.Max,
 			ReactionTime: k.ReactionTime.Seconds(), ExploreShare: k.ExploreShare,
 		}}
 	}

@@ -74,10 +74,15 @@ type Options struct {
 	// A server steps them every control.interval (1 min); an hour is
 	// fine against a reaction time of two days. Default 1h.
 	ControlEvery time.Duration
-	// NoCPAControl and NoShading turn the closed loop's CPA controller and
-	// first-price shading off for every campaign (campaigns' disable_cpa,
-	// disable_shading): to measure what each brings.
-	NoCPAControl, NoShading bool
+	// CPAControl plays cpa_raw, cpafeed and the oracle through cpafeed's
+	// closed loop (see closedLoop): the CPA controller on for every
+	// campaign (campaigns' control.cpa), first-price shading, the pacer
+	// capped at 1. Off, they bid as flat and vtr do: their value times the
+	// pacer's multiplier (the product's default: the controller is opt-in).
+	CPAControl bool
+	// NoShading turns first-price shading off inside the closed loop
+	// (campaigns' disable_shading): to measure what it brings.
+	NoShading bool
 	// CapFactor caps every bid at CapFactor × the campaign's average value
 	// CPM (1000 × target CPA × base CVR). Default 5.
 	CapFactor float64
@@ -355,7 +360,7 @@ func simConfig(opts Options, m *market.Market) (server.Config, error) {
 			// every strategy's bid the same way (inside the closed
 			// loop, after the CPA controller's multiplier).
 			PriorCVR: c.BaseCVR,
-			Control:  model.Control{DisableCPA: opts.NoCPAControl, DisableShading: opts.NoShading},
+			Control:  model.Control{CPA: opts.CPAControl, DisableShading: opts.NoShading},
 		})
 	}
 	// Remembered bids serve win notices and VAST beacons over HTTP; the

@@ -18,7 +18,8 @@ import (
 // strategy's cpafeed measured, and in a first-price market every bid's
 // outcome is reported (signals.Exposures.Outcome, as loss notices and win
 // notices with bid= would) for the win-rate curves. flat and vtr stay
-// outside: their pacer alone spends the budget, up to PacingConfig.Max.
+// outside: their pacer alone spends the budget, up to PacingConfig.Max; so
+// do the CPA strategies unless Options.CPAControl.
 type closedLoop struct {
 	on    bool
 	first bool  // a first-price market: report outcomes, shade
@@ -31,8 +32,9 @@ func newClosedLoop(p *player) closedLoop {
 	l := closedLoop{next: math.MaxInt64}
 	switch p.name {
 	case StrategyCPARaw, StrategyCPAfeed, StrategyOracle:
-		l.on = true
-	default:
+		l.on = p.sim.opts.CPAControl
+	}
+	if !l.on {
 		return l
 	}
 	l.first = p.sim.m.Scenario().Market.Auction == market.FirstPrice

@@ -113,7 +113,7 @@ type Settings struct {
 	Pacing       PacingConfig `json:"pacing"`
 	Explore      string       `json:"explore,omitempty"` // how the cpafeed strategy bids: "" (posterior mean) or "thompson"
 	ControlEvery string       `json:"control_every"`
-	NoCPAControl bool         `json:"no_cpa_control,omitempty"`
+	CPAControl   bool         `json:"cpa_control,omitempty"`
 	NoShading    bool         `json:"no_shading,omitempty"`
 }
 
@@ -325,7 +325,7 @@ func buildResult(sim *simulation, players []played) *Result {
 		Campaigns:  sim.m.Scenario().Campaigns,
 		Settings: Settings{RefreshEvery: o.RefreshEvery.String(), RefitEvery: o.RefitEvery.String(),
 			CapFactor: o.CapFactor, Pacing: o.Pacing, Explore: o.Explore,
-			ControlEvery: o.ControlEvery.String(), NoCPAControl: o.NoCPAControl, NoShading: o.NoShading},
+			ControlEvery: o.ControlEvery.String(), CPAControl: o.CPAControl, NoShading: o.NoShading},
 	}
 	if res.Scenario == "" {
 		res.Scenario = sim.m.Scenario().Name
@@ -437,8 +437,8 @@ func (r *Result) WriteTable(w io.Writer) error {
 		explore = ", cpafeed explores (" + r.Settings.Explore + ")"
 	}
 	loop := ""
-	if r.Settings.NoCPAControl {
-		loop += ", no CPA control"
+	if r.Settings.CPAControl {
+		loop += ", CPA control"
 	}
 	if r.Settings.NoShading {
 		loop += ", no shading"

@@ -353,18 +353,34 @@ func TestSimulateThompsonDeterministic(t *testing.T) {
 	}
 }
 
-// TestSimulateClosedLoop: the CPA strategies bid through cpafeed's closed
-// loop: their pacer never lifts a bid above what CPA control allows (its
-// multiplier stays at most 1) while flat's may; in a first-price market
-// their bids' outcomes teach cpafeed win-rate curves, in a second-price
-// one none are needed.
+// TestSimulateClosedLoop: with CPAControl the CPA strategies bid through
+// cpafeed's closed loop: their pacer never lifts a bid above what CPA
+// control allows (its multiplier stays at most 1) while flat's may; in a
+// first-price market their bids' outcomes teach cpafeed win-rate curves,
+// in a second-price one none are needed. Without it (the default, as the
+// controller is opt-in in the product) they are outside the loop.
 func TestSimulateClosedLoop(t *testing.T) {
-	second := simSmall(t)
-	sc := simScenario(t)
-	sc.Market.Auction = market.FirstPrice
-	first, err := Run(Options{Scenario: sc, Seed: 7, Days: simTestDays, Strategies: []string{StrategyFlat, StrategyCPAfeed}})
+	second, err := Run(Options{Scenario: simScenario(t), Seed: 7, Days: simTestDays, CPAControl: true})
 	if err != nil {
 		t.Fatal(err)
+	}
+	sc := simScenario(t)
+	sc.Market.Auction = market.FirstPrice
+	first, err := Run(Options{Scenario: sc, Seed: 7, Days: simTestDays, Strategies: []string{StrategyFlat, StrategyCPAfeed}, CPAControl: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lifted := false
+	for _, c := range simSmall(t).Strategies[StrategyCPAfeed].Campaigns {
+		for _, day := range c.Days {
+			if day.CPAControl != 1 {
+				t.Fatalf("cpa_control %g without CPAControl", day.CPAControl)
+			}
+			lifted = lifted || day.Pacing > 1
+		}
+	}
+	if !lifted {
+		t.Error("without CPAControl cpafeed's pacer never went above 1: is it still capped by the loop?")
 	}
 	for _, r := range []*Result{second, first} {
 		for _, name := range r.Order {

@@ -40,8 +40,8 @@ pair in one table.`, stderr)
 	quiet := fs.Bool("quiet", false, "no progress line per day")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	explore := fs.String("explore", "", "how the cpafeed strategy explores: empty (bid on the posterior mean) or thompson (bid on a posterior draw for the campaign's explore share of imps, as explore=thompson offers bidders)")
-	noCPA := fs.Bool("no-cpa-control", false, "turn the CPA controller off (cpa_control 1) for every campaign")
-	noShading := fs.Bool("no-shading", false, "turn first-price shading off for every campaign")
+	cpaControl := fs.Bool("cpa-control", false, "play cpa_raw, cpafeed and the oracle through cpafeed's closed loop: the CPA controller on for every campaign, first-price shading, the budget pacer capped at 1 (README \"Keeping the target CPA\")")
+	noShading := fs.Bool("no-shading", false, "with --cpa-control: turn first-price shading off for every campaign")
 	if done, code := c.parse(args, stdout, stderr); done {
 		return code
 	}
@@ -92,7 +92,7 @@ pair in one table.`, stderr)
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(*jobs) * memoryPerJob)
 	}
-	opts := simulate.Options{Scenario: scs[0], Seed: *seed, Days: *days, Explore: *explore, NoCPAControl: *noCPA, NoShading: *noShading}
+	opts := simulate.Options{Scenario: scs[0], Seed: *seed, Days: *days, Explore: *explore, CPAControl: *cpaControl, NoShading: *noShading}
 	if !*quiet {
 		opts.Progress = stderr
 	}
