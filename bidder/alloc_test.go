@@ -5,6 +5,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/cpafeed/cpafeed/model"
 	"github.com/cpafeed/cpafeed/signals"
 )
 
@@ -19,12 +20,20 @@ func TestScoreAllocations(t *testing.T) {
 	}
 	t.Run("chain", func(t *testing.T) { testScoreAllocations(t, newWorld(t)) })
 	t.Run("crossed", func(t *testing.T) { testScoreAllocations(t, newCrossedWorld(t)) })
+	t.Run("holdout", func(t *testing.T) {
+		w := holdoutWorld(t)
+		w.fed = map[model.Key]bool{} // holdoutWorld fed the fixtures already
+		testScoreAllocations(t, w)
+	})
 }
 
 func testScoreAllocations(t *testing.T, w *world) {
 	all := fixtures(t)
 	w.feedFixtures(t, all)
 	sc := NewScorerFromSnapshot(SnapshotOf(w.rules, w.m.Estimates()))
+	if w.rules.holdout != nil { // as a server's snapshot carries it
+		sc = NewScorerFromSnapshot(&Snapshot{rules: sc.Snapshot().rules, tab: sc.Snapshot().tab, hold: w.rules.holdout.cfg})
+	}
 	opts := ScoreOptions{Campaigns: []string{"ctv-purchase", "ctv-signup"}}
 	explore := ScoreOptions{Campaigns: opts.Campaigns, Thompson: true}
 	var res Result

@@ -47,6 +47,7 @@ func (r *Rules) scoreRequest(t *table, req *signals.Request, camps []int, rng *r
 		res.arena = append(res.arena, req.Imps[i].ID...)
 		res.idOff = append(res.idOff, len(res.arena))
 	}
+	hh, hasHH := r.household(req, camps)
 	k := 0
 	for i := range req.Imps {
 		imp := &req.Imps[i]
@@ -56,6 +57,7 @@ func (r *Rules) scoreRequest(t *table, req *signals.Request, camps []int, rng *r
 		}
 		for _, ci := range camps {
 			res.arena = r.score(t, ci, imp, cell, rng, &res.scores[k], res.arena)
+			r.applyArm(&res.scores[k], ci, hh, hasHH)
 			k++
 		}
 	}
@@ -112,7 +114,8 @@ func (res *Result) finish(camps int) {
 //	{"id":...,"imp":[{"id":...,"campaigns":[{"campaign":...,"cvr":...,
 //	  "cvr_lo":...,"cvr_hi":...,"vtr":...,"n_eff":...,"conversions":...,
 //	  "segment":...,"level":...,"bid_cpm":...,"multiplier":...
-//	  [,"cvr_sample":...]}]}],"model_version":N}
+//	  [,"cvr_sample":...][,"arm":"treatment"|"control"[,"would_bid_cpm":...]]}]}],
+//	  "model_version":N}
 //
 // or, for a features call, {"campaigns":[...],"model_version":N}.
 func (res *Result) AppendJSON(dst []byte) []byte {
@@ -176,6 +179,13 @@ func appendScores(dst []byte, ss []Score) []byte {
 		if s.Sampled {
 			dst = append(dst, `,"cvr_sample":`...)
 			dst = appendFloat(dst, s.Sample)
+		}
+		switch s.Arm {
+		case ArmTreatment:
+			dst = append(dst, `,"arm":"treatment"`...)
+		case ArmControl:
+			dst = append(dst, `,"arm":"control","would_bid_cpm":`...)
+			dst = appendFloat(dst, s.WouldBidCPM)
 		}
 		dst = append(dst, '}')
 	}

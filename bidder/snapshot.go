@@ -18,24 +18,28 @@ import (
 // to answer as the server does. Its bytes are one or more zstd frames whose
 // content is
 //
-//	magic "CPFS", format 1 (byte)
+//	magic "CPFS", format 2 (byte)
 //	model version (uvarint)
 //	chain levels: count (uvarint), per level its feature names (count, strings)
 //	campaigns the bidder may score: count, then per campaign its id,
 //	  currency (strings), target CPA, floor, cap, pacing, average CVR
-//	  (float64 bits, little endian), bid_on (byte: 0 cvr, 1 cvr_lo)
+//	  (float64 bits, little endian), bid_on (byte: 0 cvr, 1 cvr_lo),
+//	  [format 2] holdout share (float64)
 //	a count (uvarint) and as many campaign ids: always 0 now; servers
 //	  before issue 18 listed the campaigns the bidder may not score here
 //	  (read and ignored)
+//	[format 2] the holdout: its key (bytes; empty: none), the household
+//	  eid sources (count, strings), the TCF vendor id (uvarint)
 //	the estimates of the campaigns it may score (length-prefixed, in the
 //	  model's binary encoding, model.Estimates.MarshalCampaigns)
 //
 // Strings are a uvarint length then the bytes. Only the campaigns the
 // bidder may score are in the snapshot: a bidder never sees another
-// tenant's segments, nor its campaign ids.
+// tenant's segments, nor its campaign ids. Format 1 (servers before issue
+// 14) is still read: no holdout.
 const (
 	snapMagic  = "CPFS"
-	snapFormat = 1
+	snapFormat = 2
 )
 
 // SnapshotContentType is the Content-Type of a snapshot answer.
@@ -48,7 +52,8 @@ const VersionHeader = "X-Cpafeed-Model-Version"
 type Snapshot struct {
 	rules *Rules
 	tab   *table
-	size  int // compressed bytes
+	size  int           // compressed bytes
+	hold  HoldoutConfig // the server's holdout (empty key: none)
 }
 
 // Version returns the model version of the snapshot's estimates.
@@ -102,8 +107,20 @@ func appendSnapshotContent(dst []byte, r *Rules, t *table, allow []bool, mayUse 
 			b = 1
 		}
 		dst = append(dst, b)
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(c.HoldoutShare))
 	}
 	dst = binary.AppendUvarint(dst, 0) // no campaigns listed as another's
+	var hold HoldoutConfig
+	if r.holdout != nil {
+		hold = r.holdout.cfg
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(hold.Key)))
+	dst = append(dst, hold.Key...)
+	dst = binary.AppendUvarint(dst, uint64(len(hold.HouseholdSources)))
+	for _, src := range hold.HouseholdSources {
+		dst = appendStr(dst, src)
+	}
+	dst = binary.AppendUvarint(dst, uint64(hold.TCFVendorID))
 	est, err := t.est.MarshalCampaigns(mayUse)
 	if err != nil {
 		return nil, err
@@ -125,8 +142,9 @@ func parseSnapshotContent(b []byte) (*Snapshot, error) {
 	if len(b) < len(snapMagic)+1 || string(b[:len(snapMagic)]) != snapMagic {
 		return nil, fmt.Errorf("%w: not a cpafeed snapshot", ErrSnapshot)
 	}
-	if b[len(snapMagic)] != snapFormat {
-		return nil, fmt.Errorf("%w: format %d, this client reads format %d (upgrade it)", ErrSnapshot, b[len(snapMagic)], snapFormat)
+	format := b[len(snapMagic)]
+	if format != 1 && format != snapFormat {
+		return nil, fmt.Errorf("%w: format %d, this client reads formats 1 and %d (upgrade it)", ErrSnapshot, format, snapFormat)
 	}
 	r := binenc.NewSlice(b[len(snapMagic)+1:], ErrSnapshot)
 	version := r.Uvarint("model version")
@@ -150,9 +168,20 @@ func parseSnapshotContent(b []byte) (*Snapshot, error) {
 		if r.Byte("bid_on") == 1 {
 			c.BidOn = BidOnCVRLo
 		}
+		if format >= 2 {
+			c.HoldoutShare = r.F64("holdout share")
+		}
 	}
 	for range r.Count(1, "denied campaigns") { // from servers before issue 18: ignored
 		r.Bytes("campaign id")
+	}
+	var hold HoldoutConfig
+	if format >= 2 {
+		hold.Key = append([]byte(nil), r.Bytes("holdout key")...)
+		for range r.Count(1, "household sources") {
+			hold.HouseholdSources = append(hold.HouseholdSources, string(r.Bytes("household source")))
+		}
+		hold.TCFVendorID = int(r.Uvarint("tcf vendor id"))
 	}
 	raw := r.Bytes("estimates")
 	if r.Err() != nil {
@@ -174,7 +203,7 @@ func parseSnapshotContent(b []byte) (*Snapshot, error) {
 	}
 	tab := &table{est: est, avg: avg}
 	tab.resolveDims()
-	return &Snapshot{rules: rs, tab: tab}, nil
+	return &Snapshot{rules: rs, tab: tab, hold: hold}, nil
 }
 
 // snapCodec compresses and decompresses snapshots; its encoder and decoder
