@@ -30,6 +30,7 @@ const (
 	routeModelSnapshot
 	routeTestEvents
 	routeEffects
+	routeCampaignLift
 	numRoutes
 )
 
@@ -38,6 +39,7 @@ var routeNames = [numRoutes]string{
 	"score", "bids", "exposures", "win", "vast", "identities", "segments", "campaign_stats", "model_snapshot",
 	"test_events",
 	"effects",
+	"campaign_lift",
 }
 
 func (r route) String() string { return routeNames[r] }

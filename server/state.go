@@ -33,6 +33,8 @@ type state struct {
 	attr   *conversions.Attributor
 	eraser *conversions.Eraser
 	bid    *bidder.Service
+	// liftLevel is the segment level of attribution.lift_feature (0: none).
+	liftLevel int
 
 	lastSnapshot uint64        // LSN of the newest snapshot written or loaded
 	lastPause    time.Duration // how long the last snapshot held applies (ingest answers) back
@@ -67,6 +69,7 @@ func (st *state) build() error {
 	}
 	st.chain, st.model, st.index, st.exp = e.Chain, e.Model, e.Index, e.Exposures
 	st.conv, st.attr, st.eraser, st.bid = e.Conversions, e.Attributor, e.Eraser, e.Bidder
+	st.liftLevel = e.LiftLevel
 	return nil
 }
 
@@ -120,6 +123,11 @@ func (st *state) replay(from uint64) (journal.ReplayReport, error) {
 				return fmt.Errorf("record %d (deletion): %w", lsn, err)
 			}
 			return nil
+		case conversions.RecordTypeCredits:
+			if err := st.attr.ReplayCredits(rec); err != nil {
+				return fmt.Errorf("record %d (credits): %w", lsn, err)
+			}
+			return nil
 		}
 		ok, err := st.exp.Replay(rec)
 		if err != nil {
@@ -136,8 +144,10 @@ func (st *state) replay(from uint64) (journal.ReplayReport, error) {
 // as single records (section exposures3); 3: remembered bids oldest first,
 // from the generations of the bid memory (section exposures4); 4: the
 // identity index carries its campaign table and is renumbered by id at a
-// restart (section index2). This cpafeed still reads 1 to 3.
-const snapshotFormat = 4
+// restart (section index2); 5: ghost exposures and lift groups in the index
+// (index3), the lift measurement and the conversions awaiting
+// probabilistic credit (attribution2). This cpafeed still reads 1 to 4.
+const snapshotFormat = 5
 
 // writeSnapshot writes every component's state as of the records before
 // LSN next; it runs at the journal checkpoint at next, where every record
@@ -240,13 +250,18 @@ func (st *state) background(ctx context.Context) {
 		defer t.Stop()
 		snap = t.C
 	}
+	credit := time.NewTicker(cfg.Attribution.CreditInterval)
+	defer credit.Stop()
 	st.model.Refresh(time.Now().Unix()) // publish what replay added, at once
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case now := <-credit.C:
+			st.flushCredits(now)
 		case now := <-refresh.C:
 			start := time.Now()
+			st.flushCredits(now) // the estimates see every credit so far
 			st.model.Refresh(now.Unix())
 			refresh.Reset(refreshWait(cfg.Model.RefreshInterval, time.Since(start)))
 		case now := <-refit.C:
@@ -258,6 +273,14 @@ func (st *state) background(ctx context.Context) {
 		case <-snap:
 			st.logSnapshot(st.snapshot())
 		}
+	}
+}
+
+// flushCredits journals the pending probabilistic credits; a failure (the
+// journal cannot persist) is logged and retried on the next tick.
+func (st *state) flushCredits(now time.Time) {
+	if _, err := st.attr.FlushCredits(now); err != nil {
+		st.log.Warn("probabilistic credits not journaled; retrying", "err", err.Error())
 	}
 }
 
