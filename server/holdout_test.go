@@ -25,7 +25,8 @@ func TestConfigHoldoutAndCreditDefaults(t *testing.T) {
 			t.Fatalf("%s: holdout %v, credit %q", c.ID, c.HoldoutShare, c.Credit)
 		}
 	}
-	raw := strings.Replace(string(configs.Default), "model:\n", "holdout:\n  share: 0\nattribution:\n  credit: probabilistic\nmodel:\n", 1)
+	raw := strings.Replace(string(configs.Default), "  share: 0.05\n", "  share: 0\n", 1)
+	raw = strings.Replace(raw, "  credit: last_touch\n  # confidence", "  credit: probabilistic\n  # confidence", 1)
 	raw = strings.Replace(raw, "    credit: last_touch\n", "    credit: last_touch\n    holdout_share: 0.1\n", 1)
 	raw = strings.Replace(raw, "    credit: last_touch\n    floor_cpm: 1.00\n    cap_cpm: 40.00", "    floor_cpm: 1.00\n    cap_cpm: 40.00", 1)
 	cfg, err = ParseConfig([]byte(raw))
@@ -36,7 +37,8 @@ func TestConfigHoldoutAndCreditDefaults(t *testing.T) {
 	if *a.HoldoutShare != 0.1 || a.Credit != model.CreditLastTouch || *b.HoldoutShare != 0 || b.Credit != model.CreditProbabilistic {
 		t.Fatalf("campaigns: %s %v %q; %s %v %q", a.ID, *a.HoldoutShare, a.Credit, b.ID, *b.HoldoutShare, b.Credit)
 	}
-	bad := strings.Replace(string(configs.Default), "model:\n", "holdout:\n  share: 0.9\nattribution:\n  credit: first\n  lift_feature: nope\n  temper: 2\nmodel:\n", 1)
+	bad := strings.Replace(string(configs.Default), "  share: 0.05\n", "  share: 0.9\n", 1)
+	bad = strings.Replace(bad, "  credit: last_touch\n  # confidence", "  credit: first\n  lift_feature: nope\n  temper: 2\n  # confidence", 1)
 	_, err = ParseConfig([]byte(bad))
 	for _, want := range []string{"holdout.share", "attribution: credit", "attribution.lift_feature", "attribution: temper"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
