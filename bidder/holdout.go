@@ -100,3 +100,25 @@ func (r *Rules) applyArm(s *Score, ci int, hh uint64, ok bool) {
 	}
 	s.Arm = ArmTreatment
 }
+
+// Arms appends to dst, for each campaign of opts (none: every campaign),
+// the arm of req's household in the campaign's holdout (ArmNone without
+// one): the arms ScoreRequest's scores carry, without scoring (for
+// in-process bidders that price some campaigns without cpafeed's
+// estimates). The arm is the request's: every imp has the same.
+func (s *Service) Arms(req *signals.Request, opts ScoreOptions, dst []Arm) ([]Arm, error) {
+	sc := s.pool.Get().(*scratch)
+	defer s.pool.Put(sc)
+	camps, err := s.rules.pickIDs(opts.Campaigns, sc.camps[:0])
+	sc.camps = camps
+	if err != nil {
+		return dst, err
+	}
+	hh, ok := s.rules.household(req, camps)
+	for _, ci := range camps {
+		sc := Score{Level: 0}
+		s.rules.applyArm(&sc, ci, hh, ok)
+		dst = append(dst, sc.Arm)
+	}
+	return dst, nil
+}
