@@ -38,14 +38,19 @@ import (
 // precedence, which may move it to the other arm: the cache must hold the
 // identities of the households seen within the measurement's span.
 //
-// A request that fails the privacy gates (Gate) gets no household: it is
-// never held out (its exposure could not be matched anyway). It is safe
-// for concurrent use and does not allocate in steady state.
+// A request that fails the privacy gates (Gate) is assigned like any
+// other, so that a held-out household is not shown the ad on its gated
+// requests (in the synthetic market, leaving them out put 13 % of the
+// control households in front of the ad); but its identities are only
+// looked up, never remembered, and its key lives only during the call
+// (its exposure is never indexed either). It is safe for concurrent use
+// and does not allocate in steady state.
 type Households struct {
 	hasher *Hasher // under the holdout key; knows the household eid sources
 	tcf    int
 	seed   uint64 // of the cache's hashes (internal only)
 	cache  hhCache
+	bufs   sync.Pool // *[]byte: the identity a new key is hashed from
 }
 
 var (
@@ -72,6 +77,7 @@ func NewHouseholds(key []byte, householdSources []string, tcfVendorID, cacheEntr
 	h := &Households{hasher: NewHasher(key, householdSources...), tcf: tcfVendorID}
 	h.seed = h.hasher.ID(idKindSalt, []byte("household cache")).Key
 	h.cache.init(cacheEntries)
+	h.bufs.New = func() any { b := make([]byte, 0, 128); return &b }
 	return h
 }
 
@@ -111,12 +117,10 @@ type hhIdentity struct {
 }
 
 // Key returns the household key of req (see Households); false when req
-// fails the privacy gates or carries no identity.
+// carries no identity.
 func (h *Households) Key(req *Request) (uint64, bool) {
-	if ok, _ := Gate(req.Privacy(), h.tcf); !ok {
-		householdNone.Inc()
-		return 0, false
-	}
+	gated, _ := Gate(req.Privacy(), h.tcf)
+	gated = !gated
 	var ids [4]hhIdentity // household id, IFA, IP, IPv6: the lookup order
 	n := 0
 	if v := h.householdID(req); v != nil {
@@ -163,6 +167,9 @@ func (h *Households) Key(req *Request) (uint64, bool) {
 	} else {
 		householdHits.Inc()
 	}
+	if gated {
+		return hh, true // looked up, not remembered
+	}
 	for i := range n {
 		if found[i] == 0 {
 			h.cache.put(ids[i].cache, hh)
@@ -173,8 +180,8 @@ func (h *Households) Key(req *Request) (uint64, bool) {
 
 // fresh is the household key of req's identities (ids), none of which is
 // remembered: the keyed hash of the first by precedence (household id,
-// IP, IFA), normalized again here (the hash keeps its input: a buffer of
-// this call, so that only a new household allocates).
+// IP, IFA), normalized again here into a pooled buffer (the hash's input
+// escapes).
 func (h *Households) fresh(req *Request, ids []hhIdentity) uint64 {
 	best := 0
 	rank := func(k IDKind) int {
@@ -191,18 +198,22 @@ func (h *Households) fresh(req *Request, ids []hhIdentity) uint64 {
 			best = i
 		}
 	}
-	var v []byte
+	bp := h.bufs.Get().(*[]byte)
+	v := (*bp)[:0]
 	switch id := ids[best]; {
 	case id.kind == IDHousehold:
-		v = append([]byte(nil), h.householdID(req)...)
+		v = append(v, h.householdID(req)...)
 	case id.kind == IDIFA:
-		v, _ = NormalizeIFA(nil, req.IFA)
+		v, _ = NormalizeIFA(v, req.IFA)
 	case id.v6:
-		v, _ = NormalizeIP(nil, req.IPv6)
+		v, _ = NormalizeIP(v, req.IPv6)
 	default:
-		v, _ = NormalizeIP(nil, req.IP)
+		v, _ = NormalizeIP(v, req.IP)
 	}
-	return h.hasher.ID(ids[best].kind, v).Key
+	k := h.hasher.ID(ids[best].kind, v).Key
+	*bp = v
+	h.bufs.Put(bp)
+	return k
 }
 
 // householdID returns the first household id of req's eids (nil: none).

@@ -71,14 +71,25 @@ func TestHouseholdKeysStick(t *testing.T) {
 	if k := mustKey(t, h, hhRequest("", "", "hh-new")); k != h.hasher.ID(IDHousehold, []byte("hh-new")).Key {
 		t.Errorf("a new household id: %x", k)
 	}
-	// No identity, or the privacy gates fail: no household.
+	// No identity: no household.
 	if _, ok := h.Key(hhRequest("", "", "")); ok {
 		t.Error("a request without identity has a household")
 	}
+	// A request that fails the privacy gates gets its household's key
+	// (the household stays in its arm), but leaves nothing behind.
 	r := hhRequest(tv1, "98.7.6.5", "")
 	r.SetPrivacy(Privacy{COPPA: true, GDPR: -1})
-	if _, ok := h.Key(r); ok {
-		t.Error("a COPPA request has a household")
+	if k, ok := h.Key(r); !ok || k != a {
+		t.Errorf("a COPPA request of the household: %x, %v, want %x", k, ok, a)
+	}
+	g := hhRequest("6d3a1f00-4444-4a4a-8b8b-000000000005", "66.6.6.6", "")
+	g.SetPrivacy(Privacy{COPPA: true, GDPR: -1})
+	k, ok := h.Key(g)
+	if !ok || k != h.hasher.ID(IDIP, []byte("66.6.6.6")).Key {
+		t.Errorf("a gated request of a new household: %x, %v", k, ok)
+	}
+	if k2 := mustKey(t, h, hhRequest("6d3a1f00-4444-4a4a-8b8b-000000000005", "77.7.7.7", "")); k2 == k {
+		t.Error("a gated request's identities were remembered")
 	}
 	// A limited device's IFA is not used.
 	lmt := hhRequest("6d3a1f00-3333-4a4a-8b8b-000000000004", "55.5.5.5", "")
@@ -162,5 +173,10 @@ func TestHouseholdKeyAllocatesNothing(t *testing.T) {
 	mustKey(t, h, r)
 	if n := testing.AllocsPerRun(100, func() { h.Key(r) }); n != 0 {
 		t.Errorf("Key allocates %v times", n)
+	}
+	g := hhRequest("6d3a1f00-9999-4a4a-8b8b-000000000001", "73.9.9.9", "")
+	g.SetPrivacy(Privacy{COPPA: true, GDPR: -1}) // never remembered: hashed on every call
+	if n := testing.AllocsPerRun(100, func() { h.Key(g) }); n != 0 {
+		t.Errorf("Key of a gated request allocates %v times", n)
 	}
 }

@@ -34,6 +34,8 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 	strategies := fs.String("strategies", "", "comma-separated subset of flat,vtr,cpa_raw,cpafeed,oracle (the oracle is always played)")
 	quiet := fs.Bool("quiet", false, "no progress line per day")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	holdout := fs.Float64("holdout", -1, "share of households every campaign holds out (0 = none, at most 0.5); default: the config's holdout.share (0.05)")
+	credit := fs.String("credit", "", "credit of the campaigns: last_touch, linear or probabilistic; default: the config's attribution.credit")
 	explore := fs.String("explore", "", "how the cpafeed strategy explores: empty (bid on the posterior mean) or thompson (bid on a posterior draw, as explore=thompson offers bidders)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -85,7 +87,10 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(*jobs) * memoryPerJob)
 	}
-	opts := simulate.Options{Scenario: scs[0], Seed: *seed, Days: *days, Explore: *explore}
+	opts := simulate.Options{Scenario: scs[0], Seed: *seed, Days: *days, Explore: *explore, Credit: *credit}
+	if *holdout >= 0 {
+		opts.Holdout = holdout
+	}
 	if !*quiet {
 		opts.Progress = stderr
 	}
