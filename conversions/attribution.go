@@ -452,9 +452,9 @@ func (a *Attributor) finalLocked(c *attrCampaign, convTS int64, why int) {
 
 // matchLocked looks up every identity of a conversion in the index and
 // takes the campaign's exposures within its window before the conversion.
-// It reports whether any was found. The real and the ghost exposures found
-// count the conversion in the lift measurement's treatment and control
-// arms. Real ones are credited: last touch and linear keep those found
+// It reports whether any was found. The conversion counts in the lift
+// measurement's arm of its best match (treatment for a real exposure,
+// control for a ghost one). Real ones are credited: last touch and linear keep those found
 // through the best tier of methods (the latest gets it all, or all share
 // evenly); probabilistic credit queues every one (with its method) for
 // FlushCredits. A conversion that found only ghost exposures belongs to
@@ -492,24 +492,23 @@ func (a *Attributor) matchLocked(c *attrCampaign, convTS int64, ids []signals.ID
 		return int(x.method) - int(y.method)
 	})
 	cands = slices.CompactFunc(cands, func(x, y candidate) bool { return x.seq == y.seq })
-	// The lift arms: the newest real and the newest ghost exposure found
-	// give the conversion's group in each.
-	realAt, ghostAt := -1, -1
+	// The lift arm: a conversion is one household's, so it counts in one
+	// arm, that of its best match (the most precise method, then the
+	// newest exposure), with that exposure's group. Counting it in every
+	// arm it matched would put the caused conversions of treated
+	// households that share an IP with held-out ones into the (20 times
+	// smaller) control arm, and take the lift down.
+	first := 0
 	for i := range cands {
-		if cands[i].e.Ghost() {
-			if ghostAt < 0 {
-				ghostAt = i
-			}
-		} else if realAt < 0 {
-			realAt = i
+		if cands[i].method < cands[first].method {
+			first = i
 		}
 	}
-	if realAt >= 0 {
-		c.lift.conversion(armTreatment, cands[realAt].e.Group, ids)
+	arm := armTreatment
+	if cands[first].e.Ghost() {
+		arm = armControl
 	}
-	if ghostAt >= 0 {
-		c.lift.conversion(armControl, cands[ghostAt].e.Group, ids)
-	}
+	c.lift.conversion(arm, cands[first].e.Group, ids)
 	nReal := 0
 	for _, cd := range cands {
 		if !cd.e.Ghost() {

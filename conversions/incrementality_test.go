@@ -401,3 +401,24 @@ func TestCreditRecordAppliesExactly(t *testing.T) {
 		t.Fatal("a truncated credit record decoded")
 	}
 }
+
+// TestConversionCountsInOneArm: a conversion matched to a real exposure
+// through its IFA and to a ghost exposure of another household through a
+// shared IP counts in the treatment arm only (its best match), and one
+// matched to both through the IP only in the arm of the newest exposure.
+func TestConversionCountsInOneArm(t *testing.T) {
+	h := newAttrHarness(t)
+	shared := signals.ID{Kind: signals.IDIP, Key: 777}
+	h.expose(t0, t0, "buy", "pub-a", ifa, shared)
+	h.exposeGhost(t0+50, t0+50, "buy", "pub-a", signals.ID{Kind: signals.IDIFA, Key: 888}, shared)
+	h.convert(t0+100, t0+100, "ds1", "Purchase", 0, ifa, shared)
+	r, _ := h.a.Lift("buy", time.Unix(t0+200, 0), nil)
+	if r.Total.Treatment.Conversions != 1 || r.Total.Control.Conversions != 0 {
+		t.Fatalf("IFA and shared IP: %+v", r.Total)
+	}
+	h.convert(t0+150, t0+150, "ds1", "Purchase", 0, shared) // the IP alone: the ghost is newer
+	r, _ = h.a.Lift("buy", time.Unix(t0+200, 0), nil)
+	if r.Total.Treatment.Conversions != 1 || r.Total.Control.Conversions != 1 {
+		t.Fatalf("shared IP alone: %+v", r.Total)
+	}
+}
