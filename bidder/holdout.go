@@ -10,7 +10,8 @@ type Arm uint8
 // Arms.
 const (
 	// ArmNone: the campaign has no holdout, or the request no household
-	// (no identity, or it fails the privacy gates): bid as usual.
+	// (no identity; a request failing the privacy gates has one, see
+	// signals.Households): bid as usual.
 	ArmNone Arm = iota
 	// ArmTreatment: the household may be shown the ad.
 	ArmTreatment

@@ -43,8 +43,10 @@ import (
 // requests (in the synthetic market, leaving them out put 13 % of the
 // control households in front of the ad); but its identities are only
 // looked up, never remembered, and its key lives only during the call
-// (its exposure is never indexed either). It is safe for concurrent use
-// and does not allocate in steady state.
+// (its exposure is never indexed either). Without the cache, a household
+// id that comes only sometimes would move such a household between keys:
+// its fresh key is by IP first (IP, household id, IFA). It is safe for
+// concurrent use and does not allocate in steady state.
 type Households struct {
 	hasher *Hasher // under the holdout key; knows the household eid sources
 	tcf    int
@@ -163,7 +165,7 @@ func (h *Households) Key(req *Request) (uint64, bool) {
 	}
 	if hh == 0 {
 		householdNew.Inc()
-		hh = h.fresh(req, ids[:n])
+		hh = h.fresh(req, ids[:n], gated)
 	} else {
 		householdHits.Inc()
 	}
@@ -180,15 +182,21 @@ func (h *Households) Key(req *Request) (uint64, bool) {
 
 // fresh is the household key of req's identities (ids), none of which is
 // remembered: the keyed hash of the first by precedence (household id,
-// IP, IFA), normalized again here into a pooled buffer (the hash's input
-// escapes).
-func (h *Households) fresh(req *Request, ids []hhIdentity) uint64 {
+// IP, IFA; with ipFirst, for a gated request, IP, household id, IFA),
+// normalized again here into a pooled buffer (the hash's input escapes).
+func (h *Households) fresh(req *Request, ids []hhIdentity, ipFirst bool) uint64 {
 	best := 0
 	rank := func(k IDKind) int {
 		switch k {
 		case IDHousehold:
+			if ipFirst {
+				return 1
+			}
 			return 0
 		case IDIP:
+			if ipFirst {
+				return 0
+			}
 			return 1
 		}
 		return 2

@@ -91,6 +91,17 @@ func TestHouseholdKeysStick(t *testing.T) {
 	if k2 := mustKey(t, h, hhRequest("6d3a1f00-4444-4a4a-8b8b-000000000005", "77.7.7.7", "")); k2 == k {
 		t.Error("a gated request's identities were remembered")
 	}
+	// A gated request of a household never remembered, whose household
+	// id comes only sometimes: keyed by its IP first, with or without
+	// the household id, so it stays in one arm.
+	g1 := hhRequest("", "66.6.6.7", "hh-gated")
+	g1.SetPrivacy(Privacy{COPPA: true, GDPR: -1})
+	g2 := hhRequest("", "66.6.6.7", "")
+	g2.SetPrivacy(Privacy{COPPA: true, GDPR: -1})
+	k1, _ := h.Key(g1)
+	if k2, _ := h.Key(g2); k1 != k2 || k1 != h.hasher.ID(IDIP, []byte("66.6.6.7")).Key {
+		t.Errorf("a gated household with and without its household id: %x, %x", k1, k2)
+	}
 	// A limited device's IFA is not used.
 	lmt := hhRequest("6d3a1f00-3333-4a4a-8b8b-000000000004", "55.5.5.5", "")
 	lmt.LMT = true
