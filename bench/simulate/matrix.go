@@ -41,8 +41,11 @@ type MatrixRun struct {
 	ByCampaign map[string]Headline `json:"by_campaign"`
 	// WonLogCVRCorrelation is the correlation of cpafeed's estimated with
 	// the true log CVR over the impressions it bought (see EstimatorResult).
-	WonLogCVRCorrelation Ratio   `json:"won_log_cvr_correlation"`
-	Result               *Result `json:"result"`
+	WonLogCVRCorrelation Ratio `json:"won_log_cvr_correlation"`
+	// Lift is the cpafeed strategy's lift measurement per campaign
+	// against the truth (see LiftResult).
+	Lift   map[string]LiftResult `json:"lift,omitempty"`
+	Result *Result               `json:"result"`
 }
 
 // MatrixMean is the mean of a scenario's runs over its seeds.
@@ -51,6 +54,13 @@ type MatrixMean struct {
 	Seeds    int    `json:"seeds"`
 	Headline
 	WonLogCVRCorrelation Ratio `json:"won_log_cvr_correlation"`
+	// Over the campaign × seed cases with a lift estimate: the share whose
+	// true lift is in the 90 % interval, the mean |estimate − truth| ÷
+	// truth, and the mean credit accuracy; Cases counts them.
+	LiftCovered     Ratio `json:"lift_covered"`
+	LiftAbsRelError Ratio `json:"lift_abs_rel_error"`
+	CreditAccuracy  Ratio `json:"credit_accuracy"`
+	LiftCases       int   `json:"lift_cases"`
 }
 
 // MatrixResult is the outcome of RunMatrix, runs in scenario-major order.
@@ -143,7 +153,7 @@ func RunMatrix(o MatrixOptions) (*MatrixResult, error) {
 					continue
 				}
 				res.Runs[i] = MatrixRun{Scenario: jobs[i].sc.Name, Seed: jobs[i].seed, Headline: r.Headline,
-					ByCampaign: r.ByCampaign, WonLogCVRCorrelation: r.Estimator.WonLogCVRCorrelation, Result: r}
+					ByCampaign: r.ByCampaign, WonLogCVRCorrelation: r.Estimator.WonLogCVRCorrelation, Lift: r.Lift, Result: r}
 				if o.Progress != nil {
 					mu.Lock()
 					// r.CPU is the process's: with Jobs > 1 it counts the other runs too.
@@ -165,7 +175,7 @@ func RunMatrix(o MatrixOptions) (*MatrixResult, error) {
 	res.Days = res.Runs[0].Result.Days
 	for _, sc := range o.Scenarios {
 		mean := MatrixMean{Scenario: sc.Name}
-		var u, cpa, g, og, corr meanOf
+		var u, cpa, g, og, corr, covered, relErr, acc meanOf
 		for _, r := range res.Runs {
 			if r.Scenario != sc.Name {
 				continue
@@ -176,9 +186,23 @@ func RunMatrix(o MatrixOptions) (*MatrixResult, error) {
 			g.add(r.VTRGain)
 			og.add(r.OracleVTRGain)
 			corr.add(r.WonLogCVRCorrelation)
+			for _, l := range r.Lift {
+				if math.IsNaN(float64(l.Lift)) || math.IsNaN(float64(l.TrueLift)) {
+					continue
+				}
+				mean.LiftCases++
+				if l.Covered {
+					covered.add(1)
+				} else {
+					covered.add(0)
+				}
+				relErr.add(Ratio(math.Abs(float64(l.RelError))))
+				acc.add(l.CreditAccuracy)
+			}
 		}
 		mean.UpliftCapture, mean.CPAOverOracle, mean.VTRGain, mean.OracleVTRGain = u.value(), cpa.value(), g.value(), og.value()
 		mean.WonLogCVRCorrelation = corr.value()
+		mean.LiftCovered, mean.LiftAbsRelError, mean.CreditAccuracy = covered.value(), relErr.value(), acc.value()
 		res.Means = append(res.Means, mean)
 	}
 	res.Wall = time.Since(start)
@@ -199,21 +223,34 @@ func (m meanOf) value() Ratio {
 
 // WriteTable writes one row per run and one mean row per scenario.
 func (r *MatrixResult) WriteTable(w io.Writer) error {
-	fmt.Fprintf(w, "%d runs, %d days each; at equal spend: U = (cpafeed − vtr) ÷ (oracle − vtr) in true conversions per dollar,\nVTR gain = cpafeed's conversions over VTR bidding's, oracle gain = the oracle's, corr = ln estimate vs ln true CVR over cpafeed's bought impressions\n\n", len(r.Runs), r.Days)
+	fmt.Fprintf(w, "%d runs, %d days each; at equal spend: U = (cpafeed − vtr) ÷ (oracle − vtr) in true conversions per dollar,\nVTR gain = cpafeed's conversions over VTR bidding's, oracle gain = the oracle's, corr = ln estimate vs ln true CVR over cpafeed's bought impressions;\nlift covered = share of campaigns whose true lift is in cpafeed's 90 %% interval, |lift err| = mean |estimate − truth| ÷ truth,\ncredit acc. = share of the credit of matched conversions given to their true cause (the exposure, or organic)\n\n", len(r.Runs), r.Days)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tseed\tCPA÷oracle\tU\tVTR gain\toracle gain\tcorr\t")
-	row := func(name, seed string, h Headline, corr Ratio) {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, seed, fmtNum(h.CPAOverOracle, 2), fmtNum(h.UpliftCapture, 2),
-			fmtGain(h.VTRGain), fmtGain(h.OracleVTRGain), fmtNum(corr, 2))
+	fmt.Fprintln(tw, "scenario\tseed\tCPA÷oracle\tU\tVTR gain\toracle gain\tcorr\tlift covered\t|lift err|\tcredit acc.\t")
+	row := func(name, seed string, h Headline, corr, covered, relErr, acc Ratio) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, seed, fmtNum(h.CPAOverOracle, 2), fmtNum(h.UpliftCapture, 2),
+			fmtGain(h.VTRGain), fmtGain(h.OracleVTRGain), fmtNum(corr, 2), fmtNum(covered, 2), fmtNum(relErr, 2), fmtNum(acc, 3))
 	}
 	for _, m := range r.Means {
 		for _, run := range r.Runs {
 			if run.Scenario == m.Scenario {
-				row(run.Scenario, strconv.FormatUint(run.Seed, 10), run.Headline, run.WonLogCVRCorrelation)
+				var covered, relErr, acc meanOf
+				for _, l := range run.Lift {
+					if math.IsNaN(float64(l.Lift)) || math.IsNaN(float64(l.TrueLift)) {
+						continue
+					}
+					if l.Covered {
+						covered.add(1)
+					} else {
+						covered.add(0)
+					}
+					relErr.add(Ratio(math.Abs(float64(l.RelError))))
+					acc.add(l.CreditAccuracy)
+				}
+				row(run.Scenario, strconv.FormatUint(run.Seed, 10), run.Headline, run.WonLogCVRCorrelation, covered.value(), relErr.value(), acc.value())
 			}
 		}
 		if m.Seeds > 1 {
-			row(m.Scenario, "mean", m.Headline, m.WonLogCVRCorrelation)
+			row(m.Scenario, "mean", m.Headline, m.WonLogCVRCorrelation, m.LiftCovered, m.LiftAbsRelError, m.CreditAccuracy)
 		}
 	}
 	if err := tw.Flush(); err != nil {

@@ -28,8 +28,12 @@ import (
 type holdoutTally struct {
 	arms []bidder.Arm // the current opportunity's, per campaign
 	// per campaign: household → times of its real and ghost exposures
+	// that cpafeed indexes (the privacy gates let them be matched): the
+	// households of the lift measurement; and the households shown the
+	// ad at all.
 	expT, expC []map[int32][]int64
-	caused     []int64 // caused conversions within the window, from real exposures
+	shown      []map[int32]bool
+	caused     [][]organicConv // conversions caused within the window (household, time)
 	organic    [][]organicConv
 	ghosts     []int64   // ghost exposures reported
 	ghostCVR   []float64 // Σ true CVR of the ghost impressions: conversions not bought
@@ -68,13 +72,13 @@ type creditTally struct {
 func newHoldoutTally(p *player) *holdoutTally {
 	n := len(p.sim.camps)
 	h := &holdoutTally{
-		expT: make([]map[int32][]int64, n), expC: make([]map[int32][]int64, n),
-		caused: make([]int64, n), organic: make([][]organicConv, n),
+		expT: make([]map[int32][]int64, n), expC: make([]map[int32][]int64, n), shown: make([]map[int32]bool, n),
+		caused: make([][]organicConv, n), organic: make([][]organicConv, n),
 		ghosts: make([]int64, n), ghostCVR: make([]float64, n), ghostSpend: make([]float64, n),
 		ghostBest: -1,
 	}
 	for c := range n {
-		h.expT[c], h.expC[c] = map[int32][]int64{}, map[int32][]int64{}
+		h.expT[c], h.expC[c], h.shown[c] = map[int32][]int64{}, map[int32][]int64{}, map[int32]bool{}
 	}
 	if p.name == StrategyCPAfeed {
 		h.seqToExp = map[uint64]uint64{}
@@ -158,7 +162,9 @@ func (p *player) reportGhost(so *simOpp, req *signals.Request, s int, bestBid fl
 	if _, err := p.eng.Exposures.ExposeGhost(req, s, p.sim.camps[c].id, b, 1, o.Time); err != nil {
 		return err
 	}
-	h.expC[c][o.Household] = append(h.expC[c][o.Household], o.Time)
+	if !o.Privacy.Restricted() {
+		h.expC[c][o.Household] = append(h.expC[c][o.Household], o.Time)
+	}
 	h.ghosts[c]++
 	h.ghostCVR[c] += o.Truth(s, c).CVR
 	h.ghostSpend[c] += price / 1000
@@ -170,9 +176,12 @@ func (p *player) reportGhost(so *simOpp, req *signals.Request, s int, bestBid fl
 func (p *player) recordExposure(so *simOpp, s, c int, out market.Outcome, cv *market.Conversion) {
 	h := p.hold
 	o := &so.o
-	h.expT[c][o.Household] = append(h.expT[c][o.Household], o.Time)
+	if !o.Privacy.Restricted() {
+		h.expT[c][o.Household] = append(h.expT[c][o.Household], o.Time)
+	}
+	h.shown[c][o.Household] = true
 	if out.Converted && out.Delay <= p.window() {
-		h.caused[c]++
+		h.caused[c] = append(h.caused[c], organicConv{hh: o.Household, t: o.Time + int64(out.Delay/time.Second)})
 	}
 	if h.seqToExp != nil {
 		if seq := p.eng.Index.Last(); seq != h.lastSeq {
@@ -210,28 +219,28 @@ type LiftResult struct {
 	// (ratio of the arms' matched conversions per household − 1) and its
 	// 90 % interval, incremental conversions, matched conversions per
 	// household in each arm, households per arm (sketch).
-	Lift              Ratio   `json:"lift"`
-	LiftLo            Ratio   `json:"lift_lo"`
-	LiftHi            Ratio   `json:"lift_hi"`
-	Incremental       Ratio   `json:"incremental"`
-	RateTreatment     Ratio   `json:"conversions_per_household_treatment"`
-	RateControl       Ratio   `json:"conversions_per_household_control"`
-	HouseholdsT       float64 `json:"households_treatment"`
-	HouseholdsC       float64 `json:"households_control"`
-	OrganicShare      Ratio   `json:"organic_share"`       // estimated: control rate × treatment households ÷ treatment conversions
-	OrganicRate       Ratio   `json:"organic_rate"`        // estimated: matched conversions per control household-day
-	TrueLift          Ratio   `json:"true_lift"`           // caused ÷ organic conversions of the treated households in their windows
-	TrueCaused        int64   `json:"true_caused"`         // caused conversions within the window
-	TrueOrganicShare  Ratio   `json:"true_organic_share"`  // organic ÷ (organic + caused) of the treated households
-	TrueOrganicRate   Ratio   `json:"true_organic_rate"`   // organic conversions per control household-day of window
-	TrueHouseholdsT   int     `json:"true_households_treatment"`
-	TrueHouseholdsC   int     `json:"true_households_control"`
-	Covered           bool    `json:"covered"`            // the true lift in the interval
-	RelError          Ratio   `json:"rel_error"`          // (estimate − truth) ÷ truth
-	Leakage           Ratio   `json:"leakage"`            // control households (truth) also shown the ad
-	GhostExposures    int64   `json:"ghost_exposures"`    // auctions held back
+	Lift               Ratio   `json:"lift"`
+	LiftLo             Ratio   `json:"lift_lo"`
+	LiftHi             Ratio   `json:"lift_hi"`
+	Incremental        Ratio   `json:"incremental"`
+	RateTreatment      Ratio   `json:"conversions_per_household_treatment"`
+	RateControl        Ratio   `json:"conversions_per_household_control"`
+	HouseholdsT        float64 `json:"households_treatment"`
+	HouseholdsC        float64 `json:"households_control"`
+	OrganicShare       Ratio   `json:"organic_share"`      // estimated: control rate × treatment households ÷ treatment conversions
+	OrganicRate        Ratio   `json:"organic_rate"`       // estimated: matched conversions per control household-day
+	TrueLift           Ratio   `json:"true_lift"`          // caused ÷ organic conversions of the treated households in their windows
+	TrueCaused         int64   `json:"true_caused"`        // caused conversions in the windows of the treated households' indexed exposures
+	TrueOrganicShare   Ratio   `json:"true_organic_share"` // organic ÷ (organic + caused) of the treated households
+	TrueOrganicRate    Ratio   `json:"true_organic_rate"`  // organic conversions per control household-day of window
+	TrueHouseholdsT    int     `json:"true_households_treatment"`
+	TrueHouseholdsC    int     `json:"true_households_control"`
+	Covered            bool    `json:"covered"`             // the true lift in the interval
+	RelError           Ratio   `json:"rel_error"`           // (estimate − truth) ÷ truth
+	Leakage            Ratio   `json:"leakage"`             // control households (truth) also shown the ad
+	GhostExposures     int64   `json:"ghost_exposures"`     // auctions held back
 	ConversionsForgone float64 `json:"conversions_forgone"` // Σ true CVR of the held-back impressions
-	SpendHeldBack     float64 `json:"spend_held_back"`
+	SpendHeldBack      float64 `json:"spend_held_back"`
 	// Credit accuracy of the cpafeed strategy's attribution: of the
 	// credit given to conversions an ad caused, the share given to that
 	// exposure; of the credit given to organic conversions, the share
@@ -249,8 +258,9 @@ func (p *player) liftResults(end int64) map[string]LiftResult {
 	out := map[string]LiftResult{}
 	w := int64(p.window() / time.Second)
 	for c, camp := range p.sim.camps {
+		caused := organicInWindows(h.caused[c], h.expT[c], w)
 		r := LiftResult{GhostExposures: h.ghosts[c], ConversionsForgone: h.ghostCVR[c], SpendHeldBack: h.ghostSpend[c],
-			TrueCaused: h.caused[c], TrueHouseholdsT: len(h.expT[c]), TrueHouseholdsC: len(h.expC[c])}
+			TrueCaused: int64(caused), TrueHouseholdsT: len(h.expT[c]), TrueHouseholdsC: len(h.expC[c])}
 		if sh := p.sim.cfg.Campaigns[c].HoldoutShare; sh != nil {
 			r.HoldoutShare = *sh
 		}
@@ -264,8 +274,8 @@ func (p *player) liftResults(end int64) map[string]LiftResult {
 		}
 		orgT := organicInWindows(h.organic[c], h.expT[c], w)
 		orgC := organicInWindows(h.organic[c], h.expC[c], w)
-		r.TrueLift = Ratio(ratio(float64(h.caused[c]), float64(orgT)))
-		r.TrueOrganicShare = Ratio(ratio(float64(orgT), float64(orgT)+float64(h.caused[c])))
+		r.TrueLift = Ratio(ratio(float64(caused), float64(orgT)))
+		r.TrueOrganicShare = Ratio(ratio(float64(orgT), float64(orgT)+float64(caused)))
 		r.TrueOrganicRate = Ratio(ratio(float64(orgC), windowDays(h.expC[c], w, end)))
 		r.Covered = float64(r.LiftLo) <= float64(r.TrueLift) && float64(r.TrueLift) <= float64(r.LiftHi)
 		if math.IsNaN(float64(r.LiftHi)) && float64(r.LiftLo) <= float64(r.TrueLift) {
@@ -274,7 +284,7 @@ func (p *player) liftResults(end int64) map[string]LiftResult {
 		r.RelError = Ratio(ratio(float64(r.Lift)-float64(r.TrueLift), float64(r.TrueLift)))
 		both := 0
 		for hh := range h.expC[c] {
-			if _, ok := h.expT[c][hh]; ok {
+			if h.shown[c][hh] {
 				both++
 			}
 		}
@@ -297,8 +307,8 @@ func ptrRatio(v *float64) Ratio {
 	return Ratio(*v)
 }
 
-// organicInWindows counts the organic conversions whose household had an
-// exposure in the window before them.
+// organicInWindows counts the conversions whose household had an exposure
+// in the window before them.
 func organicInWindows(convs []organicConv, exps map[int32][]int64, w int64) int {
 	n := 0
 	for _, cv := range convs {
