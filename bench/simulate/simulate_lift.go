@@ -66,6 +66,7 @@ type creditTally struct {
 	organic     float64 // credit given to organic conversions
 	organicOK   float64 // of which to "organic"
 	organicConv int     // organic conversions credited
+	toOrganic   float64 // credit given to "organic", every conversion
 	causedConv  int
 }
 
@@ -110,6 +111,9 @@ func (h *holdoutTally) observe(c int, n conversions.CreditNote) {
 		} else {
 			t.causedConv++
 		}
+	}
+	if n.Exposure == 0 {
+		t.toOrganic += n.Weight
 	}
 	if truth.exposure == market.NoExposure {
 		t.organic += n.Weight
@@ -249,6 +253,11 @@ type LiftResult struct {
 	CreditCausedRight  Ratio `json:"credit_caused_right"`
 	CreditOrganicRight Ratio `json:"credit_organic_right"`
 	CreditAccuracy     Ratio `json:"credit_accuracy"`
+	// OrganicCredit is the credit given to "organic" over every credited
+	// conversion ÷ the organic conversions among them: 1 when the organic
+	// term is calibrated, 0 under last touch (every matched conversion
+	// goes to an exposure).
+	OrganicCredit Ratio `json:"organic_credit"`
 }
 
 // liftResults sums up the cpafeed strategy's lift measurement against the
@@ -294,6 +303,7 @@ func (p *player) liftResults(end int64) map[string]LiftResult {
 			r.CreditCausedRight = Ratio(ratio(ct.causedRight, ct.caused))
 			r.CreditOrganicRight = Ratio(ratio(ct.organicOK, ct.organic))
 			r.CreditAccuracy = Ratio(ratio(ct.causedRight+ct.organicOK, float64(ct.causedConv+ct.organicConv)))
+			r.OrganicCredit = Ratio(ratio(ct.toOrganic, float64(ct.organicConv)))
 		}
 		out[camp.id] = r
 	}

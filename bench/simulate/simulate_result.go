@@ -439,20 +439,20 @@ func (r *Result) writeLift(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nDid the ads cause it? cpafeed's lift measurement (its holdout), %s credit, against the truth:\n", r.Credit)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "campaign\tholdout\tlift [90% interval]\ttrue lift\tcovered\tincremental\ttrue caused\torganic share (true)\torganic/hh-day (true)\thouseholds T/C\tleakage\tghosts\tconv. forgone\tcredit accuracy\t")
+	fmt.Fprintln(tw, "campaign\tholdout\tlift [90% interval]\ttrue lift\tcovered\tincremental\ttrue caused\torganic share (true)\torganic/hh-day (true)\thouseholds T/C\tleakage\tghosts\tconv. forgone\tcredit accuracy\torganic credit\t")
 	for _, c := range r.Campaigns {
 		l, ok := r.Lift[c.ID]
 		if !ok {
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s [%s, %s]\t%s\t%v\t%s\t%d\t%s (%s)\t%s (%s)\t%.0f/%.0f\t%s\t%d\t%.1f\t%s\t\n", c.ID, fmtPct(Ratio(l.HoldoutShare)),
+		fmt.Fprintf(tw, "%s\t%s\t%s [%s, %s]\t%s\t%v\t%s\t%d\t%s (%s)\t%s (%s)\t%.0f/%.0f\t%s\t%d\t%.1f\t%s\t%s\t\n", c.ID, fmtPct(Ratio(l.HoldoutShare)),
 			fmtNum(l.Lift, 2), fmtNum(l.LiftLo, 2), fmtNum(l.LiftHi, 2), fmtNum(l.TrueLift, 2), l.Covered,
 			fmtNum(l.Incremental, 0), l.TrueCaused, fmtNum(l.OrganicShare, 2), fmtNum(l.TrueOrganicShare, 2),
 			fmtNum(l.OrganicRate*1000, 3), fmtNum(l.TrueOrganicRate*1000, 3), l.HouseholdsT, l.HouseholdsC,
-			fmtPct(l.Leakage), l.GhostExposures, l.ConversionsForgone, fmtNum(l.CreditAccuracy, 3))
+			fmtPct(l.Leakage), l.GhostExposures, l.ConversionsForgone, fmtNum(l.CreditAccuracy, 3), fmtNum(l.OrganicCredit, 2))
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "  (organic/hh-day in thousandths; the estimate counts matched conversions only. Credit accuracy: the share of the credit of matched conversions given to their true cause, the exposure or organic.)")
+	fmt.Fprintln(w, "  (organic/hh-day in thousandths; the estimate counts matched conversions only. Credit accuracy: the share of the credit of matched conversions given to their true cause, the exposure or organic; organic credit: Σ credit to organic ÷ organic conversions credited, 1 = calibrated.)")
 	for _, name := range r.Order {
 		if s := r.Strategies[name]; s.GhostExposures > 0 {
 			fmt.Fprintf(w, "  %s: %s auctions held back, %.1f conversions forgone (%.1f%% of its true conversions)\n", name, fmtInt(s.GhostExposures),
