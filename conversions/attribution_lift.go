@@ -406,7 +406,7 @@ func readLift(r *binenc.Reader, groups int) *liftState {
 			}
 			a.exposures[g], a.conv[g], a.sq[g] = r.F64(), r.F64(), r.F64()
 		}
-		nh := r.Len(1 << 34)
+		nh := r.Len(math.MaxInt32)
 		for range nh {
 			k := r.U64()
 			a.convHH[k] = uint32(r.Uvarint())
@@ -418,7 +418,7 @@ func readLift(r *binenc.Reader, groups int) *liftState {
 	for g := 0; g <= n; g++ {
 		l.closed[g] = r.F64()
 	}
-	nc := r.Len(1 << 34)
+	nc := r.Len(math.MaxInt32)
 	for range nc {
 		k := r.U64()
 		last := r.Varint()

@@ -94,7 +94,7 @@ func (s *Service) serveBatch(ctx *fasthttp.RequestCtx, b *batch, ds *dataset, sr
 	out = append(out, `,"events_deduplicated":`...)
 	out = strconv.AppendInt(out, int64(dedup), 10)
 	out = append(out, `,"messages":[],"fbtrace_id":"`...)
-	out = AppendRequestID(out, ctx)
+	out = apierr.AppendTraceID(out, ctx.ID())
 	out = append(out, `"}`...)
 	b.out = out
 	ctx.SetStatusCode(fasthttp.StatusOK)

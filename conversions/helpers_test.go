@@ -139,7 +139,7 @@ func call(handler func(*fasthttp.RequestCtx, []byte) error, method, uri, body st
 	if err != nil {
 		r.err = apierr.As(err)
 		r.status = r.err.Status
-		r.body = apierr.AppendJSON(nil, r.err, RequestID(ctx))
+		r.body = apierr.AppendJSON(nil, r.err, apierr.TraceID(ctx.ID()))
 		r.ctype = "application/json"
 		return r
 	}

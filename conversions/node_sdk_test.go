@@ -71,7 +71,7 @@ func TestNodeSDKAgainstCpafeed(t *testing.T) {
 			ctx.Response.Reset()
 			ctx.SetStatusCode(ae.Status)
 			ctx.SetContentType("application/json")
-			ctx.SetBody(apierr.AppendJSON(nil, ae, RequestID(ctx)))
+			ctx.SetBody(apierr.AppendJSON(nil, ae, apierr.TraceID(ctx.ID())))
 		}
 	}}
 	go srv.Serve(ln)

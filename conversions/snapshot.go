@@ -2,6 +2,7 @@ package conversions
 
 import (
 	"fmt"
+	"math"
 	"sort"
 
 	"github.com/cpafeed/cpafeed/binenc"
@@ -81,7 +82,7 @@ func (s *Service) ReadSnapshot(r *binenc.Reader) error {
 		}
 		ds.mu.Lock()
 		ds.set.ReadSnapshot(r, now)
-		nf := r.Len(1 << 34)
+		nf := r.Len(math.MaxInt32)
 		if nf > 0 && ds.fps == nil {
 			ds.fps = make(map[uint64][]fpRef, nf)
 		}
@@ -242,7 +243,7 @@ func (a *Attributor) ReadSnapshot(r *binenc.Reader) error {
 			}
 		}
 	}
-	np := r.Len(1 << 31)
+	np := r.Len(math.MaxInt32)
 	for range np {
 		id := r.String(1 << 10)
 		convTS, deadline := r.Varint(), r.Varint()
@@ -266,7 +267,7 @@ func (a *Attributor) ReadSnapshot(r *binenc.Reader) error {
 	}
 	q := &a.credits
 	q.next = r.Uvarint()
-	nw := r.Len(1 << 31)
+	nw := r.Len(math.MaxInt32)
 	for range nw {
 		x := &awaitConv{seq: r.Uvarint()}
 		id := r.String(1 << 10)

@@ -1,6 +1,10 @@
 package dedup
 
-import "github.com/cpafeed/cpafeed/binenc"
+import (
+	"math"
+
+	"github.com/cpafeed/cpafeed/binenc"
+)
 
 // WriteSnapshot writes the set's keys with their generations, leaving out
 // the keys in skip: keys the set holds ahead of the journal record that
@@ -37,7 +41,7 @@ func (d *Set) ReadSnapshot(r *binenc.Reader, nowMs int64) {
 	r.Tag("dedup1")
 	genMs := r.Varint()
 	cur := r.Varint()
-	n := r.Len(1 << 34)
+	n := r.Len(math.MaxInt32) // 2^31 keys (32 GiB of keys): more than any process here holds, and an int on 32-bit platforms too
 	if r.Err() != nil {
 		return
 	}

@@ -21,7 +21,7 @@ func TestOptionsValidate(t *testing.T) {
 	f(Options{Fsync: "interval", FsyncInterval: time.Second}, 0)
 	f(Options{Fsync: "never"}, 1)
 	f(Options{SegmentBytes: -1, MaxRecordBytes: -1}, 2)
-	f(Options{MaxRecordBytes: 2 << 30}, 1)
+	f(Options{MaxRecordBytes: maxRecordLimit + 1}, 1)
 	f(Options{Fsync: "sometimes", FsyncInterval: -time.Second, SegmentBytes: -5}, 3)
 
 	d := Options{}.WithDefaults()

@@ -385,7 +385,4 @@ func (s *Server) bidderOf(authorization []byte) (*tenant, error) {
 	return tn, nil
 }
 
-func traceID(ctx *fasthttp.RequestCtx) string {
-	var b [16]byte
-	return string(apierr.AppendTraceID(b[:0], ctx.ID()))
-}
+func traceID(ctx *fasthttp.RequestCtx) string { return apierr.TraceID(ctx.ID()) }

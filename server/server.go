@@ -334,7 +334,7 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 			if e.Cause != nil {
 				cause = e.Cause.Error()
 			}
-			s.log.Error("request failed", "path", string(ctx.Path()), "status", e.Status, "err", e.Message, "cause", cause, "not_logged", skipped)
+			s.log.Error("request failed", "trace_id", traceID(ctx), "path", string(ctx.Path()), "status", e.Status, "err", e.Message, "cause", cause, "not_logged", skipped)
 		}
 	}
 	allow := string(ctx.Response.Header.Peek("Allow")) // set with a 405 by only

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -110,5 +111,26 @@ func TestLoggerRateLimitsRepeatedErrors(t *testing.T) {
 	log.Error("journal: flush failed; records dropped", "err", "no space left on device")
 	if !strings.Contains(buf.String(), "suppressed=995") || !strings.Contains(buf.String(), "component=journal") {
 		t.Fatalf("the next period's line: %q", buf.String())
+	}
+}
+
+// TestServerErrorLoggedWithItsTraceID: a 5xx answer's fbtrace_id is in the
+// log line of that failure, so an operator finds the cause a client quotes.
+func TestServerErrorLoggedWithItsTraceID(t *testing.T) {
+	var buf bytes.Buffer
+	s := &Server{log: slog.New(slog.NewTextHandler(&buf, nil)), errLog: rateLog{every: time.Second}}
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&fasthttp.Request{}, nil, nil)
+	s.writeError(&ctx, apierr.Unavailable("journal: cannot persist").WithCause(errors.New("disk full")))
+	var out struct {
+		Error struct {
+			Trace string `json:"fbtrace_id"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(ctx.Response.Body(), &out); err != nil || !strings.HasPrefix(out.Error.Trace, "A") || len(out.Error.Trace) != 25 {
+		t.Fatalf("answer %s: %v", ctx.Response.Body(), err)
+	}
+	if !strings.Contains(buf.String(), "trace_id="+out.Error.Trace) {
+		t.Fatalf("log %q lacks trace_id=%s", buf.String(), out.Error.Trace)
 	}
 }

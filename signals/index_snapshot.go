@@ -2,6 +2,7 @@ package signals
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/cpafeed/cpafeed/binenc"
 	"github.com/cpafeed/cpafeed/model"
@@ -71,7 +72,7 @@ func (x *Index) ReadSnapshot(r *binenc.Reader, number func(id string) (uint16, b
 			}
 		}
 	}
-	maxExp := r.Len(1 << 31)
+	maxExp := r.Len(math.MaxInt32)
 	pcap := r.Uvarint()
 	eseq, pseq := r.Uvarint(), r.Uvarint()
 	ne := r.Len(maxExp)
@@ -104,7 +105,7 @@ func (x *Index) ReadSnapshot(r *binenc.Reader, number func(id string) (uint16, b
 		v := r.U64()
 		posts[i] = posting{exp: uint32(v >> 32), next: uint32(v)}
 	}
-	nh := r.Len(1 << 34)
+	nh := r.Len(math.MaxInt32)
 	if r.Err() != nil {
 		return r.Err()
 	}

@@ -289,7 +289,7 @@ func TestInventoryDistributions(t *testing.T) {
 		hsum += x
 	}
 	for h, x := range sc.Inventory.HourWeights {
-		near("local hour "+time.Duration(h*int(time.Hour)).String(), share(hours[h]), x/hsum, 0.006)
+		near("local hour "+(time.Duration(h)*time.Hour).String(), share(hours[h]), x/hsum, 0.006)
 	}
 	psum := 0.0
 	for _, x := range sc.Inventory.PodSizeWeights {

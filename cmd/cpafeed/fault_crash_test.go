@@ -41,7 +41,7 @@ type wbatch struct {
 func householdIP(h int) string { return fmt.Sprintf("100.64.%d.%d", h/250, h%250+1) }
 
 func householdIFA(h int) string {
-	return fmt.Sprintf("6D92078A-8246-4BA4-AE5B-%012X", 0x76104861E000+h)
+	return fmt.Sprintf("6D92078A-8246-4BA4-AE5B-%012X", int64(0x76104861E000)+int64(h))
 }
 
 // crashWorkload builds the batches of every client; base is the time the

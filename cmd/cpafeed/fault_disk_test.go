@@ -74,7 +74,7 @@ func TestFaultDataDirFull(t *testing.T) {
 	if err := syscall.Statfs(mnt, &st); err != nil {
 		t.Fatal(err)
 	}
-	free := int64(st.Bavail) * st.Bsize
+	free := int64(st.Bavail) * int64(st.Bsize)
 	if err := os.WriteFile(filler, make([]byte, free-192<<10), 0o644); err != nil {
 		t.Fatal(err)
 	}
