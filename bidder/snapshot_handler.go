@@ -17,7 +17,9 @@ var (
 	snapshotsSent        = metrics.NewCounter(`cpafeed_bidder_snapshots_sent_total`)
 	snapshotsNotModified = metrics.NewCounter(`cpafeed_bidder_snapshots_not_modified_total`)
 	snapshotSentBytes    = metrics.NewCounter(`cpafeed_bidder_snapshot_sent_bytes_total`)
-	snapshotBuild        = metrics.NewHistogram(`cpafeed_bidder_snapshot_build_seconds`)
+	// snapshotBuild's buckets (seconds): ~120 k segments build in ~0.2 s.
+	snapshotBuild = metrics.NewPrometheusHistogramExt(`cpafeed_bidder_snapshot_build_seconds`,
+		[]float64{1e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5, 10, 30})
 )
 
 // snapCache keeps the latest compressed snapshot per set of allowed

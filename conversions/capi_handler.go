@@ -14,13 +14,12 @@ import (
 // valid until the handler returns.
 type Body func() ([]byte, error)
 
-// HandleConversions serves POST /v1/conversions: the token in
-// "Authorization: Bearer <token>", the dataset in ?dataset=<id> (or the
+// HandleConversions serves POST /v1/conversions for advertiser adv (the
+// server resolved its Bearer token): the dataset in ?dataset=<id> (or the
 // advertiser's only dataset), a CAPI body (JSON, or form-encoded with
-// data=<JSON array>), read once the token and dataset are checked; it is not
-// kept.
-func (s *Service) HandleConversions(ctx *fasthttp.RequestCtx, body Body) error {
-	ds, aerr := s.bearerDataset(ctx)
+// data=<JSON array>), read once the dataset is checked; it is not kept.
+func (s *Service) HandleConversions(ctx *fasthttp.RequestCtx, body Body, adv string) error {
+	ds, aerr := s.queryDataset(ctx, adv)
 	if aerr != nil {
 		return aerr
 	}
@@ -41,18 +40,12 @@ func (s *Service) HandleConversions(ctx *fasthttp.RequestCtx, body Body) error {
 // HandleMetaEvents serves Meta's POST /{version}/{dataset_id}/events, so that
 // an existing Meta CAPI integration works by changing the host: the token as
 // access_token in the query, a form field or the JSON body (the query wins if
-// both are sent, as Meta's SDKs may do); the body as for HandleConversions,
-// read after a token in the query is checked.
-func (s *Service) HandleMetaEvents(ctx *fasthttp.RequestCtx, body Body, dataset string) error {
+// both are sent, as Meta's SDKs may do). adv is the advertiser the server
+// resolved from the query's access_token, "" when the query has none: then
+// the token in the body is resolved through the same table (Tenants) once
+// the body is parsed. The body as for HandleConversions.
+func (s *Service) HandleMetaEvents(ctx *fasthttp.RequestCtx, body Body, dataset, adv string) error {
 	q := ctx.QueryArgs()
-	token := q.Peek("access_token")
-	var adv string
-	if len(token) > 0 {
-		var ok bool
-		if adv, ok = s.tenants.Advertiser(token); !ok {
-			return apierr.Unauthorized("access_token: invalid")
-		}
-	}
 	raw, err := body()
 	if err != nil {
 		return err
@@ -60,7 +53,7 @@ func (s *Service) HandleMetaEvents(ctx *fasthttp.RequestCtx, body Body, dataset 
 	b := s.getBatch()
 	defer s.putBatch(b)
 	data, perr := s.parseTop(b, raw, ctx.Request.Header.ContentType())
-	if len(token) == 0 {
+	if adv == "" {
 		if len(b.token) == 0 {
 			return apierr.Unauthorized("access_token: missing; send it in the query, as a form field or in the JSON body")
 		}
@@ -336,27 +329,8 @@ func mediaType(ct []byte) []byte {
 	return trimSpace(ct)
 }
 
-// Bearer returns the token of an "Authorization: Bearer <token>" value (the
-// scheme in any case, spaces around the token trimmed), or nil. The one
-// parser of the header for every endpoint.
-func Bearer(h []byte) []byte {
-	h = trimSpace(h)
-	if len(h) < 7 || !equalFoldASCII(h[:7], "bearer ") {
-		return nil
-	}
-	return trimSpace(h[7:])
-}
-
-// bearerDataset authenticates the advertiser's Bearer token and resolves
-// the dataset of ?dataset=<id> (or the advertiser's only one).
-func (s *Service) bearerDataset(ctx *fasthttp.RequestCtx) (*dataset, *apierr.Error) {
-	token := Bearer(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
-	if len(token) == 0 {
-		return nil, apierr.Unauthorized("Authorization: missing; send \"Authorization: Bearer <token>\"")
-	}
-	adv, ok := s.tenants.Advertiser(token)
-	if !ok {
-		return nil, apierr.Unauthorized("Authorization: invalid token")
-	}
+// queryDataset resolves the dataset of ?dataset=<id> (or the advertiser's
+// only one) for advertiser adv.
+func (s *Service) queryDataset(ctx *fasthttp.RequestCtx, adv string) (*dataset, *apierr.Error) {
 	return s.datasetFor(adv, b2s(ctx.QueryArgs().Peek("dataset")), b2s(ctx.Method()))
 }

@@ -30,7 +30,7 @@ func TestDedupAcrossCAPIMetaAndPixel(t *testing.T) {
 	f(e.pixel("id="+testDataset+"&ev=Purchase&eid=order-78&dl=https://x"), 200, 0, 0)                    // pixel first...
 	f(e.postCAPI(batchOf(ev("Purchase", "order-78", now-60, `"em":"jane.doe@example.com"`))), 200, 1, 1) // ...then the server copy
 	// The same event id in another advertiser's dataset is another event.
-	r := call(raw(e.s.HandleConversions), "POST", "/v1/conversions", body, "Authorization: Bearer "+testOtherToken)
+	r := call(e.asAdvertiser(e.s.HandleConversions), "POST", "/v1/conversions", body, "Authorization: Bearer "+testOtherToken)
 	f(r, 200, 1, 0)
 
 	got := e.hook.all()
@@ -152,15 +152,15 @@ func TestTooManyEvents(t *testing.T) {
 func TestDatasetResolution(t *testing.T) {
 	e := newTestEnv(t, func(c *Config) { c.Datasets["555"] = "other" })
 	body := batchOf(ev("Purchase", "x", testNow.Unix(), `"em":"a@b.co"`))
-	r := call(raw(e.s.HandleConversions), "POST", "/v1/conversions", body, "Authorization: Bearer "+testOtherToken)
+	r := call(e.asAdvertiser(e.s.HandleConversions), "POST", "/v1/conversions", body, "Authorization: Bearer "+testOtherToken)
 	if r.status != 400 || r.err.Subcode != 2804001 {
 		t.Fatalf("two datasets and none named: %d %s", r.status, r.body)
 	}
-	r = call(raw(e.s.HandleConversions), "POST", "/v1/conversions?dataset=555", body, "Authorization: Bearer "+testOtherToken)
+	r = call(e.asAdvertiser(e.s.HandleConversions), "POST", "/v1/conversions?dataset=555", body, "Authorization: Bearer "+testOtherToken)
 	if r.status != 200 {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
-	r = call(raw(e.s.HandleConversions), "POST", "/v1/conversions?dataset=nope", body, "Authorization: bearer "+testOtherToken)
+	r = call(e.asAdvertiser(e.s.HandleConversions), "POST", "/v1/conversions?dataset=nope", body, "Authorization: bearer "+testOtherToken)
 	if r.status != 400 || r.err.Subcode != 33 || r.err.Type != "GraphMethodException" {
 		t.Fatalf("unknown dataset: %d %s", r.status, r.body)
 	}

@@ -9,10 +9,30 @@
 // the Meta-compatible path and the pixel, the journal record of every accepted
 // batch, and per-dataset stats. Attribution plugs in through SetStoredHook.
 //
+// It holds three jobs, each with its type:
+//   - Service: the CAPI (POST /v1/conversions, Meta's /{version}/{dataset}/events,
+//     in process Ingest), the pixel (/v1/pixel), dataset stats (/v1/stats)
+//     and test events (/v1/test_events), deduplication and the journal
+//     records of conversion batches (capi_handler.go, parse.go, normalize.go,
+//     service.go, record.go);
+//   - Attributor (attribution.go): matches stored conversions to the
+//     exposures that preceded them in the signals.Index, credits their
+//     segments in the model (Crediter), and serves a campaign's report
+//     (GET /v1/campaigns/{id}/stats); HandleSegments (reports_handler.go)
+//     serves GET /v1/segments from the model's estimates;
+//   - Eraser (identities_handler.go): DELETE /v1/identities removes a
+//     person's identities from the index, the pending conversions and the
+//     dedup fingerprints, after journaling a tombstone (record 0x02).
+//
+// Callers are resolved by the server before a handler runs (server/auth.go,
+// the one Bearer parser in package auth): the advertiser handlers receive
+// the advertiser's name, never a token. The one token this package reads is
+// Meta's access_token inside a body (form field or JSON member, when the
+// query has none), resolved once parsed through the same table (Tenants).
+//
 // Flow of a request (Service.HandleConversions, HandleMetaEvents, HandlePixel,
-// Ingest): check the token sent outside the body (Bearer header, Meta's
-// access_token in the query), and only then ask the server for the
-// decompressed body (a Body); parse with a pooled fastjson parser; validate every event, listing
+// Ingest): with the caller known (or, on Meta's path, its token in the
+// body), ask the server for the decompressed body (a Body); parse with a pooled fastjson parser; validate every event, listing
 // every problem (a batch is atomic); normalize and hash the identifiers into
 // keyed signals.IDs, dropping the clear values at once; derive each event's
 // 128-bit dedup key; then, under the dataset's dedup lock, check and reserve

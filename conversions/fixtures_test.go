@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/cpafeed/cpafeed/signals"
 )
 
 // fixture is one request of testdata/valid or testdata/invalid and what it
@@ -102,7 +104,7 @@ func (fx fixture) run(e *testEnv) response {
 			uri = fx.URI
 		}
 		return call(func(ctx *fasthttp.RequestCtx, b []byte) error {
-			return e.s.HandleMetaEvents(ctx, bodyOf(b), testDataset)
+			return e.metaEvents(ctx, bodyOf(b), testDataset)
 		}, "POST", uri+fx.Query, fx.body(), headers...)
 	case "pixel":
 		method := "GET"
@@ -119,7 +121,7 @@ func (fx fixture) run(e *testEnv) response {
 		if len(headers) == 0 {
 			headers = []string{"Authorization: Bearer " + testToken, "Content-Type: application/json"}
 		}
-		return call(raw(e.s.HandleConversions), "POST", uri+fx.Query, fx.body(), headers...)
+		return call(e.asAdvertiser(e.s.HandleConversions), "POST", uri+fx.Query, fx.body(), headers...)
 	}
 }
 
@@ -136,7 +138,7 @@ func TestFixturesValid(t *testing.T) {
 				t.Fatalf("%s: status %d, want %d: %s", fx.Description, r.status, want.Status, r.body)
 			}
 			if want.GIF {
-				if r.ctype != "image/gif" || string(r.body) != transparentGIF {
+				if r.ctype != "image/gif" || string(r.body) != signals.TransparentGIF {
 					t.Fatalf("not the GIF: %s %q", r.ctype, r.body)
 				}
 			} else {

@@ -262,7 +262,7 @@ func FuzzPixelQuery(f *testing.F) {
 			method = "POST"
 		}
 		r := call(raw(e.s.HandlePixel), method, "/v1/pixel?"+query, body, h...)
-		if r.status != 200 || string(r.body) != transparentGIF {
+		if r.status != 200 || string(r.body) != signals.TransparentGIF {
 			t.Fatalf("answer %d %q", r.status, r.body)
 		}
 		for _, ev := range e.hook.all()[before:] {

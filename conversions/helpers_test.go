@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cpafeed/cpafeed/apierr"
+	"github.com/cpafeed/cpafeed/auth"
 	"github.com/cpafeed/cpafeed/signals"
 	"github.com/valyala/fasthttp"
 )
@@ -154,6 +155,47 @@ func raw(h func(*fasthttp.RequestCtx, Body) error) func(*fasthttp.RequestCtx, []
 	return func(ctx *fasthttp.RequestCtx, b []byte) error { return h(ctx, bodyOf(b)) }
 }
 
+// advertiserOf resolves a request's caller as the server's front door does
+// (server/auth.go, roleAdvertiser): the Authorization header read by the one
+// parser, auth.Bearer, and looked up in the service's Tenants. The
+// handlers receive the advertiser, never the token.
+func (e *testEnv) advertiserOf(ctx *fasthttp.RequestCtx) (string, error) {
+	tok := auth.Bearer(ctx.Request.Header.Peek("Authorization"))
+	if tok == nil {
+		return "", apierr.Unauthorized("Authorization: missing; send \"Authorization: Bearer <token>\"")
+	}
+	adv, ok := e.s.tenants.Advertiser(tok)
+	if !ok {
+		return "", apierr.Unauthorized("Authorization: unknown token")
+	}
+	return adv, nil
+}
+
+// asAdvertiser is an advertiser's handler behind the front door (advertiserOf).
+func (e *testEnv) asAdvertiser(h func(*fasthttp.RequestCtx, Body, string) error) func(*fasthttp.RequestCtx, []byte) error {
+	return func(ctx *fasthttp.RequestCtx, b []byte) error {
+		adv, err := e.advertiserOf(ctx)
+		if err != nil {
+			return err
+		}
+		return h(ctx, bodyOf(b), adv)
+	}
+}
+
+// metaEvents is HandleMetaEvents for dataset behind the front door
+// (server/auth.go, roleMeta): an access_token in the query is resolved
+// first; one in the body, by the handler.
+func (e *testEnv) metaEvents(ctx *fasthttp.RequestCtx, body Body, dataset string) error {
+	adv := ""
+	if tok := ctx.QueryArgs().Peek("access_token"); len(tok) > 0 {
+		var ok bool
+		if adv, ok = e.s.tenants.Advertiser(tok); !ok {
+			return apierr.Unauthorized("access_token: invalid")
+		}
+	}
+	return e.s.HandleMetaEvents(ctx, body, dataset, adv)
+}
+
 // bodyOf is a Body that returns b as it is.
 func bodyOf(b []byte) Body { return func() ([]byte, error) { return b, nil } }
 
@@ -163,13 +205,13 @@ var noBody Body = func() ([]byte, error) { return nil, nil }
 // postCAPI posts body to /v1/conversions with the demo token.
 func (e *testEnv) postCAPI(body string, headers ...string) response {
 	h := append([]string{"Authorization: Bearer " + testToken, "Content-Type: application/json"}, headers...)
-	return call(raw(e.s.HandleConversions), "POST", "/v1/conversions?dataset="+testDataset, body, h...)
+	return call(e.asAdvertiser(e.s.HandleConversions), "POST", "/v1/conversions?dataset="+testDataset, body, h...)
 }
 
 // postMeta posts body to the Meta-compatible path of the demo dataset.
 func (e *testEnv) postMeta(query, body string, headers ...string) response {
 	return call(func(ctx *fasthttp.RequestCtx, b []byte) error {
-		return e.s.HandleMetaEvents(ctx, bodyOf(b), testDataset)
+		return e.metaEvents(ctx, bodyOf(b), testDataset)
 	}, "POST", "/v24.0/"+testDataset+"/events"+query, body, headers...)
 }
 
@@ -181,7 +223,7 @@ func (e *testEnv) pixel(query string, headers ...string) response {
 
 func (e *testEnv) stats(t testing.TB) map[string]any {
 	t.Helper()
-	r := call(func(ctx *fasthttp.RequestCtx, _ []byte) error { return e.s.HandleStats(ctx) },
+	r := call(e.asAdvertiser(func(ctx *fasthttp.RequestCtx, _ Body, adv string) error { return e.s.HandleStats(ctx, adv) }),
 		"GET", "/v1/stats?dataset="+testDataset, "", "Authorization: Bearer "+testToken)
 	if r.status != 200 {
 		t.Fatalf("stats: %d %s", r.status, r.body)

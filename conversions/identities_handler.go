@@ -66,18 +66,13 @@ var deletionFields = []struct {
 	{"ip", signals.IDIP}, {"household_id", signals.IDHousehold},
 }
 
-// HandleDeleteIdentities serves DELETE /v1/identities with the advertiser's
-// Bearer token and a JSON body naming the identities, each a string or an
+// HandleDeleteIdentities serves DELETE /v1/identities for advertiser adv
+// (the server resolved its Bearer token): a JSON body naming the identities, each a string or an
 // array: {"em": [...], "ph": [...], "external_id": [...], "ifa": [...],
 // "client_ip_address": [...], "household_id": [...]}. A tombstone is
 // journaled before anything is removed; the answer says what was removed.
-func (e *Eraser) HandleDeleteIdentities(ctx *fasthttp.RequestCtx, body Body) error {
+func (e *Eraser) HandleDeleteIdentities(ctx *fasthttp.RequestCtx, body Body, adv string) error {
 	log := e.svc.log
-	tok := Bearer(ctx.Request.Header.Peek("Authorization"))
-	adv, ok := e.svc.tenants.Advertiser(tok)
-	if !ok {
-		return apierr.Unauthorized("Authorization: an advertiser's Bearer token is required")
-	}
 	raw, err := body()
 	if err != nil {
 		return err

@@ -29,8 +29,11 @@ func newEraserEnv(t testing.TB) (*testEnv, *Eraser, *signals.Index) {
 
 func deleteIdentities(er *Eraser, token, body string) (int, map[string]any, *apierr.Error) {
 	var ctx fasthttp.RequestCtx
-	ctx.Request.Header.Set("Authorization", "Bearer "+token)
-	if err := er.HandleDeleteIdentities(&ctx, bodyOf([]byte(body))); err != nil {
+	adv, ok := er.svc.tenants.Advertiser([]byte(token)) // the server's front door
+	if !ok {
+		return 401, nil, apierr.Unauthorized("Authorization: unknown token")
+	}
+	if err := er.HandleDeleteIdentities(&ctx, bodyOf([]byte(body)), adv); err != nil {
 		e := apierr.As(err)
 		return e.Status, nil, e
 	}

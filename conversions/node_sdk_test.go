@@ -62,7 +62,7 @@ func TestNodeSDKAgainstCpafeed(t *testing.T) {
 		parts := strings.Split(strings.Trim(string(ctx.Path()), "/"), "/")
 		var err error
 		if len(parts) == 3 && parts[2] == "events" {
-			err = e.s.HandleMetaEvents(ctx, bodyOf(ctx.Request.Body()), parts[1])
+			err = e.metaEvents(ctx, bodyOf(ctx.Request.Body()), parts[1])
 		} else {
 			err = apierr.NotFound("%s: no such endpoint", ctx.Path())
 		}

@@ -6,12 +6,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/cpafeed/cpafeed/apierr"
+	"github.com/cpafeed/cpafeed/signals"
 	"github.com/valyala/fasthttp"
 )
-
-// transparentGIF is a 1x1 transparent GIF (43 bytes).
-const transparentGIF = "GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00" +
-	",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
 
 // The user_data keys a pixel hit may carry, bare ("em=") or in Meta's pixel
 // spelling ("ud[em]=").
@@ -107,13 +104,13 @@ func (s *Service) HandlePixel(ctx *fasthttp.RequestCtx, body Body) error {
 	ds := s.datasets[b2s(h.dataset)]
 	if ds == nil {
 		metricRejected[SourcePixel].Inc()
-		writeGIF(ctx)
+		signals.WriteGIF(ctx)
 		return nil
 	}
 	if !h.validUTF8() {
 		b.events = b.events[:0]
 		s.reject(ds, SourcePixel, b, 1)
-		writeGIF(ctx)
+		signals.WriteGIF(ctx)
 		return nil
 	}
 
@@ -153,13 +150,13 @@ func (s *Service) HandlePixel(ctx *fasthttp.RequestCtx, body Body) error {
 	v, err := b.parse(0, js)
 	if err != nil { // cannot happen: js is built with escaped strings
 		metricRejected[SourcePixel].Inc()
-		writeGIF(ctx)
+		signals.WriteGIF(ctx)
 		return nil
 	}
 	if _, _, aerr := s.ingest(b, ds, SourcePixel, v.Get("data")); aerr != nil && aerr.Status == fasthttp.StatusServiceUnavailable {
 		return aerr
 	}
-	writeGIF(ctx)
+	signals.WriteGIF(ctx)
 	return nil
 }
 
@@ -172,15 +169,6 @@ func appendField(js []byte, key string, v []byte) []byte {
 	js = append(js, key...)
 	js = append(js, '"', ':')
 	return apierr.AppendString(js, b2s(v))
-}
-
-func writeGIF(ctx *fasthttp.RequestCtx) {
-	ctx.SetStatusCode(fasthttp.StatusOK)
-	ctx.SetContentType("image/gif")
-	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store, no-cache, must-revalidate, max-age=0")
-	ctx.Response.Header.Set(fasthttp.HeaderPragma, "no-cache")
-	ctx.Response.Header.Set(fasthttp.HeaderExpires, "0")
-	ctx.SetBodyString(transparentGIF)
 }
 
 // clientIP appends the text of the client's IP: the connection's address or,

@@ -71,7 +71,7 @@ func TestPixelRejectedCounts(t *testing.T) {
 	e.pixel("id=" + testDataset + "&ev=Purchase&eid=y")                           // no URL (no dl, no Referer)
 	e.pixel("id=" + testDataset + "&ev=Purchase&eid=z&dl=https://x&cd[value]=-3") // negative value
 	r := e.pixel("id=" + testDataset + "&ev=Purchase&eid=w&dl=https://x&cd[value]=3&cd[currency]=usd&dpo=LDU")
-	if string(r.body) != transparentGIF {
+	if string(r.body) != signals.TransparentGIF {
 		t.Fatal("no GIF")
 	}
 	st := e.stats(t)
@@ -94,7 +94,7 @@ func TestPixelRejectsBadBytes(t *testing.T) {
 		"ev=Pur%FFchase&eid=b-1", "ev=Purchase&eid=b-2%C3", "ev=Pur%01chase&eid=b-3", "ev=Purchase&eid=b%7F4",
 		"ev=Purchase&eid=b-5&order_id=o%FF", "ev=Purchase&eid=b-6&household_id=h%00h",
 	} {
-		if r := e.pixel("id=" + testDataset + "&dl=https://x&" + q); string(r.body) != transparentGIF {
+		if r := e.pixel("id=" + testDataset + "&dl=https://x&" + q); string(r.body) != signals.TransparentGIF {
 			t.Fatalf("%s: no GIF", q)
 		}
 	}
@@ -126,7 +126,7 @@ func TestStatsJSON(t *testing.T) {
 	if got := e.hook.all(); len(got) != 3 || got[2].EventName != "Search" {
 		t.Fatalf("hook %+v", got)
 	}
-	r := call(func(ctx *fasthttp.RequestCtx, _ []byte) error { return e.s.HandleStats(ctx) }, "GET", "/v1/stats?dataset=999", "",
+	r := call(e.asAdvertiser(func(ctx *fasthttp.RequestCtx, _ Body, adv string) error { return e.s.HandleStats(ctx, adv) }), "GET", "/v1/stats?dataset=999", "",
 		"Authorization: Bearer "+testToken)
 	if r.status != 400 || r.err.Subcode != 33 || !strings.HasPrefix(r.err.Message, "Unsupported get request. Object with ID '999'") {
 		t.Fatalf("other advertiser's stats: %d %s", r.status, r.body)

@@ -65,7 +65,7 @@ func (fx sdkFixture) send(e *testEnv, path, extraQuery string) response {
 		uri += "&" + extraQuery
 	}
 	h := append([]string{"Authorization: Bearer " + testToken}, fx.Headers...)
-	return call(raw(e.s.HandleConversions), "POST", uri, fx.Body, h...)
+	return call(e.asAdvertiser(e.s.HandleConversions), "POST", uri, fx.Body, h...)
 }
 
 // Every SDK shape, on both paths: accepted and stored as the SDK meant it,
@@ -131,7 +131,7 @@ func TestSDKShapesTestEvents(t *testing.T) {
 			if len(e.hook.all()) != 0 || len(e.log.Records()) != 0 || e.log.PendingCount() != 0 {
 				t.Fatal("test events stored or journaled")
 			}
-			tr := call(func(ctx *fasthttp.RequestCtx, _ []byte) error { return e.s.HandleTestEvents(ctx) },
+			tr := call(e.asAdvertiser(func(ctx *fasthttp.RequestCtx, _ Body, adv string) error { return e.s.HandleTestEvents(ctx, adv) }),
 				"GET", "/v1/test_events?dataset="+testDataset+"&test_event_code=TEST77", "", "Authorization: Bearer "+testToken)
 			var out struct {
 				Dataset    string      `json:"dataset"`

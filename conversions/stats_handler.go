@@ -9,7 +9,7 @@ import (
 )
 
 // HandleStats serves GET /v1/stats?dataset=<id> (or the advertiser's only
-// dataset) with "Authorization: Bearer <advertiser token>":
+// dataset) for advertiser adv (the server resolved its Bearer token):
 //
 //	{"dataset": "1234567890", "received": N, "stored": N, "deduplicated": N, "rejected": N,
 //	 "dedup_entries": N,
@@ -18,8 +18,8 @@ import (
 //
 // Names beyond MaxEventNames per dataset are counted under "(other)", and so
 // are rejected events whose name was never stored.
-func (s *Service) HandleStats(ctx *fasthttp.RequestCtx) error {
-	ds, aerr := s.bearerDataset(ctx)
+func (s *Service) HandleStats(ctx *fasthttp.RequestCtx, adv string) error {
+	ds, aerr := s.queryDataset(ctx, adv)
 	if aerr != nil {
 		return aerr
 	}

@@ -206,8 +206,8 @@ func displayURL(u []byte) string {
 }
 
 // HandleTestEvents serves GET /v1/test_events?dataset=<id> (or the
-// advertiser's only dataset), optionally &test_event_code=<code>, with
-// "Authorization: Bearer <advertiser token>": the newest events of the
+// advertiser's only dataset), optionally &test_event_code=<code>, for
+// advertiser adv (the server resolved its token): the newest events of the
 // batches sent with a test_event_code within Config.TestEventsTTL, newest
 // first, as Meta's Test Events tool shows them:
 //
@@ -219,8 +219,8 @@ func displayURL(u []byte) string {
 //
 // Test events are never stored as conversions nor journaled: they are gone
 // after a restart.
-func (s *Service) HandleTestEvents(ctx *fasthttp.RequestCtx) error {
-	ds, aerr := s.bearerDataset(ctx)
+func (s *Service) HandleTestEvents(ctx *fasthttp.RequestCtx, adv string) error {
+	ds, aerr := s.queryDataset(ctx, adv)
 	if aerr != nil {
 		return aerr
 	}

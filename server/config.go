@@ -124,6 +124,14 @@ type HTTPConfig struct {
 	// growing to the limit is copied once more). Default 256 MiB.
 	MaxInflateBytes int `yaml:"max_inflate_bytes"`
 
+	// DrainDelay is how long, after SIGTERM or SIGINT, /readyz answers 503
+	// "draining" while every request is still served, so that load
+	// balancers stop sending new ones before the listener closes; then
+	// in-flight requests finish, a snapshot is taken and the process exits.
+	// A second signal cuts the wait short. Default 5s; 0 = none (nil: the
+	// default, so that an explicit 0 can be told from an absent field).
+	DrainDelay *time.Duration `yaml:"drain_delay"`
+
 	// OpenFileLimit is the process's soft RLIMIT_NOFILE, read by WithDefaults
 	// when zero (Go raises it to the hard limit at start); not configurable,
 	// set only by tests.
@@ -217,22 +225,41 @@ type Bidder struct {
 // path. When path is DefaultConfigPath and no such file exists, the embedded
 // default is used. Every problem is reported in one error.
 func LoadConfig(path string) (Config, error) {
+	raw, err := readConfig(path)
+	if err != nil {
+		return Config{}, err
+	}
+	return ParseConfig(raw)
+}
+
+func readConfig(path string) ([]byte, error) {
 	raw, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) && path == DefaultConfigPath {
 		raw, err = configs.Default, nil
 	}
 	if err != nil {
-		return Config{}, fmt.Errorf("cannot read config: %w", err)
+		return nil, fmt.Errorf("cannot read config: %w", err)
 	}
-	return ParseConfig(raw)
+	return raw, nil
 }
 
 // ParseConfig is LoadConfig on bytes.
 func ParseConfig(raw []byte) (Config, error) {
+	c, errs := parseConfig(raw)
+	if len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// parseConfig decodes, defaults and validates raw. Problems of the file
+// (syntax aside: then nothing more can be read), of its environment
+// variables and of its values are reported together.
+func parseConfig(raw []byte) (Config, []error) {
 	var c Config
 	var doc yaml.Node
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
+		return Config{}, []error{fmt.Errorf("config: %w", err)}
 	}
 	// Unknown fields (typos) are found by a strict decode of the file as
 	// written, so that their line numbers are right; values come from the
@@ -253,14 +280,8 @@ func ParseConfig(raw []byte) (Config, error) {
 	if err := doc.Decode(&c); err != nil && len(doc.Content) > 0 {
 		errs = append(errs, fmt.Errorf("config: %w", err))
 	}
-	if len(errs) > 0 {
-		return Config{}, errors.Join(errs...)
-	}
 	c = c.WithDefaults()
-	if errs := c.Validate(); len(errs) > 0 {
-		return Config{}, errors.Join(errs...)
-	}
-	return c, nil
+	return c, append(errs, c.Validate()...)
 }
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
@@ -336,6 +357,10 @@ func (c Config) WithDefaults() Config {
 	if h.MaxInflightScore == 0 {
 		h.MaxInflightScore = 16384
 	}
+	if h.DrainDelay == nil {
+		d := defaultDrainDelay
+		h.DrainDelay = &d
+	}
 	c.Journal.Dir = c.DataDir
 	c.Journal = c.Journal.WithDefaults()
 	c.Conversions.Datasets = map[string]string{}
@@ -369,6 +394,15 @@ func (c Config) WithDefaults() Config {
 	if len(c.Segments) == 0 {
 		c.Segments = [][]string{{"publisher"}, {"bundle"}, {"genre"}, {"metro"}}
 	}
+	bs := make([]Bidder, len(c.Bidders))
+	for i, b := range c.Bidders {
+		if b.WinNotices == nil {
+			yes := true
+			b.WinNotices = &yes
+		}
+		bs[i] = b
+	}
+	c.Bidders = bs
 	cs := make([]model.Campaign, len(c.Campaigns))
 	for i, cp := range c.Campaigns {
 		if cp.Credit == "" {
@@ -382,6 +416,18 @@ func (c Config) WithDefaults() Config {
 	}
 	c.Campaigns = cs
 	return c
+}
+
+// defaultDrainDelay is http.drain_delay's default: a few load balancer
+// health checks (typically every 1-2 s, out after 2-3 failures).
+const defaultDrainDelay = 5 * time.Second
+
+// Drain returns http.drain_delay (the default when not set).
+func (h HTTPConfig) Drain() time.Duration {
+	if h.DrainDelay == nil {
+		return defaultDrainDelay
+	}
+	return *h.DrainDelay
 }
 
 // SegmentLevels are the levels of the segment path exposures are counted
@@ -432,6 +478,9 @@ func (c Config) Validate() []error {
 	}
 	if !(c.Exposures.MaxWinPriceCPM > 0) || math.IsInf(c.Exposures.MaxWinPriceCPM, 0) {
 		bad("exposures.max_win_price_cpm", "must be a number > 0")
+	}
+	if c.HTTP.DrainDelay != nil && *c.HTTP.DrainDelay < 0 {
+		bad("http.drain_delay", "must be >= 0 (0: no delay)")
 	}
 	if c.HTTP.MaxDecompressedBytes < c.HTTP.MaxBodyBytes {
 		bad("http.max_decompressed_bytes", "must be >= max_body_bytes (%d)", c.HTTP.MaxBodyBytes)
@@ -595,6 +644,15 @@ func (c Config) Validate() []error {
 		bad("model", "%v", err)
 	}
 	return errs
+}
+
+// devCredentialsRefused is the refusal of New to listen on an address
+// other than loopback with development credentials.
+func (c Config) devCredentialsRefused() error {
+	if dev := c.DevCredentials(); len(dev) > 0 && !IsLoopback(c.Listen) {
+		return fmt.Errorf("refusing to listen on %s with development credentials (%s): set real ones, e.g. through environment variables", c.Listen, strings.Join(dev, ", "))
+	}
+	return nil
 }
 
 // DevCredentials lists the paths of configured values that are development

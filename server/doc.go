@@ -1,5 +1,9 @@
 // Package server wires cpafeed together: configuration, the HTTP routes (one
-// switch shows them all), authentication of tenants, limits, request
-// decompression, metrics, logging, and the lifecycle (replay, readiness,
-// graceful shutdown). The domain work lives in the packages it calls.
+// switch shows them all, routes.go), the front door that resolves every
+// caller before its handler runs (auth.go: each route's role, the tenant
+// table of tenants.go, the one Bearer parser of package auth), limits,
+// request decompression, metrics, logging, and the lifecycle (replay,
+// readiness, draining and graceful shutdown). The domain work lives in the
+// packages it calls; Engine is the same wiring without HTTP or disk, for
+// in-process simulations.
 package server

@@ -5,9 +5,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"github.com/cpafeed/cpafeed/api"
 	"github.com/cpafeed/cpafeed/apierr"
 	"github.com/cpafeed/cpafeed/bidder"
 	"github.com/cpafeed/cpafeed/conversions"
@@ -18,7 +18,6 @@ import (
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	r := routeOf(ctx.Path())
-	httpRequests[r].Inc()
 	class, limit := 0, int64(s.cfg.HTTP.MaxInflight)
 	if r.bidTime() {
 		class, limit = 1, int64(s.cfg.HTTP.MaxInflightScore)
@@ -28,7 +27,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		httpShed[class].Inc()
 		httpErrors[r].Inc()
 		s.writeError(ctx, apierr.New(429, apierr.CodeTooMany, "overloaded: %d requests in flight, retry later", limit))
-		httpDuration[r].UpdateDuration(start)
+		countRequest(ctx, r, start)
 		return
 	}
 	defer s.inflight[class].Add(-1)
@@ -39,7 +38,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			s.log.Error("handler panic", "route", r.String(), "panic", p)
 			s.writeError(ctx, apierr.New(500, apierr.CodeInternal, "internal error"))
 		}
-		httpDuration[r].UpdateDuration(start)
+		countRequest(ctx, r, start)
 	}()
 	if err := s.serve(ctx, r); err != nil {
 		httpErrors[r].Inc()
@@ -83,6 +82,8 @@ func routeOf(p []byte) route {
 		return routeTestEvents
 	case "/v1/effects":
 		return routeEffects
+	case "/openapi.json":
+		return routeOpenAPI
 	}
 	if _, ok := campaignStatsID(p); ok {
 		return routeCampaignStats
@@ -140,6 +141,11 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, r route) error {
 		return nil
 	case routeReadyz:
 		ctx.SetContentType("application/json")
+		if s.draining.Load() {
+			ctx.SetStatusCode(503)
+			ctx.SetBodyString(`{"status":"draining"}`)
+			return nil
+		}
 		if !s.ready.Load() {
 			ctx.SetStatusCode(503)
 			ctx.SetBodyString(`{"status":"recovering"}`)
@@ -148,69 +154,73 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, r route) error {
 		ctx.SetBodyString(`{"status":"ready"}`)
 		return nil
 	case routeMetrics:
-		ctx.SetContentType("text/plain; version=0.0.4")
-		metrics.WritePrometheus(ctx, true)
+		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+		s.setScrapeGauges(time.Now())
+		writeMetrics(ctx)
 		return nil
+	case routeOpenAPI:
+		return s.only(ctx, "GET", func() error {
+			doc, err := api.JSON()
+			if err != nil {
+				return apierr.New(500, apierr.CodeInternal, "internal error").WithCause(err)
+			}
+			ctx.SetContentType("application/json")
+			ctx.SetBody(doc)
+			return nil
+		})
 	case routeNotFound:
 		return apierr.NotFound("%s %s: no such endpoint", ctx.Method(), ctx.Path())
 	}
 	if !s.ready.Load() {
 		return apierr.Unavailable("not ready: the journal is being replayed")
 	}
+	// The front door: every caller is resolved, and its role checked, here.
+	tn, err := s.authenticateRequest(ctx, r)
+	if err != nil {
+		return err
+	}
 	switch r {
 	case routeConversions:
-		return s.withLazyBody(ctx, "POST", func(body conversions.Body) error { return s.st.conv.HandleConversions(ctx, body) })
+		return s.withLazyBody(ctx, "POST", func(body conversions.Body) error { return s.st.conv.HandleConversions(ctx, body, tn.name) })
 	case routeMetaEvents:
 		dataset, _ := metaDataset(ctx.Path())
-		return s.withLazyBody(ctx, "POST", func(body conversions.Body) error { return s.st.conv.HandleMetaEvents(ctx, body, dataset) })
+		adv := "" // the token is in the body
+		if tn != nil {
+			adv = tn.name
+		}
+		return s.withLazyBody(ctx, "POST", func(body conversions.Body) error { return s.st.conv.HandleMetaEvents(ctx, body, dataset, adv) })
 	case routePixel:
 		return s.withLazyBody(ctx, "GET POST", func(body conversions.Body) error { return s.st.conv.HandlePixel(ctx, body) })
 	case routeStats:
-		return s.only(ctx, "GET", func() error { return s.st.conv.HandleStats(ctx) })
+		return s.only(ctx, "GET", func() error { return s.st.conv.HandleStats(ctx, tn.name) })
 	case routeTestEvents:
-		return s.only(ctx, "GET", func() error { return s.st.conv.HandleTestEvents(ctx) })
+		return s.only(ctx, "GET", func() error { return s.st.conv.HandleTestEvents(ctx, tn.name) })
 	case routeExposures:
-		b, err := s.bidder(ctx)
-		if err != nil {
-			return err
-		}
-		return s.withBody(ctx, "POST", func(body []byte) error { return s.st.exp.HandleExposures(ctx, body, b) })
+		return s.withBody(ctx, "POST", func(body []byte) error { return s.st.exp.HandleExposures(ctx, body, tn) })
 	case routeBids:
-		b, err := s.bidder(ctx)
-		if err != nil {
-			return err
-		}
-		return s.withBody(ctx, "POST", func(body []byte) error { return s.st.exp.HandleBids(ctx, body, b) })
+		return s.withBody(ctx, "POST", func(body []byte) error { return s.st.exp.HandleBids(ctx, body, tn) })
 	case routeScore:
-		b, err := s.bidder(ctx)
-		if err != nil {
-			return err
-		}
 		if ctx.IsGet() {
-			return s.st.bid.HandleScoreFeatures(ctx, b)
+			return s.st.bid.HandleScoreFeatures(ctx, tn)
 		}
-		return s.withBody(ctx, "GET POST", func(body []byte) error { return s.st.bid.HandleScore(ctx, body, b) })
+		return s.withBody(ctx, "GET POST", func(body []byte) error { return s.st.bid.HandleScore(ctx, body, tn) })
 	case routeModelSnapshot:
-		b, err := s.bidder(ctx)
-		if err != nil {
-			return err
-		}
-		return s.only(ctx, "GET", func() error { return s.st.bid.HandleSnapshot(ctx, b) })
+		return s.only(ctx, "GET", func() error { return s.st.bid.HandleSnapshot(ctx, tn) })
 	case routeWin:
 		return s.only(ctx, "GET POST", func() error { return s.st.exp.HandleWin(ctx) })
 	case routeVAST:
 		return s.only(ctx, "GET POST", func() error { return s.st.exp.HandleVAST(ctx) })
 	case routeIdentities:
-		return s.withLazyBody(ctx, "DELETE POST", func(body conversions.Body) error { return s.st.eraser.HandleDeleteIdentities(ctx, body) })
+		return s.withLazyBody(ctx, "DELETE POST", func(body conversions.Body) error { return s.st.eraser.HandleDeleteIdentities(ctx, body, tn.name) })
 	case routeCampaignStats:
 		id, _ := campaignStatsID(ctx.Path())
-		if err := s.mayRead(ctx, id); err != nil {
+		if err := s.mayRead(tn, id); err != nil {
 			return err
 		}
 		return s.only(ctx, "GET", func() error { return s.st.attr.HandleCampaignStats(ctx, s.st.model, id) })
 	case routeCampaignLift:
 		id, _ := campaignPathID(ctx.Path(), "/lift")
-		if err := s.mayRead(ctx, id); err != nil {
+		if err := s.mayRead(tn, id); err != nil {
 			return err
 		}
 		return s.only(ctx, "GET", func() error {
@@ -218,7 +228,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, r route) error {
 		})
 	case routeSegments:
 		id := string(ctx.QueryArgs().Peek("campaign"))
-		if err := s.mayRead(ctx, id); err != nil {
+		if err := s.mayRead(tn, id); err != nil {
 			return err
 		}
 		return s.only(ctx, "GET", func() error {
@@ -231,7 +241,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, r route) error {
 		})
 	case routeEffects:
 		id := string(ctx.QueryArgs().Peek("campaign"))
-		if err := s.mayRead(ctx, id); err != nil {
+		if err := s.mayRead(tn, id); err != nil {
 			return err
 		}
 		return s.only(ctx, "GET", func() error { return bidder.HandleEffects(ctx, s.st.model.Estimates(), id) })
@@ -306,83 +316,6 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 		return fasthttp.RequestConfig{MaxRequestBodySize: 1}
 	}
 	return fasthttp.RequestConfig{}
-}
-
-// preAuth checks, from a request's head alone, the token of an endpoint
-// that takes it outside the body: a bidder's or advertiser's Bearer token,
-// or the access_token in the query of Meta's path. nil when it is valid or
-// when the endpoint takes none there (the pixel, Meta's path with the token
-// in the body, endpoints without a body).
-func (s *Server) preAuth(h *fasthttp.RequestHeader) error {
-	path, query, _ := bytes.Cut(h.RequestURI(), []byte("?"))
-	switch routeOf(path) {
-	case routeExposures, routeBids, routeScore:
-		_, err := s.bidderOf(h.Peek("Authorization"))
-		return err
-	case routeConversions, routeIdentities:
-		if _, ok := s.tenants.Advertiser(bearer(h.Peek("Authorization"))); !ok {
-			return apierr.Unauthorized("Authorization: an advertiser's Bearer token is required")
-		}
-	case routeMetaEvents:
-		args := fasthttp.AcquireArgs()
-		defer fasthttp.ReleaseArgs(args)
-		args.ParseBytes(query)
-		if tok := args.Peek("access_token"); len(tok) > 0 {
-			if _, ok := s.tenants.Advertiser(tok); !ok {
-				return apierr.Unauthorized("access_token: invalid")
-			}
-		}
-	}
-	return nil
-}
-
-// mayRead checks that the bearer token may read a campaign's reports: its
-// advertiser's token, or a token of a bidder allowed the campaign. Another
-// tenant's campaign answers what an unknown one does (404, the same
-// message, the same lookups), so that no token can tell other tenants'
-// campaign ids from made-up ones.
-func (s *Server) mayRead(ctx *fasthttp.RequestCtx, campaign string) error {
-	tok := bearer(ctx.Request.Header.Peek("Authorization"))
-	if tok == nil {
-		return apierr.Unauthorized("Authorization: a Bearer token is required")
-	}
-	tn := s.tenants.lookup(tok)
-	if tn == nil {
-		return apierr.Unauthorized("Authorization: unknown token")
-	}
-	if campaign == "" {
-		return apierr.BadRequest("campaign: required")
-	}
-	owner, known := s.campaignOwner[campaign]
-	mine := tn.MayUse(campaign) // a bidder's
-	if tn.advertiser {
-		mine = tn.name == owner
-	}
-	if !known || !mine {
-		return apierr.NotFound("campaign %q: unknown", campaign)
-	}
-	return nil
-}
-
-// bidder authenticates a bidder's bearer token.
-func (s *Server) bidder(ctx *fasthttp.RequestCtx) (*tenant, error) {
-	return s.bidderOf(ctx.Request.Header.Peek("Authorization"))
-}
-
-// bidderOf is bidder on the Authorization header's value.
-func (s *Server) bidderOf(authorization []byte) (*tenant, error) {
-	tok := bearer(authorization)
-	if tok == nil {
-		return nil, apierr.Unauthorized("Authorization: a bidder's Bearer token is required")
-	}
-	tn := s.tenants.lookup(tok)
-	switch {
-	case tn == nil:
-		return nil, apierr.Unauthorized("Authorization: unknown token")
-	case tn.advertiser:
-		return nil, apierr.Forbidden("Authorization: an advertiser's token cannot use a bidder endpoint")
-	}
-	return tn, nil
 }
 
 func traceID(ctx *fasthttp.RequestCtx) string { return apierr.TraceID(ctx.ID()) }

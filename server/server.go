@@ -26,7 +26,10 @@ type Server struct {
 	dec     *decoders
 	http    *fasthttp.Server
 	ready   atomic.Bool
-	errLog  rateLog // server errors: at most one line a second
+	// draining is set at the shutdown signal: /readyz answers 503
+	// "draining" from then on.
+	draining atomic.Bool
+	errLog   rateLog // server errors: at most one line a second
 	// inflight counts requests being processed, by class (bid time or
 	// not), for load shedding.
 	inflight [2]atomic.Int64
@@ -62,8 +65,8 @@ const (
 // loopback.
 func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if dev := cfg.DevCredentials(); len(dev) > 0 {
-		if !IsLoopback(cfg.Listen) {
-			return nil, fmt.Errorf("refusing to listen on %s with development credentials (%s): set real ones, e.g. through environment variables", cfg.Listen, strings.Join(dev, ", "))
+		if err := cfg.devCredentialsRefused(); err != nil {
+			return nil, err
 		}
 		logger.Warn("development credentials configured; fine on loopback, never in production", "fields", strings.Join(dev, ","))
 	}
@@ -144,10 +147,14 @@ func (s *Server) Recover() error {
 func (s *Server) Ready() bool { return s.ready.Load() }
 
 // Shutdown stops accepting connections, waits for in-flight requests (until
-// ctx ends) and flushes the state to disk.
+// ctx ends) and flushes the state to disk. /readyz answers 503 "draining"
+// from the start; a request still arriving (its body being read) is served
+// as usual; once the connections are closed (or ctx ended), requests are
+// answered 503 while the state closes.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.ready.Store(false)
+	s.Drain()
 	err := s.http.ShutdownWithContext(ctx)
+	s.ready.Store(false)
 	if s.cancel != nil {
 		s.cancel()
 		<-s.bg
@@ -160,9 +167,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Run listens on cfg.Listen, recovers state, serves until ctx is done, then
-// shuts down gracefully. It returns nil after a clean shutdown.
-func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+// Drain makes /readyz answer 503 "draining" from now on, so that load
+// balancers stop sending requests; every route is still served.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// Run listens on cfg.Listen, recovers state and serves until ctx is done.
+// Then it drains: /readyz answers 503 "draining" for http.drain_delay
+// (cut short when hurry is closed, e.g. by a second signal) while every
+// request is still served; then it stops accepting, finishes the requests
+// in flight, snapshots and returns nil after a clean shutdown.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger, hurry <-chan struct{}) error {
 	s, err := New(cfg, logger)
 	if err != nil {
 		return err
@@ -192,6 +206,17 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	case err := <-serveErr:
 		if err != nil {
 			return fmt.Errorf("http server stopped: %w", err)
+		}
+	}
+	s.Drain()
+	if d := cfg.HTTP.Drain(); d > 0 && ctx.Err() != nil {
+		logger.Info("cpafeed draining: /readyz answers 503, requests are still served (a second signal stops at once)", "drain_delay", d.String())
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-hurry:
+			t.Stop()
+			logger.Info("drain cut short by a second signal")
 		}
 	}
 	logger.Info("cpafeed shutting down")

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 
-	"github.com/cpafeed/cpafeed/conversions"
 	"github.com/cpafeed/cpafeed/signals"
 )
 
@@ -121,7 +120,3 @@ func (tn *tenant) MayUse(campaign string) bool {
 	_, ok := tn.campaigns[campaign]
 	return ok
 }
-
-// bearer returns the token of an "Authorization: Bearer <token>" header:
-// the one parser, conversions.Bearer.
-func bearer(h []byte) []byte { return conversions.Bearer(h) }

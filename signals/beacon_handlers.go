@@ -10,16 +10,20 @@ import (
 	"github.com/cpafeed/cpafeed/model"
 )
 
-// transparentGIF is a 1x1 transparent GIF, the answer to every beacon.
-var transparentGIF = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+// TransparentGIF is a 1x1 transparent GIF (43 bytes), the answer to every
+// beacon and pixel hit.
+const TransparentGIF = "GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00" +
+	",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
 
-// WriteGIF answers a beacon: the 1x1 GIF, never cached.
+// WriteGIF answers a beacon or a pixel hit: the 1x1 GIF, never cached. The
+// one GIF writer (win, VAST, the pixel).
 func WriteGIF(ctx *fasthttp.RequestCtx) {
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType("image/gif")
-	ctx.Response.Header.Set("Cache-Control", "no-store, no-cache, must-revalidate, max-age=0")
-	ctx.Response.Header.Set("Pragma", "no-cache")
-	ctx.SetBody(transparentGIF)
+	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store, no-cache, must-revalidate, max-age=0")
+	ctx.Response.Header.Set(fasthttp.HeaderPragma, "no-cache")
+	ctx.Response.Header.Set(fasthttp.HeaderExpires, "0")
+	ctx.SetBodyString(TransparentGIF)
 }
 
 // HandleBids serves POST /v1/bids: the bid request alone, remembered (every

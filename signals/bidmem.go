@@ -88,6 +88,8 @@ var (
 	bidsExpired      = metrics.NewCounter(`cpafeed_bids_expired_total`)
 	bidsEvictedEarly = metrics.NewCounter(`cpafeed_bids_evicted_early_total`)
 	bidsMemoryBytes  = metrics.NewGauge(`cpafeed_bids_memory_bytes`, nil)
+	bidsMemoryBudget = metrics.NewGauge(`cpafeed_bids_memory_budget_bytes`, nil)
+	bidsMemoryFill   = metrics.NewGauge(`cpafeed_bids_memory_fill_ratio`, nil)
 	bidsKept         = metrics.NewGauge(`cpafeed_bids_kept`, nil)
 	bidsKeptSeconds  = metrics.NewGauge(`cpafeed_bids_kept_seconds`, nil)
 )
@@ -100,6 +102,10 @@ func newBidMemory(ttl time.Duration, budget, cfgMem int64, log *slog.Logger) *bi
 	m := &bidMemory{seed: maphash.MakeSeed(), ttl: ttlSec, span: max((ttlSec+bidGenerations-1)/bidGenerations, 1),
 		budget: budget, genMax: budget / bidGenerations, cfgMem: cfgMem, log: log}
 	m.chunk = int(min(max(m.genMax/4, bidChunkMin), bidChunkMax))
+	if ttlSec > 0 {
+		bidsMemoryBudget.Set(float64(budget))
+		bidsMemoryFill.Set(0)
+	}
 	return m
 }
 
@@ -257,6 +263,8 @@ func seconds(s int64) string { return (time.Duration(s) * time.Second).String() 
 // are the process's: of the memory that changed last.
 func (m *bidMemory) publish(now int64) {
 	bidsMemoryBytes.Set(float64(m.bytes))
+	bidsMemoryBudget.Set(float64(m.budget))
+	bidsMemoryFill.Set(float64(m.bytes) / float64(m.budget))
 	bidsKept.Set(float64(m.n))
 	kept := 0.0
 	if len(m.gens) > 0 {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,8 +20,13 @@ import (
 // one started in this process (--spawn), optionally beside a bare handler
 // (--baseline).
 func benchCmd(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	c := newCommand("bench", "cpafeed bench (--target URL | --spawn) [flags]", `
+Sends load to a cpafeed on loopback (--target) or to one started in this
+process with a scratch data directory (--spawn), from request bodies generated
+from a scenario, and reports throughput, latency and the server's own figures;
+--baseline runs the same load against a bare fasthttp handler and prints the
+ratio.`, stderr)
+	fs := c.fs
 	target := fs.String("target", "", "base URL of a running cpafeed on loopback, e.g. http://127.0.0.1:8080")
 	spawn := fs.Bool("spawn", false, "start a cpafeed in this process on a free loopback port with a scratch data dir")
 	configPath := fs.String("config", server.DefaultConfigPath, "config of the spawned server")
@@ -39,8 +43,8 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	form := fs.String("exposure-form", load.FormRequest, "what each exposure carries: request (its whole bid request) or features (extracted features, ids and privacy)")
 	requests := fs.Int("requests", 0, "distinct bid requests in the pool (default 1024; raised to --exposed)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (with --spawn: server and load generator) to this file")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if done, code := c.parse(args, stdout, stderr); done {
+		return code
 	}
 	if (*target == "") == !*spawn {
 		fmt.Fprintln(stderr, "cpafeed bench: give --target URL or --spawn")

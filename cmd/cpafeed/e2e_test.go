@@ -62,13 +62,24 @@ func start(t *testing.T, dataDir string, extra ...string) *proc {
 }
 
 // startUnder is start with the binary run by the command prefix (e.g. a
-// shell that sets a limit and execs it).
+// shell that sets a limit and execs it). It shuts down without a drain
+// delay unless extra sets one.
 func startUnder(t *testing.T, prefix []string, dataDir string, extra ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, eof: make(chan struct{})}
-	args := append([]string{"serve", "--config", "../../configs/cpafeed.yaml", "--listen", "127.0.0.1:0", "--data", dataDir}, extra...)
+	args := append([]string{"serve", "--config", "../../configs/cpafeed.yaml", "--listen", "127.0.0.1:0", "--data", dataDir, "--drain-delay", "0s"}, extra...)
 	argv := append(append(prefix[:len(prefix):len(prefix)], binary), args...)
+	return launch(t, argv, nil)
+}
+
+// launch runs argv, a `cpafeed serve`, with env added to the environment,
+// and waits until it is ready.
+func launch(t *testing.T, argv, env []string) *proc {
+	t.Helper()
+	p := &proc{t: t, eof: make(chan struct{})}
 	p.cmd = exec.Command(argv[0], argv[1:]...)
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

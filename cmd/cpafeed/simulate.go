@@ -21,8 +21,13 @@ const memoryPerJob = 900 << 20
 // synthetic market, each through its own in-process cpafeed; with several
 // scenarios or --seeds, every (scenario, seed) pair, in one table.
 func simulateCmd(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	c := newCommand("simulate", "cpafeed simulate [flags]", `
+Plays the bidding strategies (flat, vtr, cpa_raw, cpafeed, oracle) on the same
+synthetic market, each through its own in-process cpafeed, and prints a table
+of their results (--out: an HTML report, --json: the figures). Several
+scenarios (comma-separated) or --seeds make a matrix of every (scenario, seed)
+pair in one table.`, stderr)
+	fs := c.fs
 	scenarioPath := fs.String("scenario", "configs/scenarios/default.yaml", "scenario file of the market; several, comma-separated, make a matrix")
 	seed := fs.Uint64("seed", 1, "market seed")
 	seeds := fs.String("seeds", "", "seeds of a matrix: numbers and ranges, e.g. 1-4 or 1,3,7 (instead of --seed)")
@@ -37,8 +42,8 @@ func simulateCmd(args []string, stdout, stderr io.Writer) int {
 	holdout := fs.Float64("holdout", -1, "share of households every campaign holds out (0 = none, at most 0.5); default: the config's holdout.share (0.05)")
 	credit := fs.String("credit", "", "credit of the campaigns: last_touch, linear or probabilistic; default: the config's attribution.credit")
 	explore := fs.String("explore", "", "how the cpafeed strategy explores: empty (bid on the posterior mean) or thompson (bid on a posterior draw, as explore=thompson offers bidders)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if done, code := c.parse(args, stdout, stderr); done {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "cpafeed simulate: unexpected argument %q\n", fs.Arg(0))
