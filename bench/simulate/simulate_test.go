@@ -310,7 +310,7 @@ func TestSimulateRefusesUnknownStrategy(t *testing.T) {
 // The scenarios kept beside the tests (the simulation's test market and
 // the default market's attribution variants the report cites) load.
 func TestSimTestdataScenariosLoad(t *testing.T) {
-	for _, name := range []string{"sim-small", "default-clean-attribution", "default-short-delay", "default-ifa-only"} {
+	for _, name := range []string{"sim-small", "default-clean-attribution", "default-short-delay", "default-ifa-only", "default-no-organic", "default-perfect-observation"} {
 		sc, err := market.LoadScenario("testdata/" + name + ".yaml")
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
