@@ -5,6 +5,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/cpafeed/cpafeed/control"
 	"github.com/cpafeed/cpafeed/model"
 	"github.com/cpafeed/cpafeed/signals"
 )
@@ -13,7 +14,8 @@ import (
 // every imp × 2 campaigns, with and without Thompson draws, the JSON
 // answer), scoring features, and the POST and GET handlers (without the
 // remembering, which copies the request by design) allocate nothing once
-// warm.
+// warm, with the closed loop steering the bids (a multiplier, capped
+// exploration, and a curve that shades the first-price fixtures).
 func TestScoreAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts differ under -race")
@@ -30,10 +32,13 @@ func TestScoreAllocations(t *testing.T) {
 func testScoreAllocations(t *testing.T, w *world) {
 	all := fixtures(t)
 	w.feedFixtures(t, all)
-	sc := NewScorerFromSnapshot(SnapshotOf(w.rules, w.m.Estimates()))
+	st := steeringOf(t, map[string]control.Entry{"ctv-purchase": {U: 1.2, Q: 0.5}, "ctv-signup": {U: 0.9, Q: 0.5}}, true)
+	w.svc.SetSteering(st)
+	var hold HoldoutConfig
 	if w.rules.holdout != nil { // as a server's snapshot carries it
-		sc = NewScorerFromSnapshot(&Snapshot{rules: sc.Snapshot().rules, tab: sc.Snapshot().tab, hold: w.rules.holdout.cfg})
+		hold = w.rules.holdout.cfg
 	}
+	sc := NewScorerFromSnapshot(&Snapshot{rules: w.rules, tab: newTable(w.rules, w.m.Estimates(), st), hold: hold})
 	opts := ScoreOptions{Campaigns: []string{"ctv-purchase", "ctv-signup"}}
 	explore := ScoreOptions{Campaigns: opts.Campaigns, Thompson: true}
 	var res Result
@@ -79,7 +84,7 @@ func testScoreAllocations(t *testing.T, w *world) {
 			}
 		})
 		var get fasthttp.RequestCtx
-		get.Request.SetRequestURI("/v1/score?campaign=ctv-purchase&publisher=pub-1203&bundle=151908&genre=Sports&metro=501")
+		get.Request.SetRequestURI("/v1/score?campaign=ctv-purchase,ctv-signup&publisher=pub-1203&bundle=151908&genre=Sports&metro=501&at=1&pace=0.8")
 		f("HandleScoreFeatures", func() {
 			get.Response.Reset()
 			if err := w.svc.HandleScoreFeatures(&get, b); err != nil {

@@ -37,8 +37,12 @@ type CampaignScore struct {
 	Segment                string
 	Level                  int
 	BidCPM, Multiplier     float64
-	CVRSample              float64 // when Sampled
-	Sampled                bool
+	// BidUnshadedCPM, CPAControl, Pacing and Shading are the parts of
+	// BidCPM (Score.UnshadedCPM, CPAControl, Pacing, Shading).
+	BidUnshadedCPM, CPAControl, Pacing, Shading float64
+	CVRSample                                   float64 // when Sampled
+	Sampled                                     bool
+	Explored                                    bool // the bid is on the draw
 	// Arm is "treatment" or "control" for a campaign with a holdout ("":
 	// none); WouldBidCPM the bid held back in the control arm.
 	Arm         string
@@ -101,7 +105,8 @@ func decodeScores(v *fastjson.Value) ([]CampaignScore, error) {
 			name string
 			dst  *float64
 		}{{"cvr", &s.CVR}, {"cvr_lo", &s.CVRLo}, {"cvr_hi", &s.CVRHi}, {"vtr", &s.VTR}, {"n_eff", &s.NEff},
-			{"conversions", &s.Conversions}, {"bid_cpm", &s.BidCPM}, {"multiplier", &s.Multiplier}} {
+			{"conversions", &s.Conversions}, {"bid_cpm", &s.BidCPM}, {"multiplier", &s.Multiplier},
+			{"bid_unshaded_cpm", &s.BidUnshadedCPM}, {"cpa_control", &s.CPAControl}, {"pacing", &s.Pacing}, {"shading", &s.Shading}} {
 			if *f.dst, err = exactFloat(c.Get(f.name)); err != nil {
 				return nil, fmt.Errorf("[%d].%s: %w", i, f.name, err)
 			}
@@ -115,6 +120,7 @@ func decodeScores(v *fastjson.Value) ([]CampaignScore, error) {
 				return nil, fmt.Errorf("[%d].cvr_sample: %w", i, err)
 			}
 			s.Sampled = true
+			s.Explored = c.GetBool("explored")
 		}
 	}
 	return out, nil

@@ -113,8 +113,17 @@ type ScoreOptions struct {
 	// Campaigns to score; none: every campaign the bidder may score.
 	Campaigns []string
 	// Thompson adds to each score a draw from the segment's posterior
-	// (explore=thompson).
+	// (explore=thompson), and bids on it for the campaign's explore share
+	// of the imps (Score.Explored).
 	Thompson bool
+	// Pace is the bidder's budget pacer multiplier for every campaign of
+	// the call (pace=), applied before shading: in (0, 1]; 0 = none. A
+	// budget pacer may only lower bids below what CPA control allows.
+	Pace float64
+	// FirstPrice says the imp of a features call (ScoreFeatures,
+	// Scorer.ScoreImp) is sold in a first-price auction (at=1): bids are
+	// shaded. A bid request says it itself (at).
+	FirstPrice bool
 }
 
 // Score posts an OpenRTB 2.5/2.6 BidRequest (JSON) to POST /v1/score for
@@ -140,6 +149,9 @@ func (c *Client) ScoreWith(ctx context.Context, bidRequest []byte, opts ScoreOpt
 	if opts.Thompson {
 		q = appendParam(q, "explore", "thompson")
 	}
+	if opts.Pace > 0 {
+		q = appendParam(q, "pace", strconv.FormatFloat(opts.Pace, 'g', -1, 64))
+	}
 	var a *Answer
 	err := c.do(ctx, fasthttp.MethodPost, "/v1/score", q, bidRequest, c.cfg.Timeout, func(resp *fasthttp.Response) error {
 		p := c.parsers.Get()
@@ -161,6 +173,12 @@ func (c *Client) ScoreFeatures(ctx context.Context, features map[string]string, 
 	}
 	if opts.Thompson {
 		q = appendParam(q, "explore", "thompson")
+	}
+	if opts.Pace > 0 {
+		q = appendParam(q, "pace", strconv.FormatFloat(opts.Pace, 'g', -1, 64))
+	}
+	if opts.FirstPrice {
+		q = appendParam(q, "at", "1")
 	}
 	for k, v := range features {
 		q = appendParam(q, k, v)

@@ -11,7 +11,7 @@ import (
 // SnapshotOf is the snapshot a bidder allowed every campaign of r would
 // get of est, built in memory (no encoding).
 func SnapshotOf(r *Rules, est *model.Estimates) *Snapshot {
-	return &Snapshot{rules: r, tab: newTable(r, est)}
+	return &Snapshot{rules: r, tab: newTable(r, est, nil)}
 }
 
 // SetClock replaces the Scorer's time.Now (the hour and daypart features).

@@ -166,11 +166,11 @@ func TestHoldoutShareValidated(t *testing.T) {
 	_ = model.Campaign{}
 }
 
-// appendSnapshotV1 is the snapshot content of format 1, as servers before
-// the holdout wrote it.
-func appendSnapshotV1(dst []byte, r *Rules, t *table) []byte {
+// appendSnapshotV2 is the snapshot content of format 2, as servers
+// before the holdout (after the closed loop) wrote it.
+func appendSnapshotV2(dst []byte, r *Rules, t *table) []byte {
 	dst = append(dst, snapMagic...)
-	dst = append(dst, 1)
+	dst = append(dst, 2)
 	dst = binary.AppendUvarint(dst, t.est.Version())
 	dst = binary.AppendUvarint(dst, uint64(len(r.levels)))
 	for _, lv := range r.levels {
@@ -187,38 +187,44 @@ func appendSnapshotV1(dst []byte, r *Rules, t *table) []byte {
 		for _, f := range [...]float64{c.TargetCPA, c.FloorCPM, c.CapCPM, c.Pacing, t.avg[i]} {
 			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
 		}
-		b := byte(0)
-		if c.onLo {
-			b = 1
+		dst = append(dst, boolByte(c.onLo), boolByte(c.Shading))
+		for _, f := range [...]float64{t.ctl[i].u, t.ctl[i].q} {
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
 		}
-		dst = append(dst, b)
 	}
 	dst = binary.AppendUvarint(dst, 0)
 	est, _ := t.est.MarshalCampaigns(nil)
 	dst = binary.AppendUvarint(dst, uint64(len(est)))
-	return append(dst, est...)
+	dst = append(dst, est...)
+	return binary.AppendUvarint(dst, 0) // no curves
 }
 
-// TestSnapshotFormat1StillReads: a snapshot of a server before the
-// holdout is read (no holdout) and scores as before.
-func TestSnapshotFormat1StillReads(t *testing.T) {
+// TestSnapshotFormatsBeforeHoldoutStillRead: snapshots of servers before
+// the holdout (formats 1 and 2) are read (no holdout) and score as before.
+func TestSnapshotFormatsBeforeHoldoutStillRead(t *testing.T) {
 	w := newWorld(t)
 	w.feedFixtures(t, fixtures(t))
-	sn, err := parseSnapshotContent(appendSnapshotV1(nil, w.rules, w.svc.table()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(sn.hold.Key) != 0 {
-		t.Fatal("a format-1 snapshot has a holdout")
-	}
-	sc := NewScorerFromSnapshot(sn)
-	var res Result
-	body := fixtures(t)["ctv-1imp"]
-	if err := sc.Score(body, ScoreOptions{Campaigns: []string{"ctv-purchase"}}, &res); err != nil {
-		t.Fatal(err)
-	}
-	_, want := call(w.svc, "POST", "/v1/score?campaigns=ctv-purchase", body, demoBidder)
-	if got := res.AppendJSON(nil); !bytes.Equal(got, want) {
-		t.Fatalf("format 1:\n%s\n%s", got, want)
+	for format, raw := range map[int][]byte{
+		1: appendSnapshotV1(t, w.rules, w.svc.table()),
+		2: appendSnapshotV2(nil, w.rules, w.svc.table()),
+	} {
+		sn, err := parseSnapshotContent(raw)
+		if err != nil {
+			t.Fatalf("format %d: %v", format, err)
+		}
+		if len(sn.hold.Key) != 0 {
+			t.Fatalf("a format-%d snapshot has a holdout", format)
+		}
+		sc := NewScorerFromSnapshot(sn)
+		sc.SetClock(w.svc.now)
+		var res Result
+		body := fixtures(t)["ctv-1imp"]
+		if err := sc.Score(body, ScoreOptions{Campaigns: []string{"ctv-purchase"}}, &res); err != nil {
+			t.Fatal(err)
+		}
+		_, want := call(w.svc, "POST", "/v1/score?campaigns=ctv-purchase", body, demoBidder)
+		if got := res.AppendJSON(nil); !bytes.Equal(got, want) {
+			t.Fatalf("format %d:\n%s\n%s", format, got, want)
+		}
 	}
 }

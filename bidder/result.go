@@ -38,8 +38,14 @@ type Result struct {
 	cell     model.Cell // the crossed model's values of the imp being scored
 }
 
-// scoreRequest scores every imp of req for each campaign of camps into res.
-func (r *Rules) scoreRequest(t *table, req *signals.Request, camps []int, rng *rand.Rand, res *Result) {
+// scoreRequest scores every imp of req for each campaign of camps into res:
+// shaded when req's auction is first price, exploring (rng not nil) by
+// (campaign, request id, imp id).
+func (r *Rules) scoreRequest(t *table, req *signals.Request, camps []int, rng *rand.Rand, pace float64, res *Result) {
+	o := scoreCtx{rng: rng, auction: req.ID, first: req.FirstPrice(), pace: clampPace(pace)}
+	if o.auction == nil {
+		o.auction = []byte{}
+	}
 	res.begin(t, len(req.Imps), len(camps), false)
 	res.arena = append(res.arena, req.ID...)
 	res.idOff = append(res.idOff, len(res.arena))
@@ -56,7 +62,7 @@ func (r *Rules) scoreRequest(t *table, req *signals.Request, camps []int, rng *r
 			cell = nil
 		}
 		for _, ci := range camps {
-			res.arena = r.score(t, ci, imp, cell, rng, &res.scores[k], res.arena)
+			res.arena = r.score(t, ci, imp, cell, &o, &res.scores[k], res.arena)
 			r.applyArm(&res.scores[k], ci, hh, hasHH)
 			k++
 		}
@@ -64,8 +70,10 @@ func (r *Rules) scoreRequest(t *table, req *signals.Request, camps []int, rng *r
 	res.finish(len(camps))
 }
 
-// scoreImp scores one imp given by its features for each campaign of camps.
-func (r *Rules) scoreImp(t *table, imp *signals.Imp, camps []int, rng *rand.Rand, res *Result) {
+// scoreImp scores one imp given by its features for each campaign of camps
+// (shaded when first; exploring, when rng is not nil, by rng's draws).
+func (r *Rules) scoreImp(t *table, imp *signals.Imp, camps []int, rng *rand.Rand, first bool, pace float64, res *Result) {
+	o := scoreCtx{rng: rng, first: first, pace: clampPace(pace)}
 	res.begin(t, 1, len(camps), true)
 	res.idOff = append(res.idOff, 0, 0)
 	cell := &res.cell
@@ -73,7 +81,7 @@ func (r *Rules) scoreImp(t *table, imp *signals.Imp, camps []int, rng *rand.Rand
 		cell = nil
 	}
 	for k, ci := range camps {
-		res.arena = r.score(t, ci, imp, cell, rng, &res.scores[k], res.arena)
+		res.arena = r.score(t, ci, imp, cell, &o, &res.scores[k], res.arena)
 	}
 	res.finish(len(camps))
 }
@@ -113,8 +121,9 @@ func (res *Result) finish(camps int) {
 //
 //	{"id":...,"imp":[{"id":...,"campaigns":[{"campaign":...,"cvr":...,
 //	  "cvr_lo":...,"cvr_hi":...,"vtr":...,"n_eff":...,"conversions":...,
-//	  "segment":...,"level":...,"bid_cpm":...,"multiplier":...
-//	  [,"cvr_sample":...][,"arm":"treatment"|"control"[,"would_bid_cpm":...]]}]}],
+//	  "segment":...,"level":...,"bid_cpm":...,"multiplier":...,
+//	  "bid_unshaded_cpm":...,"cpa_control":...,"pacing":...,"shading":...
+//	  [,"cvr_sample":...,"explored":true|false][,"arm":"treatment"|"control"[,"would_bid_cpm":...]]}]}],
 //	  "model_version":N}
 //
 // or, for a features call, {"campaigns":[...],"model_version":N}.
@@ -176,9 +185,18 @@ func appendScores(dst []byte, ss []Score) []byte {
 		dst = appendFloat(dst, s.BidCPM)
 		dst = append(dst, `,"multiplier":`...)
 		dst = appendFloat(dst, s.Multiplier)
+		dst = append(dst, `,"bid_unshaded_cpm":`...)
+		dst = appendFloat(dst, s.UnshadedCPM)
+		dst = append(dst, `,"cpa_control":`...)
+		dst = appendFloat(dst, s.CPAControl)
+		dst = append(dst, `,"pacing":`...)
+		dst = appendFloat(dst, s.Pacing)
+		dst = append(dst, `,"shading":`...)
+		dst = appendFloat(dst, s.Shading)
 		if s.Sampled {
 			dst = append(dst, `,"cvr_sample":`...)
 			dst = appendFloat(dst, s.Sample)
+			dst = strconv.AppendBool(append(dst, `,"explored":`...), s.Explored)
 		}
 		switch s.Arm {
 		case ArmTreatment:
@@ -201,6 +219,9 @@ func appendScores(dst []byte, ss []Score) []byte {
 func appendFloat(dst []byte, f float64) []byte {
 	if f == 0 || math.IsNaN(f) || math.IsInf(f, 0) {
 		return append(dst, '0')
+	}
+	if f == 1 { // multipliers at rest
+		return append(dst, '1')
 	}
 	if f < 0 {
 		dst = append(dst, '-')

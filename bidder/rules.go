@@ -9,7 +9,9 @@ import (
 	"unsafe"
 
 	"github.com/cpafeed/cpafeed/apierr"
+	"github.com/cpafeed/cpafeed/control"
 	"github.com/cpafeed/cpafeed/model"
+	"github.com/cpafeed/cpafeed/shading"
 	"github.com/cpafeed/cpafeed/signals"
 )
 
@@ -28,6 +30,9 @@ type CampaignRule struct {
 	CapCPM    float64 // currency per mille; 0 = no cap
 	Pacing    float64 // bid multiplier, > 0
 	BidOn     string  // BidOnCVR or BidOnCVRLo
+	// Shading: first-price bids are shaded (model.Control.DisableShading
+	// false).
+	Shading bool
 	// HoldoutShare is the share of households held out of the campaign
 	// (in [0, 0.5]; 0 = none): see Arm.
 	HoldoutShare float64
@@ -37,8 +42,12 @@ type CampaignRule struct {
 // and the cap (each 0 = none), in Currency per mille; p is the conversion
 // rate bid on (the CVR, its credible interval's low end for bid_on: cvr_lo,
 // or a Thompson draw).
-func (c *CampaignRule) Bid(p float64) float64 {
-	bid := 1000 * c.TargetCPA * c.Pacing * p
+func (c *CampaignRule) Bid(p float64) float64 { return c.bidWith(p, 1) }
+
+// bidWith is Bid with the pacing multiplied by m (the CPA controller's
+// multiplier and the bidder's pacer).
+func (c *CampaignRule) bidWith(p, m float64) float64 {
+	bid := 1000 * c.TargetCPA * c.Pacing * m * p
 	if c.CapCPM > 0 && bid > c.CapCPM {
 		bid = c.CapCPM
 	}
@@ -52,6 +61,7 @@ func (c *CampaignRule) Bid(p float64) float64 {
 type campaign struct {
 	CampaignRule
 	root model.Key
+	seed uint64 // control.Draw's seed
 	onLo bool
 	salt uint64 // of its holdout assignment (SetHoldout)
 }
@@ -77,7 +87,8 @@ func NewRules(levels [][]string, campaigns []model.Campaign) (*Rules, error) {
 	rules := make([]CampaignRule, len(campaigns))
 	for i, c := range campaigns {
 		c = c.WithDefaults()
-		rules[i] = CampaignRule{ID: c.ID, Currency: c.Currency, TargetCPA: c.TargetCPA, FloorCPM: c.FloorCPM, CapCPM: c.CapCPM, Pacing: c.Pacing, BidOn: c.BidOn}
+		rules[i] = CampaignRule{ID: c.ID, Currency: c.Currency, TargetCPA: c.TargetCPA, FloorCPM: c.FloorCPM, CapCPM: c.CapCPM, Pacing: c.Pacing, BidOn: c.BidOn,
+			Shading: !c.Control.DisableShading}
 		if c.HoldoutShare != nil {
 			rules[i].HoldoutShare = *c.HoldoutShare
 		}
@@ -131,6 +142,7 @@ func newRules(levels [][]string, rules []CampaignRule) (*Rules, error) {
 		r.camps = append(r.camps, campaign{
 			CampaignRule: c,
 			root:         model.RootKey(c.ID),
+			seed:         control.Seed(c.ID),
 			onLo:         c.BidOn == BidOnCVRLo,
 		})
 	}
@@ -199,16 +211,25 @@ type Score struct {
 	// its exposures are counted under).
 	Key     model.Key
 	Segment []byte
-	// BidCPM = 1000 × p × TargetCPA × Pacing clamped to [FloorCPM, CapCPM],
-	// p = CVR (or CVRLo for bid_on: cvr_lo), in the campaign's currency.
+	// BidCPM is the bid to place, in the campaign's currency per mille:
+	// UnshadedCPM, shaded in a first-price auction (never under FloorCPM).
 	BidCPM float64
+	// UnshadedCPM = 1000 × p × TargetCPA × Pacing × CPAControl × the
+	// bidder's pace, clamped to [FloorCPM, CapCPM]; p = CVR (CVRLo for
+	// bid_on: cvr_lo; the Thompson draw when Explored).
+	UnshadedCPM float64
+	// CPAControl is the campaign's CPA controller multiplier (package
+	// control; 1 when off); Pacing its configured pacing; Shading =
+	// BidCPM ÷ UnshadedCPM (1 when not shaded).
+	CPAControl, Pacing, Shading float64
 	// Multiplier is CVR ÷ the campaign's average CVR.
 	Multiplier float64
 	// Sample is a Thompson draw from the segment's posterior (a Beta for
 	// the chain, the lognormal of the crossed model), set when Sampled
-	// (explore=thompson).
-	Sample  float64
-	Sampled bool
+	// (explore=thompson); Explored when the bid is on it (within the
+	// campaign's explore share), else it is on the mean.
+	Sample            float64
+	Sampled, Explored bool
 	// Arm is the household's arm in the campaign's holdout (ArmNone
 	// without one); in ArmControl, BidCPM is 0 and WouldBidCPM the bid it
 	// would have made.
@@ -216,16 +237,6 @@ type Score struct {
 	WouldBidCPM float64
 
 	segOff, segLen int // Segment in Result.arena
-}
-
-// bid is the campaign's bid on an estimate: the rule (CampaignRule.Bid) on
-// its CVR, or on its credible interval's low end for bid_on: cvr_lo.
-func (c *campaign) bid(cvr, lo float64) float64 {
-	p := cvr
-	if c.onLo {
-		p = lo
-	}
-	return c.CampaignRule.Bid(p)
 }
 
 // table is one published Estimates with the per-campaign constants derived
@@ -236,9 +247,14 @@ type table struct {
 	est  *model.Estimates
 	avg  []float64           // 0 when the campaign has no root in est
 	dims []signals.FeatureID // crossed: the feature of each dimension; NumFeatures (Unknown) for a name signals does not know
+	// The closed loop as it stood when the table was built: one version
+	// of the estimates answers with one set of multipliers and curves,
+	// here and in an embedded scorer's snapshot of it.
+	ctl    []ctlEntry // as camps
+	curves *shading.Curves
 }
 
-func newTable(r *Rules, est *model.Estimates) *table {
+func newTable(r *Rules, est *model.Estimates, st Steering) *table {
 	t := &table{est: est, avg: make([]float64, len(r.camps))}
 	for i := range r.camps {
 		if e, ok := est.Get(r.camps[i].root); ok && e.Level == 0 {
@@ -246,6 +262,7 @@ func newTable(r *Rules, est *model.Estimates) *table {
 		}
 	}
 	t.resolveDims()
+	t.steerFrom(r, st)
 	return t
 }
 
@@ -276,9 +293,9 @@ func (t *table) fillCell(imp *signals.Imp, cell *model.Cell) bool {
 
 // score scores imp for campaign ci into out (all but the segment name,
 // which is returned appended to seg); cell is imp's (fillCell) for a
-// crossed table, nil for a chain. rng nil: no Thompson draw. It does not
-// allocate.
-func (r *Rules) score(t *table, ci int, imp *signals.Imp, cell *model.Cell, rng *rand.Rand, out *Score, seg []byte) []byte {
+// crossed table, nil for a chain. o says whether to explore (o.rng nil:
+// no Thompson draw), shade (o.first) and pace. It does not allocate.
+func (r *Rules) score(t *table, ci int, imp *signals.Imp, cell *model.Cell, o *scoreCtx, out *Score, seg []byte) []byte {
 	c := &r.camps[ci]
 	var e model.Estimate
 	var ok bool
@@ -295,12 +312,27 @@ func (r *Rules) score(t *table, ci int, imp *signals.Imp, cell *model.Cell, rng 
 	}
 	out.CVR, out.CVRLo, out.CVRHi, out.VTR = e.CVR, e.Lo, e.Hi, e.VTR
 	out.NEff, out.Conversions, out.Level, out.Key = e.NEff, e.Conversions, e.Level, e.Key
-	out.BidCPM = c.bid(e.CVR, e.Lo)
+	p := e.CVR
+	if c.onLo {
+		p = e.Lo
+	}
+	ctl := t.ctl[ci]
+	if o.rng != nil {
+		out.Sample, out.Sampled = e.Sample(o.rng), true
+		var x float64
+		if o.auction != nil {
+			x = control.Draw(c.seed, o.auction, imp.ID)
+		} else {
+			x = o.rng.Float64()
+		}
+		if x < ctl.q {
+			p, out.Explored = out.Sample, true
+		}
+	}
+	st := c.price(p, ctl.u, o.pace, o.first, t.curves, r.chain, imp)
+	out.BidCPM, out.UnshadedCPM, out.CPAControl, out.Shading, out.Pacing = st.BidCPM, st.UnshadedCPM, st.CPAControl, st.Shading, c.Pacing
 	if avg := t.avg[ci]; avg > 0 {
 		out.Multiplier = e.CVR / avg
-	}
-	if rng != nil {
-		out.Sample, out.Sampled = e.Sample(rng), true
 	}
 	start := len(seg)
 	if cell != nil { // the cell: the campaign, then each dimension's value

@@ -2,6 +2,7 @@ package bidder
 
 import (
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,7 @@ type Service struct {
 	tab   atomic.Pointer[table]
 	pool  sync.Pool // *scratch
 	snaps snapCache
+	steer Steering // nil: multipliers 1, no shading
 }
 
 // scratch is one request's reusable state.
@@ -67,6 +69,11 @@ func NewService(cfg Config, rules *Rules, m Estimator, mem Rememberer) *Service 
 	return s
 }
 
+// SetSteering gives the closed loop's state (CPA controllers, win-rate
+// curves) that bids are steered with; without it every multiplier is 1 and
+// nothing is shaded. Call it before serving.
+func (s *Service) SetSteering(st Steering) { s.steer = st }
+
 // SetClock replaces time.Now (tests).
 func (s *Service) SetClock(now func() time.Time) { s.now = now }
 
@@ -84,13 +91,16 @@ func (s *Service) SetRand(r *rand.Rand) { s.rng = r }
 func (s *Service) Rules() *Rules { return s.rules }
 
 // table returns the latest estimates with their per-campaign constants,
-// rebuilding those once per model version.
+// rebuilding those once per model version. The table takes the closed
+// loop's multipliers and curves as they are when it is built: they change
+// with the next model version (the server steps the controllers and refits
+// the curves just before a model refresh).
 func (s *Service) table() *table {
 	est := s.model.Estimates()
 	if t := s.tab.Load(); t != nil && t.est == est {
 		return t
 	}
-	t := newTable(s.rules, est)
+	t := newTable(s.rules, est, s.steer)
 	s.tab.Store(t) // a racing older table is replaced on the next call
 	return t
 }
@@ -107,15 +117,45 @@ func (s *Service) explore(v []byte) (*rand.Rand, error) {
 	return nil, apierr.BadRequest("explore: %q is not supported (thompson)", v)
 }
 
-// HandleScore serves POST /v1/score?campaigns=a,b[&explore=thompson] with
-// an OpenRTB 2.5/2.6 BidRequest as body (decompressed), for bidder b: every
-// imp is scored for every campaign asked (all b may score when campaigns
-// is absent) and, when b sends win notices, remembered for them. A
+// pace reads the pace parameter: a budget pacer's multiplier in (0, 1]
+// (absent: 1).
+func pace(v []byte) (float64, error) {
+	if len(v) == 0 {
+		return 1, nil
+	}
+	p, err := strconv.ParseFloat(string(v), 64)
+	if err != nil || !(p > 0 && p <= 1) {
+		return 0, apierr.BadRequest("pace: %q is not a multiplier in (0, 1] (a budget pacer may only lower bids)", v)
+	}
+	return p, nil
+}
+
+// auctionType reads the at parameter of GET /v1/score: 1 first price
+// (shade), 2 second price; absent: 2.
+func auctionType(v []byte) (first bool, err error) {
+	switch string(v) {
+	case "", "2":
+		return false, nil
+	case "1":
+		return true, nil
+	}
+	return false, apierr.BadRequest("at: %q is not an auction type (1 first price, 2 second price)", v)
+}
+
+// HandleScore serves POST /v1/score?campaigns=a,b[&explore=thompson]
+// [&pace=m] with an OpenRTB 2.5/2.6 BidRequest as body (decompressed), for
+// bidder b: every imp is scored for every campaign asked (all b may score
+// when campaigns is absent) and, when b sends win notices, remembered for
+// them. The request's at says the auction type (1: bids are shaded). A
 // malformed request is a 400 naming the JSON path; a campaign unknown or
 // not b's a 404, alike.
 func (s *Service) HandleScore(ctx *fasthttp.RequestCtx, body []byte, b signals.Bidder) error {
 	args := ctx.QueryArgs()
 	rng, err := s.explore(args.Peek("explore"))
+	if err != nil {
+		return err
+	}
+	pc, err := pace(args.Peek("pace"))
 	if err != nil {
 		return err
 	}
@@ -130,7 +170,7 @@ func (s *Service) HandleScore(ctx *fasthttp.RequestCtx, body []byte, b signals.B
 	if err != nil {
 		return err
 	}
-	s.rules.scoreRequest(s.table(), req, sc.camps, rng, &sc.res)
+	s.rules.scoreRequest(s.table(), req, sc.camps, rng, pc, &sc.res)
 	s.write(ctx, sc, rng != nil)
 	if s.mem != nil && b.SendsWins() {
 		s.mem.Remember(req, b.BidderName(), now)
@@ -141,8 +181,9 @@ func (s *Service) HandleScore(ctx *fasthttp.RequestCtx, body []byte, b signals.B
 // HandleScoreFeatures serves GET /v1/score?campaign=ID&publisher=...: one
 // imp given by its features (any feature name of signals.FeatureNames; an
 // unknown parameter is a 400), scored for the campaigns of campaign= or
-// campaigns= (repeatable, comma-separated; absent: all b may score).
-// Answer: {"campaigns":[...],"model_version":N}. Nothing is remembered.
+// campaigns= (repeatable, comma-separated; absent: all b may score), with
+// explore=, pace= and at= (the auction type, 1 first price: shade; default
+// 2). Answer: {"campaigns":[...],"model_version":N}. Nothing is remembered.
 func (s *Service) HandleScoreFeatures(ctx *fasthttp.RequestCtx, b signals.Bidder) error {
 	sc := s.pool.Get().(*scratch)
 	defer s.pool.Put(sc)
@@ -151,7 +192,7 @@ func (s *Service) HandleScoreFeatures(ctx *fasthttp.RequestCtx, b signals.Bidder
 	allow := func(i int) bool { return b.MayUse(s.rules.camps[i].ID) }
 	var rng *rand.Rand
 	var err error
-	listed := false
+	listed, first, pc := false, false, 1.0
 	for k, v := range ctx.QueryArgs().All() {
 		switch string(k) {
 		case "campaign", "campaigns":
@@ -162,10 +203,14 @@ func (s *Service) HandleScoreFeatures(ctx *fasthttp.RequestCtx, b signals.Bidder
 			sc.camps, err = s.rules.pickList(v, allow, sc.camps)
 		case "explore":
 			rng, err = s.explore(v)
+		case "pace":
+			pc, err = pace(v)
+		case "at":
+			first, err = auctionType(v)
 		default:
 			f, ok := s.rules.feature(k)
 			if !ok {
-				return apierr.BadRequest("%s: unknown feature (want campaign, campaigns, explore or one of %s)", k, s.rules.featureList)
+				return apierr.BadRequest("%s: unknown feature (want campaign, campaigns, explore, pace, at or one of %s)", k, s.rules.featureList)
 			}
 			sc.imp.SetFeature(f, v)
 		}
@@ -176,7 +221,7 @@ func (s *Service) HandleScoreFeatures(ctx *fasthttp.RequestCtx, b signals.Bidder
 	if !listed {
 		sc.camps = s.rules.pickAll(allow, sc.camps)
 	}
-	s.rules.scoreImp(s.table(), &sc.imp, sc.camps, rng, &sc.res)
+	s.rules.scoreImp(s.table(), &sc.imp, sc.camps, rng, first, pc, &sc.res)
 	s.write(ctx, sc, rng != nil)
 	return nil
 }

@@ -22,6 +22,6 @@ func (s *Service) ScoreRequest(req *signals.Request, opts ScoreOptions, res *Res
 	if !opts.Thompson {
 		rng = nil
 	}
-	s.rules.scoreRequest(s.table(), req, camps, rng, res)
+	s.rules.scoreRequest(s.table(), req, camps, rng, opts.Pace, res)
 	return nil
 }

@@ -168,7 +168,11 @@ func TestBidRule(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := r.camps[0].bid(cvr, lo); math.Abs(got-want) > 1e-12 {
+		p := cvr
+		if r.camps[0].onLo {
+			p = lo
+		}
+		if got := r.camps[0].price(p, 1, 1, false, nil, r.chain, &signals.Imp{}).BidCPM; math.Abs(got-want) > 1e-12 {
 			t.Errorf("%+v bid(%g, %g) = %g, want %g", c, cvr, lo, got, want)
 		}
 	}
@@ -342,8 +346,9 @@ func testThompson(t *testing.T, w *world) {
 		}
 	}
 	req, _ := signals.NewExtractor().Extract(all["roku-ctv-pod-gpp"], w.now)
-	tab := newTable(w.rules, w.m.Estimates())
+	tab := newTable(w.rules, w.m.Estimates(), nil)
 	rng := rand.New(rand.NewPCG(1, 2))
+	o := &scoreCtx{rng: rng, pace: 1}
 	var s Score
 	var cell model.Cell
 	c := &cell
@@ -353,7 +358,7 @@ func testThompson(t *testing.T, w *world) {
 	const n = 20000
 	sum, sum2 := 0.0, 0.0
 	for range n {
-		w.rules.score(tab, 0, &req.Imps[0], c, rng, &s, nil)
+		w.rules.score(tab, 0, &req.Imps[0], c, o, &s, nil)
 		sum += s.Sample
 		sum2 += s.Sample * s.Sample
 	}

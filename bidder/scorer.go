@@ -174,7 +174,7 @@ func (s *Scorer) Score(bidRequest []byte, opts ScoreOptions, res *Result) error 
 	if err != nil {
 		return err
 	}
-	sn.rules.scoreRequest(sn.tab, req, sc.camps, s.explore(opts), res)
+	sn.rules.scoreRequest(sn.tab, req, sc.camps, s.explore(opts), opts.Pace, res)
 	return nil
 }
 
@@ -189,7 +189,7 @@ func (s *Scorer) ScoreImp(imp *signals.Imp, opts ScoreOptions, res *Result) erro
 	if sc.camps, err = sn.rules.pickIDs(opts.Campaigns, sc.camps[:0]); err != nil {
 		return err
 	}
-	sn.rules.scoreImp(sn.tab, imp, sc.camps, s.explore(opts), res)
+	sn.rules.scoreImp(sn.tab, imp, sc.camps, s.explore(opts), opts.FirstPrice, opts.Pace, res)
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cpafeed/cpafeed/binenc"
 	"github.com/cpafeed/cpafeed/model"
+	"github.com/cpafeed/cpafeed/shading"
 )
 
 // A snapshot is what GET /v1/model/snapshot sends and a Scorer loads: the
@@ -18,28 +19,34 @@ import (
 // to answer as the server does. Its bytes are one or more zstd frames whose
 // content is
 //
-//	magic "CPFS", format 2 (byte)
+//	magic "CPFS", format 3 (byte)
 //	model version (uvarint)
 //	chain levels: count (uvarint), per level its feature names (count, strings)
 //	campaigns the bidder may score: count, then per campaign its id,
 //	  currency (strings), target CPA, floor, cap, pacing, average CVR
-//	  (float64 bits, little endian), bid_on (byte: 0 cvr, 1 cvr_lo),
-//	  [format 2] holdout share (float64)
+//	  (float64 bits, little endian), bid_on (byte: 0 cvr, 1 cvr_lo);
+//	  format 2: shading (byte, 1 on), cpa_control and the exploration
+//	  probability (float64 bits); format 3: holdout share (float64)
 //	a count (uvarint) and as many campaign ids: always 0 now; servers
 //	  before issue 18 listed the campaigns the bidder may not score here
 //	  (read and ignored)
-//	[format 2] the holdout: its key (bytes; empty: none), the household
+//	format 3: the holdout: its key (bytes; empty: none), the household
 //	  eid sources (count, strings), the TCF vendor id (uvarint)
 //	the estimates of the campaigns it may score (length-prefixed, in the
 //	  model's binary encoding, model.Estimates.MarshalCampaigns)
+//	format 2 and later: the win-rate curves of those campaigns: count (uvarint),
+//	  per curve its campaign's root key, its key (uint64, little endian),
+//	  A and K (float64 bits)
 //
-// Strings are a uvarint length then the bytes. Only the campaigns the
+// Strings are a uvarint length then the bytes. Format 1 (before the closed
+// loop) is still read: its campaigns bid with cpa_control 1, never explore
+// and are not shaded, as the servers that wrote it answered. Only the campaigns the
 // bidder may score are in the snapshot: a bidder never sees another
-// tenant's segments, nor its campaign ids. Format 1 (servers before issue
-// 14) is still read: no holdout.
+// tenant's segments, nor its campaign ids. Formats 1 and 2 (servers before
+// issue 14) are still read: no holdout.
 const (
 	snapMagic  = "CPFS"
-	snapFormat = 2
+	snapFormat = 3
 )
 
 // SnapshotContentType is the Content-Type of a snapshot answer.
@@ -102,11 +109,10 @@ func appendSnapshotContent(dst []byte, r *Rules, t *table, allow []bool, mayUse 
 		for _, f := range [...]float64{c.TargetCPA, c.FloorCPM, c.CapCPM, c.Pacing, t.avg[i]} {
 			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
 		}
-		b := byte(0)
-		if c.onLo {
-			b = 1
+		dst = append(dst, boolByte(c.onLo), boolByte(c.Shading))
+		for _, f := range [...]float64{t.ctl[i].u, t.ctl[i].q} {
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
 		}
-		dst = append(dst, b)
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(c.HoldoutShare))
 	}
 	dst = binary.AppendUvarint(dst, 0) // no campaigns listed as another's
@@ -126,7 +132,22 @@ func appendSnapshotContent(dst []byte, r *Rules, t *table, allow []bool, mayUse 
 		return nil, err
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(est)))
-	return append(dst, est...), nil
+	dst = append(dst, est...)
+	roots := map[model.Key]bool{}
+	for i := range r.camps {
+		if allow[i] {
+			roots[r.camps[i].root] = true
+		}
+	}
+	camps, keys, curves := curvesOf(t.curves, roots)
+	dst = binary.AppendUvarint(dst, uint64(len(keys)))
+	for i := range keys {
+		dst = binary.LittleEndian.AppendUint64(dst, camps[i])
+		dst = binary.LittleEndian.AppendUint64(dst, keys[i])
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(curves[i].A))
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(curves[i].K))
+	}
+	return dst, nil
 }
 
 func appendStr(dst []byte, s string) []byte {
@@ -143,8 +164,8 @@ func parseSnapshotContent(b []byte) (*Snapshot, error) {
 		return nil, fmt.Errorf("%w: not a cpafeed snapshot", ErrSnapshot)
 	}
 	format := b[len(snapMagic)]
-	if format != 1 && format != snapFormat {
-		return nil, fmt.Errorf("%w: format %d, this client reads formats 1 and %d (upgrade it)", ErrSnapshot, format, snapFormat)
+	if format < 1 || format > snapFormat {
+		return nil, fmt.Errorf("%w: format %d, this client reads formats 1 to %d (upgrade it)", ErrSnapshot, format, snapFormat)
 	}
 	r := binenc.NewSlice(b[len(snapMagic)+1:], ErrSnapshot)
 	version := r.Uvarint("model version")
@@ -158,6 +179,7 @@ func parseSnapshotContent(b []byte) (*Snapshot, error) {
 	}
 	rules := make([]CampaignRule, r.Count(2+5*8+1, "campaigns"))
 	avg := make([]float64, len(rules))
+	ctl := make([]ctlEntry, len(rules))
 	for i := range rules {
 		c := &rules[i]
 		c.ID = string(r.Bytes("campaign id"))
@@ -168,7 +190,15 @@ func parseSnapshotContent(b []byte) (*Snapshot, error) {
 		if r.Byte("bid_on") == 1 {
 			c.BidOn = BidOnCVRLo
 		}
+		ctl[i] = ctlEntry{u: 1}
 		if format >= 2 {
+			c.Shading = r.Byte("shading") == 1
+			ctl[i] = ctlEntry{u: r.F64("cpa_control"), q: r.F64("explore probability")}
+			if e := ctl[i]; r.Err() == nil && (!(e.u > 0) || math.IsInf(e.u, 0) || !(e.q >= 0 && e.q <= 1)) {
+				return nil, fmt.Errorf("%w: campaign %q: cpa_control %g, explore probability %g", ErrSnapshot, c.ID, e.u, e.q)
+			}
+		}
+		if format >= 3 {
 			c.HoldoutShare = r.F64("holdout share")
 		}
 	}
@@ -176,7 +206,7 @@ func parseSnapshotContent(b []byte) (*Snapshot, error) {
 		r.Bytes("campaign id")
 	}
 	var hold HoldoutConfig
-	if format >= 2 {
+	if format >= 3 {
 		hold.Key = append([]byte(nil), r.Bytes("holdout key")...)
 		for range r.Count(1, "household sources") {
 			hold.HouseholdSources = append(hold.HouseholdSources, string(r.Bytes("household source")))
@@ -184,11 +214,26 @@ func parseSnapshotContent(b []byte) (*Snapshot, error) {
 		hold.TCFVendorID = int(r.Uvarint("tcf vendor id"))
 	}
 	raw := r.Bytes("estimates")
+	var curves *shading.Curves
+	if format >= 2 {
+		n := r.Count(32, "curves")
+		camps, keys, cs := make([]uint64, n), make([]uint64, n), make([]shading.Curve, n)
+		for i := range n {
+			camps[i], keys[i] = r.U64("curve campaign"), r.U64("curve key")
+			cs[i] = shading.Curve{A: r.F64("curve A"), K: r.F64("curve K")}
+		}
+		if r.Err() == nil {
+			var err error
+			if curves, err = shading.NewCurves(camps, keys, cs); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
+			}
+		}
+	}
 	if r.Err() != nil {
 		return nil, r.Err()
 	}
 	if r.Len() != 0 {
-		return nil, fmt.Errorf("%w: %d bytes after the estimates", ErrSnapshot, r.Len())
+		return nil, fmt.Errorf("%w: %d bytes after its end", ErrSnapshot, r.Len())
 	}
 	est, err := decodeEstimates(raw)
 	if err != nil {
@@ -201,7 +246,7 @@ func parseSnapshotContent(b []byte) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
 	}
-	tab := &table{est: est, avg: avg}
+	tab := &table{est: est, avg: avg, ctl: ctl, curves: curves}
 	tab.resolveDims()
 	return &Snapshot{rules: rs, tab: tab, hold: hold}, nil
 }

@@ -2,7 +2,9 @@ package bidder
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -56,7 +58,7 @@ func testSnapshotRoundTrip(t *testing.T, w *world) {
 		if sn.Rules().Campaigns()[i] != c {
 			t.Fatalf("campaign %d: %+v, want %+v", i, sn.Rules().Campaigns()[i], c)
 		}
-		if sn.tab.avg[i] != newTable(w.rules, est).avg[i] {
+		if sn.tab.avg[i] != newTable(w.rules, est, nil).avg[i] {
 			t.Fatalf("campaign %d: average %g", i, sn.tab.avg[i])
 		}
 	}
@@ -183,9 +185,9 @@ func TestParseSnapshotBad(t *testing.T) {
 	f("not zstd", []byte("hello"), "invalid snapshot")
 	f("plain content", raw, "invalid snapshot")
 	f("other magic", enc.EncodeAll(append([]byte("XXXX"), raw[4:]...), nil), "not a cpafeed snapshot")
-	f("newer format", enc.EncodeAll(append([]byte("CPFS\x03"), raw[5:]...), nil), "format 3")
+	f("newer format", enc.EncodeAll(append([]byte("CPFS\x04"), raw[5:]...), nil), "format 4")
 	f("truncated", enc.EncodeAll(raw[:len(raw)/2], nil), "invalid snapshot")
-	f("trailing", enc.EncodeAll(append(raw, 0), nil), "after the estimates")
+	f("trailing", enc.EncodeAll(append(raw, 0), nil), "after its end")
 	if _, err := ParseSnapshot(data, int64(len(raw)-1)); !errors.Is(err, ErrSnapshot) {
 		t.Errorf("over the size limit: %v", err)
 	}
@@ -217,4 +219,67 @@ func FuzzParseSnapshot(f *testing.F) {
 		var res Result
 		NewScorerFromSnapshot(sn).Score(body, ScoreOptions{Thompson: true}, &res)
 	})
+}
+
+// appendSnapshotV1 is the format-1 encoder of servers before the closed
+// loop (issue 16): no cpa_control, exploration or shading per campaign,
+// no curves.
+func appendSnapshotV1(t *testing.T, r *Rules, tab *table) []byte {
+	t.Helper()
+	dst := append([]byte(snapMagic), 1)
+	dst = binary.AppendUvarint(dst, tab.est.Version())
+	dst = binary.AppendUvarint(dst, uint64(len(r.levels)))
+	for _, lv := range r.levels {
+		dst = binary.AppendUvarint(dst, uint64(len(lv)))
+		for _, f := range lv {
+			dst = appendStr(dst, f)
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(r.camps)))
+	for i := range r.camps {
+		c := &r.camps[i]
+		dst = appendStr(dst, c.ID)
+		dst = appendStr(dst, c.Currency)
+		for _, f := range [...]float64{c.TargetCPA, c.FloorCPM, c.CapCPM, c.Pacing, tab.avg[i]} {
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
+		}
+		dst = append(dst, boolByte(c.onLo))
+	}
+	dst = binary.AppendUvarint(dst, 0)
+	est, err := tab.est.MarshalCampaigns(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(est)))
+	return append(dst, est...)
+}
+
+// TestParseSnapshotFormat1: a snapshot of a server before the closed loop
+// still loads and answers as that server did: multiplier 1, no
+// exploration, no shading.
+func TestParseSnapshotFormat1(t *testing.T) {
+	all := fixtures(t)
+	w := newWorld(t)
+	w.feedFixtures(t, all)
+	raw := appendSnapshotV1(t, w.rules, newTable(w.rules, w.m.Estimates(), nil))
+	sn, err := parseSnapshotContent(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := NewScorerFromSnapshot(sn)
+	sc.SetClock(w.svc.now)
+	var res Result
+	if err := sc.Score(all["roku-ctv-pod-gpp"], ScoreOptions{Thompson: true}, &res); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range res.Imps[0].Scores {
+		if s.CPAControl != 1 || s.Shading != 1 || s.Explored || s.BidCPM != s.UnshadedCPM {
+			t.Fatalf("format 1: %+v", s)
+		}
+	}
+	status, body := call(w.svc, "POST", "/v1/score", all["roku-ctv-pod-gpp"], demoBidder)
+	server := decode(t, body)
+	if status != 200 || server.Imps[0].Campaigns[0].BidCPM != WireFloat(res.Imps[0].Scores[0].BidCPM) {
+		t.Fatalf("server %+v, format-1 scorer %+v", server.Imps[0].Campaigns[0], res.Imps[0].Scores[0])
+	}
 }

@@ -198,8 +198,18 @@ func (w *world) expect(tb testing.TB, campaign string, imp *signals.Imp) Score {
 	return Score{
 		Campaign: campaign, CVR: e.CVR, CVRLo: e.Lo, CVRHi: e.Hi, VTR: e.VTR, NEff: e.NEff,
 		Conversions: e.Conversions, Level: level, Key: path[level], Segment: []byte(seg),
-		BidCPM: c.bid(e.CVR, e.Lo), Multiplier: e.CVR / root.CVR,
+		BidCPM: expectBid(c, e.CVR, e.Lo), UnshadedCPM: expectBid(c, e.CVR, e.Lo), CPAControl: 1, Pacing: c.Pacing, Shading: 1,
+		Multiplier: e.CVR / root.CVR,
 	}
+}
+
+// expectBid is the bid rule on an estimate without a closed loop: on its
+// CVR, or its interval's low end for bid_on: cvr_lo.
+func expectBid(c *campaign, cvr, lo float64) float64 {
+	if c.onLo {
+		return c.Bid(lo)
+	}
+	return c.Bid(cvr)
 }
 
 // expectCrossed is what scoring imp for campaign must answer under the
@@ -226,7 +236,8 @@ func (w *world) expectCrossed(tb testing.TB, campaign string, imp *signals.Imp) 
 	return Score{
 		Campaign: campaign, CVR: e.CVR, CVRLo: e.Lo, CVRHi: e.Hi, VTR: e.VTR, NEff: e.NEff,
 		Conversions: e.Conversions, Level: e.Level, Key: cell.Key(root), Segment: []byte(seg),
-		BidCPM: c.bid(e.CVR, e.Lo), Multiplier: e.CVR / avg,
+		BidCPM: expectBid(c, e.CVR, e.Lo), UnshadedCPM: expectBid(c, e.CVR, e.Lo), CPAControl: 1, Pacing: c.Pacing, Shading: 1,
+		Multiplier: e.CVR / avg,
 	}
 }
 

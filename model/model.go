@@ -90,6 +90,7 @@ type campState struct {
 	root   Key
 	win    int64   // attribution window, seconds
 	lam0   float64 // rate of the slowest delay component, per second
+	rGamma float64 // decay rate of the recent counts (ln 2 / Control.Window), per second
 	l      *learner
 	active bool
 
@@ -102,6 +103,7 @@ type campTotals struct {
 	exposures                           uint64
 	spend, starts, completes, credited  float64
 	conversions, attributed, unattribed uint64
+	r, long                             recent // for the CPA controller (ControlStats): half-lives Control.Window and longWindows × it
 }
 
 // campSet is an immutable view of the campaigns; SetCampaigns swaps it.
@@ -204,6 +206,9 @@ func (m *Model) SetCampaigns(campaigns []Campaign) error {
 		if c.Window < time.Second {
 			return fmt.Errorf("campaign %q: window %v shorter than a second", c.ID, c.Window)
 		}
+		if c.Control.Window < time.Second {
+			return fmt.Errorf("campaign %q: control.window %v shorter than a second", c.ID, c.Control.Window)
+		}
 		if !(c.PriorCVR > 0 && c.PriorCVR < 1) {
 			return fmt.Errorf("campaign %q: prior_cvr %g not in (0, 1)", c.ID, c.PriorCVR)
 		}
@@ -227,11 +232,13 @@ func (m *Model) SetCampaigns(campaigns []Campaign) error {
 		if o := old.byID[c.ID]; o != nil {
 			cs := list[o.idx]
 			cs.c, cs.active = c, true
+			cs.rGamma = math.Ln2 / c.Control.Window.Seconds()
 			cs.l = m.learnerFor(learnerKey{c.Advertiser, c.Event, cs.win})
 			continue
 		}
 		win := int64(c.Window / time.Second)
-		cs := &campState{c: c, idx: len(list), root: RootKey(c.ID), win: win, lam0: slowestDiv / float64(win), active: true, tot: new(campTotals)}
+		cs := &campState{c: c, idx: len(list), root: RootKey(c.ID), win: win, lam0: slowestDiv / float64(win), active: true, tot: new(campTotals),
+			rGamma: math.Ln2 / c.Control.Window.Seconds()}
 		cs.l = m.learnerFor(learnerKey{c.Advertiser, c.Event, win})
 		list = append(list, cs)
 	}

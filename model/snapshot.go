@@ -8,7 +8,7 @@ import (
 	"slices"
 )
 
-// Snapshot format (little endian; version 2):
+// Snapshot format (little endian; version 3):
 //
 //	"CPAFMDL\x00" u32 format
 //	u64 model version, i64 time of the last table
@@ -16,7 +16,9 @@ import (
 //	  names, u32 n and n tables (name, u32 k and k u8 dimension indexes)
 //	campaigns: u32 n, then per campaign: id, advertiser, event, i64 window
 //	  (seconds), active, totals (u64 exposures, f64 spend, starts,
-//	  completes, credited, u64 conversions, attributed, unattributed)
+//	  completes, credited, u64 conversions, attributed, unattributed;
+//	  format 3: the recent and the long counts of the CPA controller, each
+//	  i64 tRef, f64 n, spend, c, [6]f64 s, f64 predicted)
 //	strengths: i64 at, f64 root, bool, [16]f64 pooled, [16]bool, [16]f64
 //	  shared (format 2), [16]bool, then per campaign [16]f64, [16]bool
 //	learners: u32 n, then per learner: advertiser, event, i64 window,
@@ -33,11 +35,12 @@ import (
 //	u32 CRC-32C of all the above
 //
 // Strings and labels are u32 length + bytes. Version 1 (before the crossed
-// model) is version 2 of a chain without the structure byte; it is still
+// model) is version 2 of a chain without the structure byte; version 2 is
+// version 3 without the recent counts (they start at zero); both are still
 // read.
 const (
 	snapMagic   = "CPAFMDL\x00"
-	snapVersion = 2
+	snapVersion = 3
 )
 
 // WriteSnapshot writes the model's complete mutable state (nodes with their
@@ -119,6 +122,16 @@ func (m *Model) WriteSnapshot(w io.Writer) error {
 		e.u64(t.conversions)
 		e.u64(t.attributed)
 		e.u64(t.unattribed)
+		for _, r := range [...]*recent{&t.r, &t.long} {
+			e.i64(r.tRef)
+			e.f64(r.n)
+			e.f64(r.spend)
+			e.f64(r.c)
+			for _, x := range r.s {
+				e.f64(x)
+			}
+			e.f64(r.p)
+		}
 	}
 
 	e.i64(fs.at)
@@ -258,8 +271,8 @@ func (m *Model) ReadSnapshot(r io.Reader) (Restored, error) {
 		return res, fmt.Errorf("%w: not a model snapshot", errCorrupt)
 	}
 	format := d.u32()
-	if d.e == nil && format != 1 && format != snapVersion {
-		return res, fmt.Errorf("model snapshot format %d, want %d (or 1)", format, snapVersion)
+	if d.e == nil && (format < 1 || format > snapVersion) {
+		return res, fmt.Errorf("model snapshot format %d, want 1 to %d", format, snapVersion)
 	}
 	ver := d.u64()
 	at := d.i64()
@@ -327,6 +340,18 @@ func (m *Model) ReadSnapshot(r io.Reader) (Restored, error) {
 		t.conversions = d.u64()
 		t.attributed = d.u64()
 		t.unattribed = d.u64()
+		if format >= 3 {
+			for _, r := range [...]*recent{&t.r, &t.long} {
+				r.tRef = d.i64()
+				r.n = d.fin("recent exposures")
+				r.spend = d.fin("recent spend")
+				r.c = d.fin("recent conversions")
+				for j := range r.s {
+					r.s[j] = d.fin("recent delay accumulator")
+				}
+				r.p = d.fin("recent predicted conversions")
+			}
+		}
 		if sc.win < 1 {
 			d.fail("campaign %q: window %d", id, sc.win)
 		}
@@ -600,6 +625,8 @@ func (m *Model) ReadSnapshot(r io.Reader) (Restored, error) {
 		}
 		*sc.cur.tot = sc.tot
 		if sc.resetS {
+			sc.cur.tot.r.s = [nComp]float64{} // built on the old window's rates
+			sc.cur.tot.long.s = [nComp]float64{}
 			res.WindowChanged = append(res.WindowChanged, sc.cur.c.ID)
 		}
 		if keepAll { // strengths of other levels or tables mean nothing here

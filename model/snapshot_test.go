@@ -258,8 +258,10 @@ func TestSnapshotGolden(t *testing.T) {
 		current bool
 	}{
 		{"model-v1.snap", Config{Structure: StructureChain, MinDelaySamples: 5}, false},
-		{"model-v2-chain.snap", Config{Structure: StructureChain, MinDelaySamples: 5}, true},
-		{"model-v2-crossed.snap", crossedSmall(Config{MinDelaySamples: 5}), true},
+		{"model-v2-chain.snap", Config{Structure: StructureChain, MinDelaySamples: 5}, false},
+		{"model-v2-crossed.snap", crossedSmall(Config{MinDelaySamples: 5}), false},
+		{"model-v3-chain.snap", Config{Structure: StructureChain, MinDelaySamples: 5}, true},
+		{"model-v3-crossed.snap", crossedSmall(Config{MinDelaySamples: 5}), true},
 	} {
 		t.Run(c.file, func(t *testing.T) {
 			path := filepath.Join("testdata", c.file)
@@ -303,7 +305,7 @@ func FuzzReadSnapshot(f *testing.F) {
 	smallStream(m, 4, t0, t0+3600)
 	m.Refit(t0 + 3600)
 	f.Add(snapshotOf(f, m))
-	for _, file := range []string{"model-v1.snap", "model-v2-chain.snap", "model-v2-crossed.snap"} {
+	for _, file := range []string{"model-v1.snap", "model-v2-chain.snap", "model-v2-crossed.snap", "model-v3-chain.snap", "model-v3-crossed.snap"} {
 		if data, err := os.ReadFile(filepath.Join("testdata", file)); err == nil {
 			f.Add(data)
 		}

@@ -91,6 +91,8 @@ func (m *Model) exposeNode(ts int64, cs *campState, k Key, parent uint32, level 
 	if level == 0 {
 		cs.tot.exposures++
 		cs.tot.spend += cost
+		cs.tot.r.expose(cs.rGamma, cs.lam0, ts, cost)
+		cs.tot.long.expose(cs.rGamma/longWindows, cs.lam0, ts, cost)
 	}
 	sh.mu.Unlock()
 	return m.nodeID(si, local), true
@@ -122,6 +124,8 @@ func (m *Model) Credit(expTS, convTS int64, leaf Key, weight float64) bool {
 		}
 		if nd.level == 0 {
 			cs.tot.credited += weight
+			cs.tot.r.credit(cs.rGamma, cs.lam0, expTS, t, weight)
+			cs.tot.long.credit(cs.rGamma/longWindows, cs.lam0, expTS, t, weight)
 		}
 	})
 	if !ok {

@@ -42,6 +42,7 @@ var routeRoles = [numRoutes]role{
 	routePixel:         roleNone,
 	routeWin:           roleNone,
 	routeVAST:          roleNone,
+	routeLoss:          roleNone,
 	routeConversions:   roleAdvertiser,
 	routeStats:         roleAdvertiser,
 	routeTestEvents:    roleAdvertiser,

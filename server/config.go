@@ -18,9 +18,11 @@ import (
 
 	"github.com/cpafeed/cpafeed/bidder"
 	"github.com/cpafeed/cpafeed/configs"
+	"github.com/cpafeed/cpafeed/control"
 	"github.com/cpafeed/cpafeed/conversions"
 	"github.com/cpafeed/cpafeed/journal"
 	"github.com/cpafeed/cpafeed/model"
+	"github.com/cpafeed/cpafeed/shading"
 	"github.com/cpafeed/cpafeed/signals"
 )
 
@@ -61,6 +63,11 @@ type Config struct {
 	Model model.Config `yaml:"model"`
 	// Bidder configures scoring and model snapshots for embedded scorers.
 	Bidder bidder.Config `yaml:"bidder"`
+	// Control schedules the campaigns' CPA controllers (each campaign's
+	// own settings are under its control:).
+	Control control.Config `yaml:"control"`
+	// Shading configures the first-price win-rate curves.
+	Shading shading.Config `yaml:"shading"`
 
 	// Segments is the backoff chain below the campaign, coarse to fine; each
 	// level names one or more bid-request features. Default
@@ -388,6 +395,8 @@ func (c Config) WithDefaults() Config {
 	if c.Holdout.HouseholdCache == 0 {
 		c.Holdout.HouseholdCache = signals.DefaultHouseholdCache
 	}
+	c.Control = c.Control.WithDefaults()
+	c.Shading = c.Shading.WithDefaults()
 	if c.Snapshot.Interval == 0 {
 		c.Snapshot.Interval = 10 * time.Minute
 	}
@@ -582,6 +591,9 @@ func (c Config) Validate() []error {
 		if !(cp.PriorCVR > 0 && cp.PriorCVR < 1) {
 			bad(p+".prior_cvr", "must be in (0, 1)")
 		}
+		for _, err := range cp.Control.Validate(p + ".control") {
+			errs = append(errs, fmt.Errorf("config: %v", err))
+		}
 	}
 	bidders := map[string]bool{}
 	for i, b := range c.Bidders {
@@ -642,6 +654,9 @@ func (c Config) Validate() []error {
 	}
 	for _, err := range c.Model.Validate() {
 		bad("model", "%v", err)
+	}
+	for _, err := range append(c.Control.Validate(), c.Shading.Validate()...) {
+		errs = append(errs, fmt.Errorf("config: %v", err))
 	}
 	return errs
 }

@@ -6,8 +6,10 @@ import (
 	"time"
 
 	"github.com/cpafeed/cpafeed/bidder"
+	"github.com/cpafeed/cpafeed/control"
 	"github.com/cpafeed/cpafeed/conversions"
 	"github.com/cpafeed/cpafeed/model"
+	"github.com/cpafeed/cpafeed/shading"
 	"github.com/cpafeed/cpafeed/signals"
 )
 
@@ -37,6 +39,11 @@ type Engine struct {
 	// LiftLevel is the segment level of the lift feature (1 = the first
 	// below the campaign; 0: it is not a level).
 	LiftLevel int
+	// Control holds every campaign's CPA controller; Shading the bid
+	// outcomes and the first-price win-rate curves. Steer steps and refits
+	// them.
+	Control *control.Controller
+	Shading *shading.Book
 
 	now func() time.Time
 }
@@ -87,7 +94,55 @@ func newEngine(cfg Config, log EngineLog, now func() time.Time, t *tenants) (*En
 	e.Bidder.SetClock(now)
 	e.Bidder.SetHoldout(bidder.HoldoutConfig{Key: holdoutKey(cfg.Identity.Secret), HouseholdSources: cfg.Identity.HouseholdEIDSources,
 		TCFVendorID: cfg.Identity.TCFVendorID, HouseholdCache: cfg.Holdout.HouseholdCache})
+	e.Control = control.New(log, controlCampaigns(cfg.Campaigns))
+	e.Shading = shading.NewBook(cfg.Shading)
+	e.Exposures.OnExposed(func(campaign string, ts int64, cost, pred float64, auction, imp []byte) {
+		e.Model.Predicted(campaign, ts, pred)
+		e.Control.OnExposed(campaign, ts, cost, auction, imp)
+	})
+	e.Exposures.SetPredictor(e.Bidder.Predict)
+	e.Exposures.OnOutcome(func(_ string, root, cut model.Key, bid, _ float64, won bool, ts int64) {
+		e.Shading.Observe(uint64(root), uint64(cut), bid, won, ts)
+	})
+	e.Bidder.SetSteering(steering{e.Control, e.Shading})
 	return e, nil
+}
+
+// controlCampaigns maps the campaigns' control settings (taken
+// WithDefaults) to the controller's.
+func controlCampaigns(campaigns []model.Campaign) []control.Campaign {
+	out := make([]control.Campaign, len(campaigns))
+	for i, c := range campaigns {
+		c = c.WithDefaults()
+		k := c.Control
+		out[i] = control.Campaign{ID: c.ID, Window: k.Window.Seconds(), Params: control.Params{
+			Enabled: k.CPA, Target: c.TargetCPA, Min: k.Min, Max: k.Max,
+			ReactionTime: k.ReactionTime.Seconds(), ExploreShare: k.ExploreShare,
+		}}
+	}
+	return out
+}
+
+// steering is the bidder's view of the closed loop.
+type steering struct {
+	c *control.Controller
+	b *shading.Book
+}
+
+func (s steering) Controls() *control.Table { return s.c.Table() }
+func (s steering) Curves() *shading.Curves  { return s.b.Curves() }
+
+// Steer steps every campaign's CPA controller at now, on its recent
+// delivery (model.ControlStats; the new multipliers are journaled), and
+// refits the first-price win-rate curves. Their new values reach bids with
+// the next model version (Model.Refresh): a server runs it every
+// control.interval just before a refresh.
+func (e *Engine) Steer(now int64) error {
+	e.Shading.Refit(now)
+	return e.Control.Update(now, func(id string) (control.Measure, bool) {
+		st, ok := e.Model.ControlStats(id, now)
+		return control.Measure{Spend: st.Spend, Exposures: st.Exposures, Conversions: st.Conversions, NEff: st.NEff, Predicted: st.Predicted, Long: st.Long}, ok
+	})
 }
 
 // FlushCredits journals the probabilistic credits of the conversions

@@ -38,6 +38,7 @@ const (
 	routeTestEvents
 	routeEffects
 	routeCampaignLift
+	routeLoss
 	routeOpenAPI
 	numRoutes
 )
@@ -48,6 +49,7 @@ var routeNames = [numRoutes]string{
 	"test_events",
 	"effects",
 	"campaign_lift",
+	"loss",
 	"openapi",
 }
 
@@ -57,7 +59,7 @@ func (r route) String() string { return routeNames[r] }
 // beacons of won auctions): shed last.
 func (r route) bidTime() bool {
 	switch r {
-	case routeScore, routeBids, routeWin, routeVAST, routeModelSnapshot:
+	case routeScore, routeBids, routeWin, routeVAST, routeModelSnapshot, routeLoss:
 		return true
 	}
 	return false

@@ -72,6 +72,8 @@ func routeOf(p []byte) route {
 		return routeWin
 	case "/v1/vast":
 		return routeVAST
+	case "/v1/loss":
+		return routeLoss
 	case "/v1/identities":
 		return routeIdentities
 	case "/v1/segments":
@@ -210,6 +212,8 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, r route) error {
 		return s.only(ctx, "GET POST", func() error { return s.st.exp.HandleWin(ctx) })
 	case routeVAST:
 		return s.only(ctx, "GET POST", func() error { return s.st.exp.HandleVAST(ctx) })
+	case routeLoss:
+		return s.only(ctx, "GET POST", func() error { return s.st.exp.HandleLoss(ctx) })
 	case routeIdentities:
 		return s.withLazyBody(ctx, "DELETE POST", func(body conversions.Body) error { return s.st.eraser.HandleDeleteIdentities(ctx, body, tn.name) })
 	case routeCampaignStats:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cpafeed/cpafeed/bidder"
 	"github.com/cpafeed/cpafeed/binenc"
+	"github.com/cpafeed/cpafeed/control"
 	"github.com/cpafeed/cpafeed/conversions"
 	"github.com/cpafeed/cpafeed/journal"
 	"github.com/cpafeed/cpafeed/model"
@@ -35,6 +36,7 @@ type state struct {
 	bid    *bidder.Service
 	// liftLevel is the segment level of attribution.lift_feature (0: none).
 	liftLevel int
+	eng       *Engine // the same components, for Steer
 
 	lastSnapshot uint64        // LSN of the newest snapshot written or loaded
 	lastPause    time.Duration // how long the last snapshot held applies (ingest answers) back
@@ -70,6 +72,7 @@ func (st *state) build() error {
 	st.chain, st.model, st.index, st.exp = e.Chain, e.Model, e.Index, e.Exposures
 	st.conv, st.attr, st.eraser, st.bid = e.Conversions, e.Attributor, e.Eraser, e.Bidder
 	st.liftLevel = e.LiftLevel
+	st.eng = e
 	return nil
 }
 
@@ -128,6 +131,11 @@ func (st *state) replay(from uint64) (journal.ReplayReport, error) {
 				return fmt.Errorf("record %d (credits): %w", lsn, err)
 			}
 			return nil
+		case control.RecordType:
+			if err := st.eng.Control.Replay(rec); err != nil {
+				return fmt.Errorf("record %d (control): %w", lsn, err)
+			}
+			return nil
 		}
 		ok, err := st.exp.Replay(rec)
 		if err != nil {
@@ -144,10 +152,12 @@ func (st *state) replay(from uint64) (journal.ReplayReport, error) {
 // as single records (section exposures3); 3: remembered bids oldest first,
 // from the generations of the bid memory (section exposures4); 4: the
 // identity index carries its campaign table and is renumbered by id at a
-// restart (section index2); 5: ghost exposures and lift groups in the index
-// (index3), the lift measurement and the conversions awaiting
-// probabilistic credit (attribution2). This cpafeed still reads 1 to 4.
-const snapshotFormat = 5
+// restart (section index2); 5: the CPA controllers and the bid outcomes of
+// first-price shading (sections control1, shading1, before the model); 6:
+// ghost exposures and lift groups in the index (index3), the lift
+// measurement and the conversions awaiting probabilistic credit
+// (attribution2). This cpafeed still reads 1 to 5.
+const snapshotFormat = 6
 
 // writeSnapshot writes every component's state as of the records before
 // LSN next; it runs at the journal checkpoint at next, where every record
@@ -160,6 +170,8 @@ func (st *state) writeSnapshot(w io.Writer, next uint64) error {
 	st.exp.WriteSnapshot(bw, next)
 	st.conv.WriteSnapshot(bw, next)
 	st.attr.WriteSnapshot(bw)
+	st.eng.Control.WriteSnapshot(bw)
+	st.eng.Shading.WriteSnapshot(bw)
 	bw.Tag("model")
 	if err := bw.Flush(); err != nil {
 		return err
@@ -173,8 +185,9 @@ func (st *state) writeSnapshot(w io.Writer, next uint64) error {
 func (st *state) readSnapshot(r io.Reader) error {
 	br := binenc.NewReader(r)
 	br.Tag("cpafeed")
-	if v := br.Uvarint(); br.Err() == nil && (v < 1 || v > snapshotFormat) {
-		return fmt.Errorf("snapshot format %d, this cpafeed reads 1 to %d", v, snapshotFormat)
+	format := br.Uvarint()
+	if br.Err() == nil && (format < 1 || format > snapshotFormat) {
+		return fmt.Errorf("snapshot format %d, this cpafeed reads 1 to %d", format, snapshotFormat)
 	}
 	if err := st.index.ReadSnapshot(br, st.exp.CampaignNumber); err != nil {
 		return fmt.Errorf("index: %w", err)
@@ -187,6 +200,14 @@ func (st *state) readSnapshot(r io.Reader) error {
 	}
 	if err := st.attr.ReadSnapshot(br); err != nil {
 		return fmt.Errorf("attribution: %w", err)
+	}
+	if format >= 5 {
+		if err := st.eng.Control.ReadSnapshot(br); err != nil {
+			return err
+		}
+		if err := st.eng.Shading.ReadSnapshot(br); err != nil {
+			return err
+		}
 	}
 	br.Tag("model")
 	if err := br.Err(); err != nil {
@@ -252,7 +273,9 @@ func (st *state) background(ctx context.Context) {
 	}
 	credit := time.NewTicker(cfg.Attribution.CreditInterval)
 	defer credit.Stop()
+	st.eng.Shading.Refit(time.Now().Unix())
 	st.model.Refresh(time.Now().Unix()) // publish what replay added, at once
+	nextSteer := time.Now().Add(cfg.Control.Interval)
 	for {
 		select {
 		case <-ctx.Done():
@@ -262,6 +285,14 @@ func (st *state) background(ctx context.Context) {
 		case now := <-refresh.C:
 			start := time.Now()
 			st.flushCredits(now) // the estimates see every credit so far
+			if !now.Before(nextSteer) {
+				// The controllers step and the curves refit just before
+				// a refresh: the next model version carries them.
+				if err := st.eng.Steer(now.Unix()); err != nil {
+					st.log.Warn("CPA controllers not stepped", "err", err.Error())
+				}
+				nextSteer = now.Add(cfg.Control.Interval)
+			}
 			st.model.Refresh(now.Unix())
 			refresh.Reset(refreshWait(cfg.Model.RefreshInterval, time.Since(start)))
 		case now := <-refit.C:

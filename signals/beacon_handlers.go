@@ -50,8 +50,11 @@ func (x *Exposures) HandleBids(ctx *fasthttp.RequestCtx, body []byte, b Bidder) 
 }
 
 // HandleWin serves GET /v1/win?auction=&imp=&campaign=&creative=&price=
-// [&sig=], an OpenRTB burl/nurl target: the features and identities come
-// from the bid request remembered at bid time. It carries no token, so it
+// [&bid=][&sig=], an OpenRTB burl/nurl target: the features and identities
+// come from the bid request remembered at bid time. bid, when the bidder
+// writes it, is the CPM it bid: the win is then also a bid outcome for
+// first-price shading (RecordOutcome; an unreadable bid is counted in
+// cpafeed_wins_bad_bid_total and books no outcome). It carries no token, so it
 // books only what the bidder that remembered the bid may book: a campaign
 // that bidder may use and, when the bidder has a win_secret, with a valid
 // sig (WinSigner). A price above MaxWinPriceCPM, or unreadable, is booked
@@ -107,6 +110,9 @@ func (x *Exposures) HandleWin(ctx *fasthttp.RequestCtx) error {
 	}
 	e := x.newExposure(num, campaign, &imp, auction, impID, x.now().Unix(), price/1000, r.indexed(), ids)
 	if _, err := x.commit([]exposure{e}); err != nil {
+		return apierr.Unavailable("win not stored, retry").WithCause(err)
+	}
+	if err := x.bookWinBid(num, campaign, &imp, auction, impID, args.Peek("bid"), price); err != nil {
 		return apierr.Unavailable("win not stored, retry").WithCause(err)
 	}
 	WriteGIF(ctx)

@@ -73,24 +73,38 @@ func (c *Chain) Keys(root model.Key, imp *Imp, dst []model.Key) []model.Key {
 	k := root
 	dst = append(dst, k)
 	for _, lv := range c.levels {
-		if len(lv) == 1 {
-			k = k.Child(imp.Feature(lv[0]))
-		} else {
-			h := uint64(fnvOffset)
-			for _, f := range lv {
-				v := imp.Feature(f)
-				var n [8]byte
-				binary.LittleEndian.PutUint64(n[:], uint64(len(v)))
-				h = fnv1a(h, n[:])
-				h = fnv1a(h, v)
-			}
-			var b [8]byte
-			binary.LittleEndian.PutUint64(b[:], h)
-			k = k.Child(b[:])
-		}
+		k = levelChild(k, lv, imp)
 		dst = append(dst, k)
 	}
 	return dst
+}
+
+// Cut returns the key of imp's first level below the campaign (path[1]
+// of Keys; root for a chain of no level): the coarse cut first-price
+// shading keeps its win-rate curves by. It does not allocate.
+func (c *Chain) Cut(root model.Key, imp *Imp) model.Key {
+	if len(c.levels) == 0 {
+		return root
+	}
+	return levelChild(root, c.levels[0], imp)
+}
+
+// levelChild is k's child of imp's value of level lv.
+func levelChild(k model.Key, lv []FeatureID, imp *Imp) model.Key {
+	if len(lv) == 1 {
+		return k.Child(imp.Feature(lv[0]))
+	}
+	h := uint64(fnvOffset)
+	for _, f := range lv {
+		v := imp.Feature(f)
+		var n [8]byte
+		binary.LittleEndian.PutUint64(n[:], uint64(len(v)))
+		h = fnv1a(h, n[:])
+		h = fnv1a(h, v)
+	}
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], h)
+	return k.Child(b[:])
 }
 
 const (

@@ -17,18 +17,20 @@ const (
 	RecordVideo     byte = 0x11 // one VAST event
 )
 
-// recordVersion is the version byte of the records written: 2 adds ghost
-// exposures (flags bit 1, then the would-be bid and the win probability).
-// decodeExposures reads versions 1 and 2; VAST events are still version 1.
+// exposuresVersion is the version byte of the exposure batches written:
+// 2 ends each exposure with its predicted conversion rate (the CPA
+// controller's); 3 adds ghost exposures (flags bit 1, then the would-be
+// bid and the win probability). decodeExposures reads versions 1 to 3.
+// VAST events are version 1.
 const (
-	recordVersion      = 2
+	exposuresVersion   = 3
 	videoRecordVersion = 1
 )
 
 // Exposure flags as journaled.
 const (
 	expFlagIndexed = 1 << 0 // passed the privacy gates: enters the identity index
-	expFlagGhost   = 1 << 1 // a ghost exposure (version 2)
+	expFlagGhost   = 1 << 1 // a ghost exposure (version 3)
 )
 
 // exposure is one accepted exposure, as journaled and applied. It holds no
@@ -51,6 +53,10 @@ type exposure struct {
 	path         []model.Key // path[0] is the campaign's root
 	labels       [][]byte    // readable value of each level; labels[0] (the root) is nil
 	ids          []ID
+	// pred is the conversion rate predicted for the impression when it
+	// was reported (the bid's, or cpafeed's estimate then; 0: none): the
+	// CPA controller's expected conversions.
+	pred float64
 }
 
 // videoEvent is one VAST event on a remembered exposure.
@@ -72,10 +78,10 @@ func appendBytes(b, v []byte) []byte {
 	return append(b, v...)
 }
 
-// appendExposures encodes a batch: type, version (2), ingest time, count,
+// appendExposures encodes a batch: type, version (3), ingest time, count,
 // then each exposure.
 func appendExposures(b []byte, ingest int64, es []exposure) []byte {
-	b = append(b, RecordExposures, recordVersion)
+	b = append(b, RecordExposures, exposuresVersion)
 	b = binary.AppendVarint(b, ingest)
 	b = appendUvarint(b, uint64(len(es)))
 	for i := range es {
@@ -110,6 +116,7 @@ func appendExposures(b []byte, ingest int64, es []exposure) []byte {
 			b = append(b, byte(id.Kind))
 			b = binary.LittleEndian.AppendUint64(b, id.Key)
 		}
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(e.pred))
 	}
 	return b
 }
@@ -128,8 +135,8 @@ func decodeExposures(rec []byte) (ingest int64, es []exposure, err error) {
 		return 0, nil, fmt.Errorf("%w: not an exposure batch", errRecord)
 	}
 	version := r.Byte("version")
-	if version != 1 && version != 2 {
-		return 0, nil, fmt.Errorf("%w: exposure batch v%d, this cpafeed reads v1 and v2", errRecord, version)
+	if version < 1 || version > exposuresVersion {
+		return 0, nil, fmt.Errorf("%w: exposure batch v%d, this cpafeed reads v1 to v%d", errRecord, version, exposuresVersion)
 	}
 	ingest = r.Varint("ingest time")
 	n := r.Count(30, "exposures")
@@ -142,7 +149,7 @@ func decodeExposures(rec []byte) (ingest int64, es []exposure, err error) {
 		e.key = readKey(&r)
 		flags := r.Byte("flags")
 		e.indexed = flags&expFlagIndexed != 0
-		if version >= 2 && flags&expFlagGhost != 0 {
+		if version >= 3 && flags&expFlagGhost != 0 {
 			e.ghost = true
 			e.bid, e.winProb = r.F64("bid_cpm"), r.F64("win_prob")
 		}
@@ -165,6 +172,12 @@ func decodeExposures(rec []byte) (ingest int64, es []exposure, err error) {
 		e.ids = make([]ID, r.Count(9, "identities"))
 		for j := range e.ids {
 			e.ids[j] = ID{Kind: IDKind(r.Byte("identity kind")), Key: r.U64("identity")}
+		}
+		if version >= 2 {
+			e.pred = r.F64("predicted cvr")
+			if !(e.pred >= 0 && e.pred <= 1) && r.Err() == nil {
+				r.Fail("predicted cvr", "%g not in [0, 1]", e.pred)
+			}
 		}
 		if r.Err() != nil {
 			break

@@ -195,8 +195,11 @@ type Exposures struct {
 	// cover (see WriteSnapshot).
 	inflight []*idemReservation
 
-	onIndexed func(ingest int64, e IndexedExposure, ids []ID) // called on the applier goroutine
-	bidders   Bidders                                         // nil: every win notice is refused
+	onIndexed func(ingest int64, e IndexedExposure, ids []ID)                                          // called on the applier goroutine
+	onExposed func(campaign string, ts int64, cost, pred float64, auction, imp []byte)                 // likewise (OnExposed)
+	predict   func(campaign string, imp *Imp) float64                                                  // SetPredictor
+	onOutcome func(campaign string, root, cut model.Key, bidCPM, priceCPM float64, won bool, ts int64) // likewise (OnOutcome)
+	bidders   Bidders                                                                                  // nil: every win notice is refused
 
 	extractors sync.Pool // *Extractor
 	sums       sync.Pool // *keyHasher
@@ -423,9 +426,12 @@ func (x *Exposures) apply(ingest int64, es []exposure) {
 	for i := range es {
 		e := &es[i]
 		if e.ghost {
-			exposuresGhost.Inc()
+			exposuresGhost.Inc() // not shown: neither the model nor the controller counts it
 		} else {
 			x.counter.Expose(e.ts, e.path, e.labels, e.cost)
+			if x.onExposed != nil {
+				x.onExposed(e.campaign, e.ts, e.cost, e.pred, e.auction, e.imp)
+			}
 		}
 		leaf := e.path[len(e.path)-1]
 		num, ok := x.campaigns[e.campaign]
@@ -495,6 +501,8 @@ func (x *Exposures) Replay(rec []byte) (bool, error) {
 		x.mu.Unlock()
 		x.counter.Video(v.ts, v.leaf, v.starts, v.complete)
 		return true, nil
+	case RecordOutcome:
+		return true, x.replayOutcome(rec)
 	}
 	return false, nil
 }

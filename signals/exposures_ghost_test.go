@@ -74,26 +74,31 @@ func TestGhostExposureRefusals(t *testing.T) {
 	}
 }
 
-// TestExposureRecordVersions checks that a version-1 record (written
-// before ghost exposures) still decodes, and that a ghost round-trips.
+// TestExposureRecordVersions checks that version-1 records (written
+// before the predicted CVR and ghost exposures) and version-2 records
+// (the predicted CVR, no ghosts) still decode, and that a ghost
+// round-trips.
 func TestExposureRecordVersions(t *testing.T) {
 	es := []exposure{{ts: 5, campaign: "c", indexed: true, ghost: true, bid: 12.5, winProb: 0.25, auction: []byte("a"), imp: []byte("1"),
-		path: []model.Key{1, 2}, labels: [][]byte{nil, []byte("x")}, ids: []ID{{IDIFA, 9}}}}
+		path: []model.Key{1, 2}, labels: [][]byte{nil, []byte("x")}, ids: []ID{{IDIFA, 9}}, pred: 0.01}}
 	_, got, err := decodeExposures(appendExposures(nil, 42, es))
-	if err != nil || !got[0].ghost || got[0].bid != 12.5 || got[0].winProb != 0.25 || !got[0].indexed {
+	if err != nil || !got[0].ghost || got[0].bid != 12.5 || got[0].winProb != 0.25 || !got[0].indexed || got[0].pred != 0.01 {
 		t.Fatalf("ghost round trip: %+v %v", got, err)
 	}
-	// The same exposure as a v1 record: no ghost fields, flags bit 0 only.
-	v1 := []byte{RecordExposures, 1}
+	// The same exposure, not a ghost, as a v2 record (flags bit 0 only,
+	// the predicted CVR last) and a v1 record (without it).
 	real := es
 	real[0].ghost = false
 	body := appendExposures(nil, 42, real)[2:]
-	v1 = append(v1, body...)
-	_, got, err = decodeExposures(v1)
-	if err != nil || got[0].ghost || !got[0].indexed || got[0].campaign != "c" {
+	_, got, err = decodeExposures(append([]byte{RecordExposures, 2}, body...))
+	if err != nil || got[0].ghost || !got[0].indexed || got[0].campaign != "c" || got[0].pred != 0.01 {
+		t.Fatalf("v2 record: %+v %v", got, err)
+	}
+	_, got, err = decodeExposures(append([]byte{RecordExposures, 1}, body[:len(body)-8]...))
+	if err != nil || got[0].ghost || !got[0].indexed || got[0].campaign != "c" || got[0].pred != 0 {
 		t.Fatalf("v1 record: %+v %v", got, err)
 	}
-	if _, _, err := decodeExposures([]byte{RecordExposures, 3, 0, 0}); err == nil {
-		t.Error("a v3 record decoded")
+	if _, _, err := decodeExposures([]byte{RecordExposures, 4, 0, 0}); err == nil {
+		t.Error("a v4 record decoded")
 	}
 }

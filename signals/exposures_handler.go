@@ -298,6 +298,9 @@ func (x *Exposures) newExposure(num uint16, campaign string, imp *Imp, auction, 
 		ts: ts, campaign: campaign, cost: cost, indexed: indexed,
 		auction: cp(auction), imp: cp(impID), path: path, labels: labels,
 	}
+	if x.predict != nil {
+		e.pred = validPred(x.predict(campaign, imp))
+	}
 	if indexed {
 		e.ids = append([]ID(nil), ids...)
 	}

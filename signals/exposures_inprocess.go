@@ -19,6 +19,13 @@ import (
 // the privacy gate allows it). stored is false for a duplicate of (request
 // id, imp id, campaign). req is read during the call only.
 func (x *Exposures) Expose(req *Request, i int, campaign string, priceCPM float64, ts int64) (stored bool, err error) {
+	return x.ExposePredicted(req, i, campaign, priceCPM, -1, ts)
+}
+
+// ExposePredicted is Expose with the conversion rate the bid was made on
+// (pred, journaled with the exposure for the CPA controller) instead of
+// the predictor's (SetPredictor); a negative pred means the predictor's.
+func (x *Exposures) ExposePredicted(req *Request, i int, campaign string, priceCPM, pred float64, ts int64) (stored bool, err error) {
 	num, ok := x.campaigns[campaign]
 	if !ok {
 		return false, fmt.Errorf("signals: unknown campaign %q", campaign)
@@ -38,6 +45,9 @@ func (x *Exposures) Expose(req *Request, i int, campaign string, priceCPM float6
 	var buf [8]ID
 	ids := x.impIDs(req, imp, buf[:0])
 	e := x.newExposure(num, campaign, imp, req.ID, imp.ID, ts, priceCPM/1000, indexed, ids)
+	if pred >= 0 {
+		e.pred = validPred(pred)
+	}
 	n, err := x.commit([]exposure{e})
 	return n == 1, err
 }

@@ -121,6 +121,13 @@ func openHarness(t testing.TB, dir string) *expHarness {
 // openHarnessWith is openHarness with an exposure config of the test's.
 func openHarnessWith(t testing.TB, dir string, cfg ExposureConfig) *expHarness {
 	t.Helper()
+	return openHarnessHook(t, dir, cfg, nil)
+}
+
+// openHarnessHook is openHarnessWith with pre run on the Exposures before
+// the journal is replayed (to attach hooks).
+func openHarnessHook(t testing.TB, dir string, cfg ExposureConfig, pre func(*Exposures)) *expHarness {
+	t.Helper()
 	j, err := journal.Open(journal.Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -136,6 +143,9 @@ func openHarnessWith(t testing.TB, dir string, cfg ExposureConfig) *expHarness {
 	}
 	h.x.SetClock(func() time.Time { return h.now })
 	h.x.SetBidders(testBidders{NewWinSigner(testWinSecret)})
+	if pre != nil {
+		pre(h.x)
+	}
 	if _, err := j.Replay(1, func(_ uint64, rec []byte) error {
 		_, err := h.x.Replay(rec)
 		return err

@@ -16,6 +16,9 @@ import (
 type Request struct {
 	ID   []byte // BidRequest.id
 	Imps []Imp
+	// AuctionType is BidRequest.at: 1 first price, 2 second price plus,
+	// 0 when absent (OpenRTB's default is 2), above 500 exchange-specific.
+	AuctionType int64
 
 	IFA     []byte // device.ifa as sent
 	IFAType []byte // device.ext.ifa_type (rida, afai, tifa, lgudid, idfa, vida, ...)
@@ -48,6 +51,10 @@ type Privacy struct {
 	GPP       []byte // regs.gpp, else regs.ext.gpp
 	GPPSID    []int8 // regs.gpp_sid, else regs.ext.gpp_sid
 }
+
+// FirstPrice reports whether the request's auction is first price (at 1):
+// the winner pays its bid.
+func (r *Request) FirstPrice() bool { return r.AuctionType == 1 }
 
 // Privacy returns the request's privacy signals (slices valid as the
 // Request's).
@@ -205,6 +212,8 @@ func (x *Extractor) parseValue(i int) int {
 		switch key {
 		case "id":
 			i = s.str(i, &st.id)
+		case "at":
+			i = s.int64(i, &st.at)
 		case "imp":
 			i = x.parseImps(i)
 		case "app":
@@ -782,6 +791,7 @@ func (x *Extractor) build(now int64) {
 	unknown := x.put(Unknown)
 
 	r.ID = x.val(st.id)
+	r.AuctionType = st.at
 
 	// Request-level features, shared by every imp.
 	var rf [NumFeatures][]byte

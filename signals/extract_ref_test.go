@@ -21,17 +21,18 @@ import (
 
 // extracted is what both readers must agree on, field for field.
 type extracted struct {
-	Err     string
-	ID      string
-	Imps    []extractedImp
-	IFA     string
-	IFAType string
-	LMT     bool
-	IP      string
-	IPv6    string
-	UserID  string
-	EIDs    []extractedEID
-	Privacy extractedPrivacy
+	Err         string
+	AuctionType int64
+	ID          string
+	Imps        []extractedImp
+	IFA         string
+	IFAType     string
+	LMT         bool
+	IP          string
+	IPv6        string
+	UserID      string
+	EIDs        []extractedEID
+	Privacy     extractedPrivacy
 }
 
 type extractedImp struct {
@@ -224,7 +225,7 @@ func referenceExtract(body []byte, now int64) extracted {
 		}
 	}
 
-	out := extracted{ID: br.ID}
+	out := extracted{ID: br.ID, AuctionType: br.AT}
 	for _, imp := range br.Imp {
 		ei := extractedImp{ID: imp.ID, Features: rf}
 		if v := imp.Video; v != nil {
@@ -309,13 +310,14 @@ func fastExtract(x *Extractor, body []byte, now int64) extracted {
 		return extracted{Err: err.Error()}
 	}
 	out := extracted{
-		ID:      string(r.ID),
-		IFA:     string(r.IFA),
-		IFAType: string(r.IFAType),
-		LMT:     r.LMT,
-		IP:      string(r.IP),
-		IPv6:    string(r.IPv6),
-		UserID:  string(r.UserID),
+		AuctionType: r.AuctionType,
+		ID:          string(r.ID),
+		IFA:         string(r.IFA),
+		IFAType:     string(r.IFAType),
+		LMT:         r.LMT,
+		IP:          string(r.IP),
+		IPv6:        string(r.IPv6),
+		UserID:      string(r.UserID),
 	}
 	for i := range r.Imps {
 		imp := &r.Imps[i]

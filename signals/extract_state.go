@@ -186,6 +186,7 @@ func (m *impState) reset() {
 
 type reqState struct {
 	id       span
+	at       int64          // BidRequest.at
 	imps     list[impState] // at most the extractor's limit
 	impsSeen int            // elements of the imp array, counted past the limit
 	app      siteState
@@ -197,6 +198,7 @@ type reqState struct {
 
 func (r *reqState) reset() {
 	r.id = span{}
+	r.at = 0
 	r.imps.clear()
 	r.impsSeen = 0
 	r.app.reset()

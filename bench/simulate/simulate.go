@@ -68,6 +68,21 @@ type Options struct {
 	Strategies []string
 	// Pacing tunes the budget pacer every strategy uses.
 	Pacing PacingConfig
+	// ControlEvery is the simulated time between two steps of the CPA
+	// controllers (and refits of the first-price curves) of the strategies
+	// in cpafeed's closed loop (cpa_raw, cpafeed, oracle; see closedLoop).
+	// A server steps them every control.interval (1 min); an hour is
+	// fine against a reaction time of two days. Default 1h.
+	ControlEvery time.Duration
+	// CPAControl plays cpa_raw, cpafeed and the oracle through cpafeed's
+	// closed loop (see closedLoop): the CPA controller on for every
+	// campaign (campaigns' control.cpa), first-price shading, the pacer
+	// capped at 1. Off, they bid as flat and vtr do: their value times the
+	// pacer's multiplier (the product's default: the controller is opt-in).
+	CPAControl bool
+	// NoShading turns first-price shading off inside the closed loop
+	// (campaigns' disable_shading): to measure what it brings.
+	NoShading bool
 	// CapFactor caps every bid at CapFactor × the campaign's average value
 	// CPM (1000 × target CPA × base CVR). Default 5.
 	CapFactor float64
@@ -136,6 +151,9 @@ func (o Options) withDefaults() Options {
 	if o.RefitEvery <= 0 {
 		o.RefitEvery = 6 * time.Hour
 	}
+	if o.ControlEvery <= 0 {
+		o.ControlEvery = time.Hour
+	}
 	if len(o.Strategies) == 0 {
 		o.Strategies = Strategies()
 	}
@@ -202,15 +220,24 @@ const chunkSize = 256
 // in-memory journal (simLog: records go through AppendApply and their
 // applies run in log order, as with package journal), on a simulated clock.
 // Each bid request is rendered and extracted once and shared; a strategy
-// bids on every slot with each campaign's bid (see player.base) times the
-// campaign's pacing multiplier (see pacer), capped at CapFactor × the
-// campaign's average value CPM; the bidder enters its highest campaign bid
-// that the remaining daily budget covers. In a first-price auction the
-// multiplier is the shading: it settles where the budget is spent, and
-// bids stay proportional to value (the concave b = √(c²+cv) − c of the
-// reference, tried first, compressed value differences and, its win-rate
+// bids on every slot with each campaign's bid (see player.bid), capped at
+// CapFactor × the campaign's average value CPM; the bidder enters its
+// highest campaign bid that the remaining daily budget covers. flat and
+// vtr bid their base bid (player.base) times the campaign's pacing
+// multiplier (see pacer), which may rise to PacingConfig.Max to spend the
+// budget. The CPA strategies (cpa_raw, cpafeed, oracle) bid through their
+// cpafeed's closed loop, the same for the three (closedLoop): their
+// conversion rate × target CPA × the CPA controller's multiplier × the
+// pacer's, which may only lower bids (at most 1), shaded in a first-price
+// auction on the win-rate curves learned from their bids' outcomes; the
+// controllers step every ControlEvery. Before issue 16 the pacer alone
+// steered every strategy up to 4× its value, and in a first-price auction
+// its multiplier was the only shading (the concave b = √(c²+cv) − c of the
+// reference, tried then, compressed value differences and, its win-rate
 // model b/(b+c) being far flatter than a log-normal competition, left
-// cpafeed unable to spend 40% of its budget). What it wins is reported in process as an exposure
+// cpafeed unable to spend 40% of its budget; the curves are now fitted,
+// logit W linear in ln b, per campaign and publisher). What it wins is
+// reported in process as an exposure
 // (signals.Exposures.Expose, with the request's features and identities)
 // and its VAST start and complete (VideoEvent); the impression's outcome
 // is the market's (market.Market.Outcome: the same for every strategy), and a
@@ -340,8 +367,10 @@ func simConfig(opts Options, m *market.Market) (server.Config, error) {
 			// The advertiser's average CVR is its prior: flat and vtr
 			// are scaled by it too. No floor, no cap, pacing 1 in the
 			// scoring core: the simulation's pacer multiplies and caps
-			// every strategy's bid the same way.
+			// every strategy's bid the same way (inside the closed
+			// loop, after the CPA controller's multiplier).
 			PriorCVR: c.BaseCVR,
+			Control:  model.Control{CPA: opts.CPAControl, DisableShading: opts.NoShading},
 		})
 	}
 	// Remembered bids serve win notices and VAST beacons over HTTP; the

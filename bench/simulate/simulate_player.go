@@ -37,6 +37,8 @@ type player struct {
 	pace []pacer
 	day  int // the day being played, −1 before the first
 
+	loop closedLoop // the CPA strategies' controller and shading (simulate_control.go)
+
 	nextRefresh, nextRefit, nextSweep int64
 
 	tot   []campTally   // per campaign, whole run
@@ -68,6 +70,7 @@ type campTally struct {
 	Converted   int64   // impressions that caused a conversion (truth, eventual)
 	Expected    float64 // Σ true CVR of the impressions bought
 	Multiplier  float64 // average pacing multiplier over the day's steps (daily only)
+	CPAControl  float64 // cpafeed's cpa_control multiplier at the day's end (daily only; 1 for strategies outside the loop)
 }
 
 // pacer spreads one campaign's daily budget over the day: every 1/Steps of
@@ -127,6 +130,7 @@ func newPlayer(sim *simulation, name string) (*player, error) {
 	p.tot = make([]campTally, len(sim.camps))
 	p.wonCorr = make([]corrSums, len(sim.camps))
 	p.hold = newHoldoutTally(p)
+	p.loop = newClosedLoop(p)
 	p.refresh(false) // the campaigns' priors
 	p.nextRefresh = p.now + int64(sim.opts.RefreshEvery/time.Second)
 	p.nextRefit = p.now + int64(sim.opts.RefitEvery/time.Second)
@@ -165,6 +169,7 @@ func (p *player) advance(t int64) error {
 		if p.usesModel {
 			next = min(next, p.nextRefresh, p.nextRefit)
 		}
+		next = min(next, p.loop.next)
 		if next > t {
 			break
 		}
@@ -172,6 +177,9 @@ func (p *player) advance(t int64) error {
 			return err
 		}
 		p.now = next
+		if err := p.loop.step(p, next); err != nil {
+			return err
+		}
 		if p.usesModel && next == p.nextRefit {
 			p.refresh(true)
 			p.nextRefit += int64(p.sim.opts.RefitEvery / time.Second)
@@ -243,6 +251,7 @@ func (p *player) endDay() {
 		if pc := &p.pace[i]; pc.steps > 0 {
 			t.Multiplier = pc.mSum / float64(pc.steps)
 		}
+		t.CPAControl = p.loop.multiplier(p, i)
 		spend += t.Spend
 		conv += t.Converted
 	}
@@ -263,7 +272,7 @@ func (p *player) step(i, n int) {
 			want := left / float64(n-i) * float64(i-pc.stepStart) // spend wanted over a step like the last
 			floor := p.sim.camps[c].budget / float64(n) * float64(i-pc.stepStart) * 0.02
 			r := math.Pow((want+floor)/(pc.stepSpent+floor), cfg.Gain)
-			pc.m = min(max(pc.m*min(max(r, 0.5), 2), cfg.Min), cfg.Max)
+			pc.m = min(max(pc.m*min(max(r, 0.5), 2), cfg.Min), p.loop.paceMax(cfg.Max))
 		}
 		pc.mSum += pc.m
 		pc.steps++
@@ -297,7 +306,7 @@ func (p *player) play(so *simOpp) error {
 		best, bid := -1, 0.0
 		for c := range p.sim.camps {
 			camp := &p.sim.camps[c]
-			b := min(p.pace[c].m*p.base(so, s, c), camp.capCPM)
+			b := p.bid(so, &req, s, c)
 			if p.held(c, b) { // a control household: the bid is held back
 				continue
 			}
@@ -315,6 +324,9 @@ func (p *player) play(so *simOpp) error {
 			continue
 		}
 		won, price := m.Auction(o.Slots[s], bid)
+		if err := p.loop.outcome(p, &req, s, best, bid, price, won, o.Time); err != nil {
+			return err
+		}
 		if !won {
 			continue
 		}
@@ -365,7 +377,7 @@ func (p *player) won(so *simOpp, req *signals.Request, s, c int, price float64) 
 	pc := &p.pace[c]
 	pc.spent += cost
 	pc.stepSpent += cost
-	if _, err := p.eng.Exposures.Expose(req, s, camp.id, price, o.Time); err != nil {
+	if _, err := p.eng.Exposures.ExposePredicted(req, s, camp.id, price, p.loop.pred(p, so, s, c), o.Time); err != nil {
 		return err
 	}
 	out := m.Outcome(o, s, c)

@@ -117,6 +117,9 @@ type Settings struct {
 	CapFactor    float64      `json:"cap_factor"`
 	Pacing       PacingConfig `json:"pacing"`
 	Explore      string       `json:"explore,omitempty"` // how the cpafeed strategy bids: "" (posterior mean) or "thompson"
+	ControlEvery string       `json:"control_every"`
+	CPAControl   bool         `json:"cpa_control,omitempty"`
+	NoShading    bool         `json:"no_shading,omitempty"`
 }
 
 // StrategyResult is one strategy's run. CPA is spend ÷ true conversions
@@ -162,6 +165,10 @@ type StrategyResult struct {
 	// Model is how well this strategy's own cpafeed estimated the CVRs by
 	// the end (its data depends on what the strategy bought).
 	Model EstimatorResult `json:"model"`
+	// Curves is how many first-price win-rate curves its cpafeed had
+	// fitted by the end (campaigns and publishers; 0 in a second-price
+	// market or outside the closed loop).
+	Curves int `json:"curves"`
 }
 
 // CampaignResult is one campaign of one strategy.
@@ -178,6 +185,70 @@ type CampaignResult struct {
 	BudgetUsed            Ratio   `json:"budget_used"`
 	// Multipliers is the day's average pacing multiplier, per day.
 	Multipliers []float64 `json:"multipliers"`
+	// Days is the campaign's delivery day by day, with its realized CPA
+	// against the target and the constraint that bound.
+	Days []CampaignDay `json:"days"`
+	// CPAOverTargetFrom4 is the true CPA of the days from day 4 on ÷ the
+	// target CPA; BudgetFrom4 the share of their budget spent. BudgetDays
+	// and CPADays count those days whose binding constraint was the budget
+	// or the CPA target (see CampaignDay.Bound).
+	CPAOverTargetFrom4  Ratio `json:"cpa_over_target_from_day4"`
+	BudgetFrom4         Ratio `json:"budget_used_from_day4"`
+	BudgetDays, CPADays int   `json:"-"`
+}
+
+// CampaignDay is one campaign's day.
+type CampaignDay struct {
+	Spend           float64 `json:"spend"`
+	TrueConversions int64   `json:"true_conversions"`
+	CPA             Ratio   `json:"cpa"`
+	CPAOverTarget   Ratio   `json:"cpa_over_target"`
+	BudgetUsed      Ratio   `json:"budget_used"`
+	Pacing          float64 `json:"pacing"`      // the pacer's average multiplier
+	CPAControl      float64 `json:"cpa_control"` // cpafeed's multiplier at the day's end
+	// Bound is the constraint that bound: "budget" when the day's budget
+	// was spent (98 %) or the pacer held bids below what CPA control
+	// allows (its average multiplier under 0.95), "cpa" when the CPA
+	// controller held them with budget left, "" for a strategy outside
+	// the closed loop that did not spend its budget.
+	Bound string `json:"bound"`
+}
+
+// firstLoopDay is the first day (0-based) of the figures "from day 4 on":
+// the controller has had three days to find the multiplier.
+const firstLoopDay = 3
+
+// campaignDays fills cr's days and the figures from day 4 on.
+func (p *player) campaignDays(cr *CampaignResult, c int) {
+	camp := &p.sim.camps[c]
+	var s4 float64
+	var k4, n4 int64
+	for d, day := range p.daily {
+		t := day[c]
+		cd := CampaignDay{Spend: t.Spend, TrueConversions: t.Converted, CPA: Ratio(ratio(t.Spend, float64(t.Converted))),
+			BudgetUsed: Ratio(ratio(t.Spend, camp.budget)), Pacing: t.Multiplier, CPAControl: t.CPAControl}
+		cd.CPAOverTarget = Ratio(float64(cd.CPA) / camp.target)
+		switch {
+		case t.Spend >= 0.98*camp.budget || p.loop.on && t.Multiplier < 0.95:
+			cd.Bound = "budget"
+		case p.loop.on:
+			cd.Bound = "cpa"
+		}
+		cr.Days = append(cr.Days, cd)
+		if d >= firstLoopDay {
+			s4 += t.Spend
+			k4 += t.Converted
+			n4++
+			switch cd.Bound {
+			case "budget":
+				cr.BudgetDays++
+			case "cpa":
+				cr.CPADays++
+			}
+		}
+	}
+	cr.CPAOverTargetFrom4 = Ratio(ratio(s4, float64(k4)) / camp.target)
+	cr.BudgetFrom4 = Ratio(ratio(s4, camp.budget*float64(n4)))
 }
 
 // DayResult is one day of one strategy (every campaign).
@@ -203,7 +274,7 @@ func (p *player) result() played {
 	sim := p.sim
 	days := float64(sim.opts.Days)
 	sr := &StrategyResult{Campaigns: map[string]*CampaignResult{}, AttributedBy: map[string]uint64{},
-		JournalRecords: p.log.records, JournalBytes: p.log.bytes, Model: p.estimator()}
+		JournalRecords: p.log.records, JournalBytes: p.log.bytes, Model: p.estimator(), Curves: p.eng.Shading.Curves().Len()}
 	var completes int64
 	for c, camp := range sim.camps {
 		t := p.tot[c]
@@ -217,6 +288,7 @@ func (p *player) result() played {
 		for _, d := range p.daily {
 			cr.Multipliers = append(cr.Multipliers, d[c].Multiplier)
 		}
+		p.campaignDays(cr, c)
 		sr.Campaigns[camp.id] = cr
 		sr.Spend += t.Spend
 		sr.Impressions += t.Impressions
@@ -269,7 +341,8 @@ func buildResult(sim *simulation, players []played) *Result {
 		Credit:     sim.cfg.Attribution.Credit,
 		Campaigns:  sim.m.Scenario().Campaigns,
 		Settings: Settings{RefreshEvery: o.RefreshEvery.String(), RefitEvery: o.RefitEvery.String(),
-			CapFactor: o.CapFactor, Pacing: o.Pacing, Explore: o.Explore},
+			CapFactor: o.CapFactor, Pacing: o.Pacing, Explore: o.Explore,
+			ControlEvery: o.ControlEvery.String(), CPAControl: o.CPAControl, NoShading: o.NoShading},
 	}
 	if res.Scenario == "" {
 		res.Scenario = sim.m.Scenario().Name
@@ -381,7 +454,14 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if r.Settings.Explore != "" {
 		explore = ", cpafeed explores (" + r.Settings.Explore + ")"
 	}
-	fmt.Fprintf(w, "scenario %s, seed %d, %d days, %s-price auction%s\n\n", r.Scenario, r.Seed, r.Days, r.Auction, explore)
+	loop := ""
+	if r.Settings.CPAControl {
+		loop += ", CPA control"
+	}
+	if r.Settings.NoShading {
+		loop += ", no shading"
+	}
+	fmt.Fprintf(w, "scenario %s, seed %d, %d days, %s-price auction%s%s\n\n", r.Scenario, r.Seed, r.Days, r.Auction, explore, loop)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "strategy\tspend\timpressions\tVTR\ttrue conv\tattributed\tCPA\tCPA÷oracle\tbudget used\t")
 	for _, name := range r.Order {
@@ -395,7 +475,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "strategy\tcampaign\tspend\ttrue conv\tattributed\tCPA\ttarget\tCPA÷oracle\tbudget used\tpacing (first→last day)\t")
+	fmt.Fprintln(tw, "strategy\tcampaign\tspend\ttrue conv\tattributed\tCPA\ttarget\tCPA÷oracle\tbudget used\tpacing (first→last day)\tcpa_control\tCPA÷target, day 4+\tbudget, day 4+\tbound days 4+ (budget/cpa)\t")
 	for _, name := range r.Order {
 		s := r.Strategies[name]
 		for _, c := range r.Campaigns {
@@ -404,12 +484,27 @@ func (r *Result) WriteTable(w io.Writer) error {
 			if n := len(cr.Multipliers); n > 0 {
 				ms = fmtNum(cr.Multipliers[0], 2) + "→" + fmtNum(cr.Multipliers[n-1], 2)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, c.ID, fmtMoney(cr.Spend), fmtInt(cr.TrueConversions),
-				fmtInt(cr.AttributedConversions), fmtMoney(cr.CPA), fmtMoney(cr.TargetCPA), fmtNum(cr.CPAVsOracle, 2), fmtPct(cr.BudgetUsed), ms)
+			us := "—"
+			if n := len(cr.Days); n > 0 && cr.Days[n-1].CPAControl != 1 {
+				us = fmtNum(cr.Days[0].CPAControl, 2) + "→" + fmtNum(cr.Days[n-1].CPAControl, 2)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t\n", name, c.ID, fmtMoney(cr.Spend), fmtInt(cr.TrueConversions),
+				fmtInt(cr.AttributedConversions), fmtMoney(cr.CPA), fmtMoney(cr.TargetCPA), fmtNum(cr.CPAVsOracle, 2), fmtPct(cr.BudgetUsed), ms,
+				us, fmtNum(cr.CPAOverTargetFrom4, 2), fmtPct(cr.BudgetFrom4), cr.BudgetDays, cr.CPADays)
 		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if cf := r.Strategies[StrategyCPAfeed]; cf != nil {
+		fmt.Fprintf(w, "\ncpafeed's true CPA ÷ target by day (b: the budget bound, c: the CPA target):\n")
+		for _, c := range r.Campaigns {
+			var b strings.Builder
+			for _, d := range cf.Campaigns[c.ID].Days {
+				fmt.Fprintf(&b, " %s%s", fmtNum(d.CPAOverTarget, 2), d.Bound[:min(len(d.Bound), 1)])
+			}
+			fmt.Fprintf(w, "  %s:%s\n", c.ID, b.String())
+		}
 	}
 	fmt.Fprintf(w, "\ncpafeed against VTR bidding and the oracle, at equal spend (true conversions per dollar):\n")
 	fmt.Fprintf(w, "  all campaigns: %s\n", r.Headline.text())

@@ -401,3 +401,59 @@ func TestSimulateHoldout(t *testing.T) {
 		}
 	}
 }
+
+// TestSimulateClosedLoop: with CPAControl the CPA strategies bid through
+// cpafeed's closed loop: their pacer never lifts a bid above what CPA
+// control allows (its multiplier stays at most 1) while flat's may; in a
+// first-price market their bids' outcomes teach cpafeed win-rate curves,
+// in a second-price one none are needed. Without it (the default, as the
+// controller is opt-in in the product) they are outside the loop.
+func TestSimulateClosedLoop(t *testing.T) {
+	second, err := Run(Options{Scenario: simScenario(t), Seed: 7, Days: simTestDays, CPAControl: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := simScenario(t)
+	sc.Market.Auction = market.FirstPrice
+	first, err := Run(Options{Scenario: sc, Seed: 7, Days: simTestDays, Strategies: []string{StrategyFlat, StrategyCPAfeed}, CPAControl: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lifted := false
+	for _, c := range simSmall(t).Strategies[StrategyCPAfeed].Campaigns {
+		for _, day := range c.Days {
+			if day.CPAControl != 1 {
+				t.Fatalf("cpa_control %g without CPAControl", day.CPAControl)
+			}
+			lifted = lifted || day.Pacing > 1
+		}
+	}
+	if !lifted {
+		t.Error("without CPAControl cpafeed's pacer never went above 1: is it still capped by the loop?")
+	}
+	for _, r := range []*Result{second, first} {
+		for _, name := range r.Order {
+			s := r.Strategies[name]
+			inLoop := name == StrategyCPARaw || name == StrategyCPAfeed || name == StrategyOracle
+			for id, c := range s.Campaigns {
+				for d, day := range c.Days {
+					if inLoop && day.Pacing > 1 {
+						t.Errorf("%s %s %s day %d: pacer at %g above the CPA controller's bid", r.Auction, name, id, d, day.Pacing)
+					}
+					if !inLoop && day.CPAControl != 1 {
+						t.Errorf("%s %s %s day %d: cpa_control %g outside the loop", r.Auction, name, id, d, day.CPAControl)
+					}
+					if inLoop && day.Bound == "" {
+						t.Errorf("%s %s %s day %d: no binding constraint", r.Auction, name, id, d)
+					}
+				}
+			}
+			if want := inLoop && r.Auction == market.FirstPrice; (s.Curves > 0) != want {
+				t.Errorf("%s %s: %d win-rate curves", r.Auction, name, s.Curves)
+			}
+		}
+	}
+	if f := first.Strategies[StrategyFlat].Campaigns[sc.Campaigns[0].ID]; f.Days[len(f.Days)-1].Pacing <= 1 {
+		t.Errorf("flat's pacer stayed at %g: the market does not test the cap", f.Days[len(f.Days)-1].Pacing)
+	}
+}

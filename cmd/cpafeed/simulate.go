@@ -41,7 +41,9 @@ pair in one table.`, stderr)
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	holdout := fs.Float64("holdout", -1, "share of households every campaign holds out (0 = none, at most 0.5); default: the config's holdout.share (0.05)")
 	credit := fs.String("credit", "", "credit of the campaigns: last_touch, linear or probabilistic; default: the config's attribution.credit")
-	explore := fs.String("explore", "", "how the cpafeed strategy explores: empty (bid on the posterior mean) or thompson (bid on a posterior draw, as explore=thompson offers bidders)")
+	explore := fs.String("explore", "", "how the cpafeed strategy explores: empty (bid on the posterior mean) or thompson (bid on a posterior draw for the campaign's explore share of imps, as explore=thompson offers bidders)")
+	cpaControl := fs.Bool("cpa-control", false, "play cpa_raw, cpafeed and the oracle through cpafeed's closed loop: the CPA controller on for every campaign, first-price shading, the budget pacer capped at 1 (README \"Keeping the target CPA\")")
+	noShading := fs.Bool("no-shading", false, "with --cpa-control: turn first-price shading off for every campaign")
 	if done, code := c.parse(args, stdout, stderr); done {
 		return code
 	}
@@ -92,7 +94,7 @@ pair in one table.`, stderr)
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(*jobs) * memoryPerJob)
 	}
-	opts := simulate.Options{Scenario: scs[0], Seed: *seed, Days: *days, Explore: *explore, Credit: *credit}
+	opts := simulate.Options{Scenario: scs[0], Seed: *seed, Days: *days, Explore: *explore, Credit: *credit, CPAControl: *cpaControl, NoShading: *noShading}
 	if *holdout >= 0 {
 		opts.Holdout = holdout
 	}

@@ -1,0 +1,167 @@
+package control
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"testing"
+
+	"github.com/cpafeed/cpafeed/binenc"
+)
+
+// recLog keeps every record and applies it at once.
+type recLog struct {
+	recs [][]byte
+	fail bool
+}
+
+func (l *recLog) AppendApply(rec []byte, undo, apply func()) (uint64, uint64, error) {
+	if l.fail {
+		return 0, 0, errors.New("disk full")
+	}
+	l.recs = append(l.recs, append([]byte(nil), rec...))
+	apply()
+	return uint64(len(l.recs)), 0, nil
+}
+
+func (l *recLog) Wait(lsn, epoch uint64) error { return nil }
+
+func testParams() Params {
+	return Params{Enabled: true, Target: 40, Min: 0.2, Max: 4, ReactionTime: 24 * 3600, ExploreShare: 0.05}
+}
+
+func testCampaigns() []Campaign {
+	off := testParams()
+	off.Enabled = false
+	return []Campaign{{ID: "a", Params: testParams(), Window: 86400}, {ID: "b", Params: off, Window: 86400}}
+}
+
+// measureAt answers a CPA of cpa for every campaign.
+func measureAt(cpa float64) func(string) (Measure, bool) {
+	return func(string) (Measure, bool) {
+		// Calibrated predictions: Expected = Predicted.
+		m := Measure{Exposures: 10000, NEff: 10000, Conversions: 10, Predicted: 10}
+		m.Spend = cpa * m.Expected()
+		return m, true
+	}
+}
+
+// TestReplayFollowsLive: states rebuilt from the journal's records, and
+// from a snapshot, equal the live ones; explored spend counted in log
+// order is the same too.
+func TestReplayFollowsLive(t *testing.T) {
+	log := &recLog{}
+	c := New(log, testCampaigns())
+	now := int64(1_750_000_000)
+	c.Update(now, nil)
+	for i, cpa := range []float64{60, 55, 30, 20} {
+		now += 3600
+		c.OnExposed("a", now-10, 0.02, []byte{byte(i)}, []byte("1"))
+		if err := c.Update(now, measureAt(cpa)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := c.State("a")
+	if a.U() == 1 || a.CPA != 20 {
+		t.Fatalf("live state %+v: the controller did not step", a)
+	}
+	if b, _ := c.Table().Get("b"); b.U != 1 {
+		t.Fatalf("disabled campaign: multiplier %g", b.U)
+	}
+
+	r := New(&recLog{}, testCampaigns())
+	for _, rec := range log.recs {
+		if err := r.Replay(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := r.State("a"); got != a {
+		t.Fatalf("replayed %+v, live %+v", got, a)
+	}
+
+	var buf bytes.Buffer
+	w := binenc.NewWriter(&buf)
+	c.WriteSnapshot(w)
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	s := New(&recLog{}, testCampaigns())
+	if err := s.ReadSnapshot(binenc.NewReader(bytes.NewReader(buf.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.State("a"); got != a {
+		t.Fatalf("restored %+v, live %+v", got, a)
+	}
+	if got, want := s.Table().ents["a"], c.Table().ents["a"]; got != want {
+		t.Fatalf("restored table %+v, live %+v", got, want)
+	}
+	if s.camps["a"].xSpend != c.camps["a"].xSpend || s.camps["a"].xRef != c.camps["a"].xRef {
+		t.Fatal("explored counts not restored")
+	}
+}
+
+func TestUpdateNotJournaled(t *testing.T) {
+	log := &recLog{}
+	c := New(log, testCampaigns())
+	c.Update(1000, nil)
+	before, _ := c.State("a")
+	log.fail = true
+	if err := c.Update(5000, measureAt(80)); err == nil {
+		t.Fatal("an update the journal refused reported success")
+	}
+	if got, _ := c.State("a"); got != before {
+		t.Fatalf("state moved without its record: %+v, was %+v", got, before)
+	}
+}
+
+// TestExploredShare: wins whose draw falls under Q count as explored; Q
+// falls when they take more than the share.
+func TestExploredShare(t *testing.T) {
+	c := New(&recLog{}, testCampaigns()[:1])
+	k := c.camps["a"]
+	k.st.Q = 0.5
+	now := int64(1_750_000_000)
+	for i := range 4000 {
+		c.OnExposed("a", now, 0.01, []byte{byte(i), byte(i >> 8)}, []byte("1"))
+	}
+	if share := k.xExpl / k.xSpend; math.Abs(share-0.5) > 0.03 {
+		t.Fatalf("explored share %.3f of wins drawn under Q 0.5", share)
+	}
+	c.Update(now, nil)
+	if err := c.Update(now+int64(testParams().ReactionTime), nil); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := c.State("a")
+	if !(st.Q < 0.5*0.2) || math.Abs(st.Share-0.5) > 0.03 {
+		t.Fatalf("after a reaction time at a 50 %% share: %+v, want Q ≤ 0.1", st)
+	}
+	c.OnExposed("nope", now, 1, nil, nil) // unknown campaigns are ignored
+	c.OnExposed("a", now, math.NaN(), nil, nil)
+}
+
+func FuzzControlRecord(f *testing.F) {
+	f.Add(appendUpdate(nil, 1_750_000_000, []stepped{{id: "a", st: State{I: -0.2, LogU: -0.3, Q: 0.05, CPA: 42, Share: 0.01}}}))
+	f.Add([]byte{RecordType, recordVersion})
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		out, err := decodeUpdate(rec)
+		if err != nil {
+			return
+		}
+		for _, s := range out {
+			if !s.st.valid() {
+				t.Fatalf("accepted an invalid state %+v", s.st)
+			}
+		}
+		again, err := decodeUpdate(appendUpdate(nil, out0At(out), out))
+		if err != nil || len(again) != len(out) {
+			t.Fatalf("re-encoding: %v, %d of %d", err, len(again), len(out))
+		}
+	})
+}
+
+func out0At(out []stepped) int64 {
+	if len(out) == 0 {
+		return 0
+	}
+	return out[0].st.At
+}
