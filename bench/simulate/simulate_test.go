@@ -415,7 +415,8 @@ func TestSimulateClosedLoop(t *testing.T) {
 	}
 	sc := simScenario(t)
 	sc.Market.Auction = market.FirstPrice
-	first, err := Run(Options{Scenario: sc, Seed: 7, Days: simTestDays, Strategies: []string{StrategyFlat, StrategyCPAfeed}, CPAControl: true})
+	noHoldout := 0.0 // the cap check below wants flat to pace up on day 3; the 5 % holdout's different auctions left it at 0.91 on this small market
+	first, err := Run(Options{Scenario: sc, Seed: 7, Days: simTestDays, Strategies: []string{StrategyFlat, StrategyCPAfeed}, CPAControl: true, Holdout: &noHoldout})
 	if err != nil {
 		t.Fatal(err)
 	}
