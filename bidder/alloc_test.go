@@ -6,6 +6,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/cpafeed/cpafeed/control"
+	"github.com/cpafeed/cpafeed/model"
 	"github.com/cpafeed/cpafeed/signals"
 )
 
@@ -21,6 +22,11 @@ func TestScoreAllocations(t *testing.T) {
 	}
 	t.Run("chain", func(t *testing.T) { testScoreAllocations(t, newWorld(t)) })
 	t.Run("crossed", func(t *testing.T) { testScoreAllocations(t, newCrossedWorld(t)) })
+	t.Run("holdout", func(t *testing.T) {
+		w := holdoutWorld(t)
+		w.fed = map[model.Key]bool{} // holdoutWorld fed the fixtures already
+		testScoreAllocations(t, w)
+	})
 }
 
 func testScoreAllocations(t *testing.T, w *world) {
@@ -28,7 +34,11 @@ func testScoreAllocations(t *testing.T, w *world) {
 	w.feedFixtures(t, all)
 	st := steeringOf(t, map[string]control.Entry{"ctv-purchase": {U: 1.2, Q: 0.5}, "ctv-signup": {U: 0.9, Q: 0.5}}, true)
 	w.svc.SetSteering(st)
-	sc := NewScorerFromSnapshot(&Snapshot{rules: w.rules, tab: newTable(w.rules, w.m.Estimates(), st)})
+	var hold HoldoutConfig
+	if w.rules.holdout != nil { // as a server's snapshot carries it
+		hold = w.rules.holdout.cfg
+	}
+	sc := NewScorerFromSnapshot(&Snapshot{rules: w.rules, tab: newTable(w.rules, w.m.Estimates(), st), hold: hold})
 	opts := ScoreOptions{Campaigns: []string{"ctv-purchase", "ctv-signup"}}
 	explore := ScoreOptions{Campaigns: opts.Campaigns, Thompson: true}
 	var res Result

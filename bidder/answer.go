@@ -43,6 +43,10 @@ type CampaignScore struct {
 	CVRSample                                   float64 // when Sampled
 	Sampled                                     bool
 	Explored                                    bool // the bid is on the draw
+	// Arm is "treatment" or "control" for a campaign with a holdout ("":
+	// none); WouldBidCPM the bid held back in the control arm.
+	Arm         string
+	WouldBidCPM float64
 }
 
 // decodeAnswer reads a POST /v1/score answer.
@@ -106,6 +110,10 @@ func decodeScores(v *fastjson.Value) ([]CampaignScore, error) {
 			if *f.dst, err = exactFloat(c.Get(f.name)); err != nil {
 				return nil, fmt.Errorf("[%d].%s: %w", i, f.name, err)
 			}
+		}
+		s.Arm = string(c.GetStringBytes("arm"))
+		if s.WouldBidCPM, err = exactFloat(c.Get("would_bid_cpm")); err != nil {
+			return nil, fmt.Errorf("[%d].would_bid_cpm: %w", i, err)
 		}
 		if x := c.Get("cvr_sample"); x != nil {
 			if s.CVRSample, err = exactFloat(x); err != nil {

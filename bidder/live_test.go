@@ -186,8 +186,20 @@ func TestClientAgainstServer(t *testing.T) {
 			// knows a value), bid = 1000 × 0.001 × CPA clamped; the
 			// segment is the imp's cell (the crossed model of the default
 			// config).
+			// A household the default 5 % holdout holds out answers bid 0
+			// and the bid it would have made (a fixture that fails the
+			// privacy gates is assigned too).
 			p := imp.Campaigns[0]
-			if p.Level != 0 || !strings.HasPrefix(p.Segment, "demo-ctv-purchase/") || p.Multiplier != 1 || p.CVR != 0.001 || p.BidCPM != 40 {
+			bid := p.BidCPM
+			if p.Arm == "control" {
+				if p.BidCPM != 0 {
+					t.Fatalf("%s: control arm bids: %+v", name, p)
+				}
+				bid = p.WouldBidCPM
+			} else if p.Arm != "treatment" && p.Arm != "" { // "": a request without identities has no household
+				t.Fatalf("%s: arm %q", name, p.Arm)
+			}
+			if p.Level != 0 || !strings.HasPrefix(p.Segment, "demo-ctv-purchase/") || p.Multiplier != 1 || p.CVR != 0.001 || bid != 40 {
 				t.Fatalf("%s: %+v", name, p)
 			}
 		}

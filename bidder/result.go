@@ -53,6 +53,7 @@ func (r *Rules) scoreRequest(t *table, req *signals.Request, camps []int, rng *r
 		res.arena = append(res.arena, req.Imps[i].ID...)
 		res.idOff = append(res.idOff, len(res.arena))
 	}
+	hh, hasHH := r.household(req, camps)
 	k := 0
 	for i := range req.Imps {
 		imp := &req.Imps[i]
@@ -62,6 +63,7 @@ func (r *Rules) scoreRequest(t *table, req *signals.Request, camps []int, rng *r
 		}
 		for _, ci := range camps {
 			res.arena = r.score(t, ci, imp, cell, &o, &res.scores[k], res.arena)
+			r.applyArm(&res.scores[k], ci, hh, hasHH)
 			k++
 		}
 	}
@@ -121,7 +123,8 @@ func (res *Result) finish(camps int) {
 //	  "cvr_lo":...,"cvr_hi":...,"vtr":...,"n_eff":...,"conversions":...,
 //	  "segment":...,"level":...,"bid_cpm":...,"multiplier":...,
 //	  "bid_unshaded_cpm":...,"cpa_control":...,"pacing":...,"shading":...
-//	  [,"cvr_sample":...,"explored":true|false]}]}],"model_version":N}
+//	  [,"cvr_sample":...,"explored":true|false][,"arm":"treatment"|"control"[,"would_bid_cpm":...]]}]}],
+//	  "model_version":N}
 //
 // or, for a features call, {"campaigns":[...],"model_version":N}.
 func (res *Result) AppendJSON(dst []byte) []byte {
@@ -194,6 +197,13 @@ func appendScores(dst []byte, ss []Score) []byte {
 			dst = append(dst, `,"cvr_sample":`...)
 			dst = appendFloat(dst, s.Sample)
 			dst = strconv.AppendBool(append(dst, `,"explored":`...), s.Explored)
+		}
+		switch s.Arm {
+		case ArmTreatment:
+			dst = append(dst, `,"arm":"treatment"`...)
+		case ArmControl:
+			dst = append(dst, `,"arm":"control","would_bid_cpm":`...)
+			dst = appendFloat(dst, s.WouldBidCPM)
 		}
 		dst = append(dst, '}')
 	}

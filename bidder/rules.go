@@ -33,6 +33,9 @@ type CampaignRule struct {
 	// Shading: first-price bids are shaded (model.Control.DisableShading
 	// false).
 	Shading bool
+	// HoldoutShare is the share of households held out of the campaign
+	// (in [0, 0.5]; 0 = none): see Arm.
+	HoldoutShare float64
 }
 
 // Bid is the bid rule: 1000 × p × TargetCPA × Pacing clamped to the floor
@@ -60,6 +63,7 @@ type campaign struct {
 	root model.Key
 	seed uint64 // control.Draw's seed
 	onLo bool
+	salt uint64 // of its holdout assignment (SetHoldout)
 }
 
 // Rules is the immutable part of scoring: the segment chain below the
@@ -73,6 +77,7 @@ type Rules struct {
 
 	features    map[string]signals.FeatureID // by config name
 	featureList string                       // the names, comma-separated
+	holdout     *holdout                     // nil: no household is held out
 }
 
 // NewRules builds the rules of a segment chain (feature names per level,
@@ -84,6 +89,9 @@ func NewRules(levels [][]string, campaigns []model.Campaign) (*Rules, error) {
 		c = c.WithDefaults()
 		rules[i] = CampaignRule{ID: c.ID, Currency: c.Currency, TargetCPA: c.TargetCPA, FloorCPM: c.FloorCPM, CapCPM: c.CapCPM, Pacing: c.Pacing, BidOn: c.BidOn,
 			Shading: !c.Control.DisableShading}
+		if c.HoldoutShare != nil {
+			rules[i].HoldoutShare = *c.HoldoutShare
+		}
 	}
 	return newRules(levels, rules)
 }
@@ -126,6 +134,9 @@ func newRules(levels [][]string, rules []CampaignRule) (*Rules, error) {
 		}
 		if c.BidOn != BidOnCVR && c.BidOn != BidOnCVRLo {
 			bad(i, "bid_on %q: must be cvr or cvr_lo", c.BidOn)
+		}
+		if !(c.HoldoutShare >= 0 && c.HoldoutShare <= 0.5) {
+			bad(i, "holdout_share %g: must be in [0, 0.5]", c.HoldoutShare)
 		}
 		r.byID[c.ID] = len(r.camps)
 		r.camps = append(r.camps, campaign{
@@ -219,6 +230,11 @@ type Score struct {
 	// campaign's explore share), else it is on the mean.
 	Sample            float64
 	Sampled, Explored bool
+	// Arm is the household's arm in the campaign's holdout (ArmNone
+	// without one); in ArmControl, BidCPM is 0 and WouldBidCPM the bid it
+	// would have made.
+	Arm         Arm
+	WouldBidCPM float64
 
 	segOff, segLen int // Segment in Result.arena
 }

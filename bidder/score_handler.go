@@ -77,6 +77,11 @@ func (s *Service) SetSteering(st Steering) { s.steer = st }
 // SetClock replaces time.Now (tests).
 func (s *Service) SetClock(now func() time.Time) { s.now = now }
 
+// SetHoldout makes scoring assign households to the arms of the
+// campaigns that have a holdout (see Arm, Rules.SetHoldout); snapshots
+// carry the holdout to embedded scorers. Call it before serving.
+func (s *Service) SetHoldout(cfg HoldoutConfig) { s.rules.SetHoldout(cfg) }
+
 // SetRand replaces the generator of Thompson draws (by default the
 // runtime's, safe for concurrent use): a seeded one makes draws repeatable
 // (simulations, tests). r must be safe for the service's concurrency.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,11 @@ type ScorerConfig struct {
 	// naming imp beyond), as the server's exposures.max_imps. Default (0)
 	// signals.DefaultMaxImps, 32.
 	MaxImps int `yaml:"max_imps"`
+	// HouseholdCache is how many identities the household cache of the
+	// holdout keeps (about 40 bytes each): it keeps a household in one arm
+	// across its devices and IP changes (see signals.Households). Default
+	// (0) signals.DefaultHouseholdCache.
+	HouseholdCache int `yaml:"household_cache"`
 }
 
 // Scorer scores bid requests in process, without a network hop, from a
@@ -38,7 +44,8 @@ type Scorer struct {
 	rng    *rand.Rand
 	now    func() time.Time // the hour and daypart features
 	pool   sync.Pool        // *scorerScratch
-	mu     sync.Mutex       // serializes Refresh
+	mu     sync.Mutex       // serializes Refresh and adopt
+	hold   *holdout         // kept across snapshots while the server's holdout is the same
 }
 
 type scorerScratch struct {
@@ -60,8 +67,26 @@ func NewScorer(ctx context.Context, c *Client, cfg ScorerConfig) (*Scorer, error
 // from a file with ParseSnapshot); Refresh and Run need a client and fail.
 func NewScorerFromSnapshot(sn *Snapshot) *Scorer {
 	s := newScorer(nil, ScorerConfig{})
-	s.snap.Store(sn)
+	s.Use(sn)
 	return s
+}
+
+// adopt gives sn's rules the Scorer's holdout (its household cache lives
+// across snapshots), made anew when the server's holdout changed.
+func (s *Scorer) adopt(sn *Snapshot) {
+	if len(sn.hold.Key) == 0 {
+		return
+	}
+	h := s.hold
+	if h == nil || string(h.cfg.Key) != string(sn.hold.Key) || !slices.Equal(h.cfg.HouseholdSources, sn.hold.HouseholdSources) || h.cfg.TCFVendorID != sn.hold.TCFVendorID {
+		cfg := sn.hold
+		cfg.HouseholdCache = s.cfg.HouseholdCache
+		h = &holdout{cfg: cfg, hh: signals.NewHouseholds(cfg.Key, cfg.HouseholdSources, cfg.TCFVendorID, cfg.HouseholdCache)}
+		s.hold = h
+	}
+	if sn.rules.holdout != h {
+		sn.rules.setHoldout(h)
+	}
 }
 
 func newScorer(c *Client, cfg ScorerConfig) *Scorer {
@@ -84,8 +109,13 @@ func (s *Scorer) Snapshot() *Snapshot { return s.snap.Load() }
 func (s *Scorer) Version() uint64 { return s.snap.Load().Version() }
 
 // Use replaces the snapshot in use (scoring calls already running finish
-// with the previous one).
-func (s *Scorer) Use(sn *Snapshot) { s.snap.Store(sn) }
+// with the previous one). The snapshot's rules get the Scorer's holdout.
+func (s *Scorer) Use(sn *Snapshot) {
+	s.mu.Lock()
+	s.adopt(sn)
+	s.mu.Unlock()
+	s.snap.Store(sn)
+}
 
 // Refresh asks the server for a snapshot newer than the one in use and
 // swaps it in; changed is false when the server had nothing newer.
@@ -103,6 +133,7 @@ func (s *Scorer) Refresh(ctx context.Context) (changed bool, err error) {
 	if err != nil || sn == nil {
 		return false, err
 	}
+	s.adopt(sn)
 	s.snap.Store(sn)
 	return true, nil
 }
@@ -124,7 +155,10 @@ func (s *Scorer) Run(ctx context.Context) {
 }
 
 // Score scores every imp of an OpenRTB 2.5/2.6 BidRequest (JSON) for the
-// campaigns of opts into res, as POST /v1/score would. Errors are the
+// campaigns of opts into res, as POST /v1/score would: a household held
+// out of a campaign gets ArmControl, BidCPM 0 and the bid it would have
+// made in WouldBidCPM (the Scorer's household cache is its own: see
+// signals.Households). Errors are the
 // server's: *apierr.Error 400 (malformed request, with the JSON path), 404
 // (a campaign unknown or not the bidder's, alike). Nothing is
 // remembered for win notices (post the bid request to /v1/bids for that).

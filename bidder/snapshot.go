@@ -19,20 +19,22 @@ import (
 // to answer as the server does. Its bytes are one or more zstd frames whose
 // content is
 //
-//	magic "CPFS", format 2 (byte)
+//	magic "CPFS", format 3 (byte)
 //	model version (uvarint)
 //	chain levels: count (uvarint), per level its feature names (count, strings)
 //	campaigns the bidder may score: count, then per campaign its id,
 //	  currency (strings), target CPA, floor, cap, pacing, average CVR
 //	  (float64 bits, little endian), bid_on (byte: 0 cvr, 1 cvr_lo);
 //	  format 2: shading (byte, 1 on), cpa_control and the exploration
-//	  probability (float64 bits)
+//	  probability (float64 bits); format 3: holdout share (float64)
 //	a count (uvarint) and as many campaign ids: always 0 now; servers
 //	  before issue 18 listed the campaigns the bidder may not score here
 //	  (read and ignored)
+//	format 3: the holdout: its key (bytes; empty: none), the household
+//	  eid sources (count, strings), the TCF vendor id (uvarint)
 //	the estimates of the campaigns it may score (length-prefixed, in the
 //	  model's binary encoding, model.Estimates.MarshalCampaigns)
-//	format 2: the win-rate curves of those campaigns: count (uvarint),
+//	format 2 and later: the win-rate curves of those campaigns: count (uvarint),
 //	  per curve its campaign's root key, its key (uint64, little endian),
 //	  A and K (float64 bits)
 //
@@ -40,10 +42,11 @@ import (
 // loop) is still read: its campaigns bid with cpa_control 1, never explore
 // and are not shaded, as the servers that wrote it answered. Only the campaigns the
 // bidder may score are in the snapshot: a bidder never sees another
-// tenant's segments, nor its campaign ids.
+// tenant's segments, nor its campaign ids. Formats 1 and 2 (servers before
+// issue 14) are still read: no holdout.
 const (
 	snapMagic  = "CPFS"
-	snapFormat = 2
+	snapFormat = 3
 )
 
 // SnapshotContentType is the Content-Type of a snapshot answer.
@@ -56,7 +59,8 @@ const VersionHeader = "X-Cpafeed-Model-Version"
 type Snapshot struct {
 	rules *Rules
 	tab   *table
-	size  int // compressed bytes
+	size  int           // compressed bytes
+	hold  HoldoutConfig // the server's holdout (empty key: none)
 }
 
 // Version returns the model version of the snapshot's estimates.
@@ -109,8 +113,20 @@ func appendSnapshotContent(dst []byte, r *Rules, t *table, allow []bool, mayUse 
 		for _, f := range [...]float64{t.ctl[i].u, t.ctl[i].q} {
 			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
 		}
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(c.HoldoutShare))
 	}
 	dst = binary.AppendUvarint(dst, 0) // no campaigns listed as another's
+	var hold HoldoutConfig
+	if r.holdout != nil {
+		hold = r.holdout.cfg
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(hold.Key)))
+	dst = append(dst, hold.Key...)
+	dst = binary.AppendUvarint(dst, uint64(len(hold.HouseholdSources)))
+	for _, src := range hold.HouseholdSources {
+		dst = appendStr(dst, src)
+	}
+	dst = binary.AppendUvarint(dst, uint64(hold.TCFVendorID))
 	est, err := t.est.MarshalCampaigns(mayUse)
 	if err != nil {
 		return nil, err
@@ -182,9 +198,20 @@ func parseSnapshotContent(b []byte) (*Snapshot, error) {
 				return nil, fmt.Errorf("%w: campaign %q: cpa_control %g, explore probability %g", ErrSnapshot, c.ID, e.u, e.q)
 			}
 		}
+		if format >= 3 {
+			c.HoldoutShare = r.F64("holdout share")
+		}
 	}
 	for range r.Count(1, "denied campaigns") { // from servers before issue 18: ignored
 		r.Bytes("campaign id")
+	}
+	var hold HoldoutConfig
+	if format >= 3 {
+		hold.Key = append([]byte(nil), r.Bytes("holdout key")...)
+		for range r.Count(1, "household sources") {
+			hold.HouseholdSources = append(hold.HouseholdSources, string(r.Bytes("household source")))
+		}
+		hold.TCFVendorID = int(r.Uvarint("tcf vendor id"))
 	}
 	raw := r.Bytes("estimates")
 	var curves *shading.Curves
@@ -221,7 +248,7 @@ func parseSnapshotContent(b []byte) (*Snapshot, error) {
 	}
 	tab := &table{est: est, avg: avg, ctl: ctl, curves: curves}
 	tab.resolveDims()
-	return &Snapshot{rules: rs, tab: tab}, nil
+	return &Snapshot{rules: rs, tab: tab, hold: hold}, nil
 }
 
 // snapCodec compresses and decompresses snapshots; its encoder and decoder

@@ -185,7 +185,7 @@ func TestParseSnapshotBad(t *testing.T) {
 	f("not zstd", []byte("hello"), "invalid snapshot")
 	f("plain content", raw, "invalid snapshot")
 	f("other magic", enc.EncodeAll(append([]byte("XXXX"), raw[4:]...), nil), "not a cpafeed snapshot")
-	f("newer format", enc.EncodeAll(append([]byte("CPFS\x03"), raw[5:]...), nil), "format 3")
+	f("newer format", enc.EncodeAll(append([]byte("CPFS\x04"), raw[5:]...), nil), "format 4")
 	f("truncated", enc.EncodeAll(raw[:len(raw)/2], nil), "invalid snapshot")
 	f("trailing", enc.EncodeAll(append(raw, 0), nil), "after its end")
 	if _, err := ParseSnapshot(data, int64(len(raw)-1)); !errors.Is(err, ErrSnapshot) {

@@ -20,10 +20,13 @@ var attrCampaigns = []model.Campaign{
 	{ID: "buy", Advertiser: "demo", Event: "Purchase", TargetCPA: 40},
 	{ID: "buy-linear", Advertiser: "demo", Event: "Lead", TargetCPA: 5, Credit: model.CreditLinear},
 	{ID: "other-buy", Advertiser: "other", Event: "Purchase", TargetCPA: 30},
+	{ID: "prob", Advertiser: "demo", Event: "Subscribe", TargetCPA: 10, Credit: model.CreditProbabilistic, PriorCVR: 0.2},
 }
 
-func newAttrHarness(t *testing.T) *attrHarness {
-	h := &attrHarness{t: t, m: model.New(model.Config{Structure: model.StructureChain}, attrCampaigns), index: signals.NewIndex(signals.IndexConfig{MaxExposures: 1000}), nums: map[string]uint16{}}
+func newAttrHarness(t *testing.T) *attrHarness { return newAttrHarnessSized(t, 1000) }
+
+func newAttrHarnessSized(t *testing.T, exposures int) *attrHarness {
+	h := &attrHarness{t: t, m: model.New(model.Config{Structure: model.StructureChain}, attrCampaigns), index: signals.NewIndex(signals.IndexConfig{MaxExposures: exposures}), nums: map[string]uint16{}}
 	for i, c := range attrCampaigns {
 		h.nums[c.ID] = uint16(i)
 	}
@@ -42,6 +45,17 @@ func (h *attrHarness) expose(ingest, ts int64, campaign, pub string, ids ...sign
 	h.index.Add(e, ids)
 	h.a.OnIndexed(ingest, e, ids)
 	return path[1]
+}
+
+// exposeGhost adds a ghost exposure (an auction held back for the
+// holdout) of campaign on publisher pub at ts under ids.
+func (h *attrHarness) exposeGhost(ingest, ts int64, campaign, pub string, ids ...signals.ID) {
+	path := []model.Key{model.RootKey(campaign)}
+	path = append(path, path[0].Child([]byte(pub)))
+	e := signals.IndexedExposure{TS: ts, Leaf: path[1], Campaign: h.nums[campaign]}
+	e.SetGhost(true)
+	h.index.Add(e, ids)
+	h.a.OnIndexed(ingest, e, ids)
 }
 
 func (h *attrHarness) convert(receivedS, eventTS int64, ds, name string, flags Flags, ids ...signals.ID) {

@@ -75,6 +75,19 @@
 // that was rejected or all duplicates); they rebuild the dedup state and the
 // stats and hand the stored events to the hook.
 //
+// Attribution (Attributor) matches stored conversions to the exposures of
+// the identity index, in log order, and credits the model: last touch,
+// linear, or probabilistic (each exposure by its match's confidence × its
+// segment's current CVR × the delay density at its lag, against the
+// campaign's organic rate). Probabilistic credits need the model's current
+// estimates, which are not in log order: a match queues the conversion,
+// FlushCredits journals the computed weights (RecordTypeCredits) and the
+// record's apply credits the model, so a replay credits exactly the same.
+// Real and ghost exposures (households held out of a campaign) feed the
+// campaign's lift measurement (treatment and control arms, same matcher):
+// GET /v1/campaigns/{id}/lift (LiftReport). Restart also replays the
+// credit records (ReplayCredits).
+//
 // Snapshots: a batch reserves its dedup keys when it appends its record,
 // before the record is durable and applied. WriteSnapshot(w, next) writes
 // the state as of the records before next and leaves out the keys of the

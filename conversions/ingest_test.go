@@ -39,6 +39,9 @@ func TestIngestStoresAndAnswers(t *testing.T) {
 	if len(got[1].IDs) != 1 || got[1].IDs[0] != wantPh {
 		t.Fatalf("Lead IDs %v, want [%v]", got[1].IDs, wantPh)
 	}
+	if got[0].Key != EventDedupKey(testDataset, "Purchase", "order-1") || got[1].Key != EventDedupKey(testDataset, "Lead", "lead-1") {
+		t.Fatalf("EventDedupKey differs from ingest's key")
+	}
 	p := got[0]
 	if p.Value != 12.5 || p.Currency != "USD" || p.Flags != FlagValue || p.Source != SourceCAPI ||
 		p.ActionSource != ActionWebsite || p.EventTime != now-30 || p.Received != testNow.UnixMilli() || p.Dataset != testDataset {

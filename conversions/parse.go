@@ -352,6 +352,20 @@ func (s *Service) dedupKey(b *batch, e *event, eventID, orderID []byte) {
 	b.keyBuf = k
 }
 
+// EventDedupKey is the dedup key of an event with an event_id, as ingest
+// derives it: what StoredEvent.Key and CreditNote.Conversion carry (for
+// callers that know their events by id, such as a simulation's judge).
+func EventDedupKey(dataset, eventName, eventID string) DedupKey {
+	k := append([]byte(nil), "cpafeed dedup v1"...)
+	k = appendLP(k, dataset)
+	k = appendLP(k, eventName)
+	k = appendLP(k, eventID)
+	sum := sha256.Sum256(k)
+	var key DedupKey
+	copy(key[:], sum[:len(key)])
+	return key
+}
+
 func appendLP[T ~string | ~[]byte](dst []byte, s T) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)

@@ -38,6 +38,16 @@ type conversionReport struct {
 	LateMatched  uint64            `json:"late_matched"`
 	ByMethod     map[string]uint64 `json:"attributed_by_method"`
 	Excluded     map[string]uint64 `json:"unattributable"`
+	// Control counts the conversions matched only to ghost exposures
+	// (the holdout's control arm); Credited the credit given to exposures
+	// (conversions; fractional under linear and probabilistic credit),
+	// OrganicCredit what probabilistic credit gave "organic", and
+	// AwaitingCredit the matched conversions whose probabilistic credit is
+	// not journaled yet.
+	Control        uint64  `json:"control"`
+	Credited       float64 `json:"credited"`
+	OrganicCredit  float64 `json:"organic_credit"`
+	AwaitingCredit int     `json:"awaiting_credit"`
 }
 
 type delayReport struct {
@@ -65,6 +75,7 @@ func (a *Attributor) HandleCampaignStats(ctx *fasthttp.RequestCtx, m *model.Mode
 		Conversions: conversionReport{
 			Received: as.Conversions + uint64(as.Pending), Attributed: as.Attributed, Unattributed: as.Unattributed,
 			Pending: as.Pending, LateMatched: as.Late, ByMethod: as.ByMethod, Excluded: as.Excluded,
+			Control: as.Control, Credited: as.Credited, OrganicCredit: as.Organic, AwaitingCredit: as.AwaitingCredit,
 		},
 		Delay: delayReport{P50Seconds: ms.DelayP50.Seconds(), P90Seconds: ms.DelayP90.Seconds(),
 			F1h: ms.DelayF1h, F24h: ms.DelayF24h, Fitted: ms.DelayFitted, Samples: ms.DelaySamples},

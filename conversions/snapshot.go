@@ -1,10 +1,12 @@
 package conversions
 
 import (
+	"fmt"
 	"math"
 	"sort"
 
 	"github.com/cpafeed/cpafeed/binenc"
+	"github.com/cpafeed/cpafeed/model"
 	"github.com/cpafeed/cpafeed/signals"
 )
 
@@ -123,12 +125,15 @@ func (s *Service) ReadSnapshot(r *binenc.Reader) error {
 	return r.Err()
 }
 
-// WriteSnapshot writes the attribution state: every campaign's report and
-// the pending conversions, oldest first.
+// WriteSnapshot writes the attribution state (section attribution2):
+// every campaign's report and lift measurement, the pending conversions,
+// oldest first, and the conversions awaiting probabilistic credit, in
+// match order (those of a credit record not yet applied included: the
+// record's replay credits them). Call it where no apply runs.
 func (a *Attributor) WriteSnapshot(w *binenc.Writer) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	w.Tag("attribution1")
+	w.Tag("attribution2")
 	ids := make([]string, 0, len(a.byID))
 	for id := range a.byID {
 		ids = append(ids, id)
@@ -136,7 +141,8 @@ func (a *Attributor) WriteSnapshot(w *binenc.Writer) {
 	sort.Strings(ids)
 	w.Uvarint(uint64(len(ids)))
 	for _, id := range ids {
-		st := &a.byID[id].stats
+		c := a.byID[id]
+		st := &c.stats
 		w.String(id)
 		w.Uvarint(st.Conversions)
 		w.Uvarint(st.Attributed)
@@ -149,6 +155,13 @@ func (a *Attributor) WriteSnapshot(w *binenc.Writer) {
 		for _, n := range st.excluded {
 			w.Uvarint(n)
 		}
+		// attribution2:
+		w.Uvarint(st.Control)
+		w.F64(st.Organic)
+		for _, v := range st.credit {
+			w.F64(v)
+		}
+		c.lift.write(w)
 	}
 	w.Uvarint(uint64(a.live))
 	for _, p := range a.pending[a.head:] {
@@ -163,15 +176,41 @@ func (a *Attributor) WriteSnapshot(w *binenc.Writer) {
 			w.Byte(byte(id.Kind))
 			w.U64(id.Key)
 		}
+		w.Raw(p.key[:]) // attribution2
+	}
+	q := &a.credits
+	w.Uvarint(q.next)
+	w.Uvarint(uint64(len(q.bySeq)))
+	for _, x := range q.list[q.head:] {
+		if x == nil || x.done {
+			continue
+		}
+		w.Uvarint(x.seq)
+		w.String(x.camp.id)
+		w.Varint(x.convTS)
+		w.Raw(x.key[:])
+		w.Byte(x.group)
+		w.Uvarint(uint64(len(x.cands)))
+		for _, cd := range x.cands {
+			w.Uvarint(cd.seq)
+			w.Varint(cd.ts)
+			w.U64(uint64(cd.leaf))
+			w.Byte(byte(cd.method))
+		}
 	}
 }
 
-// ReadSnapshot restores what WriteSnapshot wrote into a new Attributor.
+// ReadSnapshot restores what WriteSnapshot wrote (attribution2, or the
+// older attribution1: no lift, no awaiting credits) into a new Attributor.
 // Campaigns no longer configured are dropped.
 func (a *Attributor) ReadSnapshot(r *binenc.Reader) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	r.Tag("attribution1")
+	tag := r.String(64)
+	if r.Err() == nil && tag != "attribution1" && tag != "attribution2" {
+		return fmt.Errorf("section %q where %q was expected", tag, "attribution2")
+	}
+	v2 := tag == "attribution2"
 	n := r.Len(1 << 20)
 	for range n {
 		id := r.String(1 << 10)
@@ -184,9 +223,24 @@ func (a *Attributor) ReadSnapshot(r *binenc.Reader) error {
 		for i := range st.excluded {
 			st.excluded[i] = r.Uvarint()
 		}
+		var lift *liftState
+		if v2 {
+			st.Control = r.Uvarint()
+			st.Organic = r.F64()
+			for i := range st.credit {
+				st.credit[i] = r.F64()
+			}
+			lift = readLift(r, a.cfg.LiftGroups)
+		}
+		if r.Err() != nil {
+			return r.Err()
+		}
 		if c := a.byID[id]; c != nil {
 			st.Pending = c.stats.Pending
 			c.stats = st
+			if lift != nil {
+				c.lift = lift
+			}
 		}
 	}
 	np := r.Len(math.MaxInt32)
@@ -197,11 +251,45 @@ func (a *Attributor) ReadSnapshot(r *binenc.Reader) error {
 		for i := range ids {
 			ids[i] = signals.ID{Kind: signals.IDKind(r.Byte()), Key: r.U64()}
 		}
+		var key DedupKey
+		if v2 {
+			r.Raw(key[:])
+		}
 		if r.Err() != nil {
 			return r.Err()
 		}
 		if c := a.byID[id]; c != nil {
-			a.waitLocked(c, convTS, deadline, ids)
+			a.waitLocked(c, convTS, deadline, ids, key)
+		}
+	}
+	if !v2 {
+		return r.Err()
+	}
+	q := &a.credits
+	q.next = r.Uvarint()
+	nw := r.Len(math.MaxInt32)
+	for range nw {
+		x := &awaitConv{seq: r.Uvarint()}
+		id := r.String(1 << 10)
+		x.convTS = r.Varint()
+		r.Raw(x.key[:])
+		x.group = r.Byte()
+		x.cands = make([]awaitCand, r.Len(maxCandidates))
+		for i := range x.cands {
+			cd := &x.cands[i]
+			cd.seq, cd.ts, cd.leaf = r.Uvarint(), r.Varint(), model.Key(r.U64())
+			if m := Method(r.Byte()); m < numMethods {
+				cd.method = m
+			}
+		}
+		if r.Err() != nil {
+			return r.Err()
+		}
+		if c := a.byID[id]; c != nil && len(x.cands) > 0 {
+			x.camp = c
+			q.list = append(q.list, x)
+			q.bySeq[x.seq] = x
+			attrAwaiting.Inc()
 		}
 	}
 	return r.Err()

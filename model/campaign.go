@@ -23,9 +23,22 @@ type Campaign struct {
 	// Window is the attribution window: conversions are credited to exposures
 	// at most this long before them. Default 168h (7 days).
 	Window time.Duration `yaml:"window"`
-	// Credit is "last_touch" (default: the latest exposure gets the whole
-	// conversion) or "linear" (every exposure in the window an equal share).
+	// Credit is "last_touch" (the latest exposure gets the whole
+	// conversion), "linear" (every exposure in the window an equal share)
+	// or "probabilistic" (each exposure in proportion to its match's
+	// confidence × its segment's CVR × the delay density at its lag,
+	// against the campaign's organic rate: the credits sum to the
+	// probability that an ad caused the conversion). Default: the server's
+	// attribution.credit, else "last_touch".
 	Credit string `yaml:"credit"`
+
+	// HoldoutShare is the share of households held out of the campaign
+	// (the control arm of its lift measurement): in [0, 0.5], 0 = no
+	// holdout. A held-out household is not bid on (the score answers
+	// "arm": "control" and bid_cpm 0, with the bid it would have made);
+	// the bidder reports the auctions it held back as ghost exposures.
+	// Absent (nil): the server's holdout.share.
+	HoldoutShare *float64 `yaml:"holdout_share"`
 
 	// FloorCPM and CapCPM clamp the bid, in Currency per thousand impressions.
 	// Defaults 0 (no floor) and 0 (no cap).
@@ -129,6 +142,9 @@ func (c Control) Validate(prefix string) []error {
 const (
 	CreditLastTouch = "last_touch"
 	CreditLinear    = "linear"
+	// CreditProbabilistic splits a conversion among its matched exposures
+	// and "organic" (no ad): see Campaign.Credit.
+	CreditProbabilistic = "probabilistic"
 )
 
 // WithDefaults returns c with every zero field set to its default.

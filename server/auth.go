@@ -53,6 +53,7 @@ var routeRoles = [numRoutes]role{
 	routeExposures:     roleBidder,
 	routeModelSnapshot: roleBidder,
 	routeCampaignStats: roleReader,
+	routeCampaignLift:  roleReader,
 	routeSegments:      roleReader,
 	routeEffects:       roleReader,
 }

@@ -49,6 +49,7 @@ func TestFrontDoorRefuses(t *testing.T) {
 		routeExposures:     "/v1/exposures",
 		routeModelSnapshot: "/v1/model/snapshot",
 		routeCampaignStats: "/v1/campaigns/demo-ctv-purchase/stats",
+		routeCampaignLift:  "/v1/campaigns/demo-ctv-purchase/lift",
 		routeSegments:      "/v1/segments?campaign=demo-ctv-purchase",
 		routeEffects:       "/v1/effects?campaign=demo-ctv-purchase&key=genre",
 	}

@@ -2,6 +2,8 @@ package server
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math"
@@ -51,8 +53,12 @@ type Config struct {
 	// Snapshot configures the periodic and on-shutdown snapshots of the
 	// whole state (the journal before them is then trimmed).
 	Snapshot SnapshotConfig `yaml:"snapshot"`
-	// Attribution configures the matching of conversions to exposures.
+	// Attribution configures the matching of conversions to exposures,
+	// their credit and the lift measurement.
 	Attribution conversions.AttributionConfig `yaml:"attribution"`
+	// Holdout configures the household holdout of the campaigns' lift
+	// measurement.
+	Holdout HoldoutConfig `yaml:"holdout"`
 	// Model configures the estimator (decay, priors, refresh schedule).
 	Model model.Config `yaml:"model"`
 	// Bidder configures scoring and model snapshots for embedded scorers.
@@ -152,6 +158,36 @@ type IdentityConfig struct {
 	// vendors) whose ids are household ids: they match a conversion's
 	// household_id. Default none.
 	HouseholdEIDSources []string `yaml:"household_eid_sources"`
+}
+
+// HoldoutConfig configures the household holdout: per campaign, a share of
+// households is held out (the score answers "arm": "control" and bid_cpm 0;
+// the bidder reports the auctions it held back as ghost exposures), and
+// GET /v1/campaigns/{id}/lift compares the arms.
+type HoldoutConfig struct {
+	// Share is the holdout share of the campaigns that set no
+	// holdout_share: the share of households held out, in [0, 0.5].
+	// Default 0.05; 0 = no holdout.
+	Share *float64 `yaml:"share"`
+	// HouseholdCache is how many identities the server's household cache
+	// keeps (about 40 bytes each; signals.Households), so that a household
+	// keeps its arm across its devices, IP changes and an intermittent
+	// household id; it should hold the identities of the households seen
+	// within a campaign's span. Embedded scorers keep their own
+	// (bidder.ScorerConfig.HouseholdCache). Default 1048576.
+	HouseholdCache int `yaml:"household_cache"`
+}
+
+// DefaultHoldoutShare is the default holdout.share.
+const DefaultHoldoutShare = 0.05
+
+// holdoutKey is the holdout key derived from the identity secret: the
+// HMAC of a fixed label under it. It is sent to embedded scorers in model
+// snapshots; the secret is not, and the key does not give it away.
+func holdoutKey(secret string) []byte {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte("cpafeed holdout key v1"))
+	return m.Sum(nil)
 }
 
 // SnapshotConfig configures snapshots of the state.
@@ -352,6 +388,13 @@ func (c Config) WithDefaults() Config {
 	c.Bidder.MaxImps = c.Exposures.MaxImps // one limit for every reader of bid requests
 	c.Bidder = c.Bidder.WithDefaults()
 	c.Attribution = c.Attribution.WithDefaults()
+	if c.Holdout.Share == nil {
+		share := DefaultHoldoutShare
+		c.Holdout.Share = &share
+	}
+	if c.Holdout.HouseholdCache == 0 {
+		c.Holdout.HouseholdCache = signals.DefaultHouseholdCache
+	}
 	c.Control = c.Control.WithDefaults()
 	c.Shading = c.Shading.WithDefaults()
 	if c.Snapshot.Interval == 0 {
@@ -371,6 +414,13 @@ func (c Config) WithDefaults() Config {
 	c.Bidders = bs
 	cs := make([]model.Campaign, len(c.Campaigns))
 	for i, cp := range c.Campaigns {
+		if cp.Credit == "" {
+			cp.Credit = c.Attribution.Credit
+		}
+		if cp.HoldoutShare == nil {
+			share := *c.Holdout.Share
+			cp.HoldoutShare = &share
+		}
 		cs[i] = cp.WithDefaults()
 	}
 	c.Campaigns = cs
@@ -523,8 +573,11 @@ func (c Config) Validate() []error {
 		if cp.Window <= 0 {
 			bad(p+".window", "must be > 0")
 		}
-		if cp.Credit != model.CreditLastTouch && cp.Credit != model.CreditLinear {
-			bad(p+".credit", "must be last_touch or linear, not %q", cp.Credit)
+		if cp.Credit != model.CreditLastTouch && cp.Credit != model.CreditLinear && cp.Credit != model.CreditProbabilistic {
+			bad(p+".credit", "must be last_touch, linear or probabilistic, not %q", cp.Credit)
+		}
+		if sh := cp.HoldoutShare; sh != nil && !(*sh >= 0 && *sh <= 0.5) {
+			bad(p+".holdout_share", "must be in [0, 0.5], not %g", *sh)
 		}
 		if cp.FloorCPM < 0 || cp.CapCPM < 0 || (cp.CapCPM > 0 && cp.CapCPM < cp.FloorCPM) {
 			bad(p+".cap_cpm", "floor_cpm and cap_cpm must be >= 0 with cap >= floor (0 = none)")
@@ -574,6 +627,20 @@ func (c Config) Validate() []error {
 					bad(fmt.Sprintf("model.effects[%d][%d]", i, j), "unknown feature %q (known: %s)", f, strings.Join(signals.FeatureNames(), ", "))
 				}
 			}
+		}
+	}
+	if sh := c.Holdout.Share; sh != nil && !(*sh >= 0 && *sh <= 0.5) {
+		bad("holdout.share", "must be in [0, 0.5], not %g", *sh)
+	}
+	if c.Holdout.HouseholdCache < 0 {
+		bad("holdout.household_cache", "must be > 0")
+	}
+	for _, err := range c.Attribution.Validate() {
+		bad("attribution", "%v", err)
+	}
+	if c.Attribution.LiftFeature != "" {
+		if _, ok := signals.FeatureByName(c.Attribution.LiftFeature); !ok {
+			bad("attribution.lift_feature", "unknown feature %q (known: %s)", c.Attribution.LiftFeature, strings.Join(signals.FeatureNames(), ", "))
 		}
 	}
 	for _, err := range c.Journal.Validate() {

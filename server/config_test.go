@@ -63,7 +63,7 @@ campaigns:
 		"advertisers[1].name: duplicate advertiser", "advertisers[1].token: same token as advertisers[0].token",
 		"advertisers[1].datasets[0]: dataset \"1\" already belongs",
 		"campaigns[0].advertiser: unknown advertiser", "campaigns[0].event: required",
-		"campaigns[0].target_cpa: must be > 0", "campaigns[0].credit: must be last_touch or linear",
+		"campaigns[0].target_cpa: must be > 0", "campaigns[0].credit: must be last_touch, linear or probabilistic",
 		"bidders[0].campaigns[0]: unknown campaign \"nope\"",
 	} {
 		if !strings.Contains(err.Error(), want) {

@@ -36,6 +36,9 @@ type Engine struct {
 	Eraser      *conversions.Eraser
 	Bidder      *bidder.Service
 	Chain       *signals.Chain
+	// LiftLevel is the segment level of the lift feature (1 = the first
+	// below the campaign; 0: it is not a level).
+	LiftLevel int
 	// Control holds every campaign's CPA controller; Shading the bid
 	// outcomes and the first-price win-rate curves. Steer steps and refits
 	// them.
@@ -64,6 +67,8 @@ func newEngine(cfg Config, log EngineLog, now func() time.Time, t *tenants) (*En
 		return nil, err
 	}
 	e := &Engine{now: now, Chain: chain, Hasher: signals.NewHasher([]byte(cfg.Identity.Secret), cfg.Identity.HouseholdEIDSources...)}
+	e.LiftLevel = conversions.LiftLevel(cfg.SegmentLevels(), cfg.Attribution.LiftFeature)
+	cfg.Exposures.LiftLevel, cfg.Exposures.LiftGroups = e.LiftLevel, cfg.Attribution.LiftGroups
 	e.Model = model.New(cfg.Model, cfg.Campaigns)
 	e.Index = signals.NewIndex(cfg.Exposures.Index)
 	if e.Exposures, err = signals.NewExposures(cfg.Exposures, chain, e.Hasher, e.Index, e.Model, log, cfg.Campaigns); err != nil {
@@ -76,6 +81,7 @@ func newEngine(cfg Config, log EngineLog, now func() time.Time, t *tenants) (*En
 		return nil, err
 	}
 	e.Attributor = conversions.NewAttributor(cfg.Attribution, e.Index, e.Model, cfg.Conversions.Datasets, cfg.Campaigns, e.Exposures.CampaignNumber)
+	e.Attributor.SetLog(log)
 	e.Eraser = conversions.NewEraser(e.Conversions, e.Attributor, e.Index)
 	e.Conversions.SetStoredHook(e.Attributor.OnStored)
 	e.Exposures.OnIndexed(e.Attributor.OnIndexed)
@@ -86,6 +92,8 @@ func newEngine(cfg Config, log EngineLog, now func() time.Time, t *tenants) (*En
 	}
 	e.Bidder = bidder.NewService(cfg.Bidder, rules, e.Model, e.Exposures)
 	e.Bidder.SetClock(now)
+	e.Bidder.SetHoldout(bidder.HoldoutConfig{Key: holdoutKey(cfg.Identity.Secret), HouseholdSources: cfg.Identity.HouseholdEIDSources,
+		TCFVendorID: cfg.Identity.TCFVendorID, HouseholdCache: cfg.Holdout.HouseholdCache})
 	e.Control = control.New(log, controlCampaigns(cfg.Campaigns))
 	e.Shading = shading.NewBook(cfg.Shading)
 	e.Exposures.OnExposed(func(campaign string, ts int64, cost, pred float64, auction, imp []byte) {
@@ -136,6 +144,12 @@ func (e *Engine) Steer(now int64) error {
 		return control.Measure{Spend: st.Spend, Exposures: st.Exposures, Conversions: st.Conversions, NEff: st.NEff, Predicted: st.Predicted, Long: st.Long}, ok
 	})
 }
+
+// FlushCredits journals the probabilistic credits of the conversions
+// matched since the last call (conversions.Attributor.FlushCredits): a
+// server does it every attribution.credit_interval and before each
+// refresh of the estimates.
+func (e *Engine) FlushCredits() (int, error) { return e.Attributor.FlushCredits(e.now()) }
 
 // Sweep runs the expiries a server runs every minute (background): dedup
 // keys, pending conversions past their grace, index keys past the window.

@@ -37,6 +37,7 @@ const (
 	routeModelSnapshot
 	routeTestEvents
 	routeEffects
+	routeCampaignLift
 	routeLoss
 	routeOpenAPI
 	numRoutes
@@ -47,6 +48,7 @@ var routeNames = [numRoutes]string{
 	"score", "bids", "exposures", "win", "vast", "identities", "segments", "campaign_stats", "model_snapshot",
 	"test_events",
 	"effects",
+	"campaign_lift",
 	"loss",
 	"openapi",
 }

@@ -38,11 +38,18 @@ var metricHelp = map[string]string{
 	"cpafeed_conversions_dedup_entries":             "Dedup keys (event ids and fingerprints) remembered within the dedup window, all datasets.",
 
 	// Attribution.
-	"cpafeed_attribution_attributed_total":       "Conversions credited to an exposure when they arrived.",
-	"cpafeed_attribution_late_matched_total":     "Pending conversions credited when their exposure arrived later, within attribution.grace.",
-	"cpafeed_attribution_unattributed_total":     "Conversions that no exposure matched (at arrival, or when their grace ran out).",
-	"cpafeed_attribution_pending_given_up_total": "Pending conversions given up (grace over, or pushed out by attribution.max_pending).",
-	"cpafeed_attribution_pending":                "Conversions waiting for a late exposure.",
+	"cpafeed_attribution_attributed_total":          "Conversions credited to an exposure when they arrived.",
+	"cpafeed_attribution_late_matched_total":        "Pending conversions credited when their exposure arrived later, within attribution.grace.",
+	"cpafeed_attribution_unattributed_total":        "Conversions that no exposure matched (at arrival, or when their grace ran out).",
+	"cpafeed_attribution_pending_given_up_total":    "Pending conversions given up (grace over, or pushed out by attribution.max_pending).",
+	"cpafeed_attribution_pending":                   "Conversions waiting for a late exposure.",
+	"cpafeed_attribution_control_total":             "Conversions matched only to ghost exposures: counted in the holdout's control arm, never credited.",
+	"cpafeed_attribution_credit_records_total":      "Probabilistic credit records journaled (every attribution.credit_interval and before each refresh).",
+	"cpafeed_attribution_credit_forced_total":       "Conversions given last-touch credit at once because more than attribution.max_pending awaited probabilistic credit.",
+	"cpafeed_attribution_awaiting_credit":           "Matched conversions awaiting their probabilistic credit (the next credit record).",
+	"cpafeed_holdout_household_lookups_total":       "Household assignments of the holdout, by result: remembered (an identity was in the household cache), new (keyed afresh), none (no identity).",
+	"cpafeed_holdout_household_disagreements_total": "Requests whose identities were remembered with different households (the first in the lookup order won).",
+	"cpafeed_holdout_household_cache_evicted_total": "Identities pushed out of the household cache (holdout.household_cache): their households are keyed afresh.",
 
 	// Exposures, bids, wins, VAST (signals).
 	"cpafeed_exposures_received_total":              "Exposures received (posted, won through a win notice).",
@@ -50,6 +57,7 @@ var metricHelp = map[string]string{
 	"cpafeed_exposures_deduplicated_total":          "Exposures dropped as repeats within exposures.idempotency_window.",
 	"cpafeed_exposures_rejected_total":              "Exposures refused (their batch was invalid).",
 	"cpafeed_exposures_not_indexed_total":           "Exposures stored without entering the identity index (privacy gates, or no identifier).",
+	"cpafeed_exposures_ghost_total":                 "Ghost exposures applied: auctions a bidder held back from a holdout's control household (indexed for the lift, not counted in the model).",
 	"cpafeed_exposures_idempotency_forgotten_total": "Idempotency keys dropped before their window ended, for exposures.max_idempotency_keys.",
 	"cpafeed_bids_remembered_total":                 "Bid requests remembered for their win notices.",
 	"cpafeed_bids_not_remembered_total":             "Bid requests not remembered, by reason (too_large: a record over 1 MiB).",

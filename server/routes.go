@@ -47,7 +47,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 }
 
 // routeOf maps a path to its route. Besides the fixed paths it knows
-// /v1/campaigns/{id}/stats and Meta's /{version}/{dataset}/events.
+// /v1/campaigns/{id}/stats, /v1/campaigns/{id}/lift and Meta's /{version}/{dataset}/events.
 func routeOf(p []byte) route {
 	switch string(p) {
 	case "/healthz":
@@ -90,6 +90,9 @@ func routeOf(p []byte) route {
 	if _, ok := campaignStatsID(p); ok {
 		return routeCampaignStats
 	}
+	if _, ok := campaignPathID(p, "/lift"); ok {
+		return routeCampaignLift
+	}
 	if _, ok := metaDataset(p); ok {
 		return routeMetaEvents
 	}
@@ -97,8 +100,11 @@ func routeOf(p []byte) route {
 }
 
 // campaignStatsID matches /v1/campaigns/{id}/stats.
-func campaignStatsID(p []byte) (string, bool) {
-	const pre, suf = "/v1/campaigns/", "/stats"
+func campaignStatsID(p []byte) (string, bool) { return campaignPathID(p, "/stats") }
+
+// campaignPathID matches /v1/campaigns/{id}{suf}.
+func campaignPathID(p []byte, suf string) (string, bool) {
+	const pre = "/v1/campaigns/"
 	if !bytes.HasPrefix(p, []byte(pre)) || !bytes.HasSuffix(p, []byte(suf)) || len(p) <= len(pre)+len(suf) {
 		return "", false
 	}
@@ -216,6 +222,14 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, r route) error {
 			return err
 		}
 		return s.only(ctx, "GET", func() error { return s.st.attr.HandleCampaignStats(ctx, s.st.model, id) })
+	case routeCampaignLift:
+		id, _ := campaignPathID(ctx.Path(), "/lift")
+		if err := s.mayRead(tn, id); err != nil {
+			return err
+		}
+		return s.only(ctx, "GET", func() error {
+			return s.st.attr.HandleCampaignLift(ctx, s.st.model.Estimates(), id, s.st.liftLevel, time.Now())
+		})
 	case routeSegments:
 		id := string(ctx.QueryArgs().Peek("campaign"))
 		if err := s.mayRead(tn, id); err != nil {

@@ -34,7 +34,9 @@ type state struct {
 	attr   *conversions.Attributor
 	eraser *conversions.Eraser
 	bid    *bidder.Service
-	eng    *Engine // the same components, for Steer
+	// liftLevel is the segment level of attribution.lift_feature (0: none).
+	liftLevel int
+	eng       *Engine // the same components, for Steer
 
 	lastSnapshot uint64        // LSN of the newest snapshot written or loaded
 	lastPause    time.Duration // how long the last snapshot held applies (ingest answers) back
@@ -69,6 +71,7 @@ func (st *state) build() error {
 	}
 	st.chain, st.model, st.index, st.exp = e.Chain, e.Model, e.Index, e.Exposures
 	st.conv, st.attr, st.eraser, st.bid = e.Conversions, e.Attributor, e.Eraser, e.Bidder
+	st.liftLevel = e.LiftLevel
 	st.eng = e
 	return nil
 }
@@ -123,6 +126,11 @@ func (st *state) replay(from uint64) (journal.ReplayReport, error) {
 				return fmt.Errorf("record %d (deletion): %w", lsn, err)
 			}
 			return nil
+		case conversions.RecordTypeCredits:
+			if err := st.attr.ReplayCredits(rec); err != nil {
+				return fmt.Errorf("record %d (credits): %w", lsn, err)
+			}
+			return nil
 		case control.RecordType:
 			if err := st.eng.Control.Replay(rec); err != nil {
 				return fmt.Errorf("record %d (control): %w", lsn, err)
@@ -145,9 +153,11 @@ func (st *state) replay(from uint64) (journal.ReplayReport, error) {
 // from the generations of the bid memory (section exposures4); 4: the
 // identity index carries its campaign table and is renumbered by id at a
 // restart (section index2); 5: the CPA controllers and the bid outcomes of
-// first-price shading (sections control1, shading1, before the model).
-// This cpafeed still reads 1 to 4.
-const snapshotFormat = 5
+// first-price shading (sections control1, shading1, before the model); 6:
+// ghost exposures and lift groups in the index (index3), the lift
+// measurement and the conversions awaiting probabilistic credit
+// (attribution2). This cpafeed still reads 1 to 5.
+const snapshotFormat = 6
 
 // writeSnapshot writes every component's state as of the records before
 // LSN next; it runs at the journal checkpoint at next, where every record
@@ -261,6 +271,8 @@ func (st *state) background(ctx context.Context) {
 		defer t.Stop()
 		snap = t.C
 	}
+	credit := time.NewTicker(cfg.Attribution.CreditInterval)
+	defer credit.Stop()
 	st.eng.Shading.Refit(time.Now().Unix())
 	st.model.Refresh(time.Now().Unix()) // publish what replay added, at once
 	nextSteer := time.Now().Add(cfg.Control.Interval)
@@ -268,8 +280,11 @@ func (st *state) background(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case now := <-credit.C:
+			st.flushCredits(now)
 		case now := <-refresh.C:
 			start := time.Now()
+			st.flushCredits(now) // the estimates see every credit so far
 			if !now.Before(nextSteer) {
 				// The controllers step and the curves refit just before
 				// a refresh: the next model version carries them.
@@ -289,6 +304,14 @@ func (st *state) background(ctx context.Context) {
 		case <-snap:
 			st.logSnapshot(st.snapshot())
 		}
+	}
+}
+
+// flushCredits journals the pending probabilistic credits; a failure (the
+// journal cannot persist) is logged and retried on the next tick.
+func (st *state) flushCredits(now time.Time) {
+	if _, err := st.attr.FlushCredits(now); err != nil {
+		st.log.Warn("probabilistic credits not journaled; retrying", "err", err.Error())
 	}
 }
 

@@ -17,12 +17,21 @@ const (
 	RecordVideo     byte = 0x11 // one VAST event
 )
 
-// recordVersion is the version of the exposure batch and VAST records.
-// Exposure batches are written in version 2 (each exposure ends with its
-// predicted conversion rate); version 1 is still read (pred 0).
-const recordVersion = 1
+// exposuresVersion is the version byte of the exposure batches written:
+// 2 ends each exposure with its predicted conversion rate (the CPA
+// controller's); 3 adds ghost exposures (flags bit 1, then the would-be
+// bid and the win probability). decodeExposures reads versions 1 to 3.
+// VAST events are version 1.
+const (
+	exposuresVersion   = 3
+	videoRecordVersion = 1
+)
 
-const exposuresVersion = 2
+// Exposure flags as journaled.
+const (
+	expFlagIndexed = 1 << 0 // passed the privacy gates: enters the identity index
+	expFlagGhost   = 1 << 1 // a ghost exposure (version 3)
+)
 
 // exposure is one accepted exposure, as journaled and applied. It holds no
 // raw identity: ids are keyed hashes.
@@ -32,11 +41,18 @@ type exposure struct {
 	cost     float64 // price paid, currency units (price_cpm / 1000)
 	key      dedup.Key
 	indexed  bool // passed the privacy gates: enters the identity index
-	auction  []byte
-	imp      []byte
-	path     []model.Key // path[0] is the campaign's root
-	labels   [][]byte    // readable value of each level; labels[0] (the root) is nil
-	ids      []ID
+	// ghost marks an auction the bidder held back for the campaign's
+	// holdout (a control household): never shown, never counted in the
+	// model; indexed and matched like a real exposure for the control arm.
+	// bid is the bid it would have made (CPM), winProb the bidder's
+	// probability that it would have won (1 when it knows it would have).
+	ghost        bool
+	bid, winProb float64
+	auction      []byte
+	imp          []byte
+	path         []model.Key // path[0] is the campaign's root
+	labels       [][]byte    // readable value of each level; labels[0] (the root) is nil
+	ids          []ID
 	// pred is the conversion rate predicted for the impression when it
 	// was reported (the bid's, or cpafeed's estimate then; 0: none): the
 	// CPA controller's expected conversions.
@@ -62,8 +78,8 @@ func appendBytes(b, v []byte) []byte {
 	return append(b, v...)
 }
 
-// appendExposures encodes a batch: type, version, ingest time, count, then
-// each exposure.
+// appendExposures encodes a batch: type, version (3), ingest time, count,
+// then each exposure.
 func appendExposures(b []byte, ingest int64, es []exposure) []byte {
 	b = append(b, RecordExposures, exposuresVersion)
 	b = binary.AppendVarint(b, ingest)
@@ -76,9 +92,16 @@ func appendExposures(b []byte, ingest int64, es []exposure) []byte {
 		b = append(b, e.key[:]...)
 		flags := byte(0)
 		if e.indexed {
-			flags = 1
+			flags |= expFlagIndexed
+		}
+		if e.ghost {
+			flags |= expFlagGhost
 		}
 		b = append(b, flags)
+		if e.ghost {
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(e.bid))
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(e.winProb))
+		}
 		b = appendBytes(b, e.auction)
 		b = appendBytes(b, e.imp)
 		b = appendUvarint(b, uint64(len(e.path)))
@@ -108,12 +131,12 @@ func readKey(r *binenc.Slice) (k dedup.Key) {
 // point into rec.
 func decodeExposures(rec []byte) (ingest int64, es []exposure, err error) {
 	r := binenc.NewSlice(rec, errRecord)
-	version := byte(0)
-	if r.Byte("type") == RecordExposures {
-		version = r.Byte("version")
+	if r.Byte("type") != RecordExposures {
+		return 0, nil, fmt.Errorf("%w: not an exposure batch", errRecord)
 	}
-	if version != 1 && version != exposuresVersion {
-		return 0, nil, fmt.Errorf("%w: not an exposure batch v1 or v%d", errRecord, exposuresVersion)
+	version := r.Byte("version")
+	if version < 1 || version > exposuresVersion {
+		return 0, nil, fmt.Errorf("%w: exposure batch v%d, this cpafeed reads v1 to v%d", errRecord, version, exposuresVersion)
 	}
 	ingest = r.Varint("ingest time")
 	n := r.Count(30, "exposures")
@@ -124,7 +147,12 @@ func decodeExposures(rec []byte) (ingest int64, es []exposure, err error) {
 		e.campaign = string(r.Bytes("campaign"))
 		e.cost = r.F64("cost")
 		e.key = readKey(&r)
-		e.indexed = r.Byte("flags")&1 == 1
+		flags := r.Byte("flags")
+		e.indexed = flags&expFlagIndexed != 0
+		if version >= 3 && flags&expFlagGhost != 0 {
+			e.ghost = true
+			e.bid, e.winProb = r.F64("bid_cpm"), r.F64("win_prob")
+		}
 		e.auction = r.Bytes("auction id")
 		e.imp = r.Bytes("imp id")
 		depth := r.Count(8, "path")
@@ -166,7 +194,7 @@ func decodeExposures(rec []byte) (ingest int64, es []exposure, err error) {
 }
 
 func appendVideo(b []byte, v *videoEvent) []byte {
-	b = append(b, RecordVideo, recordVersion)
+	b = append(b, RecordVideo, videoRecordVersion)
 	b = binary.AppendVarint(b, v.ts)
 	b = appendBytes(b, []byte(v.campaign))
 	b = binary.LittleEndian.AppendUint64(b, uint64(v.leaf))
@@ -177,8 +205,8 @@ func appendVideo(b []byte, v *videoEvent) []byte {
 
 func decodeVideo(rec []byte) (videoEvent, error) {
 	r := binenc.NewSlice(rec, errRecord)
-	if r.Byte("type") != RecordVideo || r.Byte("version") != recordVersion {
-		return videoEvent{}, fmt.Errorf("%w: not a video event v%d", errRecord, recordVersion)
+	if r.Byte("type") != RecordVideo || r.Byte("version") != videoRecordVersion {
+		return videoEvent{}, fmt.Errorf("%w: not a video event v%d", errRecord, videoRecordVersion)
 	}
 	var v videoEvent
 	v.ts = r.Varint("ts")

@@ -58,6 +58,13 @@ type ExposureConfig struct {
 	Index IndexConfig `yaml:"index"`
 	// TCFVendorID is the identity config's TCF vendor id (see Gate).
 	TCFVendorID int `yaml:"-"`
+	// LiftLevel is the level of the segment path (1 = the first below the
+	// campaign) whose value is the lift feature (attribution.lift_feature),
+	// and LiftGroups how many groups its values are hashed into (at most
+	// 255): an indexed exposure carries its group (IndexedExposure.Group)
+	// for the lift report's coarse cut. Set by the server; 0: no groups.
+	LiftLevel  int `yaml:"-"`
+	LiftGroups int `yaml:"-"`
 	// Logger receives the bid memory's warnings. Nil means slog.Default().
 	Logger *slog.Logger `yaml:"-"`
 }
@@ -147,6 +154,7 @@ var (
 	exposuresDuplicate  = metrics.NewCounter(`cpafeed_exposures_deduplicated_total`)
 	exposuresRejected   = metrics.NewCounter(`cpafeed_exposures_rejected_total`)
 	exposuresNotIndexed = metrics.NewCounter(`cpafeed_exposures_not_indexed_total`)
+	exposuresGhost      = metrics.NewCounter(`cpafeed_exposures_ghost_total`)
 	idemForgotten       = metrics.NewCounter(`cpafeed_exposures_idempotency_forgotten_total`)
 	bidsRemembered      = metrics.NewCounter(`cpafeed_bids_remembered_total`)
 	bidsTooLarge        = metrics.NewCounter(`cpafeed_bids_not_remembered_total{reason="too_large"}`)
@@ -411,18 +419,25 @@ func (x *Exposures) advanceLocked(nowMs int64) {
 }
 
 // apply counts exposures in the model and adds the permitted ones to the
-// index. It runs on the applier goroutine (live) or during replay.
+// index. A ghost exposure is not counted in the model (it was not shown)
+// and not remembered for VAST events; it is indexed, marked, like a real
+// one. It runs on the applier goroutine (live) or during replay.
 func (x *Exposures) apply(ingest int64, es []exposure) {
 	for i := range es {
 		e := &es[i]
-		x.counter.Expose(e.ts, e.path, e.labels, e.cost)
-		if x.onExposed != nil {
-			x.onExposed(e.campaign, e.ts, e.cost, e.pred, e.auction, e.imp)
+		if e.ghost {
+			exposuresGhost.Inc() // not shown: neither the model nor the controller counts it
+		} else {
+			x.counter.Expose(e.ts, e.path, e.labels, e.cost)
+			if x.onExposed != nil {
+				x.onExposed(e.campaign, e.ts, e.cost, e.pred, e.auction, e.imp)
+			}
 		}
 		leaf := e.path[len(e.path)-1]
 		num, ok := x.campaigns[e.campaign]
 		if e.indexed && ok && len(e.ids) > 0 {
-			ie := IndexedExposure{TS: e.ts, Leaf: leaf, Cost: float32(e.cost), Campaign: num}
+			ie := IndexedExposure{TS: e.ts, Leaf: leaf, Cost: float32(e.cost), Campaign: num, Group: x.liftGroup(e.labels)}
+			ie.SetGhost(e.ghost)
 			x.index.Add(ie, e.ids)
 			if x.onIndexed != nil {
 				x.onIndexed(ingest, ie, e.ids)
@@ -430,10 +445,29 @@ func (x *Exposures) apply(ingest int64, es []exposure) {
 		} else if !e.indexed {
 			exposuresNotIndexed.Inc()
 		}
-		if len(e.auction) > 0 && ingest+int64(x.cfg.BidTTL/time.Second) > x.now().Unix() {
+		if !e.ghost && len(e.auction) > 0 && ingest+int64(x.cfg.BidTTL/time.Second) > x.now().Unix() {
 			x.rememberWon(e, leaf, ingest)
 		}
 	}
+}
+
+// liftGroup is the lift group of an exposure's labels (see
+// ExposureConfig.LiftLevel): 1 + its value's hash modulo LiftGroups, 0 for
+// an unknown value or without groups.
+func (x *Exposures) liftGroup(labels [][]byte) uint8 {
+	if l := x.cfg.LiftLevel; l > 0 && l < len(labels) {
+		return LiftGroup(labels[l], x.cfg.LiftGroups)
+	}
+	return 0
+}
+
+// LiftGroup is the lift group of value (a value of the lift feature), as
+// exposures carry it: 1 + its hash modulo groups (at most 255).
+func LiftGroup(value []byte, groups int) uint8 {
+	if groups <= 0 || len(value) == 0 || string(value) == Unknown {
+		return 0
+	}
+	return uint8(1 + model.ValueHash(value)%uint64(min(groups, 255)))
 }
 
 // Replay applies a record of this package at start. It reports whether the

@@ -43,7 +43,12 @@ func (bb *batchBuilder) bad(i int, field, format string, args ...any) {
 // HandleExposures serves POST /v1/exposures: a batch (JSON
 // {"exposures": [...]} or NDJSON, one exposure a line) of exposures, each
 // with the bid request (or its extracted features), imp_id, campaign,
-// creative, price_cpm and ts. The batch is atomic: any invalid exposure
+// creative, price_cpm and ts. A ghost exposure ("ghost": true, with
+// "bid_cpm", the bid the bidder would have made, and optionally
+// "win_prob", its probability of winning, default 1) is an auction held
+// back because the household is in the campaign's control arm: it has no
+// price, is not counted in the model, and is matched like a real one for
+// the lift measurement. The batch is atomic: any invalid exposure
 // rejects it with every problem listed. Accepted exposures are journaled
 // before the answer; (request id, imp id, campaign) makes them idempotent.
 func (x *Exposures) HandleExposures(ctx *fasthttp.RequestCtx, body []byte, b Bidder) error {
@@ -149,6 +154,26 @@ func (bb *batchBuilder) add(i int, f *exposureFields) {
 	if f.badPrice || price < 0 || math.IsInf(price, 0) {
 		bb.bad(i, "price_cpm", "must be a number >= 0")
 	}
+	winProb := 1.0
+	switch {
+	case f.badGhost:
+		bb.bad(i, "ghost", "must be true or false")
+	case f.ghost:
+		if price > 0 {
+			bb.bad(i, "price_cpm", "a ghost exposure was not bought: leave price_cpm out (bid_cpm is the bid it would have made)")
+		}
+		if f.badBid || f.bid < 0 || math.IsInf(f.bid, 0) {
+			bb.bad(i, "bid_cpm", "must be a number >= 0")
+		}
+		if f.hasWinProb {
+			winProb = f.winProb
+		}
+		if f.badWinProb || !(winProb > 0 && winProb <= 1) {
+			bb.bad(i, "win_prob", "must be a probability in (0, 1]")
+		}
+	case f.hasBid || f.hasWinProb:
+		bb.bad(i, "ghost", "bid_cpm and win_prob are for ghost exposures (ghost: true)")
+	}
 	var (
 		imp     *Imp
 		auction []byte
@@ -244,7 +269,11 @@ func (bb *batchBuilder) add(i int, f *exposureFields) {
 	if !known || len(bb.details) > 0 {
 		return // keep validating the others; nothing of this batch is stored
 	}
-	bb.es = append(bb.es, x.newExposure(num, campaign, imp, auction, impID, ts, price/1000, indexed, bb.ids))
+	e := x.newExposure(num, campaign, imp, auction, impID, ts, price/1000, indexed, bb.ids)
+	if f.ghost {
+		e.ghost, e.bid, e.winProb = true, f.bid, winProb
+	}
+	bb.es = append(bb.es, e)
 }
 
 // newExposure copies what an exposure keeps out of the request's buffers.

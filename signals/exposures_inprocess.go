@@ -52,6 +52,42 @@ func (x *Exposures) ExposePredicted(req *Request, i int, campaign string, priceC
 	return n == 1, err
 }
 
+// ExposeGhost records that the bidder held campaign's ad back from imp i
+// of req at ts because the household is in the campaign's control arm
+// (its holdout), as POST /v1/exposures does for {"request": <req>,
+// "imp_id", "campaign", "ghost": true, "bid_cpm", "win_prob", "ts"}: the
+// ghost exposure is journaled and indexed for the lift measurement, never
+// counted in the model. bidCPM is the bid it would have made, winProb its
+// probability of winning (in (0, 1]). It shares the idempotency key of a
+// real exposure of the same (request id, imp id, campaign).
+func (x *Exposures) ExposeGhost(req *Request, i int, campaign string, bidCPM, winProb float64, ts int64) (stored bool, err error) {
+	if !(winProb > 0 && winProb <= 1) {
+		return false, fmt.Errorf("signals: win_prob %g: must be in (0, 1]", winProb)
+	}
+	if !(bidCPM >= 0) || math.IsInf(bidCPM, 0) {
+		return false, fmt.Errorf("signals: bid_cpm %g: must be a number >= 0", bidCPM)
+	}
+	num, ok := x.campaigns[campaign]
+	if !ok {
+		return false, fmt.Errorf("signals: unknown campaign %q", campaign)
+	}
+	if i < 0 || i >= len(req.Imps) {
+		return false, fmt.Errorf("signals: imp %d of a request with %d", i, len(req.Imps))
+	}
+	now := x.now()
+	if ts < now.Add(-x.cfg.MaxAge).Unix() || ts > now.Add(x.cfg.MaxFuture).Unix() {
+		return false, fmt.Errorf("signals: ts %d outside [now − %s, now + %s]", ts, x.cfg.MaxAge, x.cfg.MaxFuture)
+	}
+	imp := &req.Imps[i]
+	indexed, _ := Gate(req.Privacy(), x.cfg.TCFVendorID)
+	var buf [8]ID
+	ids := x.impIDs(req, imp, buf[:0])
+	e := x.newExposure(num, campaign, imp, req.ID, imp.ID, ts, 0, indexed, ids)
+	e.ghost, e.bid, e.winProb = true, bidCPM, winProb
+	n, err := x.commit([]exposure{e})
+	return n == 1, err
+}
+
 // VideoEvent records VAST event ev of campaign's ad in imp i of req, as GET
 // /v1/vast does for a won exposure: "start" and "complete" are journaled
 // and counted on the imp's segment leaf at the current time, once per

@@ -14,10 +14,15 @@ type exposureFields struct {
 	ts, price                  float64
 	hasTS, hasPrice            bool
 	badTS, badPrice, badString bool
-	badField                   string // the first member of the wrong type
-	request                    bool   // a bid request object was read into the Extractor
-	notObject                  bool   // "request" is not an object
-	features, ids, privacy     []byte // raw JSON values; nil when absent or null
+	// ghost, bid_cpm and win_prob of a ghost exposure.
+	ghost, badGhost        bool
+	bid, winProb           float64
+	hasBid, hasWinProb     bool
+	badBid, badWinProb     bool
+	badField               string // the first member of the wrong type
+	request                bool   // a bid request object was read into the Extractor
+	notObject              bool   // "request" is not an object
+	features, ids, privacy []byte // raw JSON values; nil when absent or null
 }
 
 // exposureBatch walks a POST /v1/exposures body, {"exposures": [...]} (other
@@ -119,6 +124,22 @@ func (s *scanner) exposure(i int, f *exposureFields) int {
 			i = s.number(i, &f.ts, &f.hasTS, &f.badTS)
 		case "price_cpm":
 			i = s.number(i, &f.price, &f.hasPrice, &f.badPrice)
+		case "ghost":
+			switch b[i] {
+			case 't':
+				i, f.ghost = literalAt(b, i, "true"), true
+			case 'f':
+				i, f.ghost = literalAt(b, i, "false"), false
+			case 'n':
+				i = literalAt(b, i, "null")
+			default:
+				f.badGhost = true
+				i = s.skipValue(i)
+			}
+		case "bid_cpm":
+			i = s.number(i, &f.bid, &f.hasBid, &f.badBid)
+		case "win_prob":
+			i = s.number(i, &f.winProb, &f.hasWinProb, &f.badWinProb)
 		case "request":
 			// Parsed in place by the Extractor (one pass over the bytes);
 			// finish builds it once the exposure's ts is known.

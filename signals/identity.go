@@ -1,6 +1,7 @@
 package signals
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -111,7 +112,7 @@ func (h *Hasher) ID(kind IDKind, value []byte) ID {
 // prefix of an IPv6 address ("2001:db8:1:2::/64"). ok is false when s is not
 // an IP address.
 func NormalizeIP(dst, s []byte) (out []byte, ok bool) {
-	if len(s) == 0 {
+	if len(s) == 0 || badIPv4(s) {
 		return dst, false
 	}
 	// unsafe.String avoids a copy: the string does not outlive this call
@@ -129,6 +130,35 @@ func NormalizeIP(dst, s []byte) (out []byte, ok bool) {
 		return dst, false
 	}
 	return p.AppendTo(dst), true
+}
+
+// badIPv4 reports whether s, without a colon, cannot be an IPv4 address
+// (a field over 255, not four fields, a character other than a digit or
+// a dot): refused before netip.ParseAddr, whose error allocates. It never
+// refuses an address ParseAddr accepts.
+func badIPv4(s []byte) bool {
+	if bytes.IndexByte(s, ':') >= 0 {
+		return false // IPv6: ParseAddr decides
+	}
+	fields, v, digits := 1, 0, 0
+	for _, c := range s {
+		switch {
+		case c == '.':
+			if digits == 0 {
+				return true
+			}
+			fields, v, digits = fields+1, 0, 0
+		case '0' <= c && c <= '9':
+			v = v*10 + int(c-'0')
+			digits++
+			if v > 255 || digits > 3 {
+				return true
+			}
+		default:
+			return true
+		}
+	}
+	return fields != 4 || digits == 0
 }
 
 // NormalizeIFA appends the IFA lower-cased and trimmed of spaces to dst. ok is

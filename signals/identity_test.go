@@ -75,3 +75,29 @@ func TestHouseholdEIDSourcesAreHouseholdIDs(t *testing.T) {
 		t.Fatalf("ids %v", ids)
 	}
 }
+
+// TestNormalizeIPRefusesWithoutAllocating: what cannot be an IPv4 address
+// is refused before netip (whose error allocates); what can is parsed.
+func TestNormalizeIPRefusesWithoutAllocating(t *testing.T) {
+	f := func(in string, ok bool) {
+		t.Helper()
+		if _, got := NormalizeIP(nil, []byte(in)); got != ok {
+			t.Errorf("NormalizeIP(%q) ok = %v, want %v", in, got, ok)
+		}
+	}
+	f("111.222.333.444", false)
+	f("1.2.3", false)
+	f("1.2.3.4.5", false)
+	f("1..3.4", false)
+	f("1.2.3.4x", false)
+	f("255.255.255.255", true)
+	f("0.0.0.0", true)
+	f("::ffff:1.2.3.4", true)
+	if raceEnabled {
+		return
+	}
+	buf, bad := make([]byte, 0, 64), []byte("111.222.333.444")
+	if n := testing.AllocsPerRun(100, func() { NormalizeIP(buf[:0], bad) }); n != 0 {
+		t.Errorf("an impossible IPv4 allocates %v times", n)
+	}
+}

@@ -47,9 +47,29 @@ type IndexedExposure struct {
 	Cost     float32   // price paid, currency units
 	Campaign uint16    // caller's campaign number
 	flags    uint8
+	// Group is the exposure's lift group: its value of the lift feature
+	// (attribution.lift_feature, e.g. the metro) hashed into a few groups
+	// (ExposureConfig.LiftGroups), 1 and up; 0 when the value is unknown.
+	Group uint8
 }
 
-const flagDeleted = 1
+const (
+	flagDeleted = 1 << 0
+	flagGhost   = 1 << 1 // a ghost exposure (an auction held back for the holdout)
+)
+
+// Ghost reports whether e is a ghost exposure: an auction the bidder held
+// back because the household is in the campaign's control arm.
+func (e IndexedExposure) Ghost() bool { return e.flags&flagGhost != 0 }
+
+// SetGhost marks e as a ghost exposure (or not).
+func (e *IndexedExposure) SetGhost(ghost bool) {
+	if ghost {
+		e.flags |= flagGhost
+	} else {
+		e.flags &^= flagGhost
+	}
+}
 
 // posting links one identity key to one exposure; postings of a key form a
 // list from newest to oldest through next.
@@ -109,7 +129,7 @@ func (x *Index) Add(e IndexedExposure, ids []ID) uint64 {
 	if len(ids) > x.cfg.MaxIDsPerExposure {
 		ids = ids[:x.cfg.MaxIDsPerExposure]
 	}
-	e.flags = 0
+	e.flags &= flagGhost
 	x.mu.Lock()
 	seq := x.eseq
 	x.eseq++
@@ -140,6 +160,13 @@ func (x *Index) Add(e IndexedExposure, ids []ID) uint64 {
 	x.mu.Unlock()
 	indexAdded.Inc()
 	return seq
+}
+
+// Last returns the sequence number of the exposure added last (0: none).
+func (x *Index) Last() uint64 {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.eseq - 1
 }
 
 // postingLive reports whether the posting with low bits low is still in

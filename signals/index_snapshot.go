@@ -20,7 +20,7 @@ import (
 func (x *Index) WriteSnapshot(w *binenc.Writer, campaigns []string) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	w.Tag("index2")
+	w.Tag("index3")
 	w.Uvarint(uint64(len(campaigns)))
 	for _, id := range campaigns {
 		w.String(id)
@@ -34,7 +34,7 @@ func (x *Index) WriteSnapshot(w *binenc.Writer, campaigns []string) {
 		e := &x.exps[i]
 		w.Varint(e.TS)
 		w.U64(uint64(e.Leaf))
-		w.U64(uint64(e.Campaign)<<48 | uint64(e.flags)<<32 | uint64(floatBits(e.Cost)))
+		w.U64(uint64(e.Campaign)<<48 | uint64(e.Group)<<40 | uint64(e.flags)<<32 | uint64(floatBits(e.Cost)))
 	}
 	w.Uvarint(uint64(len(x.posts)))
 	for _, p := range x.posts {
@@ -47,7 +47,8 @@ func (x *Index) WriteSnapshot(w *binenc.Writer, campaigns []string) {
 	}
 }
 
-// ReadSnapshot restores an index written by WriteSnapshot into x, which
+// ReadSnapshot restores an index written by WriteSnapshot (index3, or the
+// older index2 and index1) into x, which
 // must be empty. The snapshot's capacities win over x's config (the rings'
 // positions depend on them); a different config takes effect after the
 // next restart without a snapshot. number maps a campaign id to its number
@@ -56,11 +57,11 @@ func (x *Index) WriteSnapshot(w *binenc.Writer, campaigns []string) {
 // before the campaign table ("index1") keeps its numbers as they are.
 func (x *Index) ReadSnapshot(r *binenc.Reader, number func(id string) (uint16, bool)) error {
 	tag := r.String(64)
-	if r.Err() == nil && tag != "index1" && tag != "index2" {
-		return fmt.Errorf("section %q where %q was expected", tag, "index2")
+	if r.Err() == nil && tag != "index1" && tag != "index2" && tag != "index3" {
+		return fmt.Errorf("section %q where %q was expected", tag, "index3")
 	}
 	var remap []int32 // old number -> new number, -1 = gone; nil = keep
-	if tag == "index2" {
+	if tag != "index1" {
 		nc := r.Len(1 << 16)
 		remap = make([]int32, nc)
 		for i := range remap {
@@ -87,7 +88,9 @@ func (x *Index) ReadSnapshot(r *binenc.Reader, number func(id string) (uint16, b
 		e.TS = r.Varint()
 		e.Leaf = model.Key(r.U64())
 		v := r.U64()
-		e.Campaign, e.flags, e.Cost = uint16(v>>48), uint8(v>>32), floatFrom(uint32(v))
+		// index3 adds the lift group (bits 40-47) and the ghost flag;
+		// both are 0 in older sections.
+		e.Campaign, e.Group, e.flags, e.Cost = uint16(v>>48), uint8(v>>40), uint8(v>>32), floatFrom(uint32(v))
 		if remap != nil {
 			if int(e.Campaign) >= len(remap) || remap[e.Campaign] < 0 {
 				e.Campaign, e.flags = 0, e.flags|flagDeleted

@@ -235,3 +235,31 @@ func TestIndexSnapshotRenumbersCampaigns(t *testing.T) {
 		t.Fatalf("exposures after the restart: %v, want ts 1 -> 2 (buy), ts 2 -> 1 (signup), ts 3 gone", got)
 	}
 }
+
+// TestIndexSnapshotKeepsGhostAndGroup checks that the index3 section keeps
+// an exposure's ghost mark and lift group, and that Add keeps the mark.
+func TestIndexSnapshotKeepsGhostAndGroup(t *testing.T) {
+	x := NewIndex(IndexConfig{MaxExposures: 10})
+	g := IndexedExposure{TS: 1, Leaf: 5, Campaign: 1, Group: 7}
+	g.SetGhost(true)
+	x.Add(g, []ID{{IDIP, 1}})
+	x.Add(IndexedExposure{TS: 2, Leaf: 6, Campaign: 1, Group: 200}, []ID{{IDIP, 1}})
+	if x.Last() != 2 {
+		t.Fatalf("Last %d", x.Last())
+	}
+	var buf bytes.Buffer
+	w := binenc.NewWriter(&buf)
+	x.WriteSnapshot(w, []string{"a", "b"})
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	y := NewIndex(IndexConfig{MaxExposures: 10})
+	if err := y.ReadSnapshot(binenc.NewReader(&buf), sameNumbers("a", "b")); err != nil {
+		t.Fatal(err)
+	}
+	var got []IndexedExposure
+	y.Visit(1, 0, 10, func(_ uint64, e IndexedExposure) bool { got = append(got, e); return true })
+	if len(got) != 2 || got[0].Ghost() || got[0].Group != 200 || !got[1].Ghost() || got[1].Group != 7 || got[1].Campaign != 1 {
+		t.Fatalf("after restore: %+v", got)
+	}
+}

@@ -42,6 +42,9 @@ type MatrixRun struct {
 	// WonLogCVRCorrelation is the correlation of cpafeed's estimated with
 	// the true log CVR over the impressions it bought (see EstimatorResult).
 	WonLogCVRCorrelation Ratio `json:"won_log_cvr_correlation"`
+	// Lift is the cpafeed strategy's lift measurement per campaign
+	// against the truth (see LiftResult).
+	Lift map[string]LiftResult `json:"lift,omitempty"`
 	// CPA is cpafeed's cost per true conversion, every campaign together;
 	// Loop its campaigns' realized CPA against the target from day 4 on.
 	CPA    Ratio                  `json:"cpafeed_cpa"`
@@ -78,7 +81,14 @@ type MatrixMean struct {
 	Seeds    int    `json:"seeds"`
 	Headline
 	WonLogCVRCorrelation Ratio `json:"won_log_cvr_correlation"`
-	CPA                  Ratio `json:"cpafeed_cpa"`
+	// Over the campaign × seed cases with a lift estimate: the share whose
+	// true lift is in the 90 % interval, the mean |estimate − truth| ÷
+	// truth, and the mean credit accuracy; Cases counts them.
+	LiftCovered     Ratio `json:"lift_covered"`
+	LiftAbsRelError Ratio `json:"lift_abs_rel_error"`
+	CreditAccuracy  Ratio `json:"credit_accuracy"`
+	LiftCases       int   `json:"lift_cases"`
+	CPA             Ratio `json:"cpafeed_cpa"`
 	// Loop is each campaign's mean over the seeds (days summed).
 	Loop map[string]LoopFigures `json:"loop"`
 }
@@ -173,7 +183,7 @@ func RunMatrix(o MatrixOptions) (*MatrixResult, error) {
 					continue
 				}
 				res.Runs[i] = MatrixRun{Scenario: jobs[i].sc.Name, Seed: jobs[i].seed, Headline: r.Headline,
-					ByCampaign: r.ByCampaign, WonLogCVRCorrelation: r.Estimator.WonLogCVRCorrelation, Result: r}
+					ByCampaign: r.ByCampaign, WonLogCVRCorrelation: r.Estimator.WonLogCVRCorrelation, Lift: r.Lift, Result: r}
 				res.Runs[i].CPA, res.Runs[i].Loop = loopFigures(r)
 				if o.Progress != nil {
 					mu.Lock()
@@ -196,7 +206,7 @@ func RunMatrix(o MatrixOptions) (*MatrixResult, error) {
 	res.Days = res.Runs[0].Result.Days
 	for _, sc := range o.Scenarios {
 		mean := MatrixMean{Scenario: sc.Name}
-		var u, cpa, g, og, corr, cost meanOf
+		var u, cpa, g, og, corr, cost, covered, relErr, acc meanOf
 		loopT, loopB := map[string]*meanOf{}, map[string]*meanOf{}
 		mean.Loop = map[string]LoopFigures{}
 		for _, r := range res.Runs {
@@ -210,6 +220,15 @@ func RunMatrix(o MatrixOptions) (*MatrixResult, error) {
 			og.add(r.OracleVTRGain)
 			corr.add(r.WonLogCVRCorrelation)
 			cost.add(r.CPA)
+			for _, l := range r.Lift {
+				if !math.IsNaN(float64(l.Lift)) && !math.IsNaN(float64(l.TrueLift)) {
+					mean.LiftCases++
+				}
+			}
+			c, e, a := liftFigures(r.Lift)
+			covered.merge(c)
+			relErr.merge(e)
+			acc.merge(a)
 			for id, f := range r.Loop {
 				if loopT[id] == nil {
 					loopT[id], loopB[id] = &meanOf{}, &meanOf{}
@@ -224,6 +243,7 @@ func RunMatrix(o MatrixOptions) (*MatrixResult, error) {
 		}
 		mean.UpliftCapture, mean.CPAOverOracle, mean.VTRGain, mean.OracleVTRGain = u.value(), cpa.value(), g.value(), og.value()
 		mean.WonLogCVRCorrelation, mean.CPA = corr.value(), cost.value()
+		mean.LiftCovered, mean.LiftAbsRelError, mean.CreditAccuracy = covered.value(), relErr.value(), acc.value()
 		for id, m := range mean.Loop {
 			m.CPAOverTarget, m.BudgetUsed = loopT[id].value(), loopB[id].value()
 			mean.Loop[id] = m
@@ -238,6 +258,9 @@ func RunMatrix(o MatrixOptions) (*MatrixResult, error) {
 type meanOf struct{ sum, n float64 }
 
 func (m *meanOf) add(r Ratio) { m.sum += float64(r); m.n++ }
+
+// merge adds o's values to m.
+func (m *meanOf) merge(o meanOf) { m.sum += o.sum; m.n += o.n }
 
 func (m meanOf) value() Ratio {
 	if m.n == 0 {
@@ -286,6 +309,9 @@ func (r *MatrixResult) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := r.writeLiftTable(w); err != nil {
+		return err
+	}
 	if r.Wall > 0 {
 		fmt.Fprintf(w, "\n%s wall\n", r.Wall.Round(time.Second))
 	}
@@ -300,4 +326,53 @@ func (r *MatrixResult) WriteJSON(w io.Writer) error {
 	}
 	_, err = w.Write(append(raw, '\n'))
 	return err
+}
+
+// liftFigures are a run's lift figures over its campaigns with an
+// estimate: the share whose true lift is in the 90 % interval, the mean
+// |estimate − truth| ÷ truth and the mean credit accuracy.
+func liftFigures(lift map[string]LiftResult) (covered, relErr, acc meanOf) {
+	for _, l := range lift {
+		if math.IsNaN(float64(l.Lift)) || math.IsNaN(float64(l.TrueLift)) {
+			continue
+		}
+		if l.Covered {
+			covered.add(1)
+		} else {
+			covered.add(0)
+		}
+		relErr.add(Ratio(math.Abs(float64(l.RelError))))
+		acc.add(l.CreditAccuracy)
+	}
+	return covered, relErr, acc
+}
+
+// writeLiftTable writes the lift measurement's figures, one row per run
+// and a mean row per scenario (nothing when no run measured a lift).
+func (r *MatrixResult) writeLiftTable(w io.Writer) error {
+	measured := false
+	for _, run := range r.Runs {
+		measured = measured || len(run.Lift) > 0
+	}
+	if !measured {
+		return nil
+	}
+	fmt.Fprintf(w, "\nlift covered = share of campaigns whose true lift is in cpafeed's 90 %% interval, |lift err| = mean |estimate − truth| ÷ truth,\ncredit acc. = share of the credit of matched conversions given to their true cause (the exposure, or organic)\n\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tseed\tlift covered\t|lift err|\tcredit acc.\t")
+	row := func(name, seed string, covered, relErr, acc Ratio) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", name, seed, fmtNum(covered, 2), fmtNum(relErr, 2), fmtNum(acc, 3))
+	}
+	for _, m := range r.Means {
+		for _, run := range r.Runs {
+			if run.Scenario == m.Scenario {
+				covered, relErr, acc := liftFigures(run.Lift)
+				row(run.Scenario, strconv.FormatUint(run.Seed, 10), covered.value(), relErr.value(), acc.value())
+			}
+		}
+		if m.Seeds > 1 {
+			row(m.Scenario, "mean", m.LiftCovered, m.LiftAbsRelError, m.CreditAccuracy)
+		}
+	}
+	return tw.Flush()
 }

@@ -99,6 +99,16 @@ type Options struct {
 	Group int
 	// Progress, when set, receives one line per simulated day.
 	Progress io.Writer
+	// Holdout, when set, is the share of households every campaign holds
+	// out (holdout.share; 0 = none); nil: the config's (5 % by default).
+	// Every strategy's cpafeed has it: a held-out household is not bid
+	// on, the auctions the bidder held back are reported as ghost
+	// exposures.
+	Holdout *float64
+	// Credit, when set, is the credit of the campaigns
+	// (attribution.credit: last_touch, linear or probabilistic); "": the
+	// config's.
+	Credit string
 }
 
 // PacingConfig tunes the budget pacer (see pacer). Zero fields take the
@@ -376,6 +386,13 @@ func simConfig(opts Options, m *market.Market) (server.Config, error) {
 	// configure its graph vendor.
 	cfg.Identity.HouseholdEIDSources = []string{market.HouseholdEIDSource}
 	cfg.Exposures.Index.Window = 0 // derived from the campaigns again
+	if opts.Holdout != nil {
+		share := *opts.Holdout
+		cfg.Holdout.Share = &share
+	}
+	if opts.Credit != "" {
+		cfg.Attribution.Credit = opts.Credit
+	}
 	cfg = cfg.WithDefaults()
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return cfg, errors.Join(errs...)

@@ -58,6 +58,8 @@ type player struct {
 	prog     *dayProgress
 	index    int  // in the players
 	finished bool // the last day was closed (finish)
+
+	hold *holdoutTally // the holdout's arms, ghosts and truth (simulate_lift.go)
 }
 
 // campTally is what a strategy bought for one campaign.
@@ -127,6 +129,7 @@ func newPlayer(sim *simulation, name string) (*player, error) {
 	}
 	p.tot = make([]campTally, len(sim.camps))
 	p.wonCorr = make([]corrSums, len(sim.camps))
+	p.hold = newHoldoutTally(p)
 	p.loop = newClosedLoop(p)
 	p.refresh(false) // the campaigns' priors
 	p.nextRefresh = p.now + int64(sim.opts.RefreshEvery/time.Second)
@@ -141,6 +144,9 @@ func (p *player) clock() time.Time { return time.Unix(p.now, 0) }
 func (p *player) refresh(refit bool) {
 	t0 := time.Now()
 	defer func() { p.refreshWall += time.Since(t0); p.refreshes++ }()
+	if _, err := p.eng.FlushCredits(); err != nil { // the estimates see every credit so far
+		panic(err) // the simulated journal does not fail
+	}
 	var est *model.Estimates
 	if refit {
 		est = p.eng.Model.Refit(p.now)
@@ -221,6 +227,7 @@ func (p *player) startDay(d int) {
 	p.day = d
 	for _, c := range p.sim.m.Organic(d) {
 		p.rep.Add(c)
+		p.recordOrganic(&c)
 	}
 	for i := range p.pace {
 		pc := &p.pace[i]
@@ -291,18 +298,27 @@ func (p *player) play(so *simOpp) error {
 			return err
 		}
 	}
+	if err := p.holdoutArms(&req); err != nil {
+		return err
+	}
 	m := p.sim.m
 	for s := range o.Slots {
 		best, bid := -1, 0.0
 		for c := range p.sim.camps {
 			camp := &p.sim.camps[c]
 			b := p.bid(so, &req, s, c)
+			if p.held(c, b) { // a control household: the bid is held back
+				continue
+			}
 			if !(b > 0) || p.pace[c].spent+b/1000 > camp.budget {
 				continue
 			}
 			if b > bid || b == bid && p.pace[c].spent/camp.budget < p.pace[best].spent/p.sim.camps[best].budget {
 				best, bid = c, b // ties go to the campaign furthest behind its budget
 			}
+		}
+		if err := p.reportGhost(so, &req, s, bid); err != nil {
+			return err
 		}
 		if best < 0 {
 			continue
@@ -390,10 +406,13 @@ func (p *player) won(so *simOpp, req *signals.Request, s, c int, price float64) 
 			p.wonCorr[c].add(math.Log(sc.CVR), math.Log(t.CVR), 1)
 		}
 	}
+	var cv *market.Conversion
 	if out.Converted {
-		cv := m.Conversion(o, s, c, out)
-		p.rep.Add(cv)
+		conv := m.Conversion(o, s, c, out)
+		p.rep.Add(conv)
+		cv = &conv
 	}
+	p.recordExposure(so, s, c, out, cv)
 	return nil
 }
 
@@ -427,6 +446,9 @@ func (p *player) base(so *simOpp, s, c int) float64 {
 	if sc.Sampled && sc.Level >= 0 {
 		return p.bidRules[c].Bid(sc.Sample) // explore=thompson: the bid rule on the draw
 	}
+	if sc.Arm == bidder.ArmControl {
+		return sc.WouldBidCPM // held back: what it would have bid
+	}
 	return sc.BidCPM // cpafeed: the scoring core's bid
 }
 
@@ -452,5 +474,6 @@ func (p *player) drain(end int64) error {
 		return err
 	}
 	p.eng.Attributor.Expire(p.clock()) // the last conversions' grace is over
-	return nil
+	_, err := p.eng.FlushCredits()
+	return err
 }

@@ -37,6 +37,11 @@ type Result struct {
 	// Estimator is the cpafeed strategy's model at the end of the run,
 	// judged on a held-out day (see EstimatorResult).
 	Estimator EstimatorResult `json:"estimator"`
+	// Lift is, per campaign, the cpafeed strategy's lift measurement (its
+	// holdout) against the market's truth, and its credit accuracy.
+	Lift map[string]LiftResult `json:"lift,omitempty"`
+	// Credit is the credit of the simulated campaigns (attribution.credit).
+	Credit string `json:"credit"`
 
 	Auction   string                `json:"auction"`
 	Campaigns []market.CampaignSpec `json:"-"`
@@ -147,6 +152,11 @@ type StrategyResult struct {
 	// Journal counts the records and bytes its cpafeed journaled.
 	JournalRecords uint64 `json:"journal_records"`
 	JournalBytes   uint64 `json:"journal_bytes"`
+	// GhostExposures are the auctions it held back for its campaigns'
+	// holdouts (would-be wins); ConversionsForgone the conversions those
+	// impressions would have caused (Σ true CVR): the holdout's cost.
+	GhostExposures     int64   `json:"ghost_exposures"`
+	ConversionsForgone float64 `json:"conversions_forgone"`
 
 	Campaigns map[string]*CampaignResult `json:"campaigns"`
 	// Daily has one entry per day: spend, true conversions and CPA of the
@@ -254,6 +264,7 @@ type DayResult struct {
 type played struct {
 	name       string
 	res        *StrategyResult
+	lift       map[string]LiftResult
 	decileBins [][]decile
 	scatterPts [][]evalPoint
 }
@@ -292,6 +303,10 @@ func (p *player) result() played {
 			sr.AttributedBy[k] += v
 		}
 	}
+	for c := range sim.camps {
+		sr.GhostExposures += p.hold.ghosts[c]
+		sr.ConversionsForgone += p.hold.ghostCVR[c]
+	}
 	sr.VTR = Ratio(ratio(float64(completes), float64(sr.Impressions)))
 	sr.CPA = Ratio(ratio(sr.Spend, float64(sr.TrueConversions)))
 	sr.ExpectedCPA = Ratio(ratio(sr.Spend, sr.ExpectedConversions))
@@ -308,6 +323,7 @@ func (p *player) result() played {
 	}
 	out := played{name: p.name, res: sr}
 	if p.name == StrategyCPAfeed {
+		out.lift = p.liftResults(p.now)
 		for c := range sim.camps {
 			out.decileBins = append(out.decileBins, deciles(p.eval.points[c]))
 			out.scatterPts = append(out.scatterPts, scatter(p.eval.segs[c], 1500))
@@ -322,6 +338,7 @@ func buildResult(sim *simulation, players []played) *Result {
 		Scenario: o.Scenario.Name, Seed: o.Seed, Days: o.Days,
 		Strategies: map[string]*StrategyResult{},
 		Auction:    sim.m.Scenario().Market.Auction,
+		Credit:     sim.cfg.Attribution.Credit,
 		Campaigns:  sim.m.Scenario().Campaigns,
 		Settings: Settings{RefreshEvery: o.RefreshEvery.String(), RefitEvery: o.RefitEvery.String(),
 			CapFactor: o.CapFactor, Pacing: o.Pacing, Explore: o.Explore,
@@ -335,6 +352,7 @@ func buildResult(sim *simulation, players []played) *Result {
 		res.Strategies[p.name] = p.res
 		if p.name == StrategyCPAfeed {
 			res.Estimator = p.res.Model
+			res.Lift = p.lift
 			res.decileBins, res.scatterPts = p.decileBins, p.scatterPts
 		}
 	}
@@ -501,8 +519,39 @@ func (r *Result) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, "  on the impressions it bought, at bid time: Σ estimate ÷ Σ true %s, correlation of ln estimate and ln true CVR %s\n",
 			fmtNum(e.WonCalibration, 3), fmtNum(e.WonLogCVRCorrelation, 3))
 	}
+	r.writeLift(w)
 	if r.Wall > 0 {
 		fmt.Fprintf(w, "\n%s wall, %.1f CPU seconds\n", r.Wall.Round(time.Millisecond), r.CPU.Seconds())
 	}
 	return nil
+}
+
+// writeLift writes the lift section: the cpafeed strategy's measurement
+// against the truth, the holdout's cost and the credit's accuracy.
+func (r *Result) writeLift(w io.Writer) {
+	if len(r.Lift) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nDid the ads cause it? cpafeed's lift measurement (its holdout), %s credit, against the truth:\n", r.Credit)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "campaign\tholdout\tlift [90% interval]\ttrue lift\tcovered\tincremental\ttrue caused\torganic share (true)\torganic/hh-day (true)\thouseholds T/C\tleakage\tghosts\tconv. forgone\tcredit accuracy\torganic credit\t")
+	for _, c := range r.Campaigns {
+		l, ok := r.Lift[c.ID]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s [%s, %s]\t%s\t%v\t%s\t%d\t%s (%s)\t%s (%s)\t%.0f/%.0f\t%s\t%d\t%.1f\t%s\t%s\t\n", c.ID, fmtPct(Ratio(l.HoldoutShare)),
+			fmtNum(l.Lift, 2), fmtNum(l.LiftLo, 2), fmtNum(l.LiftHi, 2), fmtNum(l.TrueLift, 2), l.Covered,
+			fmtNum(l.Incremental, 0), l.TrueCaused, fmtNum(l.OrganicShare, 2), fmtNum(l.TrueOrganicShare, 2),
+			fmtNum(l.OrganicRate*1000, 3), fmtNum(l.TrueOrganicRate*1000, 3), l.HouseholdsT, l.HouseholdsC,
+			fmtPct(l.Leakage), l.GhostExposures, l.ConversionsForgone, fmtNum(l.CreditAccuracy, 3), fmtNum(l.OrganicCredit, 2))
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "  (organic/hh-day in thousandths; the estimate counts matched conversions only. Credit accuracy: the share of the credit of matched conversions given to their true cause, the exposure or organic; organic credit: Σ credit to organic ÷ organic conversions credited, 1 = calibrated.)")
+	for _, name := range r.Order {
+		if s := r.Strategies[name]; s.GhostExposures > 0 {
+			fmt.Fprintf(w, "  %s: %s auctions held back, %.1f conversions forgone (%.1f%% of its true conversions)\n", name, fmtInt(s.GhostExposures),
+				s.ConversionsForgone, 100*ratio(s.ConversionsForgone, float64(s.TrueConversions)))
+		}
+	}
 }

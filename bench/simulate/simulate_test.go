@@ -353,6 +353,55 @@ func TestSimulateThompsonDeterministic(t *testing.T) {
 	}
 }
 
+// TestSimulateHoldout: with a 30 % holdout and probabilistic credit, the
+// control households are held out (their share of the measured
+// households is the holdout's, and few of them were ever shown the ad),
+// the held-back auctions are reported as ghost exposures with their cost,
+// the lift estimate and the truth are both there, and credit goes to
+// "organic"; under last touch (simSmall: the config's 5 % holdout) no
+// credit goes to organic.
+func TestSimulateHoldout(t *testing.T) {
+	share := 0.3
+	sc := simScenario(t)
+	sc.Truth.OrganicPerHouseholdDay = 0.01 // enough organic conversions in 3 days to know the truth's lift
+	r, err := Run(Options{Scenario: sc, Seed: 7, Days: simTestDays, Holdout: &share,
+		Credit: "probabilistic", Strategies: []string{StrategyCPAfeed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Credit != "probabilistic" || len(r.Lift) != 2 {
+		t.Fatalf("credit %q, lift of %d campaigns", r.Credit, len(r.Lift))
+	}
+	feed := r.Strategies[StrategyCPAfeed]
+	if feed.GhostExposures == 0 || !(feed.ConversionsForgone > 0) {
+		t.Errorf("ghosts %d, conversions forgone %v", feed.GhostExposures, feed.ConversionsForgone)
+	}
+	for id, l := range r.Lift {
+		t.Logf("%s: lift %.2f [%.2f, %.2f], truth %.2f; households %d/%d, leakage %.3f; credit accuracy %.3f, organic credit %.2f",
+			id, l.Lift, l.LiftLo, l.LiftHi, l.TrueLift, l.TrueHouseholdsT, l.TrueHouseholdsC, l.Leakage, l.CreditAccuracy, l.OrganicCredit)
+		if l.HoldoutShare != share || l.GhostExposures == 0 || !(l.SpendHeldBack > 0) {
+			t.Errorf("%s: holdout %v, %d ghosts, %v held back", id, l.HoldoutShare, l.GhostExposures, l.SpendHeldBack)
+		}
+		if got := float64(l.TrueHouseholdsC) / float64(l.TrueHouseholdsT+l.TrueHouseholdsC); math.Abs(got-share) > 0.06 {
+			t.Errorf("%s: control households %d of %d, want a share near %v", id, l.TrueHouseholdsC, l.TrueHouseholdsT+l.TrueHouseholdsC, share)
+		}
+		if !(l.Leakage < 0.05) {
+			t.Errorf("%s: %.3f of the control households were shown the ad", id, l.Leakage)
+		}
+		if !(l.TrueLift > 0) || !(l.LiftLo <= l.Lift) || !(l.Lift > -1) || l.TrueCaused == 0 {
+			t.Errorf("%s: lift %v [%v, %v], truth %v (%d caused)", id, l.Lift, l.LiftLo, l.LiftHi, l.TrueLift, l.TrueCaused)
+		}
+		if !(l.CreditAccuracy > 0 && l.CreditAccuracy <= 1) || !(l.OrganicCredit > 0) {
+			t.Errorf("%s: credit accuracy %v, organic credit %v", id, l.CreditAccuracy, l.OrganicCredit)
+		}
+	}
+	for id, l := range simSmall(t).Lift {
+		if l.OrganicCredit > 0 || !(l.CreditAccuracy > 0) { // NaN: no organic conversion credited
+			t.Errorf("last touch %s: organic credit %v, credit accuracy %v", id, l.OrganicCredit, l.CreditAccuracy)
+		}
+	}
+}
+
 // TestSimulateClosedLoop: with CPAControl the CPA strategies bid through
 // cpafeed's closed loop: their pacer never lifts a bid above what CPA
 // control allows (its multiplier stays at most 1) while flat's may; in a
@@ -366,7 +415,8 @@ func TestSimulateClosedLoop(t *testing.T) {
 	}
 	sc := simScenario(t)
 	sc.Market.Auction = market.FirstPrice
-	first, err := Run(Options{Scenario: sc, Seed: 7, Days: simTestDays, Strategies: []string{StrategyFlat, StrategyCPAfeed}, CPAControl: true})
+	noHoldout := 0.0 // the cap check below wants flat to pace up on day 3; the 5 % holdout's different auctions left it at 0.91 on this small market
+	first, err := Run(Options{Scenario: sc, Seed: 7, Days: simTestDays, Strategies: []string{StrategyFlat, StrategyCPAfeed}, CPAControl: true, Holdout: &noHoldout})
 	if err != nil {
 		t.Fatal(err)
 	}

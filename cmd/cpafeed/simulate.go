@@ -39,6 +39,8 @@ pair in one table.`, stderr)
 	strategies := fs.String("strategies", "", "comma-separated subset of flat,vtr,cpa_raw,cpafeed,oracle (the oracle is always played)")
 	quiet := fs.Bool("quiet", false, "no progress line per day")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	holdout := fs.Float64("holdout", -1, "share of households every campaign holds out (0 = none, at most 0.5); default: the config's holdout.share (0.05)")
+	credit := fs.String("credit", "", "credit of the campaigns: last_touch, linear or probabilistic; default: the config's attribution.credit")
 	explore := fs.String("explore", "", "how the cpafeed strategy explores: empty (bid on the posterior mean) or thompson (bid on a posterior draw for the campaign's explore share of imps, as explore=thompson offers bidders)")
 	cpaControl := fs.Bool("cpa-control", false, "play cpa_raw, cpafeed and the oracle through cpafeed's closed loop: the CPA controller on for every campaign, first-price shading, the budget pacer capped at 1 (README \"Keeping the target CPA\")")
 	noShading := fs.Bool("no-shading", false, "with --cpa-control: turn first-price shading off for every campaign")
@@ -92,7 +94,10 @@ pair in one table.`, stderr)
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(*jobs) * memoryPerJob)
 	}
-	opts := simulate.Options{Scenario: scs[0], Seed: *seed, Days: *days, Explore: *explore, CPAControl: *cpaControl, NoShading: *noShading}
+	opts := simulate.Options{Scenario: scs[0], Seed: *seed, Days: *days, Explore: *explore, Credit: *credit, CPAControl: *cpaControl, NoShading: *noShading}
+	if *holdout >= 0 {
+		opts.Holdout = holdout
+	}
 	if !*quiet {
 		opts.Progress = stderr
 	}
