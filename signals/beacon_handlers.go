@@ -211,33 +211,44 @@ func (x *Exposures) videoEventOf(ts int64, auction, impID []byte, campaign, ev s
 // commitVideo journals one VAST event unless seen before, and waits until
 // it is counted.
 func (x *Exposures) commitVideo(v *videoEvent) error {
+	return x.commitOnce(v.key, appendVideo(nil, v), func() { x.counter.Video(v.ts, v.leaf, v.starts, v.complete) }, nil)
+}
+
+// commitOnce journals rec unless key was seen before (within the
+// idempotency window), applies it with apply once journaled, and waits
+// until it is durable; a key seen before waits for the journal's tail.
+// stored (may be nil) runs when rec was appended.
+func (x *Exposures) commitOnce(key dedup.Key, rec []byte, apply, stored func()) error {
 	now := x.now()
 	x.mu.Lock()
 	x.advanceLocked(now.UnixMilli())
 	var lsn, epoch uint64
 	var res *idemReservation
-	if x.seen.Contains(v.key) {
+	if x.seen.Contains(key) {
 		lsn, epoch = x.log.Tail()
 	} else {
 		g := x.seen.Gen(now.UnixMilli())
-		x.seen.Insert(v.key, g)
+		x.seen.Insert(key, g)
 		var err error
-		lsn, epoch, err = x.log.AppendApply(appendVideo(nil, v),
+		lsn, epoch, err = x.log.AppendApply(rec,
 			func() {
 				x.mu.Lock()
-				x.seen.Remove(v.key, g)
+				x.seen.Remove(key, g)
 				if res != nil {
 					res.done = true
 				}
 				x.mu.Unlock()
 			},
-			func() { x.counter.Video(v.ts, v.leaf, v.starts, v.complete) })
+			apply)
 		if err != nil {
-			x.seen.Remove(v.key, g)
+			x.seen.Remove(key, g)
 			x.mu.Unlock()
 			return err
 		}
-		res = x.reserveLocked(lsn, []dedup.Key{v.key})
+		res = x.reserveLocked(lsn, []dedup.Key{key})
+		if stored != nil {
+			stored()
+		}
 	}
 	x.mu.Unlock()
 	if lsn == 0 {

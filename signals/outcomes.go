@@ -94,44 +94,7 @@ func (x *Exposures) applyOutcome(o *outcome) {
 // commitOutcome journals an outcome once per (auction, imp, campaign) and
 // waits for it to be applied (as commitVideo does a VAST event).
 func (x *Exposures) commitOutcome(o *outcome) error {
-	now := x.now()
-	x.mu.Lock()
-	x.advanceLocked(now.UnixMilli())
-	var lsn, epoch uint64
-	var res *idemReservation
-	if x.seen.Contains(o.key) {
-		lsn, epoch = x.log.Tail()
-	} else {
-		g := x.seen.Gen(now.UnixMilli())
-		x.seen.Insert(o.key, g)
-		var err error
-		lsn, epoch, err = x.log.AppendApply(appendOutcome(nil, o),
-			func() {
-				x.mu.Lock()
-				x.seen.Remove(o.key, g)
-				if res != nil {
-					res.done = true
-				}
-				x.mu.Unlock()
-			},
-			func() { x.applyOutcome(o) })
-		if err != nil {
-			x.seen.Remove(o.key, g)
-			x.mu.Unlock()
-			return err
-		}
-		res = x.reserveLocked(lsn, []dedup.Key{o.key})
-		outcomesStored.Inc()
-	}
-	x.mu.Unlock()
-	if lsn == 0 {
-		return nil
-	}
-	err := x.log.Wait(lsn, epoch)
-	if res != nil {
-		x.release(res)
-	}
-	return err
+	return x.commitOnce(o.key, appendOutcome(nil, o), func() { x.applyOutcome(o) }, outcomesStored.Inc)
 }
 
 // parseBid reads a bid CPM argument: a number > 0 and at most the win
