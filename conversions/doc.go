@@ -22,7 +22,8 @@
 //     serves GET /v1/segments from the model's estimates;
 //   - Eraser (identities_handler.go): DELETE /v1/identities removes a
 //     person's identities from the index, the pending conversions and the
-//     dedup fingerprints, after journaling a tombstone (record 0x02).
+//     dedup fingerprints, after journaling a tombstone (record 0x02, its
+//     codec in deletion_record.go).
 //
 // Callers are resolved by the server before a handler runs (server/auth.go,
 // the one Bearer parser in package auth): the advertiser handlers receive
