@@ -13,8 +13,9 @@
 //   - Service: the CAPI (POST /v1/conversions, Meta's /{version}/{dataset}/events,
 //     in process Ingest), the pixel (/v1/pixel), dataset stats (/v1/stats)
 //     and test events (/v1/test_events), deduplication and the journal
-//     records of conversion batches (capi_handler.go, parse.go, normalize.go,
-//     service.go, record.go);
+//     records of conversion batches (capi_handler.go the HTTP side; the
+//     ingest core in ingest.go: Ingest, parseTop, validateAndCommit; then
+//     parse.go, normalize.go, service.go, record.go);
 //   - Attributor (attribution.go): matches stored conversions to the
 //     exposures that preceded them in the signals.Index, credits their
 //     segments in the model (Crediter), and serves a campaign's report
