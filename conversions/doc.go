@@ -19,8 +19,9 @@
 //   - Attributor (attribution.go): matches stored conversions to the
 //     exposures that preceded them in the signals.Index, credits their
 //     segments in the model (Crediter), and serves a campaign's report
-//     (GET /v1/campaigns/{id}/stats); HandleSegments (reports_handler.go)
-//     serves GET /v1/segments from the model's estimates;
+//     (GET /v1/campaigns/{id}/stats, reports_handler.go) and its lift
+//     (lift_handler.go); GET /v1/segments, which reads only the model's
+//     estimates, is served by bidder.HandleSegments;
 //   - Eraser (identities_handler.go): DELETE /v1/identities removes a
 //     person's identities from the index, the pending conversions and the
 //     dedup fingerprints, after journaling a tombstone (record 0x02, its

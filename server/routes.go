@@ -241,7 +241,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, r route) error {
 			if est.Crossed() { // a level per effect key
 				depth = len(est.EffectKeys())
 			}
-			return conversions.HandleSegments(ctx, est, id, depth)
+			return bidder.HandleSegments(ctx, est, id, depth)
 		})
 	case routeEffects:
 		id := string(ctx.QueryArgs().Peek("campaign"))
