@@ -1,7 +1,6 @@
 package bidder
 
 import (
-	"encoding/json"
 	"slices"
 	"strconv"
 
@@ -40,21 +39,9 @@ func HandleSegments(ctx *fasthttp.RequestCtx, est *model.Estimates, campaign str
 		}
 		level = n
 	}
-	limit := 100
-	if v := args.Peek("limit"); len(v) > 0 {
-		n, err := strconv.Atoi(string(v))
-		if err != nil || n < 1 || n > 10000 {
-			return apierr.BadRequest("limit: must be 1 to 10000")
-		}
-		limit = n
-	}
-	sortBy := string(args.Peek("sort"))
-	switch sortBy {
-	case "":
-		sortBy = "cvr"
-	case "cvr", "n", "cpa":
-	default:
-		return apierr.BadRequest("sort: must be cvr, n or cpa, not %q", sortBy)
+	limit, sortBy, err := queryPage(args, "cvr", "n", "cpa")
+	if err != nil {
+		return err
 	}
 	var rows []segmentReport
 	var name []byte
@@ -86,26 +73,14 @@ func HandleSegments(ctx *fasthttp.RequestCtx, est *model.Estimates, campaign str
 		}
 		return cmpDesc(x.CVR, y.CVR)
 	})
-	total := len(rows)
-	if len(rows) > limit {
-		rows = rows[:limit]
-	}
-	if rows == nil {
-		rows = []segmentReport{}
-	}
-	b, err := json.Marshal(struct {
+	rows, total := firstRows(rows, limit)
+	return writeJSON(ctx, struct {
 		Campaign string          `json:"campaign"`
 		Level    int             `json:"level"`
 		Total    int             `json:"total"`
 		Version  uint64          `json:"model_version"`
 		Segments []segmentReport `json:"segments"`
 	}{campaign, level, total, est.Version(), rows})
-	if err != nil {
-		return err
-	}
-	ctx.SetContentType("application/json")
-	ctx.SetBody(b)
-	return nil
 }
 
 // cmpDesc orders a before b when a is larger.
