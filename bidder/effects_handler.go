@@ -2,9 +2,7 @@ package bidder
 
 import (
 	"cmp"
-	"encoding/json"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -50,21 +48,9 @@ func HandleEffects(ctx *fasthttp.RequestCtx, est *model.Estimates, campaign stri
 	if !slices.Contains(keys, key) {
 		return apierr.BadRequest("key: must be one of the model's effect keys: %s", strings.Join(keys, ", "))
 	}
-	limit := 100
-	if v := args.Peek("limit"); len(v) > 0 {
-		n, err := strconv.Atoi(string(v))
-		if err != nil || n < 1 || n > 10000 {
-			return apierr.BadRequest("limit: must be 1 to 10000")
-		}
-		limit = n
-	}
-	sortBy := string(args.Peek("sort"))
-	switch sortBy {
-	case "":
-		sortBy = "effect"
-	case "effect", "n":
-	default:
-		return apierr.BadRequest("sort: must be effect or n, not %q", sortBy)
+	limit, sortBy, err := queryPage(args, "effect", "n")
+	if err != nil {
+		return err
 	}
 	var rows []effectReport
 	strength, ok := est.Effects(campaign, key, func(e model.Effect) bool {
@@ -83,14 +69,8 @@ func HandleEffects(ctx *fasthttp.RequestCtx, est *model.Estimates, campaign stri
 		}
 		return cmp.Compare(y.Effect, x.Effect)
 	})
-	total := len(rows)
-	if len(rows) > limit {
-		rows = rows[:limit]
-	}
-	if rows == nil {
-		rows = []effectReport{}
-	}
-	b, err := json.Marshal(struct {
+	rows, total := firstRows(rows, limit)
+	return writeJSON(ctx, struct {
 		Campaign string         `json:"campaign"`
 		Key      string         `json:"key"`
 		Strength float64        `json:"strength"`
@@ -99,10 +79,4 @@ func HandleEffects(ctx *fasthttp.RequestCtx, est *model.Estimates, campaign stri
 		Version  uint64         `json:"model_version"`
 		Effects  []effectReport `json:"effects"`
 	}{campaign, key, strength, model.LogSpread(strength), total, est.Version(), rows})
-	if err != nil {
-		return err
-	}
-	ctx.SetContentType("application/json")
-	ctx.SetBody(b)
-	return nil
 }

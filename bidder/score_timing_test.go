@@ -298,8 +298,10 @@ func BenchmarkHandleScore(b *testing.B) {
 	}
 	m := model.New(model.Config{Structure: model.StructureChain}, benchCampaigns())
 	m.Refresh(benchNow)
-	x, err := signals.NewExposures(signals.ExposureConfig{}, rules.Chain(), signals.NewHasher([]byte("bench-secret")),
-		signals.NewIndex(signals.IndexConfig{}), m, nil, benchCampaigns())
+	x, err := signals.NewExposures(signals.ExposureConfig{}, signals.ExposureDeps{
+		Chain: rules.Chain(), Hasher: signals.NewHasher([]byte("bench-secret")),
+		Index: signals.NewIndex(signals.IndexConfig{}), Counter: m, Campaigns: benchCampaigns(),
+	})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -360,33 +360,44 @@ type CreditNote struct {
 	Weight     float64
 }
 
-// NewAttributor builds the matcher. campaigns are numbered in the index by
-// exposures (x.CampaignNumber); datasets maps dataset ids to advertisers.
-// When m also implements Weigher (the model does), probabilistic credit
-// uses it. cfg is taken WithDefaults.
-func NewAttributor(cfg AttributionConfig, index *signals.Index, m Crediter, datasets map[string]string, campaigns []model.Campaign, number func(id string) (uint16, bool)) *Attributor {
+// AttributorDeps are the components and tables attribution works with.
+type AttributorDeps struct {
+	Index *signals.Index // the exposure index, shared with the exposure side
+	// Model receives the credit; when it also implements Weigher (the
+	// model does), probabilistic credit uses it.
+	Model    Crediter
+	Datasets map[string]string // dataset id → advertiser
+	// Campaigns are the configured campaigns, numbered in the index by
+	// CampaignNumber (the exposure side's signals.Exposures.CampaignNumber);
+	// a campaign it does not know is left out.
+	Campaigns      []model.Campaign
+	CampaignNumber func(id string) (uint16, bool)
+}
+
+// NewAttributor builds the matcher. cfg is taken WithDefaults.
+func NewAttributor(cfg AttributionConfig, deps AttributorDeps) *Attributor {
 	cfg = cfg.WithDefaults()
 	a := &Attributor{
-		cfg: cfg, index: index, model: m, datasets: datasets,
+		cfg: cfg, index: deps.Index, model: deps.Model, datasets: deps.Datasets,
 		byEvent: map[[2]string][]*attrCampaign{},
 		byID:    map[string]*attrCampaign{},
 		grace:   int64(cfg.Grace / time.Second),
 		margin:  60,
 		byKey:   map[uint64][]*pendingConv{},
 	}
-	a.weigher, _ = m.(Weigher)
+	a.weigher, _ = deps.Model.(Weigher)
 	a.credits.init()
 	for name, v := range cfg.Confidence {
 		if meth, ok := methodByName(name); ok {
 			a.conf[meth] = v
 		}
 	}
-	for _, c := range campaigns {
+	for _, c := range deps.Campaigns {
 		if c.Credit == "" {
 			c.Credit = cfg.Credit
 		}
 		c = c.WithDefaults()
-		num, ok := number(c.ID)
+		num, ok := deps.CampaignNumber(c.ID)
 		if !ok {
 			continue
 		}

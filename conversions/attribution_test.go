@@ -30,8 +30,10 @@ func newAttrHarnessSized(t *testing.T, exposures int) *attrHarness {
 	for i, c := range attrCampaigns {
 		h.nums[c.ID] = uint16(i)
 	}
-	h.a = NewAttributor(AttributionConfig{}, h.index, h.m, map[string]string{"ds1": "demo", "ds2": "other"}, attrCampaigns,
-		func(id string) (uint16, bool) { n, ok := h.nums[id]; return n, ok })
+	h.a = NewAttributor(AttributionConfig{}, AttributorDeps{
+		Index: h.index, Model: h.m, Datasets: map[string]string{"ds1": "demo", "ds2": "other"}, Campaigns: attrCampaigns,
+		CampaignNumber: func(id string) (uint16, bool) { n, ok := h.nums[id]; return n, ok },
+	})
 	return h
 }
 

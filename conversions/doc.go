@@ -13,16 +13,19 @@
 //   - Service: the CAPI (POST /v1/conversions, Meta's /{version}/{dataset}/events,
 //     in process Ingest), the pixel (/v1/pixel), dataset stats (/v1/stats)
 //     and test events (/v1/test_events), deduplication and the journal
-//     records of conversion batches (capi_handler.go, parse.go, normalize.go,
-//     service.go, record.go);
+//     records of conversion batches (capi_handler.go the HTTP side; the
+//     ingest core in ingest.go: Ingest, parseTop, validateAndCommit; then
+//     parse.go, normalize.go, service.go, record.go);
 //   - Attributor (attribution.go): matches stored conversions to the
 //     exposures that preceded them in the signals.Index, credits their
 //     segments in the model (Crediter), and serves a campaign's report
-//     (GET /v1/campaigns/{id}/stats); HandleSegments (reports_handler.go)
-//     serves GET /v1/segments from the model's estimates;
+//     (GET /v1/campaigns/{id}/stats, reports_handler.go) and its lift
+//     (lift_handler.go); GET /v1/segments, which reads only the model's
+//     estimates, is served by bidder.HandleSegments;
 //   - Eraser (identities_handler.go): DELETE /v1/identities removes a
 //     person's identities from the index, the pending conversions and the
-//     dedup fingerprints, after journaling a tombstone (record 0x02).
+//     dedup fingerprints, after journaling a tombstone (record 0x02, its
+//     codec in deletion_record.go).
 //
 // Callers are resolved by the server before a handler runs (server/auth.go,
 // the one Bearer parser in package auth): the advertiser handlers receive

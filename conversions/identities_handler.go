@@ -1,8 +1,6 @@
 package conversions
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"strconv"
 
@@ -10,15 +8,8 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/cpafeed/cpafeed/apierr"
-	"github.com/cpafeed/cpafeed/binenc"
 	"github.com/cpafeed/cpafeed/signals"
 )
-
-// RecordTypeDeletion is the journal record of a deletion request: the
-// advertiser and the keyed identity hashes to forget (never raw values).
-// Replayed in log order, it removes again what the records before it
-// brought back.
-const RecordTypeDeletion byte = 0x02
 
 // Eraser serves deletion requests: DELETE /v1/identities removes the given
 // identities, for the token's advertiser, from the exposure index (the
@@ -168,39 +159,6 @@ func (e *Eraser) HandleDeleteIdentities(ctx *fasthttp.RequestCtx, body Body, adv
 	ctx.SetContentType("application/json")
 	ctx.SetBody(out)
 	return nil
-}
-
-func appendDeletion(b []byte, advertiser string, keys []uint64) []byte {
-	b = append(b, RecordTypeDeletion, 1)
-	b = binary.AppendUvarint(b, uint64(len(advertiser)))
-	b = append(b, advertiser...)
-	b = binary.AppendUvarint(b, uint64(len(keys)))
-	for _, k := range keys {
-		b = binary.LittleEndian.AppendUint64(b, k)
-	}
-	return b
-}
-
-// errDeletionRecord is wrapped by the errors of a malformed deletion record.
-var errDeletionRecord = errors.New("conversions: malformed deletion record")
-
-func decodeDeletion(rec []byte) (string, []uint64, error) {
-	r := binenc.NewSlice(rec, errDeletionRecord)
-	if r.Byte("type") != RecordTypeDeletion || r.Byte("version") != 1 {
-		return "", nil, fmt.Errorf("%w: not a deletion v1", errDeletionRecord)
-	}
-	adv := string(r.Bytes("advertiser"))
-	keys := make([]uint64, r.Count(8, "keys"))
-	for i := range keys {
-		keys[i] = r.U64("key")
-	}
-	if r.Err() == nil && r.Len() != 0 {
-		r.Fail("keys", "%d bytes after them", r.Len())
-	}
-	if r.Err() != nil {
-		return "", nil, r.Err()
-	}
-	return adv, keys, nil
 }
 
 // Replay applies a deletion record at start, in log order.

@@ -15,15 +15,17 @@ func newEraserEnv(t testing.TB) (*testEnv, *Eraser, *signals.Index) {
 	e := newTestEnv(t, nil)
 	index := signals.NewIndex(signals.IndexConfig{MaxExposures: 100})
 	m := model.New(model.Config{}, attrCampaigns)
-	a := NewAttributor(AttributionConfig{}, index, m, map[string]string{testDataset: "demo"}, attrCampaigns,
-		func(id string) (uint16, bool) {
+	a := NewAttributor(AttributionConfig{}, AttributorDeps{
+		Index: index, Model: m, Datasets: map[string]string{testDataset: "demo"}, Campaigns: attrCampaigns,
+		CampaignNumber: func(id string) (uint16, bool) {
 			for i, c := range attrCampaigns {
 				if c.ID == id {
 					return uint16(i), true
 				}
 			}
 			return 0, false
-		})
+		},
+	})
 	return e, NewEraser(e.s, a, index), index
 }
 

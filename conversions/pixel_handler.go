@@ -153,7 +153,7 @@ func (s *Service) HandlePixel(ctx *fasthttp.RequestCtx, body Body) error {
 		signals.WriteGIF(ctx)
 		return nil
 	}
-	if _, _, aerr := s.ingest(b, ds, SourcePixel, v.Get("data")); aerr != nil && aerr.Status == fasthttp.StatusServiceUnavailable {
+	if _, _, aerr := s.validateAndCommit(b, ds, SourcePixel, v.Get("data")); aerr != nil && aerr.Status == fasthttp.StatusServiceUnavailable {
 		return aerr
 	}
 	signals.WriteGIF(ctx)

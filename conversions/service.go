@@ -692,27 +692,3 @@ func humanDuration(d time.Duration) string {
 	}
 	return d.String()
 }
-
-// Ingest validates, deduplicates and journals a CAPI body (JSON, or form with
-// contentType application/x-www-form-urlencoded) for dataset, exactly as
-// HandleConversions does once the token is checked: it returns when the
-// batch is durable. For in-process producers (load generators, simulations)
-// and benchmarks. err is an *apierr.Error.
-func (s *Service) Ingest(dataset string, body []byte, contentType string) (received, deduplicated int, err error) {
-	ds := s.datasets[dataset]
-	if ds == nil {
-		return 0, 0, apierr.UnknownObject("POST", dataset)
-	}
-	b := s.getBatch()
-	defer s.putBatch(b)
-	data, perr := s.parseTop(b, body, s2b(contentType))
-	if perr != nil {
-		s.reject(ds, SourceCAPI, b, 0)
-		return 0, 0, perr
-	}
-	received, deduplicated, aerr := s.ingest(b, ds, SourceCAPI, data)
-	if aerr != nil {
-		return 0, 0, aerr
-	}
-	return received, deduplicated, nil
-}

@@ -4,6 +4,7 @@
 // table of tenants.go, the one Bearer parser of package auth), limits,
 // request decompression, metrics, logging, and the lifecycle (replay,
 // readiness, draining and graceful shutdown). The domain work lives in the
-// packages it calls; Engine is the same wiring without HTTP or disk, for
-// in-process simulations.
+// packages it calls; Engine is that wiring of the in-memory components
+// without HTTP or disk (for in-process simulations), and the server's state
+// holds one Engine over the journal (state.go).
 package server

@@ -71,7 +71,9 @@ func newEngine(cfg Config, log EngineLog, now func() time.Time, t *tenants) (*En
 	cfg.Exposures.LiftLevel, cfg.Exposures.LiftGroups = e.LiftLevel, cfg.Attribution.LiftGroups
 	e.Model = model.New(cfg.Model, cfg.Campaigns)
 	e.Index = signals.NewIndex(cfg.Exposures.Index)
-	if e.Exposures, err = signals.NewExposures(cfg.Exposures, chain, e.Hasher, e.Index, e.Model, log, cfg.Campaigns); err != nil {
+	if e.Exposures, err = signals.NewExposures(cfg.Exposures, signals.ExposureDeps{
+		Chain: chain, Hasher: e.Hasher, Index: e.Index, Counter: e.Model, Log: log, Campaigns: cfg.Campaigns,
+	}); err != nil {
 		return nil, err
 	}
 	e.Exposures.SetClock(now)
@@ -80,7 +82,10 @@ func newEngine(cfg Config, log EngineLog, now func() time.Time, t *tenants) (*En
 		e.Exposures.Close()
 		return nil, err
 	}
-	e.Attributor = conversions.NewAttributor(cfg.Attribution, e.Index, e.Model, cfg.Conversions.Datasets, cfg.Campaigns, e.Exposures.CampaignNumber)
+	e.Attributor = conversions.NewAttributor(cfg.Attribution, conversions.AttributorDeps{
+		Index: e.Index, Model: e.Model, Datasets: cfg.Conversions.Datasets,
+		Campaigns: cfg.Campaigns, CampaignNumber: e.Exposures.CampaignNumber,
+	})
 	e.Attributor.SetLog(log)
 	e.Eraser = conversions.NewEraser(e.Conversions, e.Attributor, e.Index)
 	e.Conversions.SetStoredHook(e.Attributor.OnStored)

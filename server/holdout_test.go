@@ -88,7 +88,7 @@ func TestHoldoutLiftAndCreditSurviveRestart(t *testing.T) {
 	st := open()
 	const camp = "demo-ctv-purchase"
 	now := time.Now().Add(-3 * time.Hour)
-	st.exp.SetClock(func() time.Time { return now })
+	st.eng.Exposures.SetClock(func() time.Time { return now })
 	arms := map[bidder.Arm]int{}
 	var res bidder.Result
 	const n = 400
@@ -97,15 +97,15 @@ func TestHoldoutLiftAndCreditSurviveRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := st.bid.ScoreRequest(req, bidder.ScoreOptions{Campaigns: []string{camp}}, &res); err != nil {
+		if err := st.eng.Bidder.ScoreRequest(req, bidder.ScoreOptions{Campaigns: []string{camp}}, &res); err != nil {
 			t.Fatal(err)
 		}
 		s := res.Imps[0].Scores[0]
 		arms[s.Arm]++
 		if s.Arm == bidder.ArmControl {
-			_, err = st.exp.ExposeGhost(req, 0, camp, s.WouldBidCPM, 1, now.Unix())
+			_, err = st.eng.Exposures.ExposeGhost(req, 0, camp, s.WouldBidCPM, 1, now.Unix())
 		} else {
-			_, err = st.exp.Expose(req, 0, camp, 20, now.Unix())
+			_, err = st.eng.Exposures.Expose(req, 0, camp, 20, now.Unix())
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -118,7 +118,7 @@ func TestHoldoutLiftAndCreditSurviveRestart(t *testing.T) {
 			body := fmt.Sprintf(`{"data":[{"event_name":"Purchase","event_time":%d,"event_id":"ev-%d-%d","action_source":"website",`+
 				`"event_source_url":"https://shop.example.com/thanks","user_data":{"client_ip_address":"73.%d.%d.9","client_user_agent":"Mozilla/5.0"},`+
 				`"custom_data":{"value":10,"currency":"USD"}}]}`, now.Unix()+600, i, k, i>>8, i&255)
-			if _, _, err := st.conv.Ingest("1234567890", []byte(body), "application/json"); err != nil {
+			if _, _, err := st.eng.Conversions.Ingest("1234567890", []byte(body), "application/json"); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -126,13 +126,13 @@ func TestHoldoutLiftAndCreditSurviveRestart(t *testing.T) {
 	if arms[bidder.ArmControl] < n/4 || arms[bidder.ArmTreatment] < n/4 {
 		t.Fatalf("arms %v", arms)
 	}
-	st.model.Refresh(now.Unix())
-	if got, err := st.attr.FlushCredits(now.Add(time.Hour)); err != nil || got != 2*arms[bidder.ArmTreatment] {
+	st.eng.Model.Refresh(now.Unix())
+	if got, err := st.eng.Attributor.FlushCredits(now.Add(time.Hour)); err != nil || got != 2*arms[bidder.ArmTreatment] {
 		t.Fatalf("flushed %d credits (%v), want %d", got, err, 2*arms[bidder.ArmTreatment])
 	}
 	at := now.Add(2 * time.Hour)
-	want, _ := st.attr.Lift(camp, at, nil)
-	stats, _ := st.attr.Stats(camp)
+	want, _ := st.eng.Attributor.Lift(camp, at, nil)
+	stats, _ := st.eng.Attributor.Stats(camp)
 	if want.Total.Treatment.Conversions != float64(2*arms[bidder.ArmTreatment]) || want.Total.Control.Conversions != float64(arms[bidder.ArmControl]) ||
 		stats.Control != uint64(arms[bidder.ArmControl]) || stats.AwaitingCredit != 0 || !(stats.Organic > 0) {
 		t.Fatalf("lift %+v, stats %+v, arms %v", want.Total, stats, arms)
@@ -142,8 +142,8 @@ func TestHoldoutLiftAndCreditSurviveRestart(t *testing.T) {
 	}
 	check := func(what string, st *state) {
 		t.Helper()
-		got, _ := st.attr.Lift(camp, at, nil)
-		gs, _ := st.attr.Stats(camp)
+		got, _ := st.eng.Attributor.Lift(camp, at, nil)
+		gs, _ := st.eng.Attributor.Stats(camp)
 		if *got.Total.Lift != *want.Total.Lift || got.Total.Control.Households != want.Total.Control.Households ||
 			gs.Credited != stats.Credited || gs.Organic != stats.Organic || gs.Control != stats.Control {
 			t.Fatalf("%s: lift %+v stats %+v, want %+v %+v", what, got.Total, gs, want.Total, stats)

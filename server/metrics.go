@@ -144,7 +144,7 @@ func RegisterBuildInfo(version string) {
 
 // setScrapeGauges sets the gauges that are read when /metrics is scraped.
 func (s *Server) setScrapeGauges(now time.Time) {
-	if est := s.st.model.Estimates(); est != nil {
+	if est := s.st.eng.Model.Estimates(); est != nil {
 		modelVersion.Set(float64(est.Version()))
 		modelAgeSeconds.Set(float64(max(now.Unix()-est.At(), 0)))
 	}

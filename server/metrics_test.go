@@ -172,7 +172,7 @@ func TestRequestCountersByStatusClass(t *testing.T) {
 	f("GET", "/no/such/path", routeNotFound, "4xx")
 	f("GET", "/v1/score?campaign=demo-ctv-purchase", routeScore, "4xx") // no token
 	f("GET", "/v1/score?campaign=demo-ctv-purchase&publisher=p", routeScore, "2xx", auth)
-	ver := s.st.model.Estimates().Version()
+	ver := s.st.eng.Model.Estimates().Version()
 	f("GET", fmt.Sprintf("/v1/model/snapshot?since=%d", ver), routeModelSnapshot, "3xx", auth)
 
 	s.ready.Store(false) // as while the journal is replayed

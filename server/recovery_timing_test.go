@@ -54,7 +54,7 @@ func BenchmarkRecovery1MConversions10MExposures(b *testing.B) {
 		now := time.Now().Unix()
 		fill(b, st, now, nConv, nExp)
 
-		b.ReportMetric(float64(st.model.Refresh(now).Len()), "segments")
+		b.ReportMetric(float64(st.eng.Model.Refresh(now).Len()), "segments")
 		if path := os.Getenv("SNAPSHOT_CPUPROFILE"); path != "" {
 			f, _ := os.Create(path)
 			pprof.StartCPUProfile(f)
@@ -90,12 +90,12 @@ func BenchmarkRecovery1MConversions10MExposures(b *testing.B) {
 			b.Fatal(err)
 		}
 		ready := time.Since(start) // what Server.Recover does before /readyz turns ready
-		st2.model.Refresh(now)
+		st2.eng.Model.Refresh(now)
 		published := time.Since(start)
-		if got := st2.index.Stats().Exposures; got != nExp {
+		if got := st2.eng.Index.Stats().Exposures; got != nExp {
 			b.Fatalf("restored %d exposures, want %d", got, nExp)
 		}
-		if got := st2.conv.DedupEntries(); got != nConv {
+		if got := st2.eng.Conversions.DedupEntries(); got != nConv {
 			b.Fatalf("restored %d dedup entries, want %d", got, nConv)
 		}
 		st2.close(false)
@@ -135,11 +135,11 @@ func fill(b *testing.B, st *state, now int64, nConv, nExp int) {
 			path = append(path, path[j-1].Child(labels[j]))
 		}
 		ts := now - int64(r.IntN(6*86400))
-		st.model.Expose(ts, path, labels, 0.02)
+		st.eng.Model.Expose(ts, path, labels, 0.02)
 		dev := r.Uint64N(uint64(nExp / 5))
 		ids[0] = signals.ID{Kind: signals.IDIFA, Key: dev*2 + 1}
 		ids[1] = signals.ID{Kind: signals.IDIP, Key: dev/4*2 + 2}
-		st.index.Add(signals.IndexedExposure{TS: ts, Leaf: path[4], Cost: 0.02, Campaign: uint16(c)}, ids)
+		st.eng.Index.Add(signals.IndexedExposure{TS: ts, Leaf: path[4], Cost: 0.02, Campaign: uint16(c)}, ids)
 	}
 	var body strings.Builder
 	for done := 0; done < nConv; {
@@ -154,7 +154,7 @@ func fill(b *testing.B, st *state, now int64, nConv, nExp int) {
 			done++
 		}
 		body.WriteString(`]}`)
-		if _, _, err := st.conv.Ingest("1234567890", []byte(body.String()), "application/json"); err != nil {
+		if _, _, err := st.eng.Conversions.Ingest("1234567890", []byte(body.String()), "application/json"); err != nil {
 			b.Fatal(err)
 		}
 	}

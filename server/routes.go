@@ -183,52 +183,54 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, r route) error {
 	}
 	switch r {
 	case routeConversions:
-		return s.withLazyBody(ctx, "POST", func(body conversions.Body) error { return s.st.conv.HandleConversions(ctx, body, tn.name) })
+		return s.withLazyBody(ctx, "POST", func(body conversions.Body) error { return s.st.eng.Conversions.HandleConversions(ctx, body, tn.name) })
 	case routeMetaEvents:
 		dataset, _ := metaDataset(ctx.Path())
 		adv := "" // the token is in the body
 		if tn != nil {
 			adv = tn.name
 		}
-		return s.withLazyBody(ctx, "POST", func(body conversions.Body) error { return s.st.conv.HandleMetaEvents(ctx, body, dataset, adv) })
+		return s.withLazyBody(ctx, "POST", func(body conversions.Body) error {
+			return s.st.eng.Conversions.HandleMetaEvents(ctx, body, dataset, adv)
+		})
 	case routePixel:
-		return s.withLazyBody(ctx, "GET POST", func(body conversions.Body) error { return s.st.conv.HandlePixel(ctx, body) })
+		return s.withLazyBody(ctx, "GET POST", func(body conversions.Body) error { return s.st.eng.Conversions.HandlePixel(ctx, body) })
 	case routeStats:
-		return s.only(ctx, "GET", func() error { return s.st.conv.HandleStats(ctx, tn.name) })
+		return s.only(ctx, "GET", func() error { return s.st.eng.Conversions.HandleStats(ctx, tn.name) })
 	case routeTestEvents:
-		return s.only(ctx, "GET", func() error { return s.st.conv.HandleTestEvents(ctx, tn.name) })
+		return s.only(ctx, "GET", func() error { return s.st.eng.Conversions.HandleTestEvents(ctx, tn.name) })
 	case routeExposures:
-		return s.withBody(ctx, "POST", func(body []byte) error { return s.st.exp.HandleExposures(ctx, body, tn) })
+		return s.withBody(ctx, "POST", func(body []byte) error { return s.st.eng.Exposures.HandleExposures(ctx, body, tn) })
 	case routeBids:
-		return s.withBody(ctx, "POST", func(body []byte) error { return s.st.exp.HandleBids(ctx, body, tn) })
+		return s.withBody(ctx, "POST", func(body []byte) error { return s.st.eng.Exposures.HandleBids(ctx, body, tn) })
 	case routeScore:
 		if ctx.IsGet() {
-			return s.st.bid.HandleScoreFeatures(ctx, tn)
+			return s.st.eng.Bidder.HandleScoreFeatures(ctx, tn)
 		}
-		return s.withBody(ctx, "GET POST", func(body []byte) error { return s.st.bid.HandleScore(ctx, body, tn) })
+		return s.withBody(ctx, "GET POST", func(body []byte) error { return s.st.eng.Bidder.HandleScore(ctx, body, tn) })
 	case routeModelSnapshot:
-		return s.only(ctx, "GET", func() error { return s.st.bid.HandleSnapshot(ctx, tn) })
+		return s.only(ctx, "GET", func() error { return s.st.eng.Bidder.HandleSnapshot(ctx, tn) })
 	case routeWin:
-		return s.only(ctx, "GET POST", func() error { return s.st.exp.HandleWin(ctx) })
+		return s.only(ctx, "GET POST", func() error { return s.st.eng.Exposures.HandleWin(ctx) })
 	case routeVAST:
-		return s.only(ctx, "GET POST", func() error { return s.st.exp.HandleVAST(ctx) })
+		return s.only(ctx, "GET POST", func() error { return s.st.eng.Exposures.HandleVAST(ctx) })
 	case routeLoss:
-		return s.only(ctx, "GET POST", func() error { return s.st.exp.HandleLoss(ctx) })
+		return s.only(ctx, "GET POST", func() error { return s.st.eng.Exposures.HandleLoss(ctx) })
 	case routeIdentities:
-		return s.withLazyBody(ctx, "DELETE POST", func(body conversions.Body) error { return s.st.eraser.HandleDeleteIdentities(ctx, body, tn.name) })
+		return s.withLazyBody(ctx, "DELETE POST", func(body conversions.Body) error { return s.st.eng.Eraser.HandleDeleteIdentities(ctx, body, tn.name) })
 	case routeCampaignStats:
 		id, _ := campaignStatsID(ctx.Path())
 		if err := s.mayRead(tn, id); err != nil {
 			return err
 		}
-		return s.only(ctx, "GET", func() error { return s.st.attr.HandleCampaignStats(ctx, s.st.model, id) })
+		return s.only(ctx, "GET", func() error { return s.st.eng.Attributor.HandleCampaignStats(ctx, s.st.eng.Model, id) })
 	case routeCampaignLift:
 		id, _ := campaignPathID(ctx.Path(), "/lift")
 		if err := s.mayRead(tn, id); err != nil {
 			return err
 		}
 		return s.only(ctx, "GET", func() error {
-			return s.st.attr.HandleCampaignLift(ctx, s.st.model.Estimates(), id, s.st.liftLevel, time.Now())
+			return s.st.eng.Attributor.HandleCampaignLift(ctx, s.st.eng.Model.Estimates(), id, s.st.eng.LiftLevel, time.Now())
 		})
 	case routeSegments:
 		id := string(ctx.QueryArgs().Peek("campaign"))
@@ -236,19 +238,19 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, r route) error {
 			return err
 		}
 		return s.only(ctx, "GET", func() error {
-			est := s.st.model.Estimates()
-			depth := s.st.chain.Depth()
+			est := s.st.eng.Model.Estimates()
+			depth := s.st.eng.Chain.Depth()
 			if est.Crossed() { // a level per effect key
 				depth = len(est.EffectKeys())
 			}
-			return conversions.HandleSegments(ctx, est, id, depth)
+			return bidder.HandleSegments(ctx, est, id, depth)
 		})
 	case routeEffects:
 		id := string(ctx.QueryArgs().Peek("campaign"))
 		if err := s.mayRead(tn, id); err != nil {
 			return err
 		}
-		return s.only(ctx, "GET", func() error { return bidder.HandleEffects(ctx, s.st.model.Estimates(), id) })
+		return s.only(ctx, "GET", func() error { return bidder.HandleEffects(ctx, s.st.eng.Model.Estimates(), id) })
 	}
 	return apierr.NotFound("%s %s: no such endpoint", ctx.Method(), ctx.Path())
 }

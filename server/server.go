@@ -134,7 +134,7 @@ func (s *Server) Recover() error {
 	// the background loop publishes the replayed counts right away. Without
 	// one, fit now so the first answers use the replayed evidence.
 	if s.st.lastSnapshot == 0 {
-		s.st.model.Refit(time.Now().Unix())
+		s.st.eng.Model.Refit(time.Now().Unix())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel, s.bg = cancel, make(chan struct{})

@@ -8,13 +8,10 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/cpafeed/cpafeed/bidder"
 	"github.com/cpafeed/cpafeed/binenc"
 	"github.com/cpafeed/cpafeed/control"
 	"github.com/cpafeed/cpafeed/conversions"
 	"github.com/cpafeed/cpafeed/journal"
-	"github.com/cpafeed/cpafeed/model"
-	"github.com/cpafeed/cpafeed/signals"
 )
 
 // state is everything the server keeps in memory and how it reaches disk:
@@ -25,18 +22,9 @@ type state struct {
 	tenants *tenants
 	log     *slog.Logger
 	journal *journal.Journal
-	chain   *signals.Chain
-
-	model  *model.Model
-	index  *signals.Index
-	exp    *signals.Exposures
-	conv   *conversions.Service
-	attr   *conversions.Attributor
-	eraser *conversions.Eraser
-	bid    *bidder.Service
-	// liftLevel is the segment level of attribution.lift_feature (0: none).
-	liftLevel int
-	eng       *Engine // the same components, for Steer
+	// eng holds the in-memory components, wired over the journal and the
+	// wall clock; build replaces it.
+	eng *Engine
 
 	lastSnapshot uint64        // LSN of the newest snapshot written or loaded
 	lastPause    time.Duration // how long the last snapshot held applies (ingest answers) back
@@ -62,16 +50,13 @@ func newState(cfg Config, t *tenants, logger *slog.Logger) (*state, error) {
 // build makes fresh, empty in-memory components, wired as the Engine wires
 // them, over the journal and the wall clock.
 func (st *state) build() error {
-	if st.exp != nil {
-		st.exp.Close()
+	if st.eng != nil {
+		st.eng.Exposures.Close()
 	}
 	e, err := newEngine(st.cfg, st.journal, time.Now, st.tenants)
 	if err != nil {
 		return err
 	}
-	st.chain, st.model, st.index, st.exp = e.Chain, e.Model, e.Index, e.Exposures
-	st.conv, st.attr, st.eraser, st.bid = e.Conversions, e.Attributor, e.Eraser, e.Bidder
-	st.liftLevel = e.LiftLevel
 	st.eng = e
 	return nil
 }
@@ -112,22 +97,22 @@ func (st *state) replay(from uint64) (journal.ReplayReport, error) {
 		}
 		switch rec[0] {
 		case conversions.RecordTypeConversionBatch:
-			if err := st.conv.Replay(rec); err != nil {
+			if err := st.eng.Conversions.Replay(rec); err != nil {
 				return fmt.Errorf("record %d (conversions): %w", lsn, err)
 			}
 			return nil
 		case conversions.RecordTypeConversionCounts:
-			if err := st.conv.ReplayCounts(rec); err != nil {
+			if err := st.eng.Conversions.ReplayCounts(rec); err != nil {
 				return fmt.Errorf("record %d (conversion counts): %w", lsn, err)
 			}
 			return nil
 		case conversions.RecordTypeDeletion:
-			if err := st.eraser.Replay(rec); err != nil {
+			if err := st.eng.Eraser.Replay(rec); err != nil {
 				return fmt.Errorf("record %d (deletion): %w", lsn, err)
 			}
 			return nil
 		case conversions.RecordTypeCredits:
-			if err := st.attr.ReplayCredits(rec); err != nil {
+			if err := st.eng.Attributor.ReplayCredits(rec); err != nil {
 				return fmt.Errorf("record %d (credits): %w", lsn, err)
 			}
 			return nil
@@ -137,7 +122,7 @@ func (st *state) replay(from uint64) (journal.ReplayReport, error) {
 			}
 			return nil
 		}
-		ok, err := st.exp.Replay(rec)
+		ok, err := st.eng.Exposures.Replay(rec)
 		if err != nil {
 			return fmt.Errorf("record %d (exposures): %w", lsn, err)
 		}
@@ -166,10 +151,10 @@ func (st *state) writeSnapshot(w io.Writer, next uint64) error {
 	bw := binenc.NewWriter(w)
 	bw.Tag("cpafeed")
 	bw.Uvarint(snapshotFormat)
-	st.index.WriteSnapshot(bw, st.exp.CampaignIDs())
-	st.exp.WriteSnapshot(bw, next)
-	st.conv.WriteSnapshot(bw, next)
-	st.attr.WriteSnapshot(bw)
+	st.eng.Index.WriteSnapshot(bw, st.eng.Exposures.CampaignIDs())
+	st.eng.Exposures.WriteSnapshot(bw, next)
+	st.eng.Conversions.WriteSnapshot(bw, next)
+	st.eng.Attributor.WriteSnapshot(bw)
 	st.eng.Control.WriteSnapshot(bw)
 	st.eng.Shading.WriteSnapshot(bw)
 	bw.Tag("model")
@@ -177,7 +162,7 @@ func (st *state) writeSnapshot(w io.Writer, next uint64) error {
 		return err
 	}
 	// The model's own codec comes last: its reader buffers ahead.
-	return st.model.WriteSnapshot(w)
+	return st.eng.Model.WriteSnapshot(w)
 }
 
 // readSnapshot restores what writeSnapshot wrote into the (fresh)
@@ -189,16 +174,16 @@ func (st *state) readSnapshot(r io.Reader) error {
 	if br.Err() == nil && (format < 1 || format > snapshotFormat) {
 		return fmt.Errorf("snapshot format %d, this cpafeed reads 1 to %d", format, snapshotFormat)
 	}
-	if err := st.index.ReadSnapshot(br, st.exp.CampaignNumber); err != nil {
+	if err := st.eng.Index.ReadSnapshot(br, st.eng.Exposures.CampaignNumber); err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
-	if err := st.exp.ReadSnapshot(br); err != nil {
+	if err := st.eng.Exposures.ReadSnapshot(br); err != nil {
 		return fmt.Errorf("exposures: %w", err)
 	}
-	if err := st.conv.ReadSnapshot(br); err != nil {
+	if err := st.eng.Conversions.ReadSnapshot(br); err != nil {
 		return fmt.Errorf("conversions: %w", err)
 	}
-	if err := st.attr.ReadSnapshot(br); err != nil {
+	if err := st.eng.Attributor.ReadSnapshot(br); err != nil {
 		return fmt.Errorf("attribution: %w", err)
 	}
 	if format >= 5 {
@@ -213,7 +198,7 @@ func (st *state) readSnapshot(r io.Reader) error {
 	if err := br.Err(); err != nil {
 		return err
 	}
-	res, err := st.model.ReadSnapshot(br.Reader())
+	res, err := st.eng.Model.ReadSnapshot(br.Reader())
 	if err != nil {
 		return fmt.Errorf("model: %w", err)
 	}
@@ -274,7 +259,7 @@ func (st *state) background(ctx context.Context) {
 	credit := time.NewTicker(cfg.Attribution.CreditInterval)
 	defer credit.Stop()
 	st.eng.Shading.Refit(time.Now().Unix())
-	st.model.Refresh(time.Now().Unix()) // publish what replay added, at once
+	st.eng.Model.Refresh(time.Now().Unix()) // publish what replay added, at once
 	nextSteer := time.Now().Add(cfg.Control.Interval)
 	for {
 		select {
@@ -293,14 +278,14 @@ func (st *state) background(ctx context.Context) {
 				}
 				nextSteer = now.Add(cfg.Control.Interval)
 			}
-			st.model.Refresh(now.Unix())
+			st.eng.Model.Refresh(now.Unix())
 			refresh.Reset(refreshWait(cfg.Model.RefreshInterval, time.Since(start)))
 		case now := <-refit.C:
-			st.model.Refit(now.Unix())
+			st.eng.Model.Refit(now.Unix())
 		case now := <-sweep.C:
-			st.conv.Expire()
-			st.attr.Expire(now)
-			st.index.Sweep(now.Unix())
+			st.eng.Conversions.Expire()
+			st.eng.Attributor.Expire(now)
+			st.eng.Index.Sweep(now.Unix())
 		case <-snap:
 			st.logSnapshot(st.snapshot())
 		}
@@ -310,7 +295,7 @@ func (st *state) background(ctx context.Context) {
 // flushCredits journals the pending probabilistic credits; a failure (the
 // journal cannot persist) is logged and retried on the next tick.
 func (st *state) flushCredits(now time.Time) {
-	if _, err := st.attr.FlushCredits(now); err != nil {
+	if _, err := st.eng.Attributor.FlushCredits(now); err != nil {
 		st.log.Warn("probabilistic credits not journaled; retrying", "err", err.Error())
 	}
 }
@@ -343,6 +328,6 @@ func (st *state) close(snapshot bool) error {
 		info, err = st.snapshot()
 		st.logSnapshot(info, err)
 	}
-	st.exp.Close()
+	st.eng.Exposures.Close()
 	return errors.Join(err, st.journal.Close())
 }

@@ -58,11 +58,11 @@ func testSteerSurvivesRestart(t *testing.T, snap bool) {
 			bid := 10 + float64(i%20)
 			won := i%3 == 0
 			if won {
-				if _, err := st.exp.Expose(req, 0, camp, bid, now); err != nil {
+				if _, err := st.eng.Exposures.Expose(req, 0, camp, bid, now); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if err := st.exp.Outcome(req, 0, camp, bid, bid, won, now); err != nil {
+			if err := st.eng.Exposures.Outcome(req, 0, camp, bid, bid, won, now); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -206,22 +206,33 @@ type Exposures struct {
 	recBufs    sync.Pool // *[]byte: remembered bids being encoded
 }
 
-// NewExposures builds the exposure side. campaigns are the configured ones
-// (their order numbers them in the index); index is shared with attribution.
-func NewExposures(cfg ExposureConfig, chain *Chain, h *Hasher, index *Index, counter Counter, log Log, campaigns []model.Campaign) (*Exposures, error) {
+// ExposureDeps are the components the exposure side works with.
+type ExposureDeps struct {
+	Chain   *Chain  // the segment chain of an imp
+	Hasher  *Hasher // keyed identity hashes
+	Index   *Index  // the exposure index, shared with attribution
+	Counter Counter // the model, counting exposures, spend and VAST events
+	Log     Log     // the journal
+	// Campaigns are the configured campaigns; their order numbers them in
+	// the index.
+	Campaigns []model.Campaign
+}
+
+// NewExposures builds the exposure side from cfg and its components.
+func NewExposures(cfg ExposureConfig, deps ExposureDeps) (*Exposures, error) {
 	cfg = cfg.WithDefaults()
-	if len(campaigns) > 1<<16 {
-		return nil, fmt.Errorf("signals: %d campaigns, at most 65536", len(campaigns))
+	if len(deps.Campaigns) > 1<<16 {
+		return nil, fmt.Errorf("signals: %d campaigns, at most 65536", len(deps.Campaigns))
 	}
 	x := &Exposures{
-		cfg: cfg, chain: chain, hasher: h, index: index, counter: counter, log: log,
+		cfg: cfg, chain: deps.Chain, hasher: deps.Hasher, index: deps.Index, counter: deps.Counter, log: deps.Log,
 		now:       time.Now,
 		campaigns: map[string]uint16{},
 		bids:      newBidMemory(cfg.BidTTL, cfg.BidMemoryBytes*3/4, cfg.BidMemoryBytes, cfg.Logger),
 		won:       newWonMemory(int64(cfg.BidTTL/time.Second), cfg.BidMemoryBytes/4),
 		seen:      dedup.New(cfg.IdempotencyWindow.Milliseconds(), 6),
 	}
-	for i, c := range campaigns {
+	for i, c := range deps.Campaigns {
 		x.campaigns[c.ID] = uint16(i)
 		x.ids = append(x.ids, c.ID)
 		x.roots = append(x.roots, model.RootKey(c.ID))

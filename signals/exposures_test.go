@@ -137,7 +137,10 @@ func openHarnessHook(t testing.TB, dir string, cfg ExposureConfig, pre func(*Exp
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.x, err = NewExposures(cfg, chain, NewHasher([]byte("test-secret")), NewIndex(IndexConfig{MaxExposures: 1000}), h.c, j, testCampaigns)
+	h.x, err = NewExposures(cfg, ExposureDeps{
+		Chain: chain, Hasher: NewHasher([]byte("test-secret")), Index: NewIndex(IndexConfig{MaxExposures: 1000}),
+		Counter: h.c, Log: j, Campaigns: testCampaigns,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,10 @@ func BenchmarkExposuresIngest1000(b *testing.B) {
 	}
 	chain, _ := signals.NewChain([][]string{{"publisher"}, {"bundle"}, {"genre"}, {"metro"}})
 	mod := model.New(model.Config{}, camps)
-	x, err := signals.NewExposures(signals.ExposureConfig{}, chain, signals.NewHasher([]byte("s")), signals.NewIndex(signals.IndexConfig{MaxExposures: 1 << 22}), mod, j, camps)
+	x, err := signals.NewExposures(signals.ExposureConfig{}, signals.ExposureDeps{
+		Chain: chain, Hasher: signals.NewHasher([]byte("s")), Index: signals.NewIndex(signals.IndexConfig{MaxExposures: 1 << 22}),
+		Counter: mod, Log: j, Campaigns: camps,
+	})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -285,7 +285,10 @@ func benchRemember(b *testing.B) (*Exposures, *Request) {
 	}
 	chain, _ := NewChain([][]string{{"publisher"}, {"bundle"}, {"genre"}, {"metro"}})
 	camps := []model.Campaign{{ID: "c", Advertiser: "a", Event: "Purchase", TargetCPA: 50}}
-	x, err := NewExposures(ExposureConfig{}, chain, NewHasher([]byte("bench-secret")), NewIndex(IndexConfig{}), model.New(model.Config{}, camps), nil, camps)
+	x, err := NewExposures(ExposureConfig{}, ExposureDeps{
+		Chain: chain, Hasher: NewHasher([]byte("bench-secret")), Index: NewIndex(IndexConfig{}),
+		Counter: model.New(model.Config{}, camps), Campaigns: camps,
+	})
 	if err != nil {
 		b.Fatal(err)
 	}
