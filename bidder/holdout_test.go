@@ -2,7 +2,6 @@ package bidder
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -166,47 +165,14 @@ func TestHoldoutShareValidated(t *testing.T) {
 	_ = model.Campaign{}
 }
 
-// appendSnapshotV2 is the snapshot content of format 2, as servers
-// before the holdout (after the closed loop) wrote it.
-func appendSnapshotV2(dst []byte, r *Rules, t *table) []byte {
-	dst = append(dst, snapMagic...)
-	dst = append(dst, 2)
-	dst = binary.AppendUvarint(dst, t.est.Version())
-	dst = binary.AppendUvarint(dst, uint64(len(r.levels)))
-	for _, lv := range r.levels {
-		dst = binary.AppendUvarint(dst, uint64(len(lv)))
-		for _, f := range lv {
-			dst = appendStr(dst, f)
-		}
-	}
-	dst = binary.AppendUvarint(dst, uint64(len(r.camps)))
-	for i := range r.camps {
-		c := &r.camps[i]
-		dst = appendStr(dst, c.ID)
-		dst = appendStr(dst, c.Currency)
-		for _, f := range [...]float64{c.TargetCPA, c.FloorCPM, c.CapCPM, c.Pacing, t.avg[i]} {
-			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
-		}
-		dst = append(dst, boolByte(c.onLo), boolByte(c.Shading))
-		for _, f := range [...]float64{t.ctl[i].u, t.ctl[i].q} {
-			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
-		}
-	}
-	dst = binary.AppendUvarint(dst, 0)
-	est, _ := t.est.MarshalCampaigns(nil)
-	dst = binary.AppendUvarint(dst, uint64(len(est)))
-	dst = append(dst, est...)
-	return binary.AppendUvarint(dst, 0) // no curves
-}
-
 // TestSnapshotFormatsBeforeHoldoutStillRead: snapshots of servers before
 // the holdout (formats 1 and 2) are read (no holdout) and score as before.
 func TestSnapshotFormatsBeforeHoldoutStillRead(t *testing.T) {
 	w := newWorld(t)
 	w.feedFixtures(t, fixtures(t))
 	for format, raw := range map[int][]byte{
-		1: appendSnapshotV1(t, w.rules, w.svc.table()),
-		2: appendSnapshotV2(nil, w.rules, w.svc.table()),
+		1: appendOldSnapshot(t, 1, w.rules, w.svc.table()),
+		2: appendOldSnapshot(t, 2, w.rules, w.svc.table()),
 	} {
 		sn, err := parseSnapshotContent(raw)
 		if err != nil {

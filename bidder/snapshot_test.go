@@ -221,12 +221,13 @@ func FuzzParseSnapshot(f *testing.F) {
 	})
 }
 
-// appendSnapshotV1 is the format-1 encoder of servers before the closed
-// loop (issue 16): no cpa_control, exploration or shading per campaign,
-// no curves.
-func appendSnapshotV1(t *testing.T, r *Rules, tab *table) []byte {
+// appendOldSnapshot encodes a snapshot in a format servers wrote before
+// the current one: 1 (before the closed loop of issue 16: no cpa_control,
+// exploration or shading per campaign, no curves) or 2 (before the
+// holdout of issue 14: the closed loop, no curves here).
+func appendOldSnapshot(t *testing.T, version byte, r *Rules, tab *table) []byte {
 	t.Helper()
-	dst := append([]byte(snapMagic), 1)
+	dst := append([]byte(snapMagic), version)
 	dst = binary.AppendUvarint(dst, tab.est.Version())
 	dst = binary.AppendUvarint(dst, uint64(len(r.levels)))
 	for _, lv := range r.levels {
@@ -243,7 +244,14 @@ func appendSnapshotV1(t *testing.T, r *Rules, tab *table) []byte {
 		for _, f := range [...]float64{c.TargetCPA, c.FloorCPM, c.CapCPM, c.Pacing, tab.avg[i]} {
 			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
 		}
-		dst = append(dst, boolByte(c.onLo))
+		if version == 1 {
+			dst = append(dst, boolByte(c.onLo))
+			continue
+		}
+		dst = append(dst, boolByte(c.onLo), boolByte(c.Shading))
+		for _, f := range [...]float64{tab.ctl[i].u, tab.ctl[i].q} {
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
+		}
 	}
 	dst = binary.AppendUvarint(dst, 0)
 	est, err := tab.est.MarshalCampaigns(nil)
@@ -251,7 +259,11 @@ func appendSnapshotV1(t *testing.T, r *Rules, tab *table) []byte {
 		t.Fatal(err)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(est)))
-	return append(dst, est...)
+	dst = append(dst, est...)
+	if version == 1 {
+		return dst
+	}
+	return binary.AppendUvarint(dst, 0) // no curves
 }
 
 // TestParseSnapshotFormat1: a snapshot of a server before the closed loop
@@ -261,7 +273,7 @@ func TestParseSnapshotFormat1(t *testing.T) {
 	all := fixtures(t)
 	w := newWorld(t)
 	w.feedFixtures(t, all)
-	raw := appendSnapshotV1(t, w.rules, newTable(w.rules, w.m.Estimates(), nil))
+	raw := appendOldSnapshot(t, 1, w.rules, newTable(w.rules, w.m.Estimates(), nil))
 	sn, err := parseSnapshotContent(raw)
 	if err != nil {
 		t.Fatal(err)
