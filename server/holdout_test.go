@@ -74,17 +74,7 @@ func TestHoldoutLiftAndCreditSurviveRestart(t *testing.T) {
 		cfg.Campaigns[i].Credit = model.CreditProbabilistic
 	}
 	cfg = cfg.WithDefaults()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	open := func() *state {
-		st, err := newState(cfg, newTenants(cfg), logger)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.recoverState(); err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
+	open := func() *state { return openState(t, cfg) }
 	st := open()
 	const camp = "demo-ctv-purchase"
 	now := time.Now().Add(-3 * time.Hour)

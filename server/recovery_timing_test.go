@@ -43,14 +43,7 @@ func BenchmarkRecovery1MConversions10MExposures(b *testing.B) {
 		cfg.Journal.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 		cfg.Exposures.Index.MaxExposures = nExp
 		cfg = cfg.WithDefaults()
-		logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-		st, err := newState(cfg, newTenants(cfg), logger)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := st.recoverState(); err != nil {
-			b.Fatal(err)
-		}
+		st := openState(b, cfg)
 		now := time.Now().Unix()
 		fill(b, st, now, nConv, nExp)
 
@@ -82,13 +75,7 @@ func BenchmarkRecovery1MConversions10MExposures(b *testing.B) {
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
 		}
 		start = time.Now()
-		st2, err := newState(cfg, newTenants(cfg), logger)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := st2.recoverState(); err != nil {
-			b.Fatal(err)
-		}
+		st2 := openState(b, cfg)
 		ready := time.Since(start) // what Server.Recover does before /readyz turns ready
 		st2.eng.Model.Refresh(now)
 		published := time.Since(start)

@@ -31,18 +31,7 @@ func testSteerSurvivesRestart(t *testing.T, snap bool) {
 	cfg.Journal.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.Shading.MinWins, cfg.Shading.MinLosses = 5, 5
 	cfg = cfg.WithDefaults()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	open := func() *state {
-		t.Helper()
-		st, err := newState(cfg, newTenants(cfg), logger)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.recoverState(); err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
+	open := func() *state { return openState(t, cfg) }
 	st := open()
 	now := time.Now().Unix() - 3600
 	const camp = "demo-ctv-purchase"
@@ -118,4 +107,18 @@ func same(t *testing.T, got, want *shading.Curves) {
 	if got.Len() != n {
 		t.Errorf("%d curves restarted, %d live", got.Len(), n)
 	}
+}
+
+// openState builds the server's state on cfg (taken WithDefaults) and
+// recovers it from cfg.DataDir, as Server.Recover does, logging nowhere.
+func openState(tb testing.TB, cfg Config) *state {
+	tb.Helper()
+	st, err := newState(cfg, newTenants(cfg), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := st.recoverState(); err != nil {
+		tb.Fatal(err)
+	}
+	return st
 }
