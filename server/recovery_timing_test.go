@@ -136,7 +136,7 @@ func fill(b *testing.B, st *state, now int64, nConv, nExp int) {
 			if k > 0 {
 				body.WriteByte(',')
 			}
-			fmt.Fprintf(&body, `{"event_name":"Purchase","event_time":%d,"event_id":"o-%d","action_source":"app","user_data":{"madid":"%08x-0000-4000-8000-%012x"}}`,
+			fmt.Fprintf(&body, `{"event_name":"Purchase","event_time":%d,"event_id":"o-%d","action_source":"app","custom_data":{"currency":"USD","value":40},"user_data":{"madid":"%08x-0000-4000-8000-%012x"}}`,
 				now-int64(done%3600), done, done, done)
 			done++
 		}
