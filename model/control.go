@@ -30,11 +30,7 @@ func (r *recent) advance(gamma, lam0 float64, t int64) {
 	r.spend *= h
 	r.c *= h
 	r.p *= h
-	x := math.Exp(-lam0 * dt)
-	for j := range r.s {
-		r.s[j] *= h * x
-		x = x * x * x
-	}
+	decayPending(&r.s, h, lam0, dt)
 }
 
 // factors returns the decay weight h and the slowest component's factor x

@@ -325,9 +325,16 @@ func (m *Model) advance(nd *node, lam0 float64, t int64) {
 	nd.spend *= h
 	nd.starts *= h
 	nd.completes *= h
+	decayPending(&nd.s, h, lam0, dt)
+}
+
+// decayPending decays the per-delay-component sums of unconverted exposures
+// by dt seconds: each by the counts' decay h and by its own component's
+// e^{−λ_j dt}, the rates λ_j = lam0·3^j.
+func decayPending(s *[nComp]float64, h, lam0, dt float64) {
 	x := math.Exp(-lam0 * dt)
-	for j := range nd.s {
-		nd.s[j] *= h * x
+	for j := range s {
+		s[j] *= h * x
 		x = x * x * x
 	}
 }
