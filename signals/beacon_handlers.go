@@ -216,7 +216,8 @@ func (x *Exposures) commitVideo(v *videoEvent) error {
 
 // commitOnce journals rec unless key was seen before (within the
 // idempotency window), applies it with apply once journaled, and waits
-// until it is durable; a key seen before waits for the journal's tail.
+// until it is durable; a key seen before waits for its original's record
+// while that is in flight (awaitSeenLocked).
 // stored (may be nil) runs when rec was appended.
 func (x *Exposures) commitOnce(key dedup.Key, rec []byte, apply, stored func()) error {
 	now := x.now()
@@ -225,7 +226,7 @@ func (x *Exposures) commitOnce(key dedup.Key, rec []byte, apply, stored func()) 
 	var lsn, epoch uint64
 	var res *idemReservation
 	if x.seen.Contains(key) {
-		lsn, epoch = x.log.Tail()
+		lsn, epoch = x.awaitSeenLocked([]dedup.Key{key})
 	} else {
 		g := x.seen.Gen(now.UnixMilli())
 		x.seen.Insert(key, g)
@@ -245,7 +246,7 @@ func (x *Exposures) commitOnce(key dedup.Key, rec []byte, apply, stored func()) 
 			x.mu.Unlock()
 			return err
 		}
-		res = x.reserveLocked(lsn, []dedup.Key{key})
+		res = x.reserveLocked(lsn, epoch, []dedup.Key{key})
 		if stored != nil {
 			stored()
 		}

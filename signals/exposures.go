@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -115,7 +116,6 @@ type Counter interface {
 // after its record is durable, in log order, and Wait returns after it ran.
 type Log interface {
 	AppendApply(rec []byte, undo, apply func()) (lsn, epoch uint64, err error)
-	Tail() (lsn, epoch uint64)
 	Wait(lsn, epoch uint64) error
 }
 
@@ -306,17 +306,40 @@ func (x *Exposures) idemKey(kind byte, parts ...[]byte) dedup.Key {
 // idemReservation is the idempotency keys one record inserted into seen
 // before it was durable.
 type idemReservation struct {
-	lsn  uint64
-	keys []dedup.Key
-	done bool // undone: the keys left seen (guarded by Exposures.mu)
+	lsn, epoch uint64
+	keys       []dedup.Key
+	done       bool // undone: the keys left seen (guarded by Exposures.mu)
 }
 
-// reserveLocked records that the keys of the record at lsn are in seen
-// ahead of its apply. x.mu held.
-func (x *Exposures) reserveLocked(lsn uint64, keys []dedup.Key) *idemReservation {
-	r := &idemReservation{lsn: lsn, keys: keys}
+// reserveLocked records that the keys of the record at lsn (appended in
+// epoch) are in seen ahead of its apply. x.mu held.
+func (x *Exposures) reserveLocked(lsn, epoch uint64, keys []dedup.Key) *idemReservation {
+	r := &idemReservation{lsn: lsn, epoch: epoch, keys: keys}
 	x.inflight = append(x.inflight, r)
 	return r
+}
+
+// awaitSeenLocked returns the record a duplicate of the seen keys dups
+// must wait for: the newest in-flight record that reserved one of them
+// (its Wait has not returned), or lsn 0 when none is in flight (their
+// records are durable and applied: a record that failed had its keys
+// removed by its undo before its Wait returned). Never the journal's
+// tail: a later, unrelated record whose flush fails would fail the wait
+// of a duplicate whose original is durable, and the client's retry would
+// be answered 503 for nothing. x.mu held.
+func (x *Exposures) awaitSeenLocked(dups []dedup.Key) (lsn, epoch uint64) {
+	for _, r := range x.inflight {
+		if r.done || r.lsn <= lsn {
+			continue
+		}
+		for _, k := range r.keys {
+			if slices.Contains(dups, k) {
+				lsn, epoch = r.lsn, r.epoch
+				break
+			}
+		}
+	}
+	return lsn, epoch
 }
 
 // release forgets r once its record's Wait returned.
@@ -361,10 +384,10 @@ func (x *Exposures) commit(es []exposure) (stored int, err error) {
 	x.mu.Lock()
 	x.advanceLocked(now.UnixMilli())
 	g := x.seen.Gen(now.UnixMilli())
-	dup := false
+	var dups []dedup.Key
 	for i := range es {
 		if x.seen.Contains(es[i].key) {
-			dup = true
+			dups = append(dups, es[i].key)
 			continue
 		}
 		x.seen.Insert(es[i].key, g) // a reservation until the record is durable
@@ -397,10 +420,13 @@ func (x *Exposures) commit(es []exposure) (stored int, err error) {
 			x.mu.Unlock()
 			return 0, err
 		}
-		res = x.reserveLocked(lsn, keys)
-	}
-	if dup { // a duplicate may match a reservation not yet durable: wait for it too
-		lsn, epoch = x.log.Tail()
+		res = x.reserveLocked(lsn, epoch, keys)
+	} else if len(dups) > 0 {
+		// Only duplicates: wait for the originals still in flight. With a
+		// record of our own, waiting for it is enough: every reservation
+		// we matched was appended before it (under x.mu), and a failed
+		// flush drops every record after the failed one.
+		lsn, epoch = x.awaitSeenLocked(dups)
 	}
 	x.mu.Unlock()
 	if lsn > 0 {

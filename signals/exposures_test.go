@@ -3,6 +3,7 @@ package signals
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -578,6 +579,9 @@ type heldLog struct {
 	next    uint64
 	applied uint64
 	applies []func()
+	// failFrom > 0 fails every Wait for a record at or after it (a flush
+	// that failed and dropped them).
+	failFrom uint64
 }
 
 func newHeldLog() *heldLog { l := &heldLog{}; l.cond = sync.NewCond(&l.mu); return l }
@@ -590,12 +594,13 @@ func (l *heldLog) AppendApply(_ []byte, _, apply func()) (uint64, uint64, error)
 	return l.next, 0, nil
 }
 
-func (l *heldLog) Tail() (uint64, uint64) { l.mu.Lock(); defer l.mu.Unlock(); return l.next, 0 }
-
 func (l *heldLog) Wait(lsn, _ uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for l.applied < lsn {
+		if l.failFrom > 0 && lsn >= l.failFrom {
+			return errors.New("journal: flush failed")
+		}
 		l.cond.Wait()
 	}
 	return nil
@@ -672,5 +677,69 @@ func TestExposuresSnapshotAtCheckpointExcludesInflight(t *testing.T) {
 	}
 	if err := h2.x.commitVideo(h2.x.videoEventOf(h.now.Unix(), []byte("a-1"), []byte("1"), "demo-ctv-purchase", "complete", 1)); err != nil || h2.c.completes != 1 {
 		t.Fatalf("retry of a VAST event the snapshot does not cover: %v, %v completes", err, h2.c.completes)
+	}
+}
+
+// TestDuplicateIgnoresLaterUnrelatedFailure: a duplicate of a durable
+// exposure (or VAST event) answers at once, even while a later, unrelated
+// record is pending and then fails. Before, the duplicate waited for the
+// journal's tail, so that failure answered it 503 although its original
+// was durable and applied (the same defect issue 18 fixed in dedup).
+func TestDuplicateIgnoresLaterUnrelatedFailure(t *testing.T) {
+	h := openHarness(t, t.TempDir())
+	held := newHeldLog()
+	h.x.log = held
+	roku := fixture(t, "roku-ctv-pod-gpp.json")
+	post := func(body []byte) chan int {
+		done := make(chan int, 1)
+		go func() { status, _ := h.postExposures(t, demoBidder, body); done <- status }()
+		return done
+	}
+	waitPending := func(n int) {
+		deadline := time.Now().Add(5 * time.Second)
+		for held.pending() != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d records pending, want %d", held.pending(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	a := exposuresBody(t, map[string]any{"request": roku, "imp_id": "1", "campaign": "demo-ctv-purchase", "price_cpm": 10.0, "ts": h.now.Unix() - 60})
+	done := post(a)
+	waitPending(1)
+	vast := make(chan error, 1)
+	go func() {
+		vast <- h.x.commitVideo(h.x.videoEventOf(h.now.Unix(), []byte("a-1"), []byte("1"), "demo-ctv-purchase", "complete", 1))
+	}()
+	waitPending(2)
+	held.release()
+	if status := <-done; status != 200 {
+		t.Fatalf("exposures: %d", status)
+	}
+	if err := <-vast; err != nil {
+		t.Fatal(err)
+	}
+
+	b := exposuresBody(t, map[string]any{"request": roku, "imp_id": "2", "campaign": "demo-ctv-purchase", "price_cpm": 10.0, "ts": h.now.Unix() - 30})
+	other := post(b) // unrelated, pending, and its flush will fail
+	waitPending(1)
+	held.mu.Lock()
+	held.failFrom = held.next
+	held.cond.Broadcast()
+	held.mu.Unlock()
+	dup := post(a)
+	select {
+	case status := <-dup:
+		if status != 200 {
+			t.Fatalf("duplicate of a durable exposure answered %d while an unrelated record failed", status)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("duplicate of a durable exposure waits for an unrelated pending record")
+	}
+	if err := h.x.commitVideo(h.x.videoEventOf(h.now.Unix(), []byte("a-1"), []byte("1"), "demo-ctv-purchase", "complete", 1)); err != nil {
+		t.Fatalf("duplicate of a durable VAST event: %v while an unrelated record failed", err)
+	}
+	if status := <-other; status == 200 {
+		t.Fatal("the failed record was acknowledged")
 	}
 }
