@@ -165,3 +165,61 @@ func out0At(out []stepped) int64 {
 	}
 	return out[0].st.At
 }
+
+// TestSilentCampaignHolds: a campaign whose bids never come back to
+// cpafeed (no win, no reported loss) holds its multiplier for days; one
+// that wins a little, or reports losses, without enough evidence to
+// measure its CPA raises it.
+func TestSilentCampaignHolds(t *testing.T) {
+	p := testParams()
+	day := int64(86400)
+	run := func(m Measure) float64 {
+		s := Step(p, State{}, m, Explored{}, 1_750_000_000)
+		for i := int64(1); i <= 10; i++ {
+			s = Step(p, s, m, Explored{}, 1_750_000_000+i*day)
+		}
+		return s.U()
+	}
+	if u := run(Measure{}); u != 1 {
+		t.Fatalf("silent campaign: cpa_control %.3g after 10 days, want 1", u)
+	}
+	won := Measure{Spend: 2, Exposures: 100, NEff: 10, Predicted: 0.05}
+	won.Long.Exposures, won.Long.NEff, won.Long.Predicted = 300, 30, 0.15
+	if u := run(won); u != p.Max {
+		t.Fatalf("campaign winning too little to measure: cpa_control %.3g after 10 days, want Max %g", u, p.Max)
+	}
+	if u := run(Measure{Lost: 50}); u != p.Max {
+		t.Fatalf("campaign losing every reported bid: cpa_control %.3g after 10 days, want Max %g", u, p.Max)
+	}
+}
+
+// TestIncrementalCount: with Incremental the realized CPA is the
+// attributed one over the holdout's caused share, which counts by the
+// control arm's evidence; without control conversions it is the
+// attributed CPA.
+func TestIncrementalCount(t *testing.T) {
+	m := Measure{Exposures: 10000, NEff: 10000, Conversions: 10, Predicted: 10}
+	m.Spend = 40 * m.Expected() // attributed CPA at the target
+	if s := m.CausedShare(); s != 1 {
+		t.Fatalf("no holdout: caused share %g", s)
+	}
+	m.Lift.Treated, m.Lift.Organic, m.Lift.Control = 100, 60, 6 // 6 control conversions stand for 60 organic
+	want := 1 - 6.0/8*0.6
+	if s := m.CausedShare(); math.Abs(s-want) > 1e-12 {
+		t.Fatalf("caused share %g, want %g", s, want)
+	}
+	p := testParams()
+	p.Incremental = true
+	s := Step(p, State{At: 1}, m, Explored{}, 3601)
+	if math.Abs(s.CPA-40/want) > 1e-9 || !(s.U() < 1) {
+		t.Fatalf("incremental: CPA %g, want %g, and a lower multiplier (got %g)", s.CPA, 40/want, s.U())
+	}
+	p.Incremental = false
+	if s := Step(p, State{At: 1}, m, Explored{}, 3601); math.Abs(s.CPA-40) > 1e-9 {
+		t.Fatalf("attributed: CPA %g, want 40", s.CPA)
+	}
+	m.Lift.Organic = 500 // the control arm converts more than the treated one
+	if s := m.CausedShare(); s != minCausedShare {
+		t.Fatalf("caused share %g, want the floor %g", s, minCausedShare)
+	}
+}

@@ -23,9 +23,17 @@
 //	I ← clamp(I + e·Δt/ReactionTime, ln Min, ln Max)
 //	ln u = clamp(I + Kp·e, ln Min, ln Max)
 //
-// with e clipped to ±1 and weighted by the evidence, E ÷ (E + 5) with E
+// with e clipped to ±1 and weighted by the evidence, E ÷ (E + 3) with E
 // the conversions the matured exposures were predicted to bring, and
-// Kp = 0.5 (Step). The integral holds the
+// Kp = 0.5 (Step). Under one such conversion e is +0.5 (a campaign that
+// wins too little to measure raises its bids) if the campaign's bids come
+// back at all (a win, or a reported loss), else 0: a campaign scored by a
+// bidder that reports neither holds its multiplier instead of rising to
+// Max. With Params.Incremental the conversions counted are the caused
+// ones: the CPA is divided by the share of the campaign's conversions its
+// household holdout measures as caused (Measure.CausedShare), so organic
+// conversions credited to its exposures do not read as a CPA under the
+// target. The integral holds the
 // multiplier the market needs; the proportional part damps the lag of the
 // measurement window. u may exceed 1: in a second-price auction a bidder
 // pays less than it bids, so bidding exactly the value leaves CPA below

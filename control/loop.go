@@ -21,6 +21,9 @@ type Params struct {
 	// ExploreShare is the most share of recent spend that explored bids
 	// may win, in (0, 1].
 	ExploreShare float64
+	// Incremental counts the conversions the ads caused (Measure.Lift):
+	// the realized CPA is divided by Measure.CausedShare.
+	Incremental bool
 }
 
 // Measure is a campaign's recent delivery (model.ControlStats): spend and
@@ -36,7 +39,57 @@ type Measure struct {
 	Long struct {
 		Exposures, Conversions, NEff, Predicted float64
 	}
+	// Lost are the campaign's lost bids reported recently (loss notices,
+	// decayed; shading.Book.Lost).
+	Lost float64
+	// Lift is the campaign's holdout measurement since it started
+	// (conversions.Attributor.Incrementality): the treated arm's matched
+	// conversions, the organic ones among them that the control arm's
+	// rate predicts, and the control arm's own conversions, which that
+	// prediction rests on.
+	Lift struct {
+		Treated, Organic, Control float64
+	}
 }
+
+// CausedShare returns the share of the campaign's conversions that its
+// ads caused, as its holdout measures it: 1 − w × Organic ÷ Treated,
+// within [minCausedShare, 1], the organic share weighted by its evidence
+// w = Control ÷ (Control + causedHalf). With a 5 % holdout each control
+// conversion stands for about 19 organic ones among the treated, so the
+// first few would swing the share from 1 to near 0; weighted, a campaign
+// without control conversions (or without a holdout) counts every
+// credited conversion as caused, and the correction grows with the
+// evidence for it.
+func (m Measure) CausedShare() float64 {
+	t, o, y := m.Lift.Treated, m.Lift.Organic, m.Lift.Control
+	if !(t > 0) || !(o > 0) || !(y > 0) {
+		return 1
+	}
+	w := y / (y + causedHalf)
+	return clamp(1-w*o/t, minCausedShare, 1)
+}
+
+// causedHalf is the control arm's conversions at which the measured
+// organic share counts half (CausedShare).
+const causedHalf = 2
+
+// minCausedShare is the least caused share: a holdout whose control arm
+// converts as often as the treated one (or more) is read as ads that
+// cause a tenth of the conversions, not none.
+const minCausedShare = 0.1
+
+// heard reports whether the campaign's bids come back to cpafeed at all:
+// a win in the long window or a reported loss. Without either, a campaign
+// that is scored but whose wins are never reported (no win notices, no
+// exposures posted) cannot tell winning too little from not reporting.
+func (m Measure) heard() bool {
+	return m.Long.Exposures >= minHeard || m.Exposures >= minHeard || m.Lost >= minHeard
+}
+
+// minHeard is the least (decayed) count of wins or reported losses that
+// lets a campaign without evidence raise its multiplier (ePrior).
+const minHeard = 1
 
 // priorConversions is the weight, in pseudo-conversions, of a calibrated
 // prediction in the calibration: with few conversions the realized CPA is
@@ -113,8 +166,10 @@ const evidenceHalf = 3
 // (it only lowers bids), so the controller does, up to Max, until what
 // the campaign then wins measures its CPA (the simulation's scarce
 // market, seed 1: cpafeed's campaigns bid 4 and 4 CPM, won 3.68 USD in
-// four days and stayed at cpa_control 1.1 without it). A campaign that
-// is not bid on at all rises to Max the same way: Max bounds that.
+// four days and stayed at cpa_control 1.1 without it). A campaign none of
+// whose bids come back (no win and no reported loss: Measure.heard) holds
+// its multiplier instead: it may be bid on by a bidder that reports
+// neither, and rising to Max would overspend it the day the reports start.
 const ePrior = 0.5
 
 // minEvidence is the least evidence (Measure.Evidence) a measured CPA is
@@ -182,6 +237,9 @@ func Step(p Params, s State, m Measure, x Explored, now int64) State {
 	s.At = now
 	lo, hi := math.Log(p.Min), math.Log(p.Max)
 	cpa, ok := m.CPA()
+	if ok && p.Incremental {
+		cpa /= m.CausedShare()
+	}
 	if ok {
 		s.CPA = cpa
 	}
@@ -189,7 +247,10 @@ func Step(p Params, s State, m Measure, x Explored, now int64) State {
 		// The measured error counts by its evidence; with less than
 		// minEvidence the constraint is taken as not binding (ePrior): a
 		// campaign that wins too little to measure raises its bids.
-		e := ePrior
+		var e float64
+		if m.heard() {
+			e = ePrior
+		}
 		if ev := m.Evidence(); ok && ev >= minEvidence {
 			e = clamp(math.Log(p.Target/cpa), -maxErr, maxErr) * ev / (ev + evidenceHalf)
 		}

@@ -243,7 +243,8 @@ func TestStep(t *testing.T) {
 	f(3600, m, math.Exp(e/tau+control.Kp*e))
 	f(48*3600, m, math.Exp(e+control.Kp*e)) // a long pause integrates one reaction time
 	prior := math.Exp(0.5/tau + control.Kp*0.5)
-	f(3600, control.Measure{}, prior) // no spend: the prior error 0.5 raises bids
+	f(3600, control.Measure{}, 1)             // nothing comes back: it holds
+	f(3600, control.Measure{Lost: 20}, prior) // reported losses, no win: the prior error 0.5 raises bids
 	// No exposure has had time to convert (evidence under 1): the prior.
 	f(3600, control.Measure{Spend: 100, Exposures: 10000, NEff: 3000, Predicted: 2.5}, prior)
 	// CPA 1000 against 40 on 1000 matured predictions: e clipped to −1.

@@ -208,6 +208,28 @@ func (l *liftState) organicRates(now, window int64, prior float64) []float64 {
 	return out
 }
 
+// Incrementality returns a campaign's lift measurement since it started,
+// for its CPA controller (control.Measure.Lift): the treated arm's
+// matched conversions, the organic conversions among them that the
+// control arm's rate per household predicts (its conversions ÷ its
+// households × the treated households), and the control arm's
+// conversions; false for a campaign without both arms.
+func (a *Attributor) Incrementality(campaign string) (treated, organic, control float64, ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := a.byID[campaign]
+	if c == nil {
+		return 0, 0, 0, false
+	}
+	f := c.lift.figures(nil, make([]float64, c.lift.groups+1)) // the matchable time is not needed
+	e := f.estimate()
+	if !e.ok {
+		return 0, 0, 0, false
+	}
+	yT, yC := f.conv[armTreatment], f.conv[armControl]
+	return yT, yT - e.incremental, yC, true
+}
+
 // liftFigures are one cut of a lift report (a group, or the campaign).
 type liftFigures struct {
 	households  [2]float64

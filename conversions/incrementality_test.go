@@ -41,6 +41,15 @@ func TestGhostOnlyConversionCountsForControl(t *testing.T) {
 	if r.OrganicRate == nil || *r.OrganicRate <= 0 {
 		t.Fatalf("organic rate %v", r.OrganicRate)
 	}
+	// One household per arm, each converting once: the control arm's rate
+	// predicts the treated conversion as organic.
+	tr, org, ctl, ok := h.a.Incrementality("buy")
+	if !ok || tr != 1 || math.Abs(org-1) > 0.05 || ctl != 1 {
+		t.Fatalf("incrementality %g treated, %g organic, %g control, %v", tr, org, ctl, ok)
+	}
+	if _, _, _, ok := h.a.Incrementality("nope"); ok {
+		t.Fatal("an unknown campaign has an incrementality")
+	}
 }
 
 // TestLiftIntervalCoversTruth simulates many holdout experiments with a

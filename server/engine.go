@@ -122,7 +122,7 @@ func controlCampaigns(campaigns []model.Campaign) []control.Campaign {
 		k := c.Control
 		out[i] = control.Campaign{ID: c.ID, Window: k.Window.Seconds(), Params: control.Params{
 			Enabled: k.CPA, Target: c.TargetCPA, Min: k.Min, Max: k.Max,
-			ReactionTime: k.ReactionTime.Seconds(), ExploreShare: k.ExploreShare,
+			ReactionTime: k.ReactionTime.Seconds(), ExploreShare: k.ExploreShare, Incremental: k.Count == model.CountIncremental,
 		}}
 	}
 	return out
@@ -146,7 +146,10 @@ func (e *Engine) Steer(now int64) error {
 	e.Shading.Refit(now)
 	return e.Control.Update(now, func(id string) (control.Measure, bool) {
 		st, ok := e.Model.ControlStats(id, now)
-		return control.Measure{Spend: st.Spend, Exposures: st.Exposures, Conversions: st.Conversions, NEff: st.NEff, Predicted: st.Predicted, Long: st.Long}, ok
+		m := control.Measure{Spend: st.Spend, Exposures: st.Exposures, Conversions: st.Conversions, NEff: st.NEff, Predicted: st.Predicted, Long: st.Long,
+			Lost: e.Shading.Lost(uint64(model.RootKey(id)), now)}
+		m.Lift.Treated, m.Lift.Organic, m.Lift.Control, _ = e.Attributor.Incrementality(id)
+		return m, ok
 	})
 }
 

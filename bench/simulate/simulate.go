@@ -83,6 +83,10 @@ type Options struct {
 	// NoShading turns first-price shading off inside the closed loop
 	// (campaigns' disable_shading): to measure what it brings.
 	NoShading bool
+	// ControlCount is what the controllers count (campaigns'
+	// control.count): "" or model.CountAttributed, or
+	// model.CountIncremental.
+	ControlCount string
 	// CapFactor caps every bid at CapFactor × the campaign's average value
 	// CPM (1000 × target CPA × base CVR). Default 5.
 	CapFactor float64
@@ -370,7 +374,7 @@ func simConfig(opts Options, m *market.Market) (server.Config, error) {
 			// every strategy's bid the same way (inside the closed
 			// loop, after the CPA controller's multiplier).
 			PriorCVR: c.BaseCVR,
-			Control:  model.Control{CPA: opts.CPAControl, DisableShading: opts.NoShading},
+			Control:  model.Control{CPA: opts.CPAControl, DisableShading: opts.NoShading, Count: opts.ControlCount},
 		})
 	}
 	// Remembered bids serve win notices and VAST beacons over HTTP; the

@@ -120,6 +120,7 @@ type Settings struct {
 	ControlEvery string       `json:"control_every"`
 	CPAControl   bool         `json:"cpa_control,omitempty"`
 	NoShading    bool         `json:"no_shading,omitempty"`
+	ControlCount string       `json:"control_count,omitempty"`
 }
 
 // StrategyResult is one strategy's run. CPA is spend ÷ true conversions
@@ -342,7 +343,7 @@ func buildResult(sim *simulation, players []played) *Result {
 		Campaigns:  sim.m.Scenario().Campaigns,
 		Settings: Settings{RefreshEvery: o.RefreshEvery.String(), RefitEvery: o.RefitEvery.String(),
 			CapFactor: o.CapFactor, Pacing: o.Pacing, Explore: o.Explore,
-			ControlEvery: o.ControlEvery.String(), CPAControl: o.CPAControl, NoShading: o.NoShading},
+			ControlEvery: o.ControlEvery.String(), CPAControl: o.CPAControl, NoShading: o.NoShading, ControlCount: o.ControlCount},
 	}
 	if res.Scenario == "" {
 		res.Scenario = sim.m.Scenario().Name
@@ -460,6 +461,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	}
 	if r.Settings.NoShading {
 		loop += ", no shading"
+	}
+	if r.Settings.CPAControl && r.Settings.ControlCount != "" {
+		loop += ", counting " + r.Settings.ControlCount + " conversions"
 	}
 	fmt.Fprintf(w, "scenario %s, seed %d, %d days, %s-price auction%s%s\n\n", r.Scenario, r.Seed, r.Days, r.Auction, explore, loop)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

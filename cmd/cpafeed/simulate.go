@@ -44,6 +44,7 @@ pair in one table.`, stderr)
 	explore := fs.String("explore", "", "how the cpafeed strategy explores: empty (bid on the posterior mean) or thompson (bid on a posterior draw for the campaign's explore share of imps, as explore=thompson offers bidders)")
 	cpaControl := fs.Bool("cpa-control", false, "play cpa_raw, cpafeed and the oracle through cpafeed's closed loop: the CPA controller on for every campaign, first-price shading, the budget pacer capped at 1 (README \"Keeping the target CPA\")")
 	noShading := fs.Bool("no-shading", false, "with --cpa-control: turn first-price shading off for every campaign")
+	controlCount := fs.String("control-count", "", "with --cpa-control: what the controller counts: attributed (default) or incremental (credited conversions × the share the holdout measures as caused)")
 	if done, code := c.parse(args, stdout, stderr); done {
 		return code
 	}
@@ -94,7 +95,7 @@ pair in one table.`, stderr)
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(*jobs) * memoryPerJob)
 	}
-	opts := simulate.Options{Scenario: scs[0], Seed: *seed, Days: *days, Explore: *explore, Credit: *credit, CPAControl: *cpaControl, NoShading: *noShading}
+	opts := simulate.Options{Scenario: scs[0], Seed: *seed, Days: *days, Explore: *explore, Credit: *credit, CPAControl: *cpaControl, NoShading: *noShading, ControlCount: *controlCount}
 	if *holdout >= 0 {
 		opts.Holdout = holdout
 	}
