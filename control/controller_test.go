@@ -223,3 +223,29 @@ func TestIncrementalCount(t *testing.T) {
 		t.Fatalf("caused share %g, want the floor %g", s, minCausedShare)
 	}
 }
+
+// TestStaleErrorFades: a campaign that measured a CPA over its target and
+// then stopped winning does not keep lowering its multiplier on that
+// stale measure: once its recent delivery expects under one conversion,
+// it is a campaign that wins too little and raises its bids again.
+func TestStaleErrorFades(t *testing.T) {
+	p := testParams()
+	at := func(h float64) Measure { // the recent counts decayed by h, the long ones by √h
+		m := Measure{Spend: 400 * h, Exposures: 10000 * h, NEff: 10000 * h, Conversions: 5 * h, Predicted: 5 * h}
+		m.Long.Exposures, m.Long.NEff, m.Long.Conversions, m.Long.Predicted = 20000*math.Sqrt(h), 20000*math.Sqrt(h), 10*math.Sqrt(h), 10*math.Sqrt(h)
+		return m
+	}
+	if cpa, _ := at(1).CPA(); math.Abs(cpa-80) > 1e-9 {
+		t.Fatalf("measured CPA %g, want 80", cpa)
+	}
+	day := int64(86400)
+	s := Step(p, State{}, at(1), Explored{}, day)
+	var low float64 = 1
+	for d := int64(1); d <= 12; d++ { // no win after the first day: half-life one day
+		s = Step(p, s, at(math.Pow(0.5, float64(d))), Explored{}, day+d*day)
+		low = min(low, s.U())
+	}
+	if !(low > 1.2*p.Min) || !(s.U() > 2*low) {
+		t.Fatalf("after 12 days without a win: lowest cpa_control %.3g, last %.3g; want it to stop falling and rise again", low, s.U())
+	}
+}

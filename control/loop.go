@@ -251,7 +251,15 @@ func Step(p Params, s State, m Measure, x Explored, now int64) State {
 		if m.heard() {
 			e = ePrior
 		}
-		if ev := m.Evidence(); ok && ev >= minEvidence {
+		// A measured CPA needs recent delivery too (Expected, the
+		// conversions the recent exposures will bring, at least
+		// minEvidence): a campaign that stopped winning keeps a measured
+		// CPA (its recent spend and predictions decay alike), and
+		// integrating that stale error held it at Min for good (the
+		// simulation's perfect-observation market, seed 2: the signup
+		// campaign's first day read over its target, cpa_control fell to
+		// 0.2 by day 2 and it won nothing for 12 days).
+		if ev := m.Evidence(); ok && ev >= minEvidence && m.Expected() >= minEvidence {
 			e = clamp(math.Log(p.Target/cpa), -maxErr, maxErr) * ev / (ev + evidenceHalf)
 		}
 		s.I = clamp(s.I+e*frac, lo, hi)
