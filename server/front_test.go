@@ -138,6 +138,31 @@ func TestLargeBodyOfUnknownCallerNotRead(t *testing.T) {
 	}
 }
 
+// TestLargeBodyOfTokenlessEndpointNotRead: an endpoint anyone may call
+// (win and loss notices, VAST beacons, the pixel, probes) refuses a body
+// over preAuthBodyBytes unread, 413; before, a stranger's body was read up
+// to http.max_body_bytes (8 MiB) into memory. Small bodies pass as before.
+func TestLargeBodyOfTokenlessEndpointNotRead(t *testing.T) {
+	s := testServer(t, nil)
+	addr := serveOn(t, s)
+	for _, path := range []string{"/v1/win?auction=a&imp=1&campaign=demo-ctv-purchase&price=1", "/v1/vast?auction=a&imp=1&campaign=demo-ctv-purchase&ev=start",
+		"/v1/loss?auction=a&imp=1&campaign=demo-ctv-purchase", "/v1/pixel?id=1234567890&ev=Purchase", "/healthz", "/metrics", "/nope"} {
+		raw := "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n"
+		status, body := roundTripWithin(t, addr, raw, 2*time.Second)
+		if status != 413 || !strings.Contains(body, "no token") {
+			t.Fatalf("%s, 1 MB body announced but not sent: %d %s, want 413 at once", path, status, body)
+		}
+		chunked := "POST " + path + " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"10000\r\n" + strings.Repeat("a", 0x10000) + "\r\n" + "10\r\n" + strings.Repeat("a", 0x10) + "\r\n0\r\n\r\n"
+		if status, body := roundTrip(t, addr, chunked); status != 413 {
+			t.Fatalf("%s, chunked body over %d bytes: %d %s, want 413", path, preAuthBodyBytes, status, body)
+		}
+	}
+	if status, body := roundTrip(t, addr, "POST /v1/win?auction=a&imp=1&campaign=demo-ctv-purchase&price=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"); status != 200 {
+		t.Fatalf("win notice with a small body: %d %s", status, body)
+	}
+}
+
 // TestMalformedRequestAnswerEchoesNothing: a request fasthttp cannot parse
 // is answered with the kind of problem only: nothing of the head (a Bearer
 // token, a query with an email) comes back.

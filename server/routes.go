@@ -307,13 +307,18 @@ func (s *Server) withLazyBody(ctx *fasthttp.RequestCtx, methods string, fn func(
 
 // preAuthBodyBytes is the largest body read before its token is checked, on
 // endpoints whose token travels outside the body; a larger one, or one of
-// unknown length (chunked), is read only for a known token.
+// unknown length (chunked), is read only for a known token. It is also the
+// largest body of an endpoint that takes no token (probes, metrics, the
+// pixel, win and loss notices, VAST beacons): anyone may call those, and a
+// pixel's form or a POSTed notice is a few hundred bytes.
 const preAuthBodyBytes = 64 << 10
 
 // headerReceived runs once a request's head is read, before its body: when
 // the body is larger than preAuthBodyBytes and preAuth refuses the token,
 // the body limit drops to 1 byte, so that fasthttp refuses the body
-// unread; connError then answers preAuth's error, not 413.
+// unread; connError then answers preAuth's error, not 413. On an endpoint
+// that takes no token the limit is preAuthBodyBytes: a larger body is
+// refused unread (chunked, once that much arrived), answered 413.
 func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	if n := h.ContentLength(); n >= 0 && n <= preAuthBodyBytes {
 		return fasthttp.RequestConfig{}
@@ -321,7 +326,16 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 	if s.preAuth(h) != nil {
 		return fasthttp.RequestConfig{MaxRequestBodySize: 1}
 	}
+	if tokenless(h) {
+		return fasthttp.RequestConfig{MaxRequestBodySize: preAuthBodyBytes}
+	}
 	return fasthttp.RequestConfig{}
+}
+
+// tokenless reports whether a request's route takes no token.
+func tokenless(h *fasthttp.RequestHeader) bool {
+	path, _, _ := bytes.Cut(h.RequestURI(), []byte("?"))
+	return routeOf(path).role() == roleNone
 }
 
 func traceID(ctx *fasthttp.RequestCtx) string { return apierr.TraceID(ctx.ID()) }

@@ -303,6 +303,8 @@ func (s *Server) connError(ctx *fasthttp.RequestCtx, err error) {
 		// (headerReceived).
 		if aerr := s.preAuth(&ctx.Request.Header); aerr != nil {
 			e = apierr.As(aerr)
+		} else if tokenless(&ctx.Request.Header) {
+			e = apierr.New(413, apierr.CodeInvalidParameter, "body: larger than %d bytes (an endpoint that takes no token)", preAuthBodyBytes)
 		} else {
 			e = apierr.New(413, apierr.CodeInvalidParameter, "body: larger than %d bytes", s.cfg.HTTP.MaxBodyBytes)
 		}
