@@ -226,6 +226,13 @@ type Bidder struct {
 	// who learns an auction and imp id of the bidder's (every bidder in
 	// that auction does) can book a win of it.
 	WinSecret string `yaml:"win_secret"`
+	// PreviousWinSecret is the bidder's win_secret before a rotation:
+	// win notices and VAST beacons signed with it stay valid (nothing is
+	// signed with it). To rotate, set win_secret to the new key and this to
+	// the old one, restart, switch the bidder to the new key, and drop
+	// this once the old URLs have stopped arriving (their ads have played:
+	// a day is ample). At least 16 bytes; needs win_secret.
+	PreviousWinSecret string `yaml:"previous_win_secret"`
 }
 
 // LoadConfig reads, expands, decodes, defaults and validates the file at
@@ -611,6 +618,17 @@ func (c Config) Validate() []error {
 		if b.WinSecret != "" && b.WinSecret == b.Token {
 			bad(p+".win_secret", "must differ from the token (it is written into ad markup code)")
 		}
+		switch {
+		case b.PreviousWinSecret == "":
+		case b.WinSecret == "":
+			bad(p+".previous_win_secret", "set without win_secret (the new key a rotation moves to)")
+		case len(b.PreviousWinSecret) < 16:
+			bad(p+".previous_win_secret", "at least 16 bytes, not %d", len(b.PreviousWinSecret))
+		case b.PreviousWinSecret == b.Token:
+			bad(p+".previous_win_secret", "must differ from the token (it is written into ad markup code)")
+		case b.PreviousWinSecret == b.WinSecret:
+			bad(p+".previous_win_secret", "equals win_secret: a rotation needs a new key")
+		}
 		for j, id := range b.Campaigns {
 			if !campaigns[id] {
 				bad(fmt.Sprintf("%s.campaigns[%d]", p, j), "unknown campaign %q", id)
@@ -692,6 +710,9 @@ func (c Config) DevCredentials() []string {
 		}
 		if isDev(b.WinSecret) {
 			out = append(out, fmt.Sprintf("bidders[%d].win_secret", i))
+		}
+		if isDev(b.PreviousWinSecret) {
+			out = append(out, fmt.Sprintf("bidders[%d].previous_win_secret", i))
 		}
 	}
 	return out

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"github.com/cpafeed/cpafeed/signals"
 	"strings"
 	"testing"
 
@@ -148,6 +149,35 @@ func TestConfigWinSecretAndPriceCap(t *testing.T) {
 		"    campaigns: [demo-ctv-purchase, demo-ctv-signup]\n    win_secret: dev-bidder-token\n", 1)
 	if _, err := ParseConfig([]byte(raw)); err == nil || !strings.Contains(err.Error(), "bidders[0].win_secret: must differ from the token") {
 		t.Errorf("win_secret equal to the token: %v", err)
+	}
+	rotation := func(lines string) (Config, error) {
+		return ParseConfig([]byte(strings.Replace(string(configs.Default), "    campaigns: [demo-ctv-purchase, demo-ctv-signup]\n",
+			"    campaigns: [demo-ctv-purchase, demo-ctv-signup]\n"+lines, 1)))
+	}
+	for lines, want := range map[string]string{
+		"    previous_win_secret: the-old-win-secret-0123\n":                                          "bidders[0].previous_win_secret: set without win_secret",
+		"    win_secret: the-new-win-secret-0123\n    previous_win_secret: short\n":                   "bidders[0].previous_win_secret: at least 16 bytes",
+		"    win_secret: the-new-win-secret-0123\n    previous_win_secret: the-new-win-secret-0123\n": "bidders[0].previous_win_secret: equals win_secret",
+		"    win_secret: the-new-win-secret-0123\n    previous_win_secret: dev-bidder-token\n":        "bidders[0].previous_win_secret: must differ from the token",
+	} {
+		if _, err := rotation(lines); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", lines, err, want)
+		}
+	}
+	c, err := rotation("    win_secret: the-new-win-secret-0123\n    previous_win_secret: the-old-win-secret-0123\n")
+	if err != nil || c.Bidders[0].PreviousWinSecret != "the-old-win-secret-0123" {
+		t.Fatalf("a rotation: %v", err)
+	}
+	if y, _ := c.YAML(true); strings.Contains(string(y), "the-old-win-secret") {
+		t.Fatal("config check shows the previous win_secret")
+	}
+	// The bidder's signer accepts both keys' sigs and signs with the new.
+	tn := newTenants(c).bidders[c.Bidders[0].Name]
+	for _, key := range []string{"the-old-win-secret-0123", "the-new-win-secret-0123"} {
+		sig := signals.NewWinSigner([]byte(key)).AppendSig(nil, "a-1", "1", "demo-ctv-purchase")
+		if !tn.winSigner.Valid(sig, []byte("a-1"), []byte("1"), "demo-ctv-purchase") {
+			t.Fatalf("during the rotation a sig of %s is refused", key)
+		}
 	}
 }
 

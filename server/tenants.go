@@ -39,7 +39,7 @@ func newTenants(c Config) *tenants {
 	for _, b := range c.Bidders {
 		tn := &tenant{name: b.Name, token: []byte(b.Token), noWins: b.WinNotices != nil && !*b.WinNotices}
 		if b.WinSecret != "" {
-			tn.winSigner = signals.NewWinSigner([]byte(b.WinSecret))
+			tn.winSigner = signals.NewWinSigner([]byte(b.WinSecret), []byte(b.PreviousWinSecret))
 		}
 		if len(b.Campaigns) > 0 {
 			tn.campaigns = map[string]struct{}{}

@@ -23,8 +23,14 @@ import (
 // are not covered. A value containing a newline never verifies (it would
 // make the message ambiguous). A WinSigner is safe for concurrent use and
 // checks without allocating in steady state.
+//
+// While a bidder rotates its secret, the signer also accepts the previous
+// one (NewWinSigner's previous): URLs signed before the bidder switched
+// keep arriving for as long as their ads play (VAST beacons) and their
+// notices are retried.
 type WinSigner struct {
-	pool sync.Pool // *winMAC
+	pool sync.Pool  // *winMAC
+	prev *WinSigner // the previous secret's, accepted, never signed with; nil = none
 }
 
 type winMAC struct {
@@ -35,11 +41,15 @@ type winMAC struct {
 
 var newline = []byte{'\n'}
 
-// NewWinSigner returns the signer of a bidder's win_secret.
-func NewWinSigner(secret []byte) *WinSigner {
+// NewWinSigner returns the signer of a bidder's win_secret; a non-empty
+// previous (the secret before a rotation) is accepted by Valid too.
+func NewWinSigner(secret []byte, previous ...[]byte) *WinSigner {
 	key := bytes.Clone(secret)
 	s := &WinSigner{}
 	s.pool.New = func() any { return &winMAC{h: hmac.New(sha256.New, key)} }
+	if len(previous) > 0 && len(previous[0]) > 0 {
+		s.prev = NewWinSigner(previous[0])
+	}
 	return s
 }
 
@@ -66,8 +76,16 @@ func (s *WinSigner) AppendSig(dst []byte, auction, imp, campaign string) []byte 
 }
 
 // Valid reports whether sig (hex, either case) is the signature of
-// (auction, imp, campaign). It compares in constant time.
+// (auction, imp, campaign) under the secret, or under the previous one. It
+// compares in constant time.
 func (s *WinSigner) Valid(sig, auction, imp []byte, campaign string) bool {
+	if s.valid(sig, auction, imp, campaign) {
+		return true
+	}
+	return s.prev != nil && s.prev.valid(sig, auction, imp, campaign)
+}
+
+func (s *WinSigner) valid(sig, auction, imp []byte, campaign string) bool {
 	if len(sig) != 2*sha256.Size || bytes.IndexByte(auction, '\n') >= 0 || bytes.IndexByte(imp, '\n') >= 0 ||
 		bytes.IndexByte(unsafe.Slice(unsafe.StringData(campaign), len(campaign)), '\n') >= 0 {
 		return false

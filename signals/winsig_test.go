@@ -38,6 +38,34 @@ func TestWinSigner(t *testing.T) {
 	f(amb, "a", "1\n2", "c", false)
 }
 
+// TestWinSignerRotation: during a rotation the signer signs with the new
+// secret and accepts URLs signed with the previous one; the signer of the
+// new secret alone (the rotation finished) refuses them.
+func TestWinSignerRotation(t *testing.T) {
+	old := NewWinSigner(testWinSecret)
+	next := []byte("the-next-win-secret-0123")
+	s := NewWinSigner(next, testWinSecret)
+	oldSig := old.AppendSig(nil, "auction-1", "2", "demo-ctv-purchase")
+	newSig := s.AppendSig(nil, "auction-1", "2", "demo-ctv-purchase")
+	if string(newSig) != string(NewWinSigner(next).AppendSig(nil, "auction-1", "2", "demo-ctv-purchase")) {
+		t.Fatal("a rotating signer signs with the previous secret")
+	}
+	for _, sig := range [][]byte{oldSig, newSig} {
+		if !s.Valid(sig, []byte("auction-1"), []byte("2"), "demo-ctv-purchase") {
+			t.Fatalf("rotating signer refuses %s", sig)
+		}
+	}
+	if s.Valid(oldSig, []byte("auction-1"), []byte("3"), "demo-ctv-purchase") {
+		t.Fatal("the previous secret's sig is valid for another imp")
+	}
+	if NewWinSigner(next).Valid(oldSig, []byte("auction-1"), []byte("2"), "demo-ctv-purchase") {
+		t.Fatal("after the rotation the previous secret's sig is still valid")
+	}
+	if NewWinSigner(next, nil).prev != nil {
+		t.Fatal("an empty previous secret is accepted as a key")
+	}
+}
+
 func TestWinSignerValidAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocations differ under -race")
