@@ -332,10 +332,14 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 	return fasthttp.RequestConfig{}
 }
 
-// tokenless reports whether a request's route takes no token.
-func tokenless(h *fasthttp.RequestHeader) bool {
+// tokenless reports whether a request's route takes no token (an unknown
+// path included: it is answered 404 without one).
+func tokenless(h *fasthttp.RequestHeader) bool { return routeOfHeader(h).role() == roleNone }
+
+// routeOfHeader is the route of a request's head.
+func routeOfHeader(h *fasthttp.RequestHeader) route {
 	path, _, _ := bytes.Cut(h.RequestURI(), []byte("?"))
-	return routeOf(path).role() == roleNone
+	return routeOf(path)
 }
 
 func traceID(ctx *fasthttp.RequestCtx) string { return apierr.TraceID(ctx.ID()) }

@@ -303,10 +303,12 @@ func (s *Server) connError(ctx *fasthttp.RequestCtx, err error) {
 		// (headerReceived).
 		if aerr := s.preAuth(&ctx.Request.Header); aerr != nil {
 			e = apierr.As(aerr)
-		} else if tokenless(&ctx.Request.Header) {
+		} else if r := routeOfHeader(&ctx.Request.Header); r != routeNotFound && r.role() == roleNone {
 			e = apierr.New(413, apierr.CodeInvalidParameter, "body: larger than %d bytes (an endpoint that takes no token)", preAuthBodyBytes)
 		} else {
-			e = apierr.New(413, apierr.CodeInvalidParameter, "body: larger than %d bytes", s.cfg.HTTP.MaxBodyBytes)
+			// A chunked body's error comes with the head reset: the route
+			// is not known here.
+			e = apierr.New(413, apierr.CodeInvalidParameter, "body: larger than %d bytes (%d on an endpoint that takes no token)", s.cfg.HTTP.MaxBodyBytes, preAuthBodyBytes)
 		}
 	case errors.As(err, &te) && te.Timeout():
 		e = apierr.New(408, apierr.CodeInvalidParameter, "request: not read within %s", s.cfg.HTTP.ReadTimeout)
