@@ -147,27 +147,26 @@ func (b *Book) Observe(campaign, cut uint64, bid float64, won bool, ts int64) {
 	}
 }
 
-// Lost returns campaign's lost bids counted so far, decayed to now by
-// the book's half-life: whether the campaign bids into the market and
-// hears back (the CPA controller raises a campaign that wins too little
-// to measure only then).
-func (b *Book) Lost(campaign uint64, now int64) float64 {
+// Lost returns every campaign's lost bids counted so far, decayed to now
+// by the book's half-life, in one pass over the cells: whether a campaign
+// bids into the market and hears back (the CPA controller raises a
+// campaign that wins too little to measure only then).
+func (b *Book) Lost(now int64) map[uint64]float64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var n float64
+	out := map[uint64]float64{}
 	for k, c := range b.cells {
-		if k.campaign != campaign {
-			continue
-		}
 		h := 1.0
 		if now > c.tRef {
 			h = math.Exp(-b.gamma * float64(now-c.tRef))
 		}
+		var n float64
 		for _, l := range c.lost {
-			n += h * l
+			n += l
 		}
+		out[k.campaign] += h * n
 	}
-	return n
+	return out
 }
 
 // Curves returns the curves of the last Refit (immutable).

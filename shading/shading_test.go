@@ -184,3 +184,23 @@ func BenchmarkShade(b *testing.B) {
 		v = 16 + c.Shade(v)*1e-9
 	}
 }
+
+// TestBookLost: a campaign's lost bids over all its cuts, decayed by the
+// half-life; wins are not counted, nor another campaign's losses.
+func TestBookLost(t *testing.T) {
+	b := NewBook(Config{})
+	t0 := int64(1_750_000_000)
+	for i := range 10 {
+		b.Observe(1, uint64(i%3), 5+float64(i), false, t0)
+		b.Observe(1, 7, 20, true, t0)
+	}
+	b.Observe(2, 0, 5, false, t0)
+	got := b.Lost(t0)
+	if got[1] != 10 || got[2] != 1 || len(got) != 2 {
+		t.Fatalf("lost %v, want 10 for campaign 1 and 1 for 2", got)
+	}
+	half := t0 + int64(b.cfg.HalfLife.Seconds())
+	if l := b.Lost(half)[1]; math.Abs(l-5) > 1e-9 {
+		t.Fatalf("one half-life later: %g lost, want 5", l)
+	}
+}
