@@ -328,15 +328,23 @@ func (x *Exposures) reserveLocked(lsn, epoch uint64, keys []dedup.Key) *idemRese
 // of a duplicate whose original is durable, and the client's retry would
 // be answered 503 for nothing. x.mu held.
 func (x *Exposures) awaitSeenLocked(dups []dedup.Key) (lsn, epoch uint64) {
+	if len(x.inflight) == 0 {
+		return 0, 0
+	}
+	has := func(k dedup.Key) bool { return slices.Contains(dups, k) }
+	if len(dups) > 8 { // a batch of duplicates: a set, not dups × in-flight keys comparisons
+		set := make(map[dedup.Key]struct{}, len(dups))
+		for _, k := range dups {
+			set[k] = struct{}{}
+		}
+		has = func(k dedup.Key) bool { _, ok := set[k]; return ok }
+	}
 	for _, r := range x.inflight {
 		if r.done || r.lsn <= lsn {
 			continue
 		}
-		for _, k := range r.keys {
-			if slices.Contains(dups, k) {
-				lsn, epoch = r.lsn, r.epoch
-				break
-			}
+		if slices.ContainsFunc(r.keys, has) {
+			lsn, epoch = r.lsn, r.epoch
 		}
 	}
 	return lsn, epoch

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cpafeed/cpafeed/dedup"
 	"io"
 	"log/slog"
 	"math"
@@ -741,5 +742,41 @@ func TestDuplicateIgnoresLaterUnrelatedFailure(t *testing.T) {
 	}
 	if status := <-other; status == 200 {
 		t.Fatal("the failed record was acknowledged")
+	}
+}
+
+// TestAwaitSeenFindsNewestInflight: a duplicate waits for the newest
+// in-flight record holding one of its keys, whether it has a few keys or
+// a batch of them; undone records and keys in no record are ignored.
+func TestAwaitSeenFindsNewestInflight(t *testing.T) {
+	var x Exposures
+	key := func(i int) dedup.Key { return dedup.Key{byte(i), 1} }
+	x.inflight = []*idemReservation{
+		{lsn: 5, epoch: 1, keys: []dedup.Key{key(1), key(2)}},
+		{lsn: 9, epoch: 2, keys: []dedup.Key{key(3)}},
+		{lsn: 12, epoch: 2, keys: []dedup.Key{key(4)}, done: true},
+	}
+	many := func(k ...dedup.Key) []dedup.Key {
+		out := append([]dedup.Key(nil), k...)
+		for i := 100; i < 120; i++ {
+			out = append(out, key(i))
+		}
+		return out
+	}
+	for _, c := range []struct {
+		dups       []dedup.Key
+		lsn, epoch uint64
+	}{
+		{[]dedup.Key{key(2)}, 5, 1},
+		{[]dedup.Key{key(2), key(3)}, 9, 2},
+		{[]dedup.Key{key(4)}, 0, 0},
+		{[]dedup.Key{key(7)}, 0, 0},
+		{many(key(2)), 5, 1},
+		{many(key(3), key(1)), 9, 2},
+		{many(key(4)), 0, 0},
+	} {
+		if lsn, epoch := x.awaitSeenLocked(c.dups); lsn != c.lsn || epoch != c.epoch {
+			t.Errorf("%d dups: lsn %d epoch %d, want %d %d", len(c.dups), lsn, epoch, c.lsn, c.epoch)
+		}
 	}
 }
