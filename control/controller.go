@@ -233,8 +233,9 @@ type stepped struct {
 // Update steps every configured campaign's controller at now on its
 // measure (false, or a nil measure: the campaign is not measured, its
 // state only takes the time) and journals the new states; they are in force once it returns
-// nil. measure is called without the controller's lock.
-func (c *Controller) Update(now int64, measure func(campaign string) (Measure, bool)) error {
+// nil. measure is called without the controller's lock, with the
+// campaign's parameters (what to measure depends on them: Params.Incremental).
+func (c *Controller) Update(now int64, measure func(campaign string, p Params) (Measure, bool)) error {
 	c.umu.Lock()
 	defer c.umu.Unlock()
 	type input struct {
@@ -255,7 +256,7 @@ func (c *Controller) Update(now int64, measure func(campaign string) (Measure, b
 	for i, in := range ins {
 		var m Measure
 		if measure != nil {
-			if mm, ok := measure(in.id); ok {
+			if mm, ok := measure(in.id, in.p); ok {
 				m = mm
 			}
 		}

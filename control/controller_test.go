@@ -37,8 +37,8 @@ func testCampaigns() []Campaign {
 }
 
 // measureAt answers a CPA of cpa for every campaign.
-func measureAt(cpa float64) func(string) (Measure, bool) {
-	return func(string) (Measure, bool) {
+func measureAt(cpa float64) func(string, Params) (Measure, bool) {
+	return func(string, Params) (Measure, bool) {
 		// Calibrated predictions: Expected = Predicted.
 		m := Measure{Exposures: 10000, NEff: 10000, Conversions: 10, Predicted: 10}
 		m.Spend = cpa * m.Expected()

@@ -106,7 +106,7 @@ func playW(t *testing.T, mk market, p control.Params, days int, seed uint64, win
 			if h%6 == 5 {
 				m.Refit(now)
 			}
-			if err := ctl.Update(now, func(id string) (control.Measure, bool) {
+			if err := ctl.Update(now, func(id string, _ control.Params) (control.Measure, bool) {
 				s, ok := m.ControlStats(id, now)
 				return control.Measure{Spend: s.Spend, Exposures: s.Exposures, Conversions: s.Conversions, NEff: s.NEff, Predicted: s.Predicted, Long: s.Long}, ok
 			}); err != nil {

@@ -145,11 +145,13 @@ func (s steering) Curves() *shading.Curves  { return s.b.Curves() }
 func (e *Engine) Steer(now int64) error {
 	e.Shading.Refit(now)
 	lost := e.Shading.Lost(now)
-	return e.Control.Update(now, func(id string) (control.Measure, bool) {
+	return e.Control.Update(now, func(id string, p control.Params) (control.Measure, bool) {
 		st, ok := e.Model.ControlStats(id, now)
 		m := control.Measure{Spend: st.Spend, Exposures: st.Exposures, Conversions: st.Conversions, NEff: st.NEff, Predicted: st.Predicted, Long: st.Long,
 			Lost: lost[uint64(model.RootKey(id))]}
-		m.Lift.Treated, m.Lift.Organic, m.Lift.Control, _ = e.Attributor.Incrementality(id)
+		if p.Enabled && p.Incremental { // only the incremental count reads the lift (under the attribution lock)
+			m.Lift.Treated, m.Lift.Organic, m.Lift.Control, _ = e.Attributor.Incrementality(id)
+		}
 		return m, ok
 	})
 }
